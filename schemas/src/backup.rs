@@ -1,0 +1,222 @@
+//! The Backup and Restore kinds: a copy of one GameServer's data, and putting one back.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::Condition;
+use crate::resource::{resource, Validate};
+use crate::validation::{self, Causes, FieldPath};
+
+resource! {
+    /// A backup of one GameServer's data directory.
+    Backup {
+        spec: BackupSpec,
+        status: BackupStatus,
+        plural: "backups",
+        singular: "backup",
+        short: ["bk"],
+        namespaced: true,
+        name_rule: validation::dns_subdomain,
+    }
+}
+
+resource! {
+    /// Puts a Backup back into a GameServer's data directory.
+    Restore {
+        spec: RestoreSpec,
+        status: RestoreStatus,
+        plural: "restores",
+        singular: "restore",
+        short: ["rs"],
+        namespaced: true,
+        name_rule: validation::dns_subdomain,
+    }
+}
+
+/// What to back up and where to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupSpec {
+    /// The GameServer, in the same namespace.
+    pub game_server: String,
+    /// Where the archive goes.
+    #[serde(default)]
+    pub storage: BackupStorage,
+    /// Paths (gitignore syntax) left out of the archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+}
+
+/// Where backups are kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupStorage {
+    /// On the node, under its backup directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalStorage>,
+    /// In an S3-compatible store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Storage>,
+}
+
+/// Local backup storage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalStorage {}
+
+/// An S3-compatible bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Storage {
+    /// `https://s3.example.com`.
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The region.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
+    /// A key prefix.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// The name of the credentials the node holds for this bucket.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub credentials: String,
+}
+
+impl Validate for BackupSpec {
+    fn validate(&self, path: &FieldPath, causes: &mut Causes) {
+        causes.rule(
+            &path.child("gameServer"),
+            validation::dns_label(&self.game_server),
+        );
+        let s = &self.storage;
+        causes.check(
+            !(s.local.is_some() && s.s3.is_some()),
+            &path.child("storage"),
+            "set local or s3, not both",
+        );
+        if let Some(s3) = &s.s3 {
+            let p = path.child("storage").child("s3");
+            causes.check(
+                s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://"),
+                &p.child("endpoint"),
+                "must be an http:// or https:// URL",
+            );
+            causes.check(!s3.bucket.is_empty(), &p.child("bucket"), "is required");
+        }
+    }
+}
+
+/// Progress of a Backup or Restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum JobPhase {
+    /// Not begun.
+    #[default]
+    Pending,
+    /// Under way.
+    Running,
+    /// Done.
+    Completed,
+    /// Ended with an error.
+    Failed,
+}
+
+/// What the nodelet observed of a backup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// Pending, Running, Completed or Failed.
+    #[serde(default)]
+    pub phase: JobPhase,
+    /// The archive's size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// The archive's SHA-256, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Where the archive is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The node that holds a local backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// When it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Observations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl Validate for BackupStatus {
+    fn validate(&self, path: &FieldPath, causes: &mut Causes) {
+        if let Some(sha) = &self.sha256 {
+            causes.check(
+                sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+                &path.child("sha256"),
+                "must be 64 hex digits",
+            );
+        }
+        if let Some(size) = self.size_bytes {
+            causes.check(size >= 0, &path.child("sizeBytes"), "must not be negative");
+        }
+    }
+}
+
+/// Which backup to put back, into which server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreSpec {
+    /// The Backup, in the same namespace.
+    pub backup: String,
+    /// The GameServer; default: the one the backup was taken of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub game_server: Option<String>,
+    /// Delete the data directory's files first.
+    #[serde(default)]
+    pub truncate: bool,
+}
+
+impl Validate for RestoreSpec {
+    fn validate(&self, path: &FieldPath, causes: &mut Causes) {
+        causes.rule(
+            &path.child("backup"),
+            validation::dns_subdomain(&self.backup),
+        );
+        if let Some(gs) = &self.game_server {
+            causes.rule(&path.child("gameServer"), validation::dns_label(gs));
+        }
+    }
+}
+
+/// What the nodelet observed of a restore.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// Pending, Running, Completed or Failed.
+    #[serde(default)]
+    pub phase: JobPhase,
+    /// When it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Observations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl Validate for RestoreStatus {
+    fn validate(&self, _: &FieldPath, _: &mut Causes) {}
+}

@@ -1,0 +1,29 @@
+//! Catalyst's resource model: the `catalyst.dev/v1alpha1` kinds, their defaulting and
+//! validation, JSON Schemas, and the GameServer lifecycle. Pure data and functions: no I/O.
+
+pub mod alert;
+pub mod backup;
+pub mod event;
+pub mod gameserver;
+pub mod lifecycle;
+pub mod meta;
+pub mod node;
+pub mod parse;
+pub mod quantity;
+pub mod resource;
+pub mod schedule;
+pub mod template;
+pub mod validation;
+
+pub use alert::AlertRule;
+pub use backup::{Backup, Restore};
+pub use event::{Event, Lease};
+pub use gameserver::GameServer;
+pub use meta::{Condition, ObjectMeta, API_VERSION};
+pub use node::Node;
+pub use parse::{admit, lookup_kind, parse_documents, ParseError, KINDS};
+pub use quantity::Quantity;
+pub use resource::{KindInfo, Resource};
+pub use schedule::Schedule;
+pub use template::Template;
+pub use validation::{Cause, ValidationError};
