@@ -1,0 +1,369 @@
+//! The etcd backend: etcd's own revisions, compare-and-swap as transactions on `mod_revision`,
+//! and native watches from a start revision. Keys live under a prefix (default `/catalyst`), so
+//! several Catalyst installations — or test runs — can share one etcd.
+
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, KeyValue as EtcdKv, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
+};
+use futures::StreamExt;
+
+use super::{
+    prefix_end, EventKind, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError,
+    WatchEvent, WatchStream,
+};
+
+const BACKEND: &str = "etcd";
+
+/// The etcd store.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+fn be(e: etcd_client::Error) -> StoreError {
+    StoreError::backend(BACKEND, e)
+}
+
+/// Maps etcd's revision errors to ours.
+fn revision_error(e: etcd_client::Error, requested: Revision) -> StoreError {
+    if let etcd_client::Error::GRpcStatus(status) = &e {
+        let msg = status.message();
+        if msg.contains("required revision has been compacted") {
+            return StoreError::Compacted {
+                requested,
+                compacted: requested + 1,
+            };
+        }
+        if msg.contains("future revision") {
+            return StoreError::FutureRevision {
+                requested,
+                current: requested - 1,
+            };
+        }
+    }
+    be(e)
+}
+
+impl EtcdStore {
+    /// Connects to `etcd://host:port[,host:port…][?prefix=/catalyst]`.
+    pub async fn open(url: &str) -> Result<Self> {
+        let invalid = |reason: &str| StoreError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let rest = url
+            .strip_prefix("etcd://")
+            .ok_or_else(|| invalid("expected etcd://host:port"))?;
+        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let hosts = hosts.trim_end_matches('/');
+        let mut prefix = "/catalyst".to_owned();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("prefix", p)) if p.starts_with('/') => {
+                    prefix = p.trim_end_matches('/').to_owned()
+                }
+                _ => {
+                    return Err(invalid(&format!(
+                        "unknown or malformed option {pair:?} (only prefix=/path)"
+                    )))
+                }
+            }
+        }
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("http://{h}"))
+            .collect();
+        if endpoints.is_empty() {
+            return Err(invalid("no etcd endpoints"));
+        }
+        let client = Client::connect(&endpoints, None).await.map_err(be)?;
+        let store = Self { client, prefix };
+        // Fail at start-up, not at the first request, when etcd is unreachable.
+        store.current_revision().await?;
+        Ok(store)
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn convert(&self, kv: &EtcdKv) -> Result<KeyValue> {
+        let key = std::str::from_utf8(kv.key())
+            .ok()
+            .and_then(|k| k.strip_prefix(&self.prefix))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("unexpected key {:?} under the prefix", kv.key()))
+            })?;
+        Ok(KeyValue {
+            key: key.to_owned(),
+            value: kv.value().to_vec(),
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+        })
+    }
+
+    /// The error for a failed compare-and-swap, from the `get` in the transaction's else branch.
+    fn cas_failure(
+        &self,
+        key: &str,
+        expected: Revision,
+        responses: &[TxnOpResponse],
+    ) -> StoreError {
+        let current = responses.iter().find_map(|r| match r {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.mod_revision()),
+            _ => None,
+        });
+        match current {
+            Some(current) => StoreError::Conflict {
+                key: key.to_owned(),
+                expected,
+                current,
+            },
+            None => StoreError::NotFound {
+                key: key.to_owned(),
+            },
+        }
+    }
+}
+
+fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<Revision> {
+    header
+        .map(|h| h.revision())
+        .ok_or_else(|| StoreError::Corrupt("etcd response without a header".into()))
+}
+
+#[async_trait::async_trait]
+impl Store for EtcdStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        let resp = self
+            .client
+            .kv_client()
+            .get(
+                self.prefix.as_str(),
+                Some(GetOptions::new().with_count_only()),
+            )
+            .await
+            .map_err(be)?;
+        header_revision(resp.header())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let resp = self
+            .client
+            .kv_client()
+            .get(self.full_key(key), None)
+            .await
+            .map_err(be)?;
+        resp.kvs().first().map(|kv| self.convert(kv)).transpose()
+    }
+
+    async fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListPage> {
+        let start = match &options.start_after {
+            // the first key after `start_after`
+            Some(after) if after.as_str() >= prefix => format!("{}\0", self.full_key(after)),
+            _ => self.full_key(prefix),
+        };
+        let mut get = GetOptions::new().with_range(self.full_key(&prefix_end(prefix)));
+        if let Some(limit) = options.limit {
+            get = get.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        if let Some(rev) = options.revision {
+            get = get.with_revision(rev);
+        }
+        let resp = self
+            .client
+            .kv_client()
+            .get(start, Some(get))
+            .await
+            .map_err(|e| revision_error(e, options.revision.unwrap_or(0)))?;
+        let revision = match options.revision {
+            Some(r) => r,
+            None => header_revision(resp.header())?,
+        };
+        let items = resp
+            .kvs()
+            .iter()
+            .map(|kv| self.convert(kv))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ListPage {
+            items,
+            revision,
+            more: resp.more(),
+        })
+    }
+
+    async fn create(&self, key: &str, value: &[u8]) -> Result<Revision> {
+        let k = self.full_key(key);
+        let txn = Txn::new()
+            .when([Compare::create_revision(k.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(k.as_str(), value, None)]);
+        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
+        if !resp.succeeded() {
+            return Err(StoreError::AlreadyExists {
+                key: key.to_owned(),
+            });
+        }
+        header_revision(resp.header())
+    }
+
+    async fn update(&self, key: &str, value: &[u8], expected: Revision) -> Result<Revision> {
+        let k = self.full_key(key);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                k.as_str(),
+                CompareOp::Equal,
+                expected,
+            )])
+            .and_then([TxnOp::put(k.as_str(), value, None)])
+            .or_else([TxnOp::get(k.as_str(), None)]);
+        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
+        if !resp.succeeded() {
+            return Err(self.cas_failure(key, expected, &resp.op_responses()));
+        }
+        header_revision(resp.header())
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Revision> {
+        let k = self.full_key(key);
+        let txn = match expected {
+            Some(exp) => Txn::new()
+                .when([Compare::mod_revision(k.as_str(), CompareOp::Equal, exp)])
+                .and_then([TxnOp::delete(k.as_str(), None)])
+                .or_else([TxnOp::get(k.as_str(), None)]),
+            None => Txn::new()
+                .when([Compare::create_revision(k.as_str(), CompareOp::Greater, 0)])
+                .and_then([TxnOp::delete(k.as_str(), None)]),
+        };
+        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
+        if !resp.succeeded() {
+            return Err(match expected {
+                Some(exp) => self.cas_failure(key, exp, &resp.op_responses()),
+                None => StoreError::NotFound {
+                    key: key.to_owned(),
+                },
+            });
+        }
+        header_revision(resp.header())
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
+        let options = WatchOptions::new()
+            .with_range(self.full_key(&prefix_end(prefix)))
+            .with_start_revision(after + 1)
+            .with_prev_key();
+        let stream = self
+            .client
+            .watch_client()
+            .watch(self.full_key(prefix), Some(options))
+            .await
+            .map_err(be)?;
+        let this = self.clone();
+        // Each etcd response becomes zero or more events; a cancel ends the stream with an error.
+        let events = futures::stream::unfold(Some(stream), move |state| {
+            let this = this.clone();
+            async move {
+                let mut stream = state?;
+                loop {
+                    let resp = match stream.message().await {
+                        Ok(Some(resp)) => resp,
+                        Ok(None) => {
+                            let closed =
+                                StoreError::backend(BACKEND, "watch stream closed by etcd");
+                            return Some((vec![Err(closed)], None));
+                        }
+                        Err(e) => return Some((vec![Err(be(e))], None)),
+                    };
+                    if resp.canceled() {
+                        let err = if resp.compact_revision() > 0 {
+                            StoreError::Compacted {
+                                requested: after,
+                                compacted: resp.compact_revision(),
+                            }
+                        } else {
+                            StoreError::backend(
+                                BACKEND,
+                                format!("watch canceled: {}", resp.cancel_reason()),
+                            )
+                        };
+                        return Some((vec![Err(err)], None));
+                    }
+                    if resp.events().is_empty() {
+                        continue;
+                    }
+                    let batch: Vec<Result<WatchEvent>> = resp
+                        .events()
+                        .iter()
+                        .map(|ev| this.convert_event(ev))
+                        .collect();
+                    return Some((batch, Some(stream)));
+                }
+            }
+        })
+        .flat_map(futures::stream::iter);
+        Ok(Box::pin(events))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        let current = self.current_revision().await?;
+        if revision > current {
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current,
+            });
+        }
+        match self.client.kv_client().compact(revision, None).await {
+            Ok(_) => Ok(()),
+            Err(e) => match revision_error(e, revision) {
+                // compacting at or below an earlier compaction does nothing
+                StoreError::Compacted { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+impl EtcdStore {
+    fn convert_event(&self, ev: &etcd_client::Event) -> Result<WatchEvent> {
+        let kv = ev
+            .kv()
+            .ok_or_else(|| StoreError::Corrupt("watch event without a key".into()))?;
+        match ev.event_type() {
+            EventType::Put => {
+                let kv = self.convert(kv)?;
+                let kind = if kv.create_revision == kv.mod_revision {
+                    EventKind::Created
+                } else {
+                    EventKind::Updated
+                };
+                Ok(WatchEvent { kind, kv })
+            }
+            EventType::Delete => {
+                // the deleted value comes from prev_kv; the revision from the event
+                let mut out = match ev.prev_kv() {
+                    Some(prev) => self.convert(prev)?,
+                    None => self.convert(kv)?,
+                };
+                out.mod_revision = kv.mod_revision();
+                Ok(WatchEvent {
+                    kind: EventKind::Deleted,
+                    kv: out,
+                })
+            }
+        }
+    }
+}

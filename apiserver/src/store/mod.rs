@@ -1,0 +1,291 @@
+//! The versioned store: one global revision, compare-and-swap writes, watch from a revision,
+//! compaction. Three backends behind one trait: SQLite (default), PostgreSQL and etcd.
+//!
+//! Semantics every backend keeps (and `tests/store_conformance.rs` checks):
+//! - every successful write gets the next revision of the whole store; a key's `mod_revision`
+//!   is the revision of its last write, its `create_revision` the revision that created it;
+//! - `list` at a revision returns the state as of that revision, in key order, paged;
+//! - `watch(prefix, after)` yields every write with revision > `after` under `prefix`, in
+//!   revision order, none lost and none repeated;
+//! - after `compact(c)`, reads and watches at revisions below `c` fail with
+//!   [`StoreError::Compacted`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+
+#[cfg(feature = "etcd")]
+pub mod etcd;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod sql;
+
+/// A store revision. Revisions rise by one with every write to the store.
+pub type Revision = i64;
+
+/// The result type of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `create` found the key present.
+    #[error("{key} already exists")]
+    AlreadyExists {
+        /// The key.
+        key: String,
+    },
+    /// The key is absent.
+    #[error("{key} not found")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// A compare-and-swap found another revision than expected.
+    #[error("{key} was modified: expected revision {expected}, current revision is {current}")]
+    Conflict {
+        /// The key.
+        key: String,
+        /// The revision the caller expected.
+        expected: Revision,
+        /// The key's current revision.
+        current: Revision,
+    },
+    /// The revision asked for has been compacted away (410 Gone in the API).
+    #[error(
+        "revision {requested} has been compacted; the oldest available revision is {compacted}"
+    )]
+    Compacted {
+        /// The revision asked for.
+        requested: Revision,
+        /// The compaction revision.
+        compacted: Revision,
+    },
+    /// The revision asked for has not been written yet.
+    #[error("revision {requested} is newer than the store's current revision {current}")]
+    FutureRevision {
+        /// The revision asked for.
+        requested: Revision,
+        /// The store's revision.
+        current: Revision,
+    },
+    /// The store URL cannot be used.
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The stored data was written by a newer Catalyst or is damaged.
+    #[error("store data is not readable: {0}")]
+    Corrupt(String),
+    /// The backend failed (connection, I/O, server error).
+    #[error("{backend} store: {source}")]
+    Backend {
+        /// `sqlite`, `postgres` or `etcd`.
+        backend: &'static str,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn backend(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Backend {
+            backend,
+            source: source.into(),
+        }
+    }
+}
+
+/// A key with its value and revisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: Vec<u8>,
+    /// The revision that created the key.
+    pub create_revision: Revision,
+    /// The revision of the key's last write.
+    pub mod_revision: Revision,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Read at this revision; `None` reads the current state.
+    pub revision: Option<Revision>,
+    /// At most this many items; `None` for all.
+    pub limit: Option<usize>,
+    /// Only keys after this one (the last key of the previous page).
+    pub start_after: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// The items, in key order.
+    pub items: Vec<KeyValue>,
+    /// The revision the page was read at; pass it back with `start_after` for the next page.
+    pub revision: Revision,
+    /// True when more items follow.
+    pub more: bool,
+}
+
+/// The kind of change a watch event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The key was created.
+    Created,
+    /// The key's value was replaced.
+    Updated,
+    /// The key was deleted; the event carries the last value.
+    Deleted,
+}
+
+/// One write seen by a watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// Created, Updated or Deleted.
+    pub kind: EventKind,
+    /// The key and value after the write (for Deleted: the value before it). `mod_revision`
+    /// is the revision of this write.
+    pub kv: KeyValue,
+}
+
+/// A stream of watch events; ends with an error if the watch cannot go on.
+pub type WatchStream = BoxStream<'static, Result<WatchEvent>>;
+
+/// The versioned store. Keys are printable ASCII; values are opaque bytes.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite`, `postgres` or `etcd`.
+    fn backend(&self) -> &'static str;
+
+    /// The revision of the last write.
+    async fn current_revision(&self) -> Result<Revision>;
+
+    /// The key's current value, if present.
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
+
+    /// Keys under `prefix`, in key order, at the current or a given revision.
+    ///
+    /// Errors: [`StoreError::Compacted`] or [`StoreError::FutureRevision`] for a revision out of
+    /// range.
+    async fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListPage>;
+
+    /// Creates `key` if absent; returns the write's revision.
+    ///
+    /// Errors: [`StoreError::AlreadyExists`].
+    async fn create(&self, key: &str, value: &[u8]) -> Result<Revision>;
+
+    /// Replaces `key`'s value if its revision is still `expected`; returns the new revision.
+    ///
+    /// Errors: [`StoreError::NotFound`], [`StoreError::Conflict`].
+    async fn update(&self, key: &str, value: &[u8], expected: Revision) -> Result<Revision>;
+
+    /// Deletes `key` (if its revision is still `expected`, when given); returns the deletion's
+    /// revision.
+    ///
+    /// Errors: [`StoreError::NotFound`], [`StoreError::Conflict`].
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Revision>;
+
+    /// Every write under `prefix` with a revision above `after`, in order, then new writes as
+    /// they happen.
+    ///
+    /// Errors, from the call or as the stream's last item: [`StoreError::Compacted`] when
+    /// `after` is below the compaction revision.
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
+
+    /// Forgets history before `revision`: reads and watches below it fail afterwards. Compacting
+    /// at or below an earlier compaction does nothing.
+    ///
+    /// Errors: [`StoreError::FutureRevision`].
+    async fn compact(&self, revision: Revision) -> Result<()>;
+}
+
+/// Opens the store a URL names:
+/// - `sqlite://PATH` (created if absent),
+/// - `postgres://user:pass@host:port/db` (tables created if absent),
+/// - `etcd://host:port[,host:port…][?prefix=/catalyst]`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Arc::new(sql::SqlStore::open(url).await?)),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(sql::SqlStore::open(url).await?)),
+        #[cfg(feature = "etcd")]
+        "etcd" => Ok(Arc::new(etcd::EtcdStore::open(url).await?)),
+        #[allow(unreachable_patterns)]
+        "sqlite" | "postgres" | "postgresql" | "etcd" => Err(StoreError::InvalidUrl {
+            url: url.to_owned(),
+            reason: format!("the {scheme} backend is not built into this binary"),
+        }),
+        _ => Err(StoreError::InvalidUrl {
+            url: url.to_owned(),
+            reason: "expected sqlite://PATH, postgres://… or etcd://host:port".to_owned(),
+        }),
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (keys are printable ASCII).
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0x7f {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).expect("ASCII stays ASCII");
+        }
+    }
+    "\u{7f}".to_owned()
+}
+
+/// Keeps the history bounded: every `every`, compacts everything older than the last `keep`
+/// revisions. Runs until the returned handle is aborted.
+pub fn spawn_compactor(
+    store: Arc<dyn Store>,
+    keep: Revision,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let target = match store.current_revision().await {
+                Ok(current) => current - keep,
+                Err(e) => {
+                    tracing::warn!(error = %e, "compactor cannot read the current revision");
+                    continue;
+                }
+            };
+            if target <= 0 {
+                continue;
+            }
+            match store.compact(target).await {
+                Ok(()) => tracing::debug!(revision = target, "compacted store history"),
+                Err(e) => tracing::warn!(error = %e, revision = target, "compaction failed"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_next_key_after_every_key_with_the_prefix() {
+        assert_eq!(prefix_end("/gameservers/"), "/gameservers0");
+        assert_eq!(prefix_end("a\u{7f}"), "b");
+        assert_eq!(prefix_end(""), "\u{7f}");
+        assert!("/gameservers/default/x~~" < prefix_end("/gameservers/").as_str());
+    }
+}
