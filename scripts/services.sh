@@ -60,10 +60,13 @@ start_etcd() {
 
 stop_services() {
   local pid
-  [ -n "${PG_CTL:-}" ] && "${PG_CTL[@]}" -m fast stop >/dev/null 2>&1
+  if [ -n "${PG_CTL:-}" ]; then
+    "${PG_CTL[@]}" -m fast stop >/dev/null 2>&1 || true
+  fi
   for pid in "${SERVICE_PIDS[@]}"; do
-    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
   rm -rf "$SERVICES_DIR"
 }
-trap stop_services EXIT
+trap 'rc=$?; stop_services; exit $rc' EXIT

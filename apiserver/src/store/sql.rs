@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     prefix_end, EventKind, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError,
@@ -51,7 +51,8 @@ impl Dialect {
 /// The statements, written once with `$n` placeholders and adapted to the dialect.
 #[derive(Debug)]
 struct Statements {
-    next_revision: String,
+    lock_revision: String,
+    set_revision: String,
     current_revision: String,
     compact_revision: String,
     get: String,
@@ -75,7 +76,9 @@ impl Statements {
             Dialect::Sqlite => sql.replace('$', "?"),
         };
         Self {
-            next_revision: s("UPDATE catalyst_meta SET rev = rev + 1 WHERE id = 1 RETURNING rev"),
+            // a no-op update: takes the row lock (PostgreSQL) or the write lock (SQLite)
+            lock_revision: s("UPDATE catalyst_meta SET rev = rev WHERE id = 1 RETURNING rev"),
+            set_revision: s("UPDATE catalyst_meta SET rev = $1 WHERE id = 1"),
             current_revision: s("SELECT rev FROM catalyst_meta WHERE id = 1"),
             compact_revision: s("SELECT compact_rev FROM catalyst_meta WHERE id = 1"),
             get: s("SELECT key, value, create_rev, rev FROM catalyst_kv WHERE key = $1"),
@@ -147,6 +150,9 @@ pub struct SqlStore {
     sql: Arc<Statements>,
     /// The newest revision known to be committed; watchers wait on it.
     committed: watch::Sender<Revision>,
+    /// Writes go to the committer task, which commits them in groups.
+    writes: mpsc::Sender<Pending>,
+    _committer: AbortOnDrop,
     _listener: Option<AbortOnDrop>,
 }
 
@@ -241,12 +247,22 @@ impl SqlStore {
             ))),
             Dialect::Sqlite => None,
         };
+        let (writes, queue) = mpsc::channel(1024);
+        let committer = Committer {
+            dialect,
+            writer: writer.clone(),
+            sql: sql.clone(),
+            committed: committed.clone(),
+        };
+        let committer = AbortOnDrop(tokio::spawn(committer.run(queue)));
         Ok(Self {
             dialect,
             writer,
             reader,
             sql,
             committed,
+            writes,
+            _committer: committer,
             _listener: listener,
         })
     }
@@ -255,88 +271,15 @@ impl SqlStore {
         StoreError::backend(self.dialect.name(), e)
     }
 
-    fn announce(&self, rev: Revision) {
-        self.committed.send_if_modified(|known| {
-            if rev > *known {
-                *known = rev;
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    /// Starts a write: opens the transaction and takes the next revision (holding the revision
-    /// row until commit, which serialises writers).
-    async fn begin_write(&self) -> Result<(Tx, Revision)> {
-        let mut tx = self.writer.begin().await.map_err(|e| self.err(e))?;
-        let rev: i64 = sqlx::query(&self.sql.next_revision)
-            .fetch_one(&mut *tx)
+    /// Hands a write to the committer and waits until it is committed (or refused).
+    async fn submit(&self, op: WriteOp) -> Result<Revision> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::backend(self.dialect.name(), "the store's committer stopped");
+        self.writes
+            .send(Pending { op, reply })
             .await
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| self.err(e))?;
-        Ok((tx, rev))
-    }
-
-    /// Rolls a write back and returns the error that ended it.
-    async fn abort(&self, tx: Tx, error: StoreError) -> StoreError {
-        match tx.rollback().await {
-            Ok(()) => error,
-            Err(e) => self.err(e),
-        }
-    }
-
-    /// Appends the write's log row, announces it (NOTIFY for other servers) and commits.
-    async fn finish_write(
-        &self,
-        mut tx: Tx,
-        key: &str,
-        rev: Revision,
-        row: LogRow,
-    ) -> Result<Revision> {
-        sqlx::query(&self.sql.insert_log)
-            .bind(rev)
-            .bind(key)
-            .bind(row.op)
-            .bind(row.value)
-            .bind(row.create_rev)
-            .bind(row.prev_rev)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        if self.dialect == Dialect::Postgres {
-            sqlx::query(&self.sql.notify)
-                .bind(NOTIFY_CHANNEL)
-                .bind(rev.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        tx.commit().await.map_err(|e| self.err(e))?;
-        self.announce(rev);
-        Ok(rev)
-    }
-
-    /// The error for a failed compare-and-swap: NotFound or Conflict with the current revision.
-    async fn cas_failure(&self, tx: &mut Tx, key: &str, expected: Revision) -> StoreError {
-        match sqlx::query(&self.sql.get)
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await
-        {
-            Ok(Some(row)) => match kv_from_row(&row) {
-                Ok(kv) => StoreError::Conflict {
-                    key: key.to_owned(),
-                    expected,
-                    current: kv.mod_revision,
-                },
-                Err(e) => self.err(e),
-            },
-            Ok(None) => StoreError::NotFound {
-                key: key.to_owned(),
-            },
-            Err(e) => self.err(e),
-        }
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     async fn scalar(&self, sql: &str) -> Result<i64> {
@@ -528,77 +471,28 @@ impl Store for SqlStore {
     }
 
     async fn create(&self, key: &str, value: &[u8]) -> Result<Revision> {
-        let (mut tx, rev) = self.begin_write().await?;
-        let done = sqlx::query(&self.sql.insert_kv)
-            .bind(key)
-            .bind(value)
-            .bind(rev)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        if done.rows_affected() == 0 {
-            let exists = StoreError::AlreadyExists {
-                key: key.to_owned(),
-            };
-            return Err(self.abort(tx, exists).await);
-        }
-        let row = LogRow {
-            op: OP_CREATE,
+        self.submit(WriteOp::Create {
+            key: key.to_owned(),
             value: value.to_vec(),
-            create_rev: rev,
-            prev_rev: 0,
-        };
-        self.finish_write(tx, key, rev, row).await
+        })
+        .await
     }
 
     async fn update(&self, key: &str, value: &[u8], expected: Revision) -> Result<Revision> {
-        let (mut tx, rev) = self.begin_write().await?;
-        let found = sqlx::query(&self.sql.update_kv)
-            .bind(key)
-            .bind(value)
-            .bind(rev)
-            .bind(expected)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        let Some(found) = found else {
-            let failure = self.cas_failure(&mut tx, key, expected).await;
-            return Err(self.abort(tx, failure).await);
-        };
-        let row = LogRow {
-            op: OP_UPDATE,
+        self.submit(WriteOp::Update {
+            key: key.to_owned(),
             value: value.to_vec(),
-            create_rev: found.try_get(0).map_err(|e| self.err(e))?,
-            prev_rev: expected,
-        };
-        self.finish_write(tx, key, rev, row).await
+            expected,
+        })
+        .await
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Revision> {
-        let (mut tx, rev) = self.begin_write().await?;
-        let found = match expected {
-            Some(exp) => sqlx::query(&self.sql.delete_kv).bind(key).bind(exp),
-            None => sqlx::query(&self.sql.delete_kv_any).bind(key),
-        }
-        .fetch_optional(&mut *tx)
+        self.submit(WriteOp::Delete {
+            key: key.to_owned(),
+            expected,
+        })
         .await
-        .map_err(|e| self.err(e))?;
-        let Some(found) = found else {
-            let failure = match expected {
-                Some(exp) => self.cas_failure(&mut tx, key, exp).await,
-                None => StoreError::NotFound {
-                    key: key.to_owned(),
-                },
-            };
-            return Err(self.abort(tx, failure).await);
-        };
-        let row = LogRow {
-            op: OP_DELETE,
-            value: found.try_get(0).map_err(|e| self.err(e))?,
-            create_rev: found.try_get(1).map_err(|e| self.err(e))?,
-            prev_rev: found.try_get(2).map_err(|e| self.err(e))?,
-        };
-        self.finish_write(tx, key, rev, row).await
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
@@ -622,7 +516,7 @@ impl Store for SqlStore {
     async fn compact(&self, revision: Revision) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(|e| self.err(e))?;
         // Holding the revision row keeps writers out while the history shrinks.
-        let current: i64 = sqlx::query(&self.sql.next_revision.replace("rev + 1", "rev"))
+        let current: i64 = sqlx::query(&self.sql.lock_revision)
             .fetch_one(&mut *tx)
             .await
             .and_then(|r| r.try_get(0))
@@ -648,6 +542,227 @@ impl Store for SqlStore {
             .await
             .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
+    }
+}
+
+/// One write waiting for the committer.
+#[derive(Debug)]
+enum WriteOp {
+    Create {
+        key: String,
+        value: Vec<u8>,
+    },
+    Update {
+        key: String,
+        value: Vec<u8>,
+        expected: Revision,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
+}
+
+#[derive(Debug)]
+struct Pending {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<Revision>>,
+}
+
+/// Writes queued while a commit is under way go into the next transaction together (group
+/// commit): one fsync for the group, each write still with its own revision and its own result.
+const MAX_GROUP: usize = 256;
+
+/// The task that owns writing. Each group is one transaction: lock the revision row, apply the
+/// writes in order (a refused compare-and-swap takes no revision), append their log rows, store
+/// the new revision, NOTIFY, commit, then answer every writer.
+struct Committer {
+    dialect: Dialect,
+    writer: AnyPool,
+    sql: Arc<Statements>,
+    committed: watch::Sender<Revision>,
+}
+
+impl Committer {
+    async fn run(self, mut queue: mpsc::Receiver<Pending>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+            match self.commit(&group).await {
+                Ok(results) => {
+                    for (pending, result) in group.drain(..).zip(results) {
+                        let _ = pending.reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, writes = group.len(), "store commit failed");
+                    let message = e.to_string();
+                    for pending in group.drain(..) {
+                        let _ = pending.reply.send(Err(StoreError::backend(
+                            self.dialect.name(),
+                            message.clone(),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    fn err(&self, e: sqlx::Error) -> StoreError {
+        StoreError::backend(self.dialect.name(), e)
+    }
+
+    async fn commit(&self, group: &[Pending]) -> Result<Vec<Result<Revision>>> {
+        let mut tx = self.writer.begin().await.map_err(|e| self.err(e))?;
+        let base: i64 = sqlx::query(&self.sql.lock_revision)
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| self.err(e))?;
+        let mut rev = base;
+        let mut results = Vec::with_capacity(group.len());
+        for pending in group {
+            let (key, outcome) = self.apply(&mut tx, &pending.op, rev + 1).await?;
+            match outcome {
+                Ok(row) => {
+                    rev += 1;
+                    sqlx::query(&self.sql.insert_log)
+                        .bind(rev)
+                        .bind(key)
+                        .bind(row.op)
+                        .bind(row.value)
+                        .bind(row.create_rev)
+                        .bind(row.prev_rev)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    results.push(Ok(rev));
+                }
+                Err(refused) => results.push(Err(refused)),
+            }
+        }
+        if rev == base {
+            tx.rollback().await.map_err(|e| self.err(e))?;
+            return Ok(results);
+        }
+        sqlx::query(&self.sql.set_revision)
+            .bind(rev)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query(&self.sql.notify)
+                .bind(NOTIFY_CHANNEL)
+                .bind(rev.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        self.committed.send_if_modified(|known| {
+            let newer = rev > *known;
+            if newer {
+                *known = rev;
+            }
+            newer
+        });
+        Ok(results)
+    }
+
+    /// Applies one write to `catalyst_kv` at revision `rev`. The outer error aborts the group;
+    /// the inner one refuses this write only.
+    async fn apply<'o>(
+        &self,
+        tx: &mut Tx,
+        op: &'o WriteOp,
+        rev: Revision,
+    ) -> Result<(&'o str, Result<LogRow>)> {
+        match op {
+            WriteOp::Create { key, value } => {
+                let done = sqlx::query(&self.sql.insert_kv)
+                    .bind(key)
+                    .bind(value)
+                    .bind(rev)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                if done.rows_affected() == 0 {
+                    return Ok((key, Err(StoreError::AlreadyExists { key: key.clone() })));
+                }
+                let row = LogRow {
+                    op: OP_CREATE,
+                    value: value.clone(),
+                    create_rev: rev,
+                    prev_rev: 0,
+                };
+                Ok((key, Ok(row)))
+            }
+            WriteOp::Update {
+                key,
+                value,
+                expected,
+            } => {
+                let found = sqlx::query(&self.sql.update_kv)
+                    .bind(key)
+                    .bind(value)
+                    .bind(rev)
+                    .bind(*expected)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                let Some(found) = found else {
+                    return Ok((key, Err(self.cas_failure(tx, key, *expected).await?)));
+                };
+                let row = LogRow {
+                    op: OP_UPDATE,
+                    value: value.clone(),
+                    create_rev: found.try_get(0).map_err(|e| self.err(e))?,
+                    prev_rev: *expected,
+                };
+                Ok((key, Ok(row)))
+            }
+            WriteOp::Delete { key, expected } => {
+                let found = match expected {
+                    Some(exp) => sqlx::query(&self.sql.delete_kv).bind(key).bind(*exp),
+                    None => sqlx::query(&self.sql.delete_kv_any).bind(key),
+                }
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+                let Some(found) = found else {
+                    let refused = match expected {
+                        Some(exp) => self.cas_failure(tx, key, *exp).await?,
+                        None => StoreError::NotFound { key: key.clone() },
+                    };
+                    return Ok((key, Err(refused)));
+                };
+                let row = LogRow {
+                    op: OP_DELETE,
+                    value: found.try_get(0).map_err(|e| self.err(e))?,
+                    create_rev: found.try_get(1).map_err(|e| self.err(e))?,
+                    prev_rev: found.try_get(2).map_err(|e| self.err(e))?,
+                };
+                Ok((key, Ok(row)))
+            }
+        }
+    }
+
+    /// Why a compare-and-swap failed: NotFound, or Conflict with the current revision.
+    async fn cas_failure(&self, tx: &mut Tx, key: &str, expected: Revision) -> Result<StoreError> {
+        let row = sqlx::query(&self.sql.get)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(match row {
+            Some(row) => StoreError::Conflict {
+                key: key.to_owned(),
+                expected,
+                current: kv_from_row(&row).map_err(|e| self.err(e))?.mod_revision,
+            },
+            None => StoreError::NotFound {
+                key: key.to_owned(),
+            },
+        })
     }
 }
 

@@ -1,1 +1,87 @@
-fn main() {}
+//! `catalyst`: the Catalyst daemon.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "catalyst", version, about = "Catalyst: game servers, declared")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Store maintenance.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Opens the store (creating an embedded one if absent) and prints its backend and revision.
+    Status(StoreArgs),
+    /// Forgets history older than the last KEEP revisions.
+    Compact {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Revisions of history to keep.
+        #[arg(long, default_value_t = 10_000)]
+        keep: i64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// Where Catalyst keeps its state.
+    #[arg(long, default_value = "./catalyst-data", env = "CATALYST_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+    /// sqlite://PATH, postgres://… or etcd://host:port[,host:port]; default: SQLite in the data dir.
+    #[arg(long, env = "CATALYST_STORE")]
+    store: Option<String>,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn catalyst_apiserver::store::Store>> {
+        let url = match &self.store {
+            Some(url) => url.clone(),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("creating {}", self.data_dir.display()))?;
+                format!("sqlite://{}", self.data_dir.join("catalyst.db").display())
+            }
+        };
+        catalyst_apiserver::store::open(&url)
+            .await
+            .with_context(|| format!("opening the store at {url}"))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    match Cli::parse().command {
+        Command::Store { command } => match command {
+            StoreCommand::Status(args) => {
+                let store = args.open().await?;
+                let rev = store.current_revision().await?;
+                println!("backend: {}\nrevision: {rev}", store.backend());
+            }
+            StoreCommand::Compact { store, keep } => {
+                let store = store.open().await?;
+                let target = store.current_revision().await? - keep;
+                if target > 0 {
+                    store.compact(target).await?;
+                    println!("compacted history before revision {target}");
+                } else {
+                    println!("nothing to compact");
+                }
+            }
+        },
+    }
+    Ok(())
+}
