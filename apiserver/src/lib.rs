@@ -1,5 +1,15 @@
-//! The Catalyst API server: the versioned store with its SQLite, PostgreSQL and etcd backends,
-//! and the codec that turns objects into stored bytes.
+//! The Catalyst API server: the versioned store and its backends, object operations with
+//! admission, server-side apply, the watch cache, and the Kubernetes-style HTTP API.
 
+pub mod apply;
+pub mod auth;
 pub mod codec;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod registry;
+pub mod selector;
+pub mod server;
 pub mod store;
+pub mod watch;

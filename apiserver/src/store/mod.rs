@@ -210,6 +210,12 @@ pub trait Store: Send + Sync + 'static {
     async fn compact(&self, revision: Revision) -> Result<()>;
 }
 
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend())
+    }
+}
+
 /// Opens the store a URL names:
 /// - `sqlite://PATH` (created if absent),
 /// - `postgres://user:pass@host:port/db` (tables created if absent),

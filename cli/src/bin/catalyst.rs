@@ -12,11 +12,57 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the API server (and, later, the controllers).
+    Server(ServerArgs),
     /// Store maintenance.
     Store {
         #[command(subcommand)]
         command: StoreCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Where Catalyst keeps its state, admin.yaml and join-token.
+    #[arg(long, default_value = "./catalyst-data", env = "CATALYST_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7443", env = "CATALYST_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// sqlite://PATH, postgres://… or etcd://host:port[,host:port]; default: SQLite in the data dir.
+    #[arg(long, env = "CATALYST_STORE")]
+    store: Option<String>,
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let running = catalyst_apiserver::server::start(catalyst_apiserver::server::ServerConfig {
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+        store: args.store,
+    })
+    .await
+    .context("starting the API server")?;
+    tracing::info!(addr = %running.addr, "API server listening");
+    println!("Catalyst API server on http://{}", running.addr);
+    println!("  admin client config: {}", running.admin_config.display());
+    println!("  node join token:     {}", running.join_token.display());
+    println!(
+        "  try: CATALYST_CONFIG={} catalystctl get gameservers -A",
+        running.admin_config.display()
+    );
+    running.serve(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,9 +108,14 @@ impl StoreArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Server(args) => serve(args).await?,
         Command::Store { command } => match command {
             StoreCommand::Status(args) => {
                 let store = args.open().await?;

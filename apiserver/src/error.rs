@@ -1,0 +1,179 @@
+//! API errors and their Kubernetes-style Status objects.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use catalyst_schemas::{Cause, ValidationError};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// Why an API request failed; each maps to a Status object with a reason and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404.
+    #[error("{kind} {name:?} not found")]
+    NotFound {
+        /// The kind (plural).
+        kind: String,
+        /// The name.
+        name: String,
+    },
+    /// 409 on create.
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists {
+        /// The kind (plural).
+        kind: String,
+        /// The name.
+        name: String,
+    },
+    /// 409: stale resourceVersion, apply conflicts, illegal transitions.
+    #[error("{message}")]
+    Conflict {
+        /// For people.
+        message: String,
+        /// Fields at fault.
+        causes: Vec<Cause>,
+    },
+    /// 422: the object fails validation.
+    #[error("{kind} {name:?} is invalid: {source}")]
+    Invalid {
+        /// The kind.
+        kind: String,
+        /// The name.
+        name: String,
+        /// Every problem.
+        #[source]
+        source: ValidationError,
+    },
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 405.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 410: the resourceVersion is too old.
+    #[error("{0}")]
+    Gone(String),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The Status `reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::NotFound { .. } => "NotFound",
+            ApiError::AlreadyExists { .. } => "AlreadyExists",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Invalid { .. } => "Invalid",
+            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::Gone(_) => "Gone",
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The Status object.
+    pub fn status(&self) -> serde_json::Value {
+        let mut details = serde_json::Map::new();
+        let causes: &[Cause] = match self {
+            ApiError::Invalid { source, .. } => &source.causes,
+            ApiError::Conflict { causes, .. } => causes,
+            _ => &[],
+        };
+        match self {
+            ApiError::NotFound { kind, name }
+            | ApiError::AlreadyExists { kind, name }
+            | ApiError::Invalid { kind, name, .. } => {
+                details.insert("kind".into(), kind.clone().into());
+                details.insert("name".into(), name.clone().into());
+            }
+            _ => {}
+        }
+        if !causes.is_empty() {
+            details.insert("causes".into(), json!(causes));
+        }
+        let mut status = json!({
+            "apiVersion": "v1",
+            "kind": "Status",
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": self.reason(),
+            "code": self.code().as_u16(),
+        });
+        if !details.is_empty() {
+            status["details"] = details.into();
+        }
+        status
+    }
+
+    /// Maps a store error about `kind`/`name`.
+    pub fn from_store(e: StoreError, kind: &str, name: &str) -> Self {
+        match e {
+            StoreError::NotFound { .. } => ApiError::NotFound {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+            },
+            StoreError::AlreadyExists { .. } => ApiError::AlreadyExists {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+            },
+            StoreError::Conflict { .. } => ApiError::Conflict {
+                message: format!(
+                    "Operation cannot be fulfilled on {kind} {name:?}: the object has been modified; apply your changes to the latest version and try again"
+                ),
+                causes: vec![],
+            },
+            StoreError::Compacted { .. } => ApiError::Gone(format!("too old resource version: {e}")),
+            StoreError::FutureRevision { .. } => ApiError::BadRequest(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if matches!(self, ApiError::Internal(_)) {
+            tracing::error!(error = %self, "internal error");
+        }
+        (self.code(), axum::Json(self.status())).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::from_store(e, "object", "")
+    }
+}
+
+/// The result type of API operations.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,114 @@
+//! Prometheus metrics of the API server: requests by verb, kind and code, request latency
+//! histograms, open watches and the store revision, rendered as text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Histogram bucket bounds in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// The API server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    latency: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
+    watches: AtomicI64,
+}
+
+impl Metrics {
+    /// Counts one finished request.
+    pub fn observe(&self, verb: &'static str, kind: &'static str, code: u16, took: Duration) {
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((verb, kind, code))
+            .or_default() += 1;
+        if verb == "WATCH" {
+            return; // a watch's duration is its lifetime, not a latency
+        }
+        let secs = took.as_secs_f64();
+        let mut latency = self.latency.lock().expect("metrics lock");
+        let h = latency.entry((verb, kind)).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += secs;
+        h.count += 1;
+    }
+
+    /// A watch began.
+    pub fn watch_started(&self) {
+        self.watches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A watch ended.
+    pub fn watch_ended(&self) {
+        self.watches.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, store_revision: Option<i64>, cache_watchers: usize) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP catalyst_apiserver_requests_total API requests by verb, kind and HTTP code.\n",
+        );
+        out.push_str("# TYPE catalyst_apiserver_requests_total counter\n");
+        for ((verb, kind, code), n) in self.requests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "catalyst_apiserver_requests_total{{verb=\"{verb}\",kind=\"{kind}\",code=\"{code}\"}} {n}");
+        }
+        out.push_str("# HELP catalyst_apiserver_request_duration_seconds API request latency.\n");
+        out.push_str("# TYPE catalyst_apiserver_request_duration_seconds histogram\n");
+        for ((verb, kind), h) in self.latency.lock().expect("metrics lock").iter() {
+            let labels = format!("verb=\"{verb}\",kind=\"{kind}\"");
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(out, "catalyst_apiserver_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}", h.counts[i]);
+            }
+            let _ = writeln!(
+                out,
+                "catalyst_apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "catalyst_apiserver_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "catalyst_apiserver_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP catalyst_apiserver_watches Open watch requests.\n# TYPE catalyst_apiserver_watches gauge\n");
+        let _ = writeln!(
+            out,
+            "catalyst_apiserver_watches {}",
+            self.watches.load(Ordering::Relaxed).max(0)
+        );
+        out.push_str("# HELP catalyst_apiserver_watch_cache_receivers Receivers on the watch caches.\n# TYPE catalyst_apiserver_watch_cache_receivers gauge\n");
+        let _ = writeln!(
+            out,
+            "catalyst_apiserver_watch_cache_receivers {cache_watchers}"
+        );
+        if let Some(rev) = store_revision {
+            out.push_str("# HELP catalyst_store_revision The store's current revision.\n# TYPE catalyst_store_revision gauge\n");
+            let _ = writeln!(out, "catalyst_store_revision {rev}");
+        }
+        out
+    }
+}

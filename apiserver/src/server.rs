@@ -1,0 +1,180 @@
+//! `catalyst server`: the data directory, the store, the bootstrap credentials and the HTTP
+//! listener.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{Authenticator, Identity};
+use crate::http::{app, AppState};
+use crate::registry::Registry;
+use crate::store::{self, Store, StoreError};
+
+/// Revisions of history kept for watchers that resume.
+pub const HISTORY: i64 = 100_000;
+
+/// How the server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where state and credentials live.
+    pub data_dir: PathBuf,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The store URL; default SQLite in the data dir.
+    pub store: Option<String>,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A file in the data dir.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
+    move |source| ServerError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(contents.as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// The client config `catalystctl` reads.
+pub fn client_config(server: &str, token: &str) -> String {
+    format!("apiVersion: catalyst.dev/v1alpha1\nkind: Config\nserver: {server}\ntoken: {token}\nnamespace: default\n")
+}
+
+/// A started server: its address and the task serving it.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `<data-dir>/admin.yaml`.
+    pub admin_config: PathBuf,
+    /// `<data-dir>/join-token`.
+    pub join_token: PathBuf,
+    /// The state the handlers share.
+    pub state: AppState,
+    listener: tokio::net::TcpListener,
+}
+
+/// Opens the store, makes the bootstrap credentials on first start, binds the listener.
+pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+    let url = config
+        .store
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("catalyst.db").display()));
+    let store = store::open(&url).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+
+    let admin_config = config.data_dir.join("admin.yaml");
+    let join_token = config.data_dir.join("join-token");
+    let server_url = format!("http://{addr}");
+    if !admin_config.exists() {
+        let token = Authenticator::issue(
+            &store,
+            &Identity {
+                role: "admin".into(),
+                name: "admin".into(),
+            },
+        )
+        .await?;
+        write_private(&admin_config, &client_config(&server_url, &token))?;
+    } else {
+        // keep the token, follow the address (the port may have changed)
+        let text = std::fs::read_to_string(&admin_config).map_err(io(&admin_config))?;
+        let token = text
+            .lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        write_private(&admin_config, &client_config(&server_url, &token))?;
+    }
+    if !join_token.exists() {
+        let token = Authenticator::issue(
+            &store,
+            &Identity {
+                role: "join".into(),
+                name: "nodes".into(),
+            },
+        )
+        .await?;
+        write_private(&join_token, &format!("{token}\n"))?;
+    }
+    let auth = Authenticator::load(store.clone()).await?;
+    let state = AppState::new(Registry::new(store.clone()), auth).await?;
+    Ok(Running {
+        addr,
+        admin_config,
+        join_token,
+        state,
+        listener,
+    })
+}
+
+impl Running {
+    /// Serves until `shutdown` resolves, keeping the history bounded meanwhile.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let store: Arc<dyn Store> = self.state.registry.store().clone();
+        let compactor = store::spawn_compactor(store, HISTORY, Duration::from_secs(60));
+        let addr = self.addr;
+        let result = axum::serve(self.listener, app(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| ServerError::Listen { addr, source });
+        compactor.abort();
+        result
+    }
+}

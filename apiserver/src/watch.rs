@@ -1,0 +1,188 @@
+//! The watch cache: one backend watch per kind, a bounded window of recent events, and a
+//! broadcast to every watcher of the kind. A watcher that falls behind the window is cut off
+//! (it re-lists), so a slow client can neither block others nor grow memory.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use catalyst_schemas::KindInfo;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::registry::from_kv;
+use crate::store::{EventKind, Revision, Store, StoreError};
+
+/// Events kept per kind for watchers that resume from a recent resourceVersion.
+pub const WINDOW: usize = 4096;
+
+/// One change, ready to send.
+#[derive(Debug, Clone)]
+pub struct CachedEvent {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub type_: &'static str,
+    /// The revision of the change.
+    pub revision: Revision,
+    /// The object (for DELETED: as last stored, with the deletion's resourceVersion).
+    pub object: Value,
+}
+
+#[derive(Debug)]
+struct Window {
+    events: VecDeque<Arc<CachedEvent>>,
+    /// Every event after this revision is in `events` (or was, and was evicted past `oldest`).
+    complete_after: Revision,
+    /// The newest revision seen.
+    newest: Revision,
+}
+
+/// What a watcher gets when it subscribes.
+#[derive(Debug)]
+pub enum Subscription {
+    /// Events after the asked revision from the window, then the live feed.
+    Cached {
+        /// Buffered events after the asked revision.
+        backlog: Vec<Arc<CachedEvent>>,
+        /// Live events; `Lagged` means the watcher was too slow.
+        live: broadcast::Receiver<Arc<CachedEvent>>,
+    },
+    /// The asked revision is older than the window: watch the store directly.
+    TooOld,
+}
+
+/// The cache of one kind.
+#[derive(Debug)]
+pub struct WatchCache {
+    kind: &'static KindInfo,
+    window: Mutex<Window>,
+    feed: broadcast::Sender<Arc<CachedEvent>>,
+}
+
+impl WatchCache {
+    /// Starts the cache of `kind`, watching the store from its current revision.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        kind: &'static KindInfo,
+    ) -> Result<Arc<Self>, StoreError> {
+        let start = store.current_revision().await?;
+        let (feed, _) = broadcast::channel(WINDOW);
+        let cache = Arc::new(Self {
+            kind,
+            window: Mutex::new(Window {
+                events: VecDeque::with_capacity(WINDOW),
+                complete_after: start,
+                newest: start,
+            }),
+            feed,
+        });
+        tokio::spawn(cache.clone().run(store, start));
+        Ok(cache)
+    }
+
+    /// The newest revision the cache has seen.
+    pub fn newest(&self) -> Revision {
+        self.window.lock().expect("window lock").newest
+    }
+
+    /// Watchers connected right now.
+    pub fn watchers(&self) -> usize {
+        self.feed.receiver_count()
+    }
+
+    /// Subscribes to events after `after`.
+    pub fn subscribe(&self, after: Revision) -> Subscription {
+        let window = self.window.lock().expect("window lock");
+        if after < window.complete_after {
+            return Subscription::TooOld;
+        }
+        // subscribing under the lock: no event falls between backlog and live feed
+        let live = self.feed.subscribe();
+        let backlog = window
+            .events
+            .iter()
+            .filter(|e| e.revision > after)
+            .cloned()
+            .collect();
+        Subscription::Cached { backlog, live }
+    }
+
+    fn push(&self, event: CachedEvent) {
+        let event = Arc::new(event);
+        let mut window = self.window.lock().expect("window lock");
+        window.newest = window.newest.max(event.revision);
+        if window.events.len() == WINDOW {
+            if let Some(old) = window.events.pop_front() {
+                window.complete_after = old.revision;
+            }
+        }
+        window.events.push_back(event.clone());
+        let _ = self.feed.send(event);
+    }
+
+    async fn run(self: Arc<Self>, store: Arc<dyn Store>, mut from: Revision) {
+        let prefix = format!("/{}/", self.kind.plural);
+        loop {
+            let mut stream = match store.watch(&prefix, from).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.recover(&store, &mut from, e).await;
+                    continue;
+                }
+            };
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(ev) => {
+                        from = ev.kv.mod_revision;
+                        match from_kv(&ev.kv) {
+                            Ok(object) => self.push(CachedEvent {
+                                type_: match ev.kind {
+                                    EventKind::Created => "ADDED",
+                                    EventKind::Updated => "MODIFIED",
+                                    EventKind::Deleted => "DELETED",
+                                },
+                                revision: from,
+                                object,
+                            }),
+                            Err(e) => {
+                                tracing::error!(key = ev.kv.key, error = %e, "unreadable object in the store")
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.recover(&store, &mut from, e).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a failed backend watch: wait and resume; if the history we needed is gone, restart
+    /// from now and cut every watcher off (their view has a gap; they must re-list).
+    async fn recover(&self, store: &Arc<dyn Store>, from: &mut Revision, error: StoreError) {
+        tracing::warn!(kind = self.kind.kind, error = %error, "watch cache lost its backend watch");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let StoreError::Compacted { .. } = error {
+            if let Ok(now) = store.current_revision().await {
+                let mut window = self.window.lock().expect("window lock");
+                window.events.clear();
+                window.complete_after = now;
+                window.newest = now;
+                *from = now;
+                // a fresh channel: existing receivers see it closed and end with 410
+                drop(window);
+                self.reset_watchers();
+            }
+        }
+    }
+
+    fn reset_watchers(&self) {
+        // Sending a marker event with revision -1 tells watchers their view is broken.
+        let _ = self.feed.send(Arc::new(CachedEvent {
+            type_: "RESET",
+            revision: -1,
+            object: Value::Null,
+        }));
+    }
+}
