@@ -108,6 +108,12 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/version",
+            get(|| async {
+                Json(json!({"catalyst": env!("CARGO_PKG_VERSION"), "apiVersion": API_VERSION}))
+            }),
+        )
         .merge(api)
         .fallback(|| async {
             ApiError::NotFound {

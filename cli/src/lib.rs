@@ -1,0 +1,5 @@
+//! The logic of the Catalyst binaries: the `catalystctl` client, its verbs and output.
+
+pub mod client;
+pub mod ctl;
+pub mod output;
