@@ -122,8 +122,7 @@ pub fn read_manifests(paths: &[String], recursive: bool) -> anyhow::Result<Vec<M
                 .collect::<anyhow::Result<_>>()?
         };
         for (source, text) in sources {
-            let docs =
-                catalyst_schemas::parse_documents(&text).with_context(|| source.clone())?;
+            let docs = catalyst_schemas::parse_documents(&text).with_context(|| source.clone())?;
             for object in docs {
                 let kind = kind_of(&object).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
                 out.push(Manifest {
