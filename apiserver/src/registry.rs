@@ -258,52 +258,54 @@ impl Registry {
         };
         let prefix = scope.prefix();
         let mut items = Vec::new();
-        // Filtering happens here, so a page may need several store pages.
+        // Filtering happens here, so a page may take several store pages; a continue token is
+        // handed out only when another matching object exists.
         loop {
-            let want = req.limit.map(|l| l.saturating_sub(items.len()).max(1));
             let page = self
                 .store
                 .list(
                     &prefix,
                     &ListOptions {
                         revision,
-                        limit: want.map(|w| w.max(64)),
+                        limit: req.limit.map(|l| l.saturating_sub(items.len()).max(64)),
                         start_after: after.clone(),
                     },
                 )
                 .await
                 .map_err(|e| ApiError::from_store(e, scope.kind.plural, ""))?;
-            revision = Some(page.revision);
-            let mut consumed_all = true;
+            let rev = page.revision;
+            revision = Some(rev);
             for kv in &page.items {
-                if req.limit.is_some_and(|l| items.len() >= l) {
-                    consumed_all = false;
-                    break;
-                }
-                after = Some(kv.key.clone());
                 let obj = from_kv(kv)?;
                 let labels = obj
                     .pointer("/metadata/labels")
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
-                if req.labels.matches(&labels) && req.fields.matches(&obj) {
-                    items.push(obj);
+                if !(req.labels.matches(&labels) && req.fields.matches(&obj)) {
+                    after = Some(kv.key.clone());
+                    continue;
                 }
+                if req.limit.is_some_and(|l| items.len() >= l) {
+                    // a match beyond the limit: the next page starts after the last item
+                    let last = items
+                        .last()
+                        .and_then(|o: &Value| Some(scope_key_of(scope, o)));
+                    let token = last.flatten().map(|k| encode_continue(rev, &k));
+                    return Ok(ListResult {
+                        items,
+                        revision: rev,
+                        continue_token: token,
+                    });
+                }
+                after = Some(kv.key.clone());
+                items.push(obj);
             }
-            let more = page.more || !consumed_all;
-            let full = req.limit.is_some_and(|l| items.len() >= l);
-            if !more || full {
-                let rev = revision.expect("set by the first page");
-                let continue_token = if more {
-                    after.as_deref().map(|a| encode_continue(rev, a))
-                } else {
-                    None
-                };
+            if !page.more {
                 return Ok(ListResult {
                     items,
                     revision: rev,
-                    continue_token,
+                    continue_token: None,
                 });
             }
         }
@@ -621,6 +623,19 @@ impl Registry {
             }
         });
     }
+}
+
+/// The store key of an object of `scope`'s kind.
+fn scope_key_of(scope: Scope<'_>, obj: &Value) -> Option<String> {
+    let name = meta_str(obj, "name")?;
+    let ns = meta_str(obj, "namespace");
+    Some(
+        Scope {
+            kind: scope.kind,
+            namespace: ns.or(scope.namespace),
+        }
+        .key(name),
+    )
 }
 
 /// The object's apiVersion and kind must be those of the URL (when given).
