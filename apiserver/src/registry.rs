@@ -288,10 +288,10 @@ impl Registry {
                 }
                 if req.limit.is_some_and(|l| items.len() >= l) {
                     // a match beyond the limit: the next page starts after the last item
-                    let last = items
+                    let token = items
                         .last()
-                        .and_then(|o: &Value| Some(scope_key_of(scope, o)));
-                    let token = last.flatten().map(|k| encode_continue(rev, &k));
+                        .and_then(|o| scope_key_of(scope, o))
+                        .map(|k| encode_continue(rev, &k));
                     return Ok(ListResult {
                         items,
                         revision: rev,
