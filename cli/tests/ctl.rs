@@ -1,0 +1,516 @@
+//! `catalystctl` against a real `catalyst server` process, as a user runs them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A `catalyst server` child, killed on drop.
+struct Server {
+    child: Child,
+    dir: PathBuf,
+    config: PathBuf,
+    url: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> Server {
+    let _ = std::fs::remove_file(dir.join("admin.yaml.ready"));
+    let child = Command::new(env!("CARGO_BIN_EXE_catalyst"))
+        .args(["server", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start catalyst server");
+    let mut server = Server {
+        child,
+        dir: dir.to_owned(),
+        config: dir.join("admin.yaml"),
+        url: String::new(),
+        token: String::new(),
+    };
+    // the first stdout line names the address
+    let mut line = String::new();
+    let stdout = server.child.stdout.take().unwrap();
+    let mut reader = std::io::BufReader::new(stdout);
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    server.url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        server.url.starts_with("http://127.0.0.1:"),
+        "unexpected first line {line:?}"
+    );
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let text = std::fs::read_to_string(&server.config).unwrap();
+    assert!(
+        text.contains(&server.url),
+        "admin.yaml names the server: {text}"
+    );
+    server.token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ureq_get(&format!("{}/healthz", server.url)).is_none() {
+        assert!(Instant::now() < deadline, "server not healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+/// A blocking GET without a client library: enough for health checks.
+fn ureq_get(url: &str) -> Option<String> {
+    let addr = url.strip_prefix("http://")?.split('/').next()?.to_owned();
+    let path = format!(
+        "/{}",
+        url.strip_prefix("http://")?
+            .split_once('/')
+            .map(|x| x.1)
+            .unwrap_or("")
+    );
+    let mut s = std::net::TcpStream::connect(&addr).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).ok()?;
+    out.starts_with("HTTP/1.0 200").then_some(out)
+}
+
+impl Server {
+    fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_with(args, None, &[])
+    }
+
+    fn ctl_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalystctl"));
+        cmd.args(args)
+            .env("CATALYST_CONFIG", &self.config)
+            .env_remove("HOME");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn http(&self) -> sync_http::Client {
+        sync_http::Client::new(&self.url, &self.token)
+    }
+}
+
+/// A small blocking client over reqwest for the tests.
+mod sync_http {
+    use serde_json::Value;
+
+    pub struct Client {
+        base: String,
+        token: String,
+        rt: tokio::runtime::Runtime,
+        http: reqwest::Client,
+    }
+
+    impl Client {
+        pub fn new(base: &str, token: &str) -> Self {
+            Self {
+                base: base.to_owned(),
+                token: token.to_owned(),
+                rt: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap(),
+                http: reqwest::Client::new(),
+            }
+        }
+
+        pub fn send(
+            &self,
+            method: reqwest::Method,
+            path: &str,
+            ct: &str,
+            body: Option<Value>,
+        ) -> (u16, Value) {
+            self.rt.block_on(async {
+                let mut req = self
+                    .http
+                    .request(method, format!("{}{path}", self.base))
+                    .bearer_auth(&self.token);
+                if let Some(b) = body {
+                    req = req
+                        .header("Content-Type", ct)
+                        .body(serde_json::to_vec(&b).unwrap());
+                }
+                let resp = req.send().await.unwrap();
+                let code = resp.status().as_u16();
+                (code, resp.json().await.unwrap_or(Value::Null))
+            })
+        }
+    }
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+const SURVIVAL: &str = r#"# yaml-language-server: $schema=../schemas/gameserver.json
+apiVersion: catalyst.dev/v1alpha1
+kind: GameServer
+metadata: {name: survival, labels: {managed-by: gitops}}
+spec:
+  image: busybox
+  ports: [{containerPort: 25565, protocol: TCPUDP}]
+---
+apiVersion: catalyst.dev/v1alpha1
+kind: GameServer
+metadata: {name: creative, labels: {managed-by: gitops}}
+spec:
+  image: busybox
+"#;
+
+const TEMPLATE: &str = r#"apiVersion: catalyst.dev/v1alpha1
+kind: Template
+metadata: {name: minecraft-paper, labels: {managed-by: gitops}}
+spec:
+  images: [{name: Java 21, image: ghcr.io/pterodactyl/yolks:java_21}]
+  startup: java -jar server.jar
+"#;
+
+#[test]
+fn apply_get_diff_prune_and_delete_like_kubectl() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("data"));
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(manifests.join("sub")).unwrap();
+    std::fs::write(manifests.join("servers.yaml"), SURVIVAL).unwrap();
+    std::fs::write(manifests.join("sub/template.yml"), TEMPLATE).unwrap();
+    let m = manifests.to_str().unwrap();
+
+    let out = server.ctl(&["apply", "-f", m, "-R"]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let (stdout, _) = text(&out);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "gameserver/survival created",
+            "gameserver/creative created",
+            "template/minecraft-paper created"
+        ]
+    );
+    let out = server.ctl(&["apply", "-f", m, "-R"]);
+    assert!(
+        text(&out).0.lines().all(|l| l.ends_with(" unchanged")),
+        "{:?}",
+        text(&out)
+    );
+
+    let out = server.ctl(&["get", "gs"]);
+    let (stdout, _) = text(&out);
+    let header: Vec<&str> = stdout.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "PHASE", "NODE", "ADDRESS", "AGE"]);
+    assert!(
+        stdout.contains("survival") && stdout.contains("Pending"),
+        "{stdout}"
+    );
+    let out = server.ctl(&["get", "gameservers", "-A", "-o", "name"]);
+    assert_eq!(text(&out).0, "gameserver/creative\ngameserver/survival\n");
+    let out = server.ctl(&["get", "gs", "survival", "-o", "json"]);
+    let obj: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(obj["spec"]["ports"][0]["containerPort"], 25565);
+    let out = server.ctl(&["get", "tpl", "-o", "yaml"]);
+    assert!(text(&out).0.contains("name: minecraft-paper"));
+
+    // diff: 0 same, 1 differs, >1 error
+    assert_eq!(code(&server.ctl(&["diff", "-f", m, "-R"])), 0);
+    let changed = SURVIVAL.replace("image: busybox\n  ports", "image: alpine\n  ports");
+    let out = server.ctl_with(&["diff", "-f", "-"], Some(&changed), &[]);
+    assert_eq!(code(&out), 1, "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("+  image: alpine"),
+        "{}",
+        text(&out).0
+    );
+    let out = server.ctl_with(
+        &["diff", "-f", "-"],
+        Some("kind: Nope\napiVersion: catalyst.dev/v1alpha1\n"),
+        &[],
+    );
+    assert!(code(&out) > 1, "{:?}", text(&out));
+
+    // invalid input: the server's causes, exit 1
+    let bad = "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata: {name: bad}\nspec: {image: busybox, ports: [{containerPort: 0}]}\n";
+    let out = server.ctl_with(&["apply", "-f", "-"], Some(bad), &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out)
+            .1
+            .contains("spec.ports[0].containerPort: must be 1-65535"),
+        "{}",
+        text(&out).1
+    );
+
+    // dry run writes nothing
+    let out = server.ctl_with(
+        &["apply", "-f", "-", "--dry-run=server"],
+        Some(&changed),
+        &[],
+    );
+    assert!(
+        text(&out)
+            .0
+            .contains("gameserver/survival configured (server dry run)"),
+        "{:?}",
+        text(&out)
+    );
+    let out = server.ctl(&["get", "gs", "survival", "-o", "json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["spec"]["image"],
+        "busybox"
+    );
+
+    // prune: creative left the directory
+    std::fs::write(
+        manifests.join("servers.yaml"),
+        SURVIVAL.split("---").next().unwrap(),
+    )
+    .unwrap();
+    let out = server.ctl(&["apply", "-f", m, "-R", "--prune", "-l", "managed-by=gitops"]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("gameserver/creative pruned"),
+        "{}",
+        text(&out).0
+    );
+    assert!(!text(&out).0.contains("survival pruned"));
+
+    let out = server.ctl(&["delete", "gs", "survival", "--wait"]);
+    assert_eq!(
+        (code(&out), text(&out).0.as_str()),
+        (0, "gameserver/survival deleted\n")
+    );
+    let out = server.ctl(&["get", "gs", "survival"]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out).1.contains("NotFound"), "{}", text(&out).1);
+    let out = server.ctl(&["delete", "-f", manifests.join("sub").to_str().unwrap()]);
+    assert_eq!(text(&out).0, "template/minecraft-paper deleted\n");
+    assert_eq!(code(&server.ctl(&["get"])), 2, "usage errors exit 2");
+}
+
+#[test]
+fn conflicts_between_managers_are_reported_and_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("data"));
+    let one = SURVIVAL.split("---").next().unwrap();
+    assert_eq!(
+        code(&server.ctl_with(&["apply", "-f", "-"], Some(one), &[])),
+        0
+    );
+    let (c, _) = server.http().send(
+        reqwest::Method::PATCH,
+        "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/survival?fieldManager=panel",
+        "application/merge-patch+json",
+        Some(json!({"spec": {"image": "alpine"}})),
+    );
+    assert_eq!(c, 200);
+    let out = server.ctl_with(&["apply", "-f", "-"], Some(one), &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out).1.contains("spec.image") && text(&out).1.contains("panel"),
+        "{}",
+        text(&out).1
+    );
+    let out = server.ctl_with(&["apply", "-f", "-", "--force-conflicts"], Some(one), &[]);
+    assert_eq!(
+        (code(&out), text(&out).0.as_str()),
+        (0, "gameserver/survival configured\n")
+    );
+}
+
+#[test]
+fn wait_edit_describe_explain_and_friends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("data"));
+    let one = SURVIVAL.split("---").next().unwrap();
+    server.ctl_with(&["apply", "-f", "-"], Some(one), &[]);
+
+    let out = server.ctl(&[
+        "wait",
+        "gs/survival",
+        "--for=phase=Scheduled",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(code(&out), 1, "times out: {:?}", text(&out));
+    let waiter = {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalystctl"));
+        cmd.args([
+            "wait",
+            "gs/survival",
+            "--for=phase=Scheduled",
+            "--timeout",
+            "20s",
+        ])
+        .env("CATALYST_CONFIG", &server.config)
+        .stdout(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let (c, body) = server.http().send(
+        reqwest::Method::PATCH,
+        "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/survival/status",
+        "application/merge-patch+json",
+        Some(json!({"status": {"phase": "Scheduled", "nodeName": "node-a"}})),
+    );
+    assert_eq!(c, 200, "{body}");
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(
+        (code(&out), String::from_utf8_lossy(&out.stdout).trim()),
+        (0, "gameserver/survival condition met")
+    );
+
+    let out = server.ctl_with(
+        &["edit", "gs", "survival"],
+        None,
+        &[("EDITOR", "sed -i s/image:\\ busybox/image:\\ alpine/")],
+    );
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let out = server.ctl(&["get", "gs", "survival", "-o", "json"]);
+    let obj: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            obj["spec"]["image"].as_str(),
+            obj["metadata"]["generation"].as_i64()
+        ),
+        (Some("alpine"), Some(2))
+    );
+    // an edit the server rejects is reopened with the error; the second editor run gives up
+    let script = dir.path().join("editor.sh");
+    std::fs::write(&script, "#!/bin/sh\nif grep -q 'The edit failed' \"$1\"; then grep -q 'containerPort: must be' \"$1\" && : > \"$1\"; exit 0; fi\nsed -i 's/containerPort: 25565/containerPort: 0/' \"$1\"\n").unwrap();
+    let out = server.ctl_with(
+        &["edit", "gs/survival"],
+        None,
+        &[("EDITOR", &format!("sh {}", script.display()))],
+    );
+    assert_eq!(
+        (code(&out), text(&out).0.trim()),
+        (0, "Edit cancelled, no changes made."),
+        "{:?}",
+        text(&out)
+    );
+
+    let out = server.ctl(&["describe", "gs", "survival"]);
+    let (stdout, _) = text(&out);
+    for want in [
+        "Name:         survival",
+        "Namespace:    default",
+        "phase: Scheduled",
+        "Events:",
+    ] {
+        assert!(stdout.contains(want), "{want} missing from\n{stdout}");
+    }
+    let out = server.ctl(&["explain", "gs.spec.ports"]);
+    assert!(text(&out).0.contains("containerPort"), "{}", text(&out).0);
+    let out = server.ctl(&["version"]);
+    assert!(
+        text(&out).0.contains("Server Version: "),
+        "{:?}",
+        text(&out)
+    );
+    let out = server.ctl(&["completion", "bash"]);
+    assert!(text(&out).0.contains("catalystctl"));
+    let out = server.ctl(&["get", "pods"]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out).1.contains("unknown resource type"));
+    assert!(server.dir.join("join-token").exists());
+}
+
+#[test]
+fn acknowledged_creates_survive_kill_9_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = start_server(&data);
+    let client = server.http();
+    let mut acked = Vec::new();
+    let stop = Instant::now() + Duration::from_secs(60);
+    // stream creates; kill -9 in the middle
+    let killer = {
+        let pid = server.child.id();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+        })
+    };
+    for i in 0.. {
+        if Instant::now() > stop {
+            panic!("the server was never killed");
+        }
+        let body = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer", "metadata": {"name": format!("gs-{i}")}, "spec": {"image": "busybox"}});
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            client.send(
+                reqwest::Method::POST,
+                "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers",
+                "application/json",
+                Some(body),
+            )
+        }));
+        match result {
+            Ok((201, _)) => acked.push(format!("gs-{i}")),
+            _ => break,
+        }
+    }
+    killer.join().unwrap();
+    let _ = server.child.wait();
+    assert!(
+        acked.len() > 10,
+        "only {} creates before the kill",
+        acked.len()
+    );
+    drop(server);
+    let server = start_server(&data);
+    let out = server.ctl(&["get", "gs", "-o", "name"]);
+    let present: std::collections::BTreeSet<String> = text(&out)
+        .0
+        .lines()
+        .map(|l| l.trim_start_matches("gameserver/").to_owned())
+        .collect();
+    let missing: Vec<&String> = acked.iter().filter(|n| !present.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but lost after kill -9: {missing:?} (of {})",
+        acked.len()
+    );
+}
