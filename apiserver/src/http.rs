@@ -26,8 +26,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::registry::{meta_str, parse_revision, ListRequest, Part, Registry, Scope};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{EventKind, Revision, StoreError};
-use crate::watch::{CachedEvent, Subscription, WatchCache};
+use crate::store::{Revision, StoreError};
+use crate::watch::{event_line, event_type, CachedEvent, Subscription, WatchCache};
 
 /// How often a watch sends a BOOKMARK when asked for them.
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
@@ -834,11 +834,7 @@ impl Filter {
     }
 }
 
-fn event_line(type_: &str, object: &Value) -> String {
-    json!({"type": type_, "object": object}).to_string()
-}
-
-fn error_line(e: &ApiError) -> String {
+fn error_line(e: &ApiError) -> Bytes {
     event_line("ERROR", &e.status())
 }
 
@@ -856,7 +852,7 @@ async fn watch(
     };
     let bookmarks = truthy(&p.allow_watch_bookmarks);
     let kind = scope.kind;
-    let (tx, rx) = mpsc::channel::<String>(64);
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
     // Without a resourceVersion: the current objects as ADDED events first, then changes.
     let (initial, after) = match req.revision {
         Some(rev) => (Vec::new(), rev),
@@ -913,12 +909,9 @@ async fn watch(
         return Ok(ws.on_upgrade(move |socket| pump_websocket(socket, rx)));
     }
     let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| {
-            (
-                Ok::<_, std::convert::Infallible>(Bytes::from(line + "\n")),
-                rx,
-            )
-        })
+        rx.recv()
+            .await
+            .map(|line| (Ok::<_, std::convert::Infallible>(line), rx))
     });
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "application/json;stream=watch")
@@ -927,11 +920,14 @@ async fn watch(
         .expect("valid response"))
 }
 
-async fn pump_websocket(mut socket: WebSocket, mut rx: mpsc::Receiver<String>) {
+async fn pump_websocket(mut socket: WebSocket, mut rx: mpsc::Receiver<Bytes>) {
     loop {
         tokio::select! {
             line = rx.recv() => match line {
-                Some(line) => if socket.send(Message::Text(line.into())).await.is_err() { return },
+                Some(line) => {
+                    let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
+                    if socket.send(Message::Text(text.into())).await.is_err() { return }
+                }
                 None => { let _ = socket.send(Message::Close(None)).await; return }
             },
             incoming = socket.recv() => match incoming {
@@ -956,7 +952,7 @@ struct WatchFeed {
 }
 
 impl WatchFeed {
-    async fn run(self, tx: &mpsc::Sender<String>) {
+    async fn run(self, tx: &mpsc::Sender<Bytes>) {
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         let ended = async {
             match deadline {
@@ -968,7 +964,7 @@ impl WatchFeed {
         let mut last = self.after;
         let mut tick = tokio::time::interval(self.interval);
         tick.tick().await;
-        let send = |line: String| async move { tx.send(line).await.is_ok() };
+        let send = |line: Bytes| async move { tx.send(line).await.is_ok() };
         match self.cache.subscribe(self.after) {
             Subscription::Cached { backlog, mut live } => {
                 for ev in backlog {
@@ -1016,11 +1012,7 @@ impl WatchFeed {
                         item = stream.next() => match item {
                             Some(Ok(ev)) => {
                                 let Ok(object) = crate::registry::from_kv(&ev.kv) else { continue };
-                                let cached = CachedEvent {
-                                    type_: match ev.kind { EventKind::Created => "ADDED", EventKind::Updated => "MODIFIED", EventKind::Deleted => "DELETED" },
-                                    revision: ev.kv.mod_revision,
-                                    object,
-                                };
+                                let cached = CachedEvent::new(event_type(ev.kind), ev.kv.mod_revision, object);
                                 if !self.forward(&cached, &mut last, tx).await { return }
                             }
                             Some(Err(e)) => {
@@ -1039,7 +1031,7 @@ impl WatchFeed {
         &self,
         ev: &CachedEvent,
         last: &mut Revision,
-        tx: &mpsc::Sender<String>,
+        tx: &mpsc::Sender<Bytes>,
     ) -> bool {
         if ev.revision <= *last {
             return true;
@@ -1048,6 +1040,6 @@ impl WatchFeed {
         if !self.filter.matches(&ev.object) {
             return true;
         }
-        tx.send(event_line(ev.type_, &ev.object)).await.is_ok()
+        tx.send(ev.line.clone()).await.is_ok()
     }
 }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use catalyst_schemas::KindInfo;
 use futures::StreamExt;
 use serde_json::Value;
@@ -26,6 +27,29 @@ pub struct CachedEvent {
     pub revision: Revision,
     /// The object (for DELETED: as last stored, with the deletion's resourceVersion).
     pub object: Value,
+    /// The event as one NDJSON line, serialised once for every watcher.
+    pub line: Bytes,
+}
+
+impl CachedEvent {
+    /// An event with its line.
+    pub fn new(type_: &'static str, revision: Revision, object: Value) -> Self {
+        let line = event_line(type_, &object);
+        Self {
+            type_,
+            revision,
+            object,
+            line,
+        }
+    }
+}
+
+/// `{"type":…,"object":…}` and a newline.
+pub fn event_line(type_: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&serde_json::json!({"type": type_, "object": object}))
+        .expect("JSON encodes");
+    line.push(b'\n');
+    Bytes::from(line)
 }
 
 #[derive(Debug)]
@@ -49,6 +73,15 @@ pub enum Subscription {
     },
     /// The asked revision is older than the window: watch the store directly.
     TooOld,
+}
+
+/// The watch event type of a store event.
+pub fn event_type(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Created => "ADDED",
+        EventKind::Updated => "MODIFIED",
+        EventKind::Deleted => "DELETED",
+    }
 }
 
 /// The cache of one kind.
@@ -135,15 +168,9 @@ impl WatchCache {
                     Ok(ev) => {
                         from = ev.kv.mod_revision;
                         match from_kv(&ev.kv) {
-                            Ok(object) => self.push(CachedEvent {
-                                type_: match ev.kind {
-                                    EventKind::Created => "ADDED",
-                                    EventKind::Updated => "MODIFIED",
-                                    EventKind::Deleted => "DELETED",
-                                },
-                                revision: from,
-                                object,
-                            }),
+                            Ok(object) => {
+                                self.push(CachedEvent::new(event_type(ev.kind), from, object))
+                            }
                             Err(e) => {
                                 tracing::error!(key = ev.kv.key, error = %e, "unreadable object in the store")
                             }
@@ -179,10 +206,8 @@ impl WatchCache {
 
     fn reset_watchers(&self) {
         // Sending a marker event with revision -1 tells watchers their view is broken.
-        let _ = self.feed.send(Arc::new(CachedEvent {
-            type_: "RESET",
-            revision: -1,
-            object: Value::Null,
-        }));
+        let _ = self
+            .feed
+            .send(Arc::new(CachedEvent::new("RESET", -1, Value::Null)));
     }
 }

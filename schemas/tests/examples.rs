@@ -9,7 +9,11 @@ fn every_example_manifest_is_valid_and_every_kind_has_one() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("# yaml-language-server: $schema=../schemas/"), "{} lacks the schema line", path.display());
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../schemas/"),
+            "{} lacks the schema line",
+            path.display()
+        );
         for doc in catalyst_schemas::parse_documents(&text).unwrap() {
             let kind = doc["kind"].as_str().unwrap().to_owned();
             if let Err(e) = catalyst_schemas::admit(doc) {
@@ -18,6 +22,9 @@ fn every_example_manifest_is_valid_and_every_kind_has_one() {
             kinds.insert(kind);
         }
     }
-    let all: BTreeSet<String> = catalyst_schemas::KINDS.iter().map(|k| k.kind.to_owned()).collect();
+    let all: BTreeSet<String> = catalyst_schemas::KINDS
+        .iter()
+        .map(|k| k.kind.to_owned())
+        .collect();
     assert_eq!(kinds, all);
 }
