@@ -50,12 +50,19 @@ pub struct AppState {
 impl AppState {
     /// Starts the watch caches and assembles the state.
     pub async fn new(registry: Registry, auth: Authenticator) -> Result<Self, StoreError> {
+        Self::with_window(registry, auth, crate::watch::WINDOW).await
+    }
+
+    /// As [`AppState::new`], with watch caches of `window` events.
+    pub async fn with_window(
+        registry: Registry,
+        auth: Authenticator,
+        window: usize,
+    ) -> Result<Self, StoreError> {
         let mut caches = HashMap::new();
         for kind in KINDS {
-            caches.insert(
-                kind.plural,
-                WatchCache::start(registry.store().clone(), kind).await?,
-            );
+            let cache = WatchCache::start(registry.store().clone(), kind, window).await?;
+            caches.insert(kind.plural, cache);
         }
         Ok(Self {
             registry,
@@ -157,7 +164,9 @@ async fn record(State(state): State<AppState>, req: Request, next: Next) -> Resp
     let verb = verb_of(req.method(), req.uri().query());
     let kind = kind_of_path(req.uri().path());
     let started = Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let response = next.run(req).await;
+    tracing::debug!(%method, path, status = response.status().as_u16(), took_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
     state
         .metrics
         .observe(verb, kind, response.status().as_u16(), started.elapsed());

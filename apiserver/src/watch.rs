@@ -15,7 +15,8 @@ use tokio::sync::broadcast;
 use crate::registry::from_kv;
 use crate::store::{EventKind, Revision, Store, StoreError};
 
-/// Events kept per kind for watchers that resume from a recent resourceVersion.
+/// Events kept per kind for watchers that resume from a recent resourceVersion; also how far a
+/// watcher may fall behind before it is cut off.
 pub const WINDOW: usize = 4096;
 
 /// One change, ready to send.
@@ -88,22 +89,26 @@ pub fn event_type(kind: EventKind) -> &'static str {
 #[derive(Debug)]
 pub struct WatchCache {
     kind: &'static KindInfo,
+    capacity: usize,
     window: Mutex<Window>,
     feed: broadcast::Sender<Arc<CachedEvent>>,
 }
 
 impl WatchCache {
-    /// Starts the cache of `kind`, watching the store from its current revision.
+    /// Starts the cache of `kind`, watching the store from its current revision and keeping
+    /// the last `window` events.
     pub async fn start(
         store: Arc<dyn Store>,
         kind: &'static KindInfo,
+        window: usize,
     ) -> Result<Arc<Self>, StoreError> {
         let start = store.current_revision().await?;
-        let (feed, _) = broadcast::channel(WINDOW);
+        let (feed, _) = broadcast::channel(window);
         let cache = Arc::new(Self {
             kind,
+            capacity: window,
             window: Mutex::new(Window {
-                events: VecDeque::with_capacity(WINDOW),
+                events: VecDeque::with_capacity(window),
                 complete_after: start,
                 newest: start,
             }),
@@ -144,7 +149,7 @@ impl WatchCache {
         let event = Arc::new(event);
         let mut window = self.window.lock().expect("window lock");
         window.newest = window.newest.max(event.revision);
-        if window.events.len() == WINDOW {
+        if window.events.len() == self.capacity {
             if let Some(old) = window.events.pop_front() {
                 window.complete_after = old.revision;
             }

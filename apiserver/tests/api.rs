@@ -25,6 +25,10 @@ struct Api {
 }
 
 async fn api_with(setup: impl AsyncFnOnce(&Arc<dyn Store>)) -> Api {
+    api_window(setup, catalyst_apiserver::watch::WINDOW).await
+}
+
+async fn api_window(setup: impl AsyncFnOnce(&Arc<dyn Store>), window: usize) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = store::open(&format!("sqlite://{}", dir.path().join("c.db").display()))
         .await
@@ -37,7 +41,7 @@ async fn api_with(setup: impl AsyncFnOnce(&Arc<dyn Store>)) -> Api {
             name: "admin".into(),
         },
     )]);
-    let mut state = AppState::new(Registry::new(store.clone()), auth)
+    let mut state = AppState::with_window(Registry::new(store.clone()), auth, window)
         .await
         .unwrap();
     state.bookmark_interval = Duration::from_millis(300);
@@ -729,4 +733,123 @@ async fn discovery_openapi_and_metrics_describe_the_api() {
     );
     assert!(text.contains("catalyst_apiserver_request_duration_seconds_bucket"));
     assert!(text.contains("catalyst_store_revision"));
+}
+
+#[tokio::test]
+async fn a_watcher_that_stops_reading_is_cut_off_without_holding_back_the_others() {
+    let api = api_window(async |_| {}, 64).await;
+    let (_, first) = api.post(GS, gs("first", json!({}))).await;
+    let from = rv(&first).to_owned();
+    let mut stalled = api
+        .watch(&format!("{GS}?watch=true&resourceVersion={from}"))
+        .await;
+    let mut reader = api
+        .watch(&format!("{GS}?watch=true&resourceVersion={from}"))
+        .await;
+    let reading = tokio::spawn(async move {
+        let mut names = Vec::new();
+        while names.len() < 400 {
+            let ev = reader.next_change().await;
+            assert_eq!(ev["type"], "ADDED", "{ev}");
+            names.push(
+                ev["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        names
+    });
+    // 8 writers, so the stalled watcher falls far behind
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let app = api.app.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let req = Request::post(GS)
+                        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::from(
+                            serde_json::to_vec(&gs(&format!("w{w}-{i}"), json!({}))).unwrap(),
+                        ))
+                        .unwrap();
+                    assert_eq!(
+                        app.clone().oneshot(req).await.unwrap().status(),
+                        StatusCode::CREATED
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let names = tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .expect("the reader was held back")
+        .unwrap();
+    assert_eq!(
+        names
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        400
+    );
+    let mut delivered = 0;
+    let last = loop {
+        let ev = stalled.next().await;
+        if ev["type"] == "ERROR" {
+            break ev;
+        }
+        delivered += 1;
+    };
+    assert_eq!(
+        (
+            last["object"]["code"].as_u64(),
+            last["object"]["reason"].as_str()
+        ),
+        (Some(410), Some("Gone"))
+    );
+    assert!(last["object"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too slow"));
+    assert!(
+        delivered < 400,
+        "the stalled watcher got {delivered} events before the cut"
+    );
+}
+
+#[tokio::test]
+async fn the_same_watch_works_over_websocket() {
+    use futures::StreamExt;
+    let api = api().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = api.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (_, a) = api.post(GS, gs("a", json!({}))).await;
+    let url = format!(
+        "ws://{addr}{GS}?watch=true&resourceVersion={}&access_token={TOKEN}",
+        rv(&a)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    api.post(GS, gs("b", json!({}))).await;
+    let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let ev: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(
+        (
+            ev["type"].as_str(),
+            ev["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("b"))
+    );
+    socket.close(None).await.unwrap();
+    // and without a token the upgrade is refused
+    let bad = format!("ws://{addr}{GS}?watch=true");
+    assert!(tokio_tungstenite::connect_async(bad).await.is_err());
 }
