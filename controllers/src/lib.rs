@@ -1,5 +1,10 @@
-//! Catalyst controllers: the controller runtime (a deduplicating work queue with per-key
-//! backoff) and the pure decisions reconcilers act on, starting with scheduling.
+//! Catalyst controllers: the controller runtime (informers, a deduplicating work queue with
+//! per-key backoff, leader election over a Lease) and the reconcilers, which decide purely and
+//! then act.
 
+pub mod informer;
+pub mod leader;
+pub mod manager;
 pub mod queue;
+pub mod reconcilers;
 pub mod scheduling;

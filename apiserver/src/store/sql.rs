@@ -181,6 +181,19 @@ impl SqlStore {
                 reason: "expected sqlite:// or postgres://".to_owned(),
             });
         };
+        let built = match dialect {
+            Dialect::Sqlite => cfg!(feature = "sqlite"),
+            Dialect::Postgres => cfg!(feature = "postgres"),
+        };
+        if !built {
+            return Err(StoreError::InvalidUrl {
+                url: url.to_owned(),
+                reason: format!(
+                    "the {} backend is not built into this binary",
+                    dialect.name()
+                ),
+            });
+        }
         let be = |e: sqlx::Error| StoreError::backend(dialect.name(), e);
         let (writer, reader) = match dialect {
             Dialect::Sqlite => {
@@ -320,6 +333,13 @@ async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error
 }
 
 /// Follows NOTIFYs from other servers on the same PostgreSQL and wakes local watchers.
+#[cfg(not(feature = "postgres"))]
+fn spawn_listener(_: String, _: watch::Sender<Revision>) -> tokio::task::JoinHandle<()> {
+    unreachable!("PostgreSQL URLs are refused when the postgres feature is off")
+}
+
+/// Follows NOTIFYs from other servers on the same PostgreSQL and wakes local watchers.
+#[cfg(feature = "postgres")]
 fn spawn_listener(url: String, committed: watch::Sender<Revision>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {

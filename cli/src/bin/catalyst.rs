@@ -12,7 +12,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the API server (and, later, the controllers).
+    /// Runs the API server and the controllers.
     Server(ServerArgs),
     /// Store maintenance.
     Store {
@@ -43,6 +43,22 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     .await
     .context("starting the API server")?;
     tracing::info!(addr = %running.addr, "API server listening");
+    let identity = format!(
+        "{}-{}",
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "catalyst".into()),
+        std::process::id()
+    );
+    let _controllers = catalyst_controllers::manager::start(
+        running.state.registry.clone(),
+        &running.state.caches,
+        catalyst_controllers::manager::Config {
+            identity,
+            lease_duration: std::time::Duration::from_secs(15),
+            strategy: catalyst_controllers::scheduling::Strategy::Packed,
+        },
+    );
     println!("Catalyst API server on http://{}", running.addr);
     println!("  admin client config: {}", running.admin_config.display());
     println!("  node join token:     {}", running.join_token.display());

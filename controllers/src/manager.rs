@@ -1,0 +1,170 @@
+//! Runs the controllers: informers for GameServers and Nodes, leader election, and the workers
+//! that reconcile queued keys while this process leads.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use catalyst_apiserver::registry::Registry;
+use catalyst_apiserver::watch::WatchCache;
+use catalyst_schemas::lookup_kind;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::informer::{self, Cache, Key};
+use crate::queue::WorkQueue;
+use crate::reconcilers::{reconcile_gameserver, reconcile_node, Action, Context, ReconcileError};
+use crate::scheduling::Strategy;
+
+/// How the controllers run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This process's identity in the leader election.
+    pub identity: String,
+    /// How long a leader's lease lasts without renewal.
+    pub lease_duration: Duration,
+    /// Packed or Distributed scheduling.
+    pub strategy: Strategy,
+}
+
+/// The running controllers.
+#[derive(Debug)]
+pub struct Handle {
+    /// True while this process leads.
+    pub leading: watch::Receiver<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Handle {
+    /// Stops every controller task (the lease then expires and a standby takes over).
+    pub fn stop(&self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+/// Starts everything; returns at once.
+pub fn start(
+    registry: Registry,
+    caches: &HashMap<&'static str, Arc<WatchCache>>,
+    config: Config,
+) -> Handle {
+    let gs_kind = lookup_kind("gameservers").expect("kind");
+    let node_kind = lookup_kind("nodes").expect("kind");
+    let ctx = Context {
+        registry: registry.clone(),
+        gameservers: Arc::new(Cache::default()),
+        nodes: Arc::new(Cache::default()),
+        strategy: config.strategy,
+    };
+    let gs_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
+    let node_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
+
+    let mut tasks = Vec::new();
+    let q = gs_queue.clone();
+    tasks.push(tokio::spawn(informer::run(
+        registry.clone(),
+        caches[gs_kind.plural].clone(),
+        gs_kind,
+        ctx.gameservers.clone(),
+        move |k| q.add(k),
+    )));
+    let (nq, gq, gs_cache) = (
+        node_queue.clone(),
+        gs_queue.clone(),
+        ctx.gameservers.clone(),
+    );
+    tasks.push(tokio::spawn(informer::run(
+        registry.clone(),
+        caches[node_kind.plural].clone(),
+        node_kind,
+        ctx.nodes.clone(),
+        move |k| {
+            nq.add(k);
+            // a node change may make waiting servers schedulable
+            for gs in gs_cache.all() {
+                if gs
+                    .pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .is_none_or(|p| p == "Pending")
+                {
+                    gq.add(informer::key_of(&gs));
+                }
+            }
+        },
+    )));
+
+    let (leading_tx, leading) = watch::channel(false);
+    tasks.push(tokio::spawn(crate::leader::run(
+        registry,
+        config.identity.clone(),
+        config.lease_duration,
+        leading_tx,
+    )));
+    // on becoming leader, look at everything
+    {
+        let (mut leading, ctx, gq, nq) = (
+            leading.clone(),
+            ctx.clone(),
+            gs_queue.clone(),
+            node_queue.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while leading.changed().await.is_ok() {
+                if *leading.borrow() {
+                    ctx.gameservers
+                        .all()
+                        .iter()
+                        .for_each(|o| gq.add(informer::key_of(o)));
+                    ctx.nodes
+                        .all()
+                        .iter()
+                        .for_each(|o| nq.add(informer::key_of(o)));
+                }
+            }
+        }));
+    }
+    // one scheduling worker: decisions are serialised, and each sees the last one's ports
+    tasks.push(tokio::spawn(worker(
+        gs_queue,
+        leading.clone(),
+        ctx.clone(),
+        |ctx, key| async move { reconcile_gameserver(&ctx, &key).await },
+    )));
+    tasks.push(tokio::spawn(worker(
+        node_queue,
+        leading.clone(),
+        ctx,
+        |ctx, key| async move { reconcile_node(&ctx, &key).await },
+    )));
+    Handle { leading, tasks }
+}
+
+async fn worker<F, Fut>(
+    queue: Arc<WorkQueue<Key>>,
+    leading: watch::Receiver<bool>,
+    ctx: Context,
+    reconcile: F,
+) where
+    F: Fn(Context, Key) -> Fut,
+    Fut: Future<Output = Result<Action, ReconcileError>>,
+{
+    while let Some(key) = queue.next().await {
+        if !*leading.borrow() {
+            // the leader does the work; everything is queued again when we become leader
+            queue.succeeded(&key);
+            continue;
+        }
+        match reconcile(ctx.clone(), key.clone()).await {
+            Ok(Action::Done) => queue.succeeded(&key),
+            Ok(Action::RequeueAfter(d)) => {
+                queue.succeeded(&key);
+                queue.add_after(key, d);
+            }
+            Err(e) => {
+                let delay = queue.failed(&key);
+                tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+            }
+        }
+    }
+}
