@@ -83,22 +83,18 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route(
             "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/{plural}",
-            get(ns_collection_get).post(ns_collection_post),
-        )
-        .route(
-            "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/{plural}/{name}",
-            get(ns_object_get)
-                .put(ns_object_put)
-                .patch(ns_object_patch)
-                .delete(ns_object_delete),
-        )
-        .route(
-            "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/{plural}/{name}/{sub}",
-            get(ns_sub_get).put(ns_sub_put).patch(ns_sub_patch),
+            get(collection_get).post(collection_post),
         )
         .route(
             "/apis/catalyst.dev/v1alpha1/{plural}",
             get(collection_get).post(collection_post),
+        )
+        .route(
+            "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/{plural}/{name}",
+            get(object_get)
+                .put(object_put)
+                .patch(object_patch)
+                .delete(object_delete),
         )
         .route(
             "/apis/catalyst.dev/v1alpha1/{plural}/{name}",
@@ -108,8 +104,12 @@ pub fn app(state: AppState) -> Router {
                 .delete(object_delete),
         )
         .route(
+            "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/{plural}/{name}/{sub}",
+            get(object_get).put(object_put).patch(object_patch),
+        )
+        .route(
             "/apis/catalyst.dev/v1alpha1/{plural}/{name}/{sub}",
-            get(sub_get).put(sub_put).patch(sub_patch),
+            get(object_get).put(object_put).patch(object_patch),
         )
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -369,24 +369,82 @@ fn created(obj: Value) -> Response {
     (StatusCode::CREATED, Json(obj)).into_response()
 }
 
-// ---- collections ----
+// ---- handlers ----
 
-async fn ns_collection_get(
-    State(s): State<AppState>,
-    Path((ns, plural)): Path<(String, String)>,
-    Query(p): Query<Params>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> ApiResult<Response> {
-    list_or_watch(s, scope(&plural, Some(&ns))?, p, ws.ok()).await
+/// What a request's path names; one set of handlers serves namespaced and cluster paths.
+#[derive(Debug, Deserialize)]
+struct Target {
+    ns: Option<String>,
+    plural: String,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+impl Target {
+    fn scope(&self) -> ApiResult<Scope<'_>> {
+        scope(&self.plural, self.ns.as_deref())
+    }
+
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    fn part(&self) -> ApiResult<Part> {
+        self.sub.as_deref().map_or(Ok(Part::Main), part)
+    }
 }
 
 async fn collection_get(
     State(s): State<AppState>,
-    Path(plural): Path<String>,
+    Path(t): Path<Target>,
     Query(p): Query<Params>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    list_or_watch(s, scope(&plural, None)?, p, ws.ok()).await
+    list_or_watch(s, t.scope()?, p, ws.ok()).await
+}
+
+async fn collection_post(
+    State(s): State<AppState>,
+    Path(t): Path<Target>,
+    Query(p): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    create(s, t.scope()?, p, headers, body).await
+}
+
+async fn object_get(State(s): State<AppState>, Path(t): Path<Target>) -> ApiResult<Response> {
+    t.part()?;
+    Ok(Json(s.registry.get(t.scope()?, t.name()).await?).into_response())
+}
+
+async fn object_put(
+    State(s): State<AppState>,
+    Path(t): Path<Target>,
+    Query(p): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    replace(s, t.scope()?, t.name(), t.part()?, p, headers, body).await
+}
+
+async fn object_patch(
+    State(s): State<AppState>,
+    Path(t): Path<Target>,
+    Query(p): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    patch(s, t.scope()?, t.name(), t.part()?, p, headers, body).await
+}
+
+async fn object_delete(
+    State(s): State<AppState>,
+    Path(t): Path<Target>,
+    Query(p): Query<Params>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    delete(s, t.scope()?, t.name(), p, body).await
 }
 
 async fn list_or_watch(
@@ -400,26 +458,6 @@ async fn list_or_watch(
     }
     let result = s.registry.list(scope, &p.list_request()?).await?;
     Ok(Json(result.to_value(scope.kind)).into_response())
-}
-
-async fn ns_collection_post(
-    State(s): State<AppState>,
-    Path((ns, plural)): Path<(String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    create(s, scope(&plural, Some(&ns))?, p, headers, body).await
-}
-
-async fn collection_post(
-    State(s): State<AppState>,
-    Path(plural): Path<String>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    create(s, scope(&plural, None)?, p, headers, body).await
 }
 
 async fn create(
@@ -453,58 +491,6 @@ fn default_manager(headers: &HeaderMap) -> String {
 
 // ---- single objects ----
 
-async fn ns_object_get(
-    State(s): State<AppState>,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    Ok(Json(s.registry.get(scope(&plural, Some(&ns))?, &name).await?).into_response())
-}
-
-async fn object_get(
-    State(s): State<AppState>,
-    Path((plural, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    Ok(Json(s.registry.get(scope(&plural, None)?, &name).await?).into_response())
-}
-
-async fn ns_object_put(
-    State(s): State<AppState>,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    replace(
-        s,
-        scope(&plural, Some(&ns))?,
-        &name,
-        Part::Main,
-        p,
-        headers,
-        body,
-    )
-    .await
-}
-
-async fn object_put(
-    State(s): State<AppState>,
-    Path((plural, name)): Path<(String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    replace(
-        s,
-        scope(&plural, None)?,
-        &name,
-        Part::Main,
-        p,
-        headers,
-        body,
-    )
-    .await
-}
-
 async fn replace(
     s: AppState,
     scope: Scope<'_>,
@@ -534,44 +520,6 @@ async fn replace(
         })
         .await?;
     Ok(Json(written.object).into_response())
-}
-
-async fn ns_object_patch(
-    State(s): State<AppState>,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    patch(
-        s,
-        scope(&plural, Some(&ns))?,
-        &name,
-        Part::Main,
-        p,
-        headers,
-        body,
-    )
-    .await
-}
-
-async fn object_patch(
-    State(s): State<AppState>,
-    Path((plural, name)): Path<(String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    patch(
-        s,
-        scope(&plural, None)?,
-        &name,
-        Part::Main,
-        p,
-        headers,
-        body,
-    )
-    .await
 }
 
 async fn patch(
@@ -662,24 +610,6 @@ struct Preconditions {
     resource_version: Option<String>,
 }
 
-async fn ns_object_delete(
-    State(s): State<AppState>,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-    Query(p): Query<Params>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    delete(s, scope(&plural, Some(&ns))?, &name, p, body).await
-}
-
-async fn object_delete(
-    State(s): State<AppState>,
-    Path((plural, name)): Path<(String, String)>,
-    Query(p): Query<Params>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    delete(s, scope(&plural, None)?, &name, p, body).await
-}
-
 async fn delete(
     s: AppState,
     scope: Scope<'_>,
@@ -723,98 +653,6 @@ fn part(sub: &str) -> ApiResult<Part> {
             name: other.to_owned(),
         }),
     }
-}
-
-async fn ns_sub_get(
-    State(s): State<AppState>,
-    Path((ns, plural, name, sub)): Path<(String, String, String, String)>,
-) -> ApiResult<Response> {
-    part(&sub)?;
-    Ok(Json(s.registry.get(scope(&plural, Some(&ns))?, &name).await?).into_response())
-}
-
-async fn sub_get(
-    State(s): State<AppState>,
-    Path((plural, name, sub)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    part(&sub)?;
-    Ok(Json(s.registry.get(scope(&plural, None)?, &name).await?).into_response())
-}
-
-async fn ns_sub_put(
-    State(s): State<AppState>,
-    Path((ns, plural, name, sub)): Path<(String, String, String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    replace(
-        s,
-        scope(&plural, Some(&ns))?,
-        &name,
-        part(&sub)?,
-        p,
-        headers,
-        body,
-    )
-    .await
-}
-
-async fn sub_put(
-    State(s): State<AppState>,
-    Path((plural, name, sub)): Path<(String, String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    replace(
-        s,
-        scope(&plural, None)?,
-        &name,
-        part(&sub)?,
-        p,
-        headers,
-        body,
-    )
-    .await
-}
-
-async fn ns_sub_patch(
-    State(s): State<AppState>,
-    Path((ns, plural, name, sub)): Path<(String, String, String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    patch(
-        s,
-        scope(&plural, Some(&ns))?,
-        &name,
-        part(&sub)?,
-        p,
-        headers,
-        body,
-    )
-    .await
-}
-
-async fn sub_patch(
-    State(s): State<AppState>,
-    Path((plural, name, sub)): Path<(String, String, String)>,
-    Query(p): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    patch(
-        s,
-        scope(&plural, None)?,
-        &name,
-        part(&sub)?,
-        p,
-        headers,
-        body,
-    )
-    .await
 }
 
 // ---- watch ----

@@ -445,19 +445,7 @@ impl Registry {
         let kind = scope.kind;
         for _ in 0..16 {
             let kv = self.get_kv(scope, name).await?;
-            if let Some(p) = pinned {
-                if p != kv.mod_revision {
-                    return Err(ApiError::from_store(
-                        StoreError::Conflict {
-                            key: kv.key,
-                            expected: p,
-                            current: kv.mod_revision,
-                        },
-                        kind.plural,
-                        name,
-                    ));
-                }
-            }
+            check_pinned(&kv, pinned, kind, name)?;
             let current = from_kv(&kv)?;
             let submitted = change(&current)?;
             let next = prepare_update(kind, &current, submitted, part)?;
@@ -498,10 +486,7 @@ impl Registry {
                 Err(e) => return Err(ApiError::from_store(e, kind.plural, name)),
             }
         }
-        Err(ApiError::Conflict {
-            message: format!("{} {name:?} keeps changing; try again", kind.plural),
-            causes: vec![],
-        })
+        Err(keeps_changing(kind, name))
     }
 
     /// Deletes an object: with finalizers, sets `deletionTimestamp` and waits for them; else
@@ -516,19 +501,7 @@ impl Registry {
         let kind = scope.kind;
         for _ in 0..16 {
             let kv = self.get_kv(scope, name).await?;
-            if let Some(p) = pinned {
-                if p != kv.mod_revision {
-                    return Err(ApiError::from_store(
-                        StoreError::Conflict {
-                            key: kv.key,
-                            expected: p,
-                            current: kv.mod_revision,
-                        },
-                        kind.plural,
-                        name,
-                    ));
-                }
-            }
+            check_pinned(&kv, pinned, kind, name)?;
             let mut obj = from_kv(&kv)?;
             let has_finalizers = obj
                 .pointer("/metadata/finalizers")
@@ -564,10 +537,7 @@ impl Registry {
                 Err(e) => return Err(ApiError::from_store(e, kind.plural, name)),
             }
         }
-        Err(ApiError::Conflict {
-            message: format!("{} {name:?} keeps changing; try again", kind.plural),
-            causes: vec![],
-        })
+        Err(keeps_changing(kind, name))
     }
 
     /// Deletes, in the background, every object whose ownerReferences name `owner_uid`, and
@@ -622,6 +592,35 @@ impl Registry {
                 }
             }
         });
+    }
+}
+
+/// A 409 when the caller pinned a revision that is no longer current.
+fn check_pinned(
+    kv: &KeyValue,
+    pinned: Option<Revision>,
+    kind: &KindInfo,
+    name: &str,
+) -> ApiResult<()> {
+    match pinned {
+        Some(p) if p != kv.mod_revision => Err(ApiError::from_store(
+            StoreError::Conflict {
+                key: kv.key.clone(),
+                expected: p,
+                current: kv.mod_revision,
+            },
+            kind.plural,
+            name,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The 409 after too many lost compare-and-swap races.
+fn keeps_changing(kind: &KindInfo, name: &str) -> ApiError {
+    ApiError::Conflict {
+        message: format!("{} {name:?} keeps changing; try again", kind.plural),
+        causes: vec![],
     }
 }
 
