@@ -47,6 +47,16 @@ impl Cache {
         self.objects.read().expect("cache lock").get(key).cloned()
     }
 
+    /// The keys of the objects `pred` accepts (without copying the objects).
+    pub fn keys_where(&self, pred: impl Fn(&Value) -> bool) -> Vec<Key> {
+        let objects = self.objects.read().expect("cache lock");
+        objects
+            .iter()
+            .filter(|(_, v)| pred(v))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Every object.
     pub fn all(&self) -> Vec<Value> {
         self.objects

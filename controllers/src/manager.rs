@@ -56,18 +56,22 @@ pub fn start(
         gameservers: Arc::new(Cache::default()),
         nodes: Arc::new(Cache::default()),
         strategy: config.strategy,
+        usage: Default::default(),
     };
     let gs_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
     let node_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
 
     let mut tasks = Vec::new();
-    let q = gs_queue.clone();
+    let (q, tracker) = (gs_queue.clone(), ctx.clone());
     tasks.push(tokio::spawn(informer::run(
         registry.clone(),
         caches[gs_kind.plural].clone(),
         gs_kind,
         ctx.gameservers.clone(),
-        move |k| q.add(k),
+        move |k| {
+            tracker.track(&k);
+            q.add(k)
+        },
     )));
     let (nq, gq, gs_cache) = (
         node_queue.clone(),
@@ -82,15 +86,12 @@ pub fn start(
         move |k| {
             nq.add(k);
             // a node change may make waiting servers schedulable
-            for gs in gs_cache.all() {
-                if gs
-                    .pointer("/status/phase")
+            let pending = gs_cache.keys_where(|gs| {
+                gs.pointer("/status/phase")
                     .and_then(Value::as_str)
                     .is_none_or(|p| p == "Pending")
-                {
-                    gq.add(informer::key_of(&gs));
-                }
-            }
+            });
+            pending.into_iter().for_each(|k| gq.add(k));
         },
     )));
 

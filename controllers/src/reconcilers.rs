@@ -3,7 +3,7 @@
 //! decision was made from, so a stale decision fails instead of overwriting).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use catalyst_apiserver::error::ApiError;
@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::informer::{split_key, Cache};
-use crate::scheduling::{self, Amounts, Bound, HostPort, NodeInfo, PortRequest, Request, Strategy};
+use crate::scheduling::{
+    self, Amounts, Bound, HostPort, NodeInfo, PortRequest, Request, Strategy, Usage,
+};
 
 /// How long a node may go without a heartbeat before it is NotReady.
 pub const NODE_GRACE: Duration = Duration::from_secs(40);
@@ -49,6 +51,16 @@ pub struct Context {
     pub nodes: Arc<Cache>,
     /// Packed or Distributed.
     pub strategy: Strategy,
+    /// What bound servers hold per node, kept current as servers change.
+    pub usage: Arc<Mutex<Usage>>,
+}
+
+impl Context {
+    /// Re-reads what server `key` holds from the cache into the usage index.
+    pub fn track(&self, key: &str) {
+        let bound = self.gameservers.get(key).and_then(|gs| bound_of(&gs));
+        self.usage.lock().expect("usage lock").set(key, bound);
+    }
 }
 
 fn kind(name: &str) -> &'static KindInfo {
@@ -196,36 +208,32 @@ fn request_of(spec: &GameServerSpec) -> Request {
     }
 }
 
-/// Servers that hold node resources and host ports: bound and not Pending or Suspended.
-fn bound_servers(all: &[Value], except: &str) -> Vec<Bound> {
-    all.iter()
-        .filter(|gs| crate::informer::key_of(gs) != except)
-        .filter(|gs| !matches!(phase_of(gs), Phase::Pending | Phase::Suspended))
-        .filter_map(|gs| {
-            let node = gs.pointer("/status/nodeName")?.as_str()?.to_owned();
-            let spec: GameServerSpec = serde_json::from_value(gs.get("spec")?.clone()).ok()?;
-            let ports = gs
-                .pointer("/status/ports")
-                .and_then(Value::as_array)
-                .map(|ps| {
-                    ps.iter()
-                        .filter_map(|p| {
-                            Some(HostPort {
-                                port: u16::try_from(p.get("hostPort")?.as_i64()?).ok()?,
-                                protocol: serde_json::from_value(p.get("protocol")?.clone())
-                                    .ok()?,
-                            })
-                        })
-                        .collect()
+/// What a server holds on its node: bound and not Pending or Suspended.
+fn bound_of(gs: &Value) -> Option<Bound> {
+    if matches!(phase_of(gs), Phase::Pending | Phase::Suspended) {
+        return None;
+    }
+    let node = gs.pointer("/status/nodeName")?.as_str()?.to_owned();
+    let spec: GameServerSpec = serde_json::from_value(gs.get("spec")?.clone()).ok()?;
+    let ports = gs
+        .pointer("/status/ports")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| {
+                    Some(HostPort {
+                        port: u16::try_from(p.get("hostPort")?.as_i64()?).ok()?,
+                        protocol: serde_json::from_value(p.get("protocol")?.clone()).ok()?,
+                    })
                 })
-                .unwrap_or_default();
-            Some(Bound {
-                node,
-                requests: request_of(&spec).requests,
-                ports,
-            })
+                .collect()
         })
-        .collect()
+        .unwrap_or_default();
+    Some(Bound {
+        node,
+        requests: request_of(&spec).requests,
+        ports,
+    })
 }
 
 /// An Event to record: (type, reason, message).
@@ -241,7 +249,7 @@ enum GsDecision {
     Unschedulable(String),
 }
 
-fn decide_gameserver(gs: &Value, spec: &GameServerSpec, ctx: &Context, key: &str) -> GsDecision {
+fn decide_gameserver(gs: &Value, spec: &GameServerSpec, ctx: &Context) -> GsDecision {
     let phase = phase_of(gs);
     if gs.pointer("/metadata/deletionTimestamp").is_some() {
         return GsDecision::Nothing;
@@ -260,8 +268,8 @@ fn decide_gameserver(gs: &Value, spec: &GameServerSpec, ctx: &Context, key: &str
         return GsDecision::Nothing;
     }
     let nodes: Vec<NodeInfo> = ctx.nodes.all().iter().filter_map(node_info).collect();
-    let bound = bound_servers(&ctx.gameservers.all(), key);
-    match scheduling::schedule(&request_of(spec), &nodes, &bound, ctx.strategy) {
+    let usage = ctx.usage.lock().expect("usage lock");
+    match scheduling::schedule(&request_of(spec), &nodes, &usage, ctx.strategy) {
         Ok(p) => GsDecision::Bind(p),
         Err(e) if e.reasons.is_empty() => {
             GsDecision::Unschedulable("no nodes are registered".into())
@@ -286,7 +294,7 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
         namespace: ns,
     };
     let generation = gs.pointer("/metadata/generation").and_then(Value::as_i64);
-    let decision = decide_gameserver(&gs, &spec, ctx, key);
+    let decision = decide_gameserver(&gs, &spec, ctx);
     let (new_status, event, requeue): (Option<Value>, Option<EventNote>, Action) = match decision {
         GsDecision::Nothing => return Ok(Action::Done),
         GsDecision::Suspend => {
@@ -404,6 +412,7 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
             })
             .await?;
         ctx.gameservers.write_through(&written.object);
+        ctx.track(key);
         if let Some((type_, reason, message)) = event {
             record_event(&ctx.registry, &written.object, type_, reason, &message).await;
         }

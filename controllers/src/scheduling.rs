@@ -2,7 +2,7 @@
 //! from the nodes, what is already bound to them, and the server's request. No I/O; the
 //! GameServer controller acts on the result.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use catalyst_schemas::gameserver::{PortPolicy, Protocol};
 
@@ -146,18 +146,81 @@ fn protocols(p: Protocol) -> &'static [Protocol] {
     }
 }
 
-/// Host ports in use on a node, per single protocol.
-type Used = BTreeSet<(u16, Protocol)>;
+/// Host ports in use on a node, per single protocol, with how many servers hold each.
+pub type Used = BTreeMap<(u16, Protocol), u32>;
 
 fn free(used: &Used, port: u16, protocol: Protocol) -> bool {
     protocols(protocol)
         .iter()
-        .all(|p| !used.contains(&(port, *p)))
+        .all(|p| !used.contains_key(&(port, *p)))
 }
 
 fn take(used: &mut Used, port: u16, protocol: Protocol) {
     for p in protocols(protocol) {
-        used.insert((port, *p));
+        *used.entry((port, *p)).or_default() += 1;
+    }
+}
+
+fn release(used: &mut Used, port: u16, protocol: Protocol) {
+    for p in protocols(protocol) {
+        if let Some(n) = used.get_mut(&(port, *p)) {
+            *n -= 1;
+            if *n == 0 {
+                used.remove(&(port, *p));
+            }
+        }
+    }
+}
+
+/// What the servers bound to one node hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeUsage {
+    /// Their summed requests.
+    pub allocated: Amounts,
+    /// Their host ports.
+    pub used: Used,
+}
+
+/// Per-node usage, kept current one server at a time (no rescans of every server).
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    by_server: BTreeMap<String, Bound>,
+    per_node: BTreeMap<String, NodeUsage>,
+}
+
+impl Usage {
+    /// Records what server `key` holds now (`None`: nothing).
+    pub fn set(&mut self, key: &str, bound: Option<Bound>) {
+        if let Some(old) = self.by_server.remove(key) {
+            if let Some(n) = self.per_node.get_mut(&old.node) {
+                n.allocated = n.allocated.sub(old.requests);
+                for hp in &old.ports {
+                    release(&mut n.used, hp.port, hp.protocol);
+                }
+            }
+        }
+        if let Some(b) = bound {
+            let n = self.per_node.entry(b.node.clone()).or_default();
+            n.allocated = n.allocated.add(b.requests);
+            for hp in &b.ports {
+                take(&mut n.used, hp.port, hp.protocol);
+            }
+            self.by_server.insert(key.to_owned(), b);
+        }
+    }
+
+    /// What a node's servers hold.
+    pub fn node(&self, name: &str) -> Option<&NodeUsage> {
+        self.per_node.get(name)
+    }
+
+    /// The usage of a list of bound servers.
+    pub fn of(bound: &[Bound]) -> Self {
+        let mut u = Self::default();
+        for (i, b) in bound.iter().enumerate() {
+            u.set(&i.to_string(), Some(b.clone()));
+        }
+        u
     }
 }
 
@@ -204,7 +267,7 @@ pub fn allocate_ports(
 pub fn schedule(
     req: &Request,
     nodes: &[NodeInfo],
-    bound: &[Bound],
+    usage: &Usage,
     strategy: Strategy,
 ) -> Result<Placement, Unschedulable> {
     let mut reasons = Vec::new();
@@ -231,21 +294,15 @@ pub fn schedule(
             reasons.push((node.name.clone(), r));
             continue;
         }
-        let on_node = bound.iter().filter(|b| b.node == node.name);
-        let mut allocated = Amounts::default();
-        let mut used = Used::new();
-        for b in on_node {
-            allocated = allocated.add(b.requests);
-            for hp in &b.ports {
-                take(&mut used, hp.port, hp.protocol);
-            }
-        }
+        let empty = NodeUsage::default();
+        let on_node = usage.node(&node.name).unwrap_or(&empty);
+        let (allocated, used) = (on_node.allocated, &on_node.used);
         let remaining = node.allocatable.sub(allocated);
         if let Some(res) = remaining.short_of(req.requests) {
             reasons.push((node.name.clone(), format!("not enough {res}")));
             continue;
         }
-        match allocate_ports(node, &used, &req.ports) {
+        match allocate_ports(node, used, &req.ports) {
             Ok(ports) => fits.push((remaining.sub(req.requests), node, ports)),
             Err(r) => reasons.push((node.name.clone(), r)),
         }
@@ -312,11 +369,13 @@ mod tests {
         let nodes = [node("a", 4000, 8 << 30), node("b", 8000, 8 << 30)];
         let r = req(1000, 1 << 30, vec![]);
         assert_eq!(
-            schedule(&r, &nodes, &[], Strategy::Packed).unwrap().node,
+            schedule(&r, &nodes, &Usage::default(), Strategy::Packed)
+                .unwrap()
+                .node,
             "a"
         );
         assert_eq!(
-            schedule(&r, &nodes, &[], Strategy::Distributed)
+            schedule(&r, &nodes, &Usage::default(), Strategy::Distributed)
                 .unwrap()
                 .node,
             "b"
@@ -334,7 +393,7 @@ mod tests {
         let nodes = [node("a", 500, 8 << 30), cordoned, down, labelled];
         let mut r = req(1000, 1 << 30, vec![]);
         r.node_selector.insert("region".into(), "eu".into());
-        let err = schedule(&r, &nodes, &[], Strategy::Packed).unwrap_err();
+        let err = schedule(&r, &nodes, &Usage::default(), Strategy::Packed).unwrap_err();
         let reasons: Vec<&str> = err.reasons.iter().map(|(_, r)| r.as_str()).collect();
         assert_eq!(
             reasons,
@@ -369,7 +428,7 @@ mod tests {
             schedule(
                 &req(0, 0, vec![stat(27016)]),
                 &nodes,
-                &taken,
+                &Usage::of(&taken),
                 Strategy::Packed
             )
             .unwrap()
@@ -379,7 +438,7 @@ mod tests {
         let err = schedule(
             &req(0, 0, vec![stat(27015)]),
             &nodes,
-            &taken,
+            &Usage::of(&taken),
             Strategy::Packed,
         )
         .unwrap_err();
@@ -389,7 +448,13 @@ mod tests {
             protocol: Protocol::TCP,
             ..stat(27015)
         };
-        assert!(schedule(&req(0, 0, vec![tcp]), &nodes, &taken, Strategy::Packed).is_ok());
+        assert!(schedule(
+            &req(0, 0, vec![tcp]),
+            &nodes,
+            &Usage::of(&taken),
+            Strategy::Packed
+        )
+        .is_ok());
         let pass = PortRequest {
             container_port: 30000,
             protocol: Protocol::TCP,
@@ -397,9 +462,14 @@ mod tests {
             host_port: None,
         };
         assert_eq!(
-            schedule(&req(0, 0, vec![pass]), &nodes, &taken, Strategy::Packed)
-                .unwrap()
-                .host_ports,
+            schedule(
+                &req(0, 0, vec![pass]),
+                &nodes,
+                &Usage::of(&taken),
+                Strategy::Packed
+            )
+            .unwrap()
+            .host_ports,
             [30000]
         );
     }
@@ -417,9 +487,14 @@ mod tests {
             },
         ];
         assert_eq!(
-            schedule(&req(0, 0, ports), &nodes, &[], Strategy::Packed)
-                .unwrap()
-                .host_ports,
+            schedule(
+                &req(0, 0, ports),
+                &nodes,
+                &Usage::default(),
+                Strategy::Packed
+            )
+            .unwrap()
+            .host_ports,
             [7001, 7000]
         );
     }
@@ -452,11 +527,14 @@ mod tests {
                     n
                 })
                 .collect();
-            let mut bound: Vec<Bound> = Vec::new();
+            let mut bound: Vec<(String, Bound)> = Vec::new();
+            let mut usage = Usage::default();
+            let mut next_id = 0;
             for _ in 0..200 {
                 if rng.next(3) == 0 && !bound.is_empty() {
                     let i = rng.next(bound.len() as u64) as usize;
-                    bound.swap_remove(i);
+                    let (id, _) = bound.swap_remove(i);
+                    usage.set(&id, None);
                     continue;
                 }
                 let ports = (0..rng.next(3))
@@ -485,7 +563,7 @@ mod tests {
                 } else {
                     Strategy::Distributed
                 };
-                if let Ok(p) = schedule(&r, &nodes, &bound, strategy) {
+                if let Ok(p) = schedule(&r, &nodes, &usage, strategy) {
                     let ports = r
                         .ports
                         .iter()
@@ -495,14 +573,21 @@ mod tests {
                             protocol: pr.protocol,
                         })
                         .collect();
-                    bound.push(Bound {
+                    let b = Bound {
                         node: p.node,
                         requests: r.requests,
                         ports,
-                    });
+                    };
+                    next_id += 1;
+                    usage.set(&next_id.to_string(), Some(b.clone()));
+                    bound.push((next_id.to_string(), b));
                 }
                 for n in &nodes {
-                    let mine: Vec<&Bound> = bound.iter().filter(|b| b.node == n.name).collect();
+                    let mine: Vec<&Bound> = bound
+                        .iter()
+                        .map(|(_, b)| b)
+                        .filter(|b| b.node == n.name)
+                        .collect();
                     let total = mine
                         .iter()
                         .fold(Amounts::default(), |a, b| a.add(b.requests));
