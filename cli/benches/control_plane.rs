@@ -1,0 +1,240 @@
+//! Control-plane scale: a real `catalyst server` (API server + controllers, SQLite) with 100
+//! simulated nodes whose fake nodelets report Starting then Running instead of running
+//! containers. 10,000 GameServers are created over HTTP by 8 clients; prints the time until all
+//! are Running, create → Running p50/p99, and the server's RSS.
+//!
+//! `scripts/bench` runs it; by hand: `cargo bench -p catalyst-cli --bench control_plane`
+//! (`CATALYST_BENCH_SERVERS` and `CATALYST_BENCH_NODES` change the scale).
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+const CLIENTS: usize = 8;
+const REPORTERS: usize = 8;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn send(&self, method: reqwest::Method, path: &str, ct: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("Content-Type", ct)
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn status(&self, path: &str, status: Value) -> u16 {
+        self.send(reqwest::Method::PATCH, &format!("{path}/status"), "application/merge-patch+json", json!({"status": status}))
+            .await
+            .0
+    }
+}
+
+async fn heartbeat(api: &Api, nodes: usize) {
+    for n in 0..nodes {
+        let code = api
+            .status(
+                &format!("/apis/catalyst.dev/v1alpha1/nodes/node-{n}"),
+                json!({"state": "Ready", "lastHeartbeatTime": chrono::Utc::now(),
+                       "allocatable": {"cpu": "64", "memory": "256Gi", "disk": "2Ti"}}),
+            )
+            .await;
+        assert_eq!(code, 200);
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let servers = env_usize("CATALYST_BENCH_SERVERS", 10_000);
+    let nodes = env_usize("CATALYST_BENCH_NODES", 100);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let child = Command::new(env!("CARGO_BIN_EXE_catalyst"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let pid = server.0.id();
+    let mut first = String::new();
+    let mut out = std::io::BufReader::new(server.0.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let admin = std::fs::read_to_string(data.join("admin.yaml")).unwrap();
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: first.trim().rsplit(' ').next().unwrap().to_owned(),
+        token: admin.lines().find_map(|l| l.strip_prefix("token: ")).unwrap().to_owned(),
+    };
+
+    for n in 0..nodes {
+        let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node", "metadata": {"name": format!("node-{n}")},
+                          "spec": {"address": format!("127.0.1.{}", n % 250 + 1), "portRange": {"min": 7000, "max": 7999}}});
+        let (code, _) = api.send(reqwest::Method::POST, "/apis/catalyst.dev/v1alpha1/nodes", "application/json", node).await;
+        assert_eq!(code, 201);
+    }
+    heartbeat(&api, nodes).await;
+    let beating = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                heartbeat(&api, nodes).await;
+            }
+        })
+    };
+
+    // fake nodelets: Scheduled → Starting → Running, reported through /status like a nodelet
+    let created_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let (work_tx, work_rx) = async_channel();
+    let gs_path = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers";
+    let mut reporters = Vec::new();
+    for _ in 0..REPORTERS {
+        let (api, rx, created_at, latencies) = (api.clone(), work_rx.clone(), created_at.clone(), latencies.clone());
+        reporters.push(tokio::spawn(async move {
+            while let Ok(name) = rx.recv().await {
+                let path = format!("{gs_path}/{name}");
+                assert_eq!(api.status(&path, json!({"phase": "Starting"})).await, 200);
+                assert_eq!(api.status(&path, json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "reason": "Simulated"}]})).await, 200);
+                let start = created_at.lock().unwrap().get(&name).copied();
+                if let Some(t) = start {
+                    latencies.lock().unwrap().push(t.elapsed());
+                }
+            }
+        }));
+    }
+    let watch = api
+        .http
+        .get(format!("{}{gs_path}?watch=true&resourceVersion=1", api.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    let watcher = tokio::spawn(async move {
+        let mut body = watch.bytes_stream();
+        let mut buf = Vec::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buf.extend_from_slice(&chunk);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                let ev: Value = serde_json::from_slice(&line).unwrap();
+                if ev["object"]["status"]["phase"] == "Scheduled" {
+                    let name = ev["object"]["metadata"]["name"].as_str().unwrap().to_owned();
+                    if work_tx.send(name).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (api, created_at) = (api.clone(), created_at.clone());
+            tokio::spawn(async move {
+                for i in (c..servers).step_by(CLIENTS) {
+                    let name = format!("gs-{i}");
+                    let gs = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer", "metadata": {"name": name},
+                                    "spec": {"image": "busybox", "resources": {"cpu": "500m", "memory": "1Gi"},
+                                             "ports": [{"containerPort": 25565, "protocol": "TCPUDP"}]}});
+                    created_at.lock().unwrap().insert(name, Instant::now());
+                    let (code, body) = api.send(reqwest::Method::POST, gs_path, "application/json", gs).await;
+                    assert_eq!(code, 201, "{body}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let created = start.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let n = latencies.lock().unwrap().len();
+        if n >= servers {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {n} of {servers} Running after 30 minutes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all_running = start.elapsed();
+    let rss = rss_mib(pid);
+    beating.abort();
+    watcher.abort();
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort();
+    println!("Control plane, fake runtime ({nodes} simulated nodes, SQLite, one catalyst server process):");
+    println!("  {servers} GameServers created in {:.1} s ({:.0}/s over HTTP, {CLIENTS} clients)", created.as_secs_f64(), servers as f64 / created.as_secs_f64());
+    println!("  all Running after    {:.1} s", all_running.as_secs_f64());
+    println!("  create -> Running    p50 {:.0} ms, p99 {:.0} ms", percentile(&l, 0.5), percentile(&l, 0.99));
+    println!("  API server RSS       {rss:.1} MiB");
+    drop(server);
+}
+
+/// A multi-consumer channel from tokio primitives.
+fn async_channel() -> (tokio::sync::mpsc::Sender<String>, SharedReceiver) {
+    let (tx, rx) = tokio::sync::mpsc::channel(100_000);
+    (tx, SharedReceiver(Arc::new(tokio::sync::Mutex::new(rx))))
+}
+
+#[derive(Clone)]
+struct SharedReceiver(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>>);
+
+impl SharedReceiver {
+    async fn recv(&self) -> Result<String, ()> {
+        self.0.lock().await.recv().await.ok_or(())
+    }
+}
