@@ -27,7 +27,10 @@ impl Drop for Server {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -55,7 +58,13 @@ struct Api {
 }
 
 impl Api {
-    async fn send(&self, method: reqwest::Method, path: &str, ct: &str, body: Value) -> (u16, Value) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        ct: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let resp = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -70,9 +79,14 @@ impl Api {
     }
 
     async fn status(&self, path: &str, status: Value) -> u16 {
-        self.send(reqwest::Method::PATCH, &format!("{path}/status"), "application/merge-patch+json", json!({"status": status}))
-            .await
-            .0
+        self.send(
+            reqwest::Method::PATCH,
+            &format!("{path}/status"),
+            "application/merge-patch+json",
+            json!({"status": status}),
+        )
+        .await
+        .0
     }
 }
 
@@ -115,13 +129,24 @@ async fn main() {
     let api = Api {
         http: reqwest::Client::new(),
         base: first.trim().rsplit(' ').next().unwrap().to_owned(),
-        token: admin.lines().find_map(|l| l.strip_prefix("token: ")).unwrap().to_owned(),
+        token: admin
+            .lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .unwrap()
+            .to_owned(),
     };
 
     for n in 0..nodes {
         let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node", "metadata": {"name": format!("node-{n}")},
                           "spec": {"address": format!("127.0.1.{}", n % 250 + 1), "portRange": {"min": 7000, "max": 7999}}});
-        let (code, _) = api.send(reqwest::Method::POST, "/apis/catalyst.dev/v1alpha1/nodes", "application/json", node).await;
+        let (code, _) = api
+            .send(
+                reqwest::Method::POST,
+                "/apis/catalyst.dev/v1alpha1/nodes",
+                "application/json",
+                node,
+            )
+            .await;
         assert_eq!(code, 201);
     }
     heartbeat(&api, nodes).await;
@@ -142,7 +167,12 @@ async fn main() {
     let gs_path = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers";
     let mut reporters = Vec::new();
     for _ in 0..REPORTERS {
-        let (api, rx, created_at, latencies) = (api.clone(), work_rx.clone(), created_at.clone(), latencies.clone());
+        let (api, rx, created_at, latencies) = (
+            api.clone(),
+            work_rx.clone(),
+            created_at.clone(),
+            latencies.clone(),
+        );
         reporters.push(tokio::spawn(async move {
             while let Ok(name) = rx.recv().await {
                 let path = format!("{gs_path}/{name}");
@@ -157,7 +187,10 @@ async fn main() {
     }
     let watch = api
         .http
-        .get(format!("{}{gs_path}?watch=true&resourceVersion=1", api.base))
+        .get(format!(
+            "{}{gs_path}?watch=true&resourceVersion=1",
+            api.base
+        ))
         .bearer_auth(&api.token)
         .send()
         .await
@@ -171,7 +204,10 @@ async fn main() {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
                 let ev: Value = serde_json::from_slice(&line).unwrap();
                 if ev["object"]["status"]["phase"] == "Scheduled" {
-                    let name = ev["object"]["metadata"]["name"].as_str().unwrap().to_owned();
+                    let name = ev["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
                     if work_tx.send(name).await.is_err() {
                         return;
                     }
@@ -207,7 +243,10 @@ async fn main() {
         if n >= servers {
             break;
         }
-        assert!(Instant::now() < deadline, "only {n} of {servers} Running after 30 minutes");
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {servers} Running after 30 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let all_running = start.elapsed();
@@ -217,9 +256,17 @@ async fn main() {
     let mut l = latencies.lock().unwrap().clone();
     l.sort();
     println!("Control plane, fake runtime ({nodes} simulated nodes, SQLite, one catalyst server process):");
-    println!("  {servers} GameServers created in {:.1} s ({:.0}/s over HTTP, {CLIENTS} clients)", created.as_secs_f64(), servers as f64 / created.as_secs_f64());
+    println!(
+        "  {servers} GameServers created in {:.1} s ({:.0}/s over HTTP, {CLIENTS} clients)",
+        created.as_secs_f64(),
+        servers as f64 / created.as_secs_f64()
+    );
     println!("  all Running after    {:.1} s", all_running.as_secs_f64());
-    println!("  create -> Running    p50 {:.0} ms, p99 {:.0} ms", percentile(&l, 0.5), percentile(&l, 0.99));
+    println!(
+        "  create -> Running    p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&l, 0.5),
+        percentile(&l, 0.99)
+    );
     println!("  API server RSS       {rss:.1} MiB");
     drop(server);
 }

@@ -1042,6 +1042,68 @@ pub fn explain(path: &str) -> Outcome {
     Ok(0)
 }
 
+/// Merge-patches one object and says what was done.
+async fn patch_object(
+    client: &Client,
+    kind: &KindInfo,
+    ns: &str,
+    name: &str,
+    patch: Value,
+    done: &str,
+) -> Outcome {
+    let path = object_path(kind, kind.namespaced.then_some(ns), name);
+    client
+        .send(
+            client
+                .request(
+                    Method::PATCH,
+                    &format!("{path}?fieldManager={FIELD_MANAGER}"),
+                )
+                .header("Content-Type", "application/merge-patch+json")
+                .json(&patch),
+        )
+        .await?;
+    println!("{}/{name} {done}", kind.singular);
+    Ok(0)
+}
+
+/// `start`, `stop`, `restart` of a GameServer: desired state and the restart annotation.
+pub async fn lifecycle(client: &Client, ns: &str, verb: &str, name: &str) -> Outcome {
+    let gs = kind("gameservers")?;
+    let (patch, done) = match verb {
+        "start" => (json!({"spec": {"state": "Running"}}), "started"),
+        "stop" => (json!({"spec": {"state": "Stopped"}}), "stopped"),
+        "restart" => (
+            json!({"metadata": {"annotations": {RESTARTED_AT: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}}}),
+            "restarted",
+        ),
+        other => bail!("unknown lifecycle verb {other}"),
+    };
+    patch_object(client, gs, ns, name, patch, done).await
+}
+
+/// The annotation `restart` sets, as `kubectl rollout restart` does.
+pub const RESTARTED_AT: &str = "catalyst.dev/restartedAt";
+
+/// `cordon` / `uncordon` a Node.
+pub async fn cordon(client: &Client, name: &str, unschedulable: bool) -> Outcome {
+    let node = kind("nodes")?;
+    let done = if unschedulable {
+        "cordoned"
+    } else {
+        "uncordoned"
+    };
+    patch_object(
+        client,
+        node,
+        "",
+        name,
+        json!({"spec": {"unschedulable": unschedulable}}),
+        done,
+    )
+    .await
+}
+
 /// `version`.
 pub async fn version(client: Option<&Client>) -> Outcome {
     println!("Client Version: {}", env!("CARGO_PKG_VERSION"));

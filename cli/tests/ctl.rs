@@ -429,6 +429,40 @@ fn wait_edit_describe_explain_and_friends() {
         text(&out)
     );
 
+    for (verb, want) in [
+        ("stop", "stopped"),
+        ("start", "started"),
+        ("restart", "restarted"),
+    ] {
+        let out = server.ctl(&[verb, "survival"]);
+        assert_eq!(
+            text(&out).0.trim(),
+            format!("gameserver/survival {want}"),
+            "{:?}",
+            text(&out)
+        );
+    }
+    let out = server.ctl(&["get", "gs", "survival", "-o", "json"]);
+    let obj: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(obj["spec"]["state"], "Running");
+    assert!(obj["metadata"]["annotations"]["catalyst.dev/restartedAt"].is_string());
+    let node = "apiVersion: catalyst.dev/v1alpha1\nkind: Node\nmetadata: {name: node-a}\n";
+    server.ctl_with(&["apply", "-f", "-"], Some(node), &[]);
+    assert_eq!(
+        text(&server.ctl(&["cordon", "node-a"])).0.trim(),
+        "node/node-a cordoned"
+    );
+    let out = server.ctl(&["get", "nodes"]);
+    assert!(
+        text(&out).0.contains("SchedulingDisabled"),
+        "{}",
+        text(&out).0
+    );
+    assert_eq!(
+        text(&server.ctl(&["uncordon", "node-a"])).0.trim(),
+        "node/node-a uncordoned"
+    );
+
     let out = server.ctl(&["describe", "gs", "survival"]);
     let (stdout, _) = text(&out);
     for want in [

@@ -108,6 +108,31 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = ctl::parse_timeout)]
         timeout: std::time::Duration,
     },
+    /// Start a GameServer (spec.state: Running).
+    Start {
+        /// The GameServer.
+        name: String,
+    },
+    /// Stop a GameServer (spec.state: Stopped).
+    Stop {
+        /// The GameServer.
+        name: String,
+    },
+    /// Restart a GameServer (sets the catalyst.dev/restartedAt annotation).
+    Restart {
+        /// The GameServer.
+        name: String,
+    },
+    /// Mark a node unschedulable.
+    Cordon {
+        /// The node.
+        name: String,
+    },
+    /// Mark a node schedulable again.
+    Uncordon {
+        /// The node.
+        name: String,
+    },
     /// Describe a kind or one of its fields.
     Explain {
         /// KIND or KIND.field.subfield.
@@ -213,6 +238,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     for_,
                     timeout,
                 } => ctl::wait(&client, &ns, target, for_, *timeout).await,
+                Command::Start { name } => ctl::lifecycle(&client, &ns, "start", name).await,
+                Command::Stop { name } => ctl::lifecycle(&client, &ns, "stop", name).await,
+                Command::Restart { name } => ctl::lifecycle(&client, &ns, "restart", name).await,
+                Command::Cordon { name } => ctl::cordon(&client, name, true).await,
+                Command::Uncordon { name } => ctl::cordon(&client, name, false).await,
                 Command::Explain { .. } | Command::Completion { .. } | Command::Version { .. } => {
                     unreachable!()
                 }
