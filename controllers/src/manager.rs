@@ -70,6 +70,14 @@ pub fn start(
         ctx.gameservers.clone(),
         move |k| {
             tracker.track(&k);
+            if tracker.gameservers.get(&k).is_none() {
+                // a deleted server freed its node's resources and ports
+                tracker
+                    .gameservers
+                    .keys_where(is_pending)
+                    .into_iter()
+                    .for_each(|p| q.add(p));
+            }
             q.add(k)
         },
     )));
@@ -86,12 +94,10 @@ pub fn start(
         move |k| {
             nq.add(k);
             // a node change may make waiting servers schedulable
-            let pending = gs_cache.keys_where(|gs| {
-                gs.pointer("/status/phase")
-                    .and_then(Value::as_str)
-                    .is_none_or(|p| p == "Pending")
-            });
-            pending.into_iter().for_each(|k| gq.add(k));
+            gs_cache
+                .keys_where(is_pending)
+                .into_iter()
+                .for_each(|k| gq.add(k));
         },
     )));
 
@@ -139,6 +145,12 @@ pub fn start(
         |ctx, key| async move { reconcile_node(&ctx, &key).await },
     )));
     Handle { leading, tasks }
+}
+
+fn is_pending(gs: &Value) -> bool {
+    gs.pointer("/status/phase")
+        .and_then(Value::as_str)
+        .is_none_or(|p| p == "Pending")
 }
 
 async fn worker<F, Fut>(

@@ -20,6 +20,9 @@ use crate::scheduling::{
     self, Amounts, Bound, HostPort, NodeInfo, PortRequest, Request, Strategy, Usage,
 };
 
+/// The finalizer that holds a GameServer's deletion until nothing of it runs.
+pub const FINALIZER: &str = "catalyst.dev/gameserver";
+
 /// How long a node may go without a heartbeat before it is NotReady.
 pub const NODE_GRACE: Duration = Duration::from_secs(40);
 
@@ -243,6 +246,12 @@ type EventNote = (&'static str, &'static str, String);
 #[derive(Debug, Clone, PartialEq)]
 enum GsDecision {
     Nothing,
+    /// Put our finalizer on, so deletion waits for the server to be stopped.
+    AddFinalizer,
+    /// Deleting and nothing runs any more: let the object go.
+    Finalize,
+    /// Deleting, but the nodelet still has to stop it.
+    WaitForStop,
     Suspend,
     Resume,
     Bind(scheduling::Placement),
@@ -251,8 +260,19 @@ enum GsDecision {
 
 fn decide_gameserver(gs: &Value, spec: &GameServerSpec, ctx: &Context) -> GsDecision {
     let phase = phase_of(gs);
+    let ours = gs
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER));
     if gs.pointer("/metadata/deletionTimestamp").is_some() {
-        return GsDecision::Nothing;
+        return match (ours, phase.is_active() || phase == Phase::Unknown) {
+            (false, _) => GsDecision::Nothing,
+            (true, true) => GsDecision::WaitForStop,
+            (true, false) => GsDecision::Finalize,
+        };
+    }
+    if !ours {
+        return GsDecision::AddFinalizer;
     }
     if spec.suspended {
         return if lifecycle::transition(phase, Lifecycle::Suspended).is_ok() {
@@ -296,7 +316,41 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
     let generation = gs.pointer("/metadata/generation").and_then(Value::as_i64);
     let decision = decide_gameserver(&gs, &spec, ctx);
     let (new_status, event, requeue): (Option<Value>, Option<EventNote>, Action) = match decision {
-        GsDecision::Nothing => return Ok(Action::Done),
+        GsDecision::Nothing | GsDecision::WaitForStop => return Ok(Action::Done),
+        GsDecision::AddFinalizer | GsDecision::Finalize => {
+            let adding = decision == GsDecision::AddFinalizer;
+            let written = ctx
+                .registry
+                .update_with(scope, name, rv_of(&gs), Part::Main, false, |cur| {
+                    let mut next = cur.clone();
+                    let mut list: Vec<Value> = cur
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    list.retain(|f| f != FINALIZER);
+                    if adding {
+                        list.push(FINALIZER.into());
+                    }
+                    next["metadata"]["finalizers"] = list.into();
+                    Ok(next)
+                })
+                .await;
+            match written {
+                Ok(w) if adding => {
+                    ctx.gameservers.write_through(&w.object);
+                    // go on with scheduling in the same pass
+                    return Box::pin(reconcile_gameserver(ctx, key)).await;
+                }
+                Ok(_) | Err(ApiError::NotFound { .. }) => {
+                    if !adding {
+                        ctx.usage.lock().expect("usage lock").set(key, None);
+                    }
+                    return Ok(Action::Done);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         GsDecision::Suspend => {
             let mut st = gs.get("status").cloned().unwrap_or(json!({}));
             st["phase"] = "Suspended".into();

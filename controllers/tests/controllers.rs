@@ -361,3 +361,95 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
         (Some("server-2"), Some(1))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_waits_until_nothing_runs_and_frees_the_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, state) = setup(dir.path()).await;
+    add_node(&registry, "node-a", "4", 0, (7000, 7000)).await;
+    start(&registry, &state, "server-1");
+    let gs_scope = scope("gameservers", Some("default"));
+    add_gs(&registry, "idle", json!({"image": "busybox"})).await;
+    let idle = wait_for(&registry, "gameservers", Some("default"), "idle", |o| {
+        phase(o) == "Scheduled"
+    })
+    .await;
+    assert_eq!(
+        idle["metadata"]["finalizers"],
+        json!(["catalyst.dev/gameserver"])
+    );
+    registry
+        .delete(gs_scope, "idle", None, false)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if registry.get(gs_scope, "idle").await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        registry.get(gs_scope, "idle").await.is_err(),
+        "a server that never ran goes at once"
+    );
+
+    // a running server holds the only port; its deletion waits for the nodelet to stop it
+    add_gs(
+        &registry,
+        "busy",
+        json!({"image": "busybox", "ports": [{"containerPort": 1}]}),
+    )
+    .await;
+    wait_for(&registry, "gameservers", Some("default"), "busy", |o| {
+        phase(o) == "Scheduled"
+    })
+    .await;
+    for p in ["Starting", "Running"] {
+        registry
+            .merge_patch(
+                gs_scope,
+                "busy",
+                json!({"status": {"phase": p}}),
+                Part::Status,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    add_gs(
+        &registry,
+        "next",
+        json!({"image": "busybox", "ports": [{"containerPort": 1}]}),
+    )
+    .await;
+    wait_for(&registry, "gameservers", Some("default"), "next", |o| {
+        o.pointer("/status/conditions/0/reason").is_some()
+    })
+    .await;
+    registry
+        .delete(gs_scope, "busy", None, false)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        registry.get(gs_scope, "busy").await.is_ok(),
+        "still there while Running"
+    );
+    for p in ["Stopping", "Stopped"] {
+        registry
+            .merge_patch(
+                gs_scope,
+                "busy",
+                json!({"status": {"phase": p}}),
+                Part::Status,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    wait_for(&registry, "gameservers", Some("default"), "next", |o| {
+        phase(o) == "Scheduled"
+    })
+    .await;
+    assert!(registry.get(gs_scope, "busy").await.is_err());
+}
