@@ -468,7 +468,11 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
         ctx.gameservers.write_through(&written.object);
         ctx.track(key);
         if let Some((type_, reason, message)) = event {
-            record_event(&ctx.registry, &written.object, type_, reason, &message).await;
+            // in the background: the next scheduling decision need not wait for it
+            let (registry, object) = (ctx.registry.clone(), written.object.clone());
+            tokio::spawn(
+                async move { record_event(&registry, &object, type_, reason, &message).await },
+            );
         }
     }
     Ok(requeue)
