@@ -154,7 +154,13 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
         )
         .into_response(),
         Some(t) => match state.auth.verify(&t).await {
-            Some(_identity) => next.run(req).await,
+            Some(identity) if identity.role == "admin" => next.run(req).await,
+            // the join token only buys a node credential (nodelet issue); it reads nothing
+            Some(identity) => ApiError::Forbidden(format!(
+                "a {} token cannot use this API; use an admin token",
+                identity.role
+            ))
+            .into_response(),
             None => ApiError::Unauthorized("invalid bearer token".into()).into_response(),
         },
     }

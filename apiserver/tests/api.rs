@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token";
+const JOIN_TOKEN: &str = "join-token";
 const GS: &str = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers";
 const NODES: &str = "/apis/catalyst.dev/v1alpha1/nodes";
 
@@ -34,13 +35,22 @@ async fn api_window(setup: impl AsyncFnOnce(&Arc<dyn Store>), window: usize) -> 
         .await
         .unwrap();
     setup(&store).await;
-    let auth = Authenticator::fixed(&[(
-        TOKEN,
-        Identity {
-            role: "admin".into(),
-            name: "admin".into(),
-        },
-    )]);
+    let auth = Authenticator::fixed(&[
+        (
+            TOKEN,
+            Identity {
+                role: "admin".into(),
+                name: "admin".into(),
+            },
+        ),
+        (
+            JOIN_TOKEN,
+            Identity {
+                role: "join".into(),
+                name: "nodes".into(),
+            },
+        ),
+    ]);
     let mut state = AppState::with_window(Registry::new(store.clone()), auth, window)
         .await
         .unwrap();
@@ -216,6 +226,22 @@ async fn requests_without_a_valid_token_get_401_as_a_status() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = api
+        .app
+        .clone()
+        .oneshot(
+            Request::get(GS)
+                .header(header::AUTHORIZATION, format!("Bearer {JOIN_TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "the join token is no admin token"
+    );
     for open in ["/healthz", "/readyz"] {
         let resp = api
             .app
