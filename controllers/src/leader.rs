@@ -120,7 +120,7 @@ pub async fn run(registry: Registry, me: String, duration: Duration, leading: wa
                 false => tracing::info!(identity = me, ?decision, "not leading the controllers"),
             }
         }
-        tokio::time::sleep(duration / 3).await;
+        tokio::time::sleep(duration / 5).await;
     }
 }
 

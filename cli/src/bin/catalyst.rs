@@ -55,7 +55,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         &running.state.caches,
         catalyst_controllers::manager::Config {
             identity,
-            lease_duration: std::time::Duration::from_secs(15),
+            lease_duration: std::time::Duration::from_secs(10),
             strategy: catalyst_controllers::scheduling::Strategy::Packed,
         },
     );

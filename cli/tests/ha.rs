@@ -1,0 +1,248 @@
+//! Two `catalyst server` processes on one PostgreSQL or etcd: both serve the API, one leads the
+//! controllers; `kill -9` of the leader → the other schedules within 20 s.
+//!
+//! Needs `CATALYST_TEST_POSTGRES_URL` and `CATALYST_TEST_ETCD` (scripts/test sets them); a backend
+//! left out of `CATALYST_TEST_BACKENDS` is skipped.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Server {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn enabled(backend: &str) -> bool {
+    std::env::var("CATALYST_TEST_BACKENDS")
+        .unwrap_or_else(|_| "sqlite,postgres,etcd".into())
+        .split(',')
+        .any(|b| b.trim() == backend)
+}
+
+fn start(dir: &Path, store: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_catalyst"))
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            store,
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let admin = std::fs::read_to_string(dir.join("admin.yaml")).unwrap();
+    Server {
+        child,
+        url: line.trim().rsplit(' ').next().unwrap().to_owned(),
+        token: admin
+            .lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .unwrap()
+            .to_owned(),
+    }
+}
+
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new() -> Self {
+        Self {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn send(
+        &self,
+        s: &Server,
+        method: reqwest::Method,
+        path: &str,
+        ct: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.rt.block_on(async {
+            let mut req = self
+                .client
+                .request(method, format!("{}{path}", s.url))
+                .bearer_auth(&s.token);
+            if let Some(b) = body {
+                req = req
+                    .header("Content-Type", ct)
+                    .body(serde_json::to_vec(&b).unwrap());
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    (code, resp.json().await.unwrap_or(Value::Null))
+                }
+                Err(_) => (0, Value::Null),
+            }
+        })
+    }
+}
+
+const NODES: &str = "/apis/catalyst.dev/v1alpha1/nodes";
+const GS: &str = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers";
+const LEASE: &str =
+    "/apis/catalyst.dev/v1alpha1/namespaces/catalyst-system/leases/catalyst-controllers";
+
+fn wait_scheduled(http: &Http, s: &Server, name: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        let (code, gs) = http.send(s, reqwest::Method::GET, &format!("{GS}/{name}"), "", None);
+        if code == 200 && gs["status"]["phase"] == "Scheduled" {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{name} was not scheduled within {within:?}");
+}
+
+fn leader_fails_over(store: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(&dir.path().join("a"), store);
+    let b = start(&dir.path().join("b"), store);
+    let http = Http::new();
+    let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node", "metadata": {"name": "node-a"},
+                      "spec": {"address": "127.0.0.1", "portRange": {"min": 7000, "max": 7100}}});
+    assert_eq!(
+        http.send(
+            &a,
+            reqwest::Method::POST,
+            NODES,
+            "application/json",
+            Some(node)
+        )
+        .0,
+        201
+    );
+    let beat = |s: &Server| {
+        let st = json!({"status": {"state": "Ready", "lastHeartbeatTime": chrono::Utc::now(), "allocatable": {"cpu": "8", "memory": "16Gi"}}});
+        http.send(
+            s,
+            reqwest::Method::PATCH,
+            &format!("{NODES}/node-a/status"),
+            "application/merge-patch+json",
+            Some(st),
+        )
+        .0
+    };
+    assert_eq!(beat(&b), 200, "b writes to the same store");
+    let gs = |name: &str| json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer", "metadata": {"name": name}, "spec": {"image": "busybox"}});
+    assert_eq!(
+        http.send(
+            &b,
+            reqwest::Method::POST,
+            GS,
+            "application/json",
+            Some(gs("first"))
+        )
+        .0,
+        201
+    );
+    wait_scheduled(&http, &a, "first", Duration::from_secs(30));
+    // who leads? the identity ends with the pid
+    let (_, lease) = http.send(&a, reqwest::Method::GET, LEASE, "", None);
+    let holder = lease["spec"]["holderIdentity"].as_str().unwrap().to_owned();
+    let (mut leader, follower) = if holder.ends_with(&format!("-{}", a.child.id())) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert!(
+        holder.ends_with(&format!("-{}", leader.child.id())),
+        "{holder}"
+    );
+    Command::new("kill")
+        .args(["-9", &leader.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = leader.child.wait();
+    let killed = Instant::now();
+    assert_eq!(beat(&follower), 200);
+    assert_eq!(
+        http.send(
+            &follower,
+            reqwest::Method::POST,
+            GS,
+            "application/json",
+            Some(gs("second"))
+        )
+        .0,
+        201
+    );
+    wait_scheduled(&http, &follower, "second", Duration::from_secs(20));
+    println!(
+        "{store}: the standby scheduled 'second' {:.1} s after the leader was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    let (_, lease) = http.send(&follower, reqwest::Method::GET, LEASE, "", None);
+    assert!(lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("-{}", follower.child.id())));
+}
+
+#[test]
+fn postgres_leader_killed_the_standby_takes_over() {
+    if !enabled("postgres") {
+        return;
+    }
+    let admin = std::env::var("CATALYST_TEST_POSTGRES_URL")
+        .expect("CATALYST_TEST_POSTGRES_URL (scripts/test sets it)");
+    let db = format!("ha_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let base = admin.rsplit_once('/').unwrap().0;
+    leader_fails_over(&format!("{base}/{db}"));
+}
+
+#[test]
+fn etcd_leader_killed_the_standby_takes_over() {
+    if !enabled("etcd") {
+        return;
+    }
+    let hosts =
+        std::env::var("CATALYST_TEST_ETCD").expect("CATALYST_TEST_ETCD (scripts/test sets it)");
+    leader_fails_over(&format!("etcd://{hosts}?prefix=/ha-{}", std::process::id()));
+}
