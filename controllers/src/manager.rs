@@ -62,6 +62,7 @@ pub fn start(
     let node_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
 
     let mut tasks = Vec::new();
+    let ctx_registry = ctx.registry.clone();
     let (q, tracker) = (gs_queue.clone(), ctx.clone());
     tasks.push(tokio::spawn(informer::run(
         registry.clone(),
@@ -144,7 +145,48 @@ pub fn start(
         ctx,
         |ctx, key| async move { reconcile_node(&ctx, &key).await },
     )));
+    tasks.push(tokio::spawn(expire_events(ctx_registry, leading.clone())));
     Handle { leading, tasks }
+}
+
+/// How long Events are kept.
+pub const EVENT_TTL: Duration = Duration::from_secs(3600);
+
+/// While leading, deletes Events whose last occurrence is older than [`EVENT_TTL`], once a minute.
+async fn expire_events(registry: Registry, leading: watch::Receiver<bool>) {
+    let scope = catalyst_apiserver::registry::Scope {
+        kind: lookup_kind("events").expect("kind"),
+        namespace: None,
+    };
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        if !*leading.borrow() {
+            continue;
+        }
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(EVENT_TTL).expect("small");
+        let Ok(list) = registry.list(scope, &Default::default()).await else {
+            continue;
+        };
+        for ev in list.items {
+            let last = ev
+                .pointer("/spec/lastTimestamp")
+                .or_else(|| ev.pointer("/metadata/creationTimestamp"))
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if last.is_some_and(|t| t < cutoff) {
+                let name = ev
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let ns = ev.pointer("/metadata/namespace").and_then(Value::as_str);
+                let scope = catalyst_apiserver::registry::Scope {
+                    namespace: ns,
+                    ..scope
+                };
+                let _ = registry.delete(scope, name, None, false).await;
+            }
+        }
+    }
 }
 
 fn is_pending(gs: &Value) -> bool {
