@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use catalyst_schemas::{lookup_kind, KindInfo, API_VERSION, KINDS};
+use catalyst_schemas::{KindInfo, API_VERSION, KINDS};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -323,7 +323,6 @@ fn kind(plural: &str) -> ApiResult<&'static KindInfo> {
     KINDS
         .iter()
         .find(|k| k.plural == plural)
-        .or_else(|| lookup_kind(plural).filter(|_| false))
         .ok_or_else(|| ApiError::NotFound {
             kind: "resource type".into(),
             name: plural.to_owned(),

@@ -186,7 +186,7 @@ async fn apply_one(
         ("dryRun", if dry_run { "All".into() } else { String::new() }),
     ]);
     let body = serde_json::to_vec(&object).expect("object encodes");
-    let (code, after) = client
+    let (_, after) = client
         .send(
             client
                 .request(Method::PATCH, &format!("{path}{q}"))
@@ -195,7 +195,6 @@ async fn apply_one(
         )
         .await?;
     let verdict = match before {
-        None if code == 201 || dry_run => "created",
         None => "created",
         Some(b) => {
             let rv = |v: &Value| v.pointer("/metadata/resourceVersion").cloned();
