@@ -35,6 +35,14 @@ pub fn split_key(key: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// Drops what no controller decides on (field ownership), to keep the cache small.
+fn slim(mut obj: Value) -> Value {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    obj
+}
+
 /// The cached objects of one kind.
 #[derive(Debug, Default)]
 pub struct Cache {
@@ -79,7 +87,7 @@ impl Cache {
                 .unwrap_or(0)
         };
         if objects.get(&key).is_none_or(|old| rv(old) <= rv(obj)) {
-            objects.insert(key, obj.clone());
+            objects.insert(key, slim(obj.clone()));
         }
     }
 
@@ -90,7 +98,7 @@ impl Cache {
         for obj in items {
             let k = key_of(&obj);
             changed.push(k.clone());
-            objects.insert(k, obj);
+            objects.insert(k, slim(obj));
         }
         changed.sort();
         changed.dedup();
@@ -103,7 +111,7 @@ impl Cache {
         if type_ == "DELETED" {
             objects.remove(&key);
         } else {
-            objects.insert(key.clone(), obj.clone());
+            objects.insert(key.clone(), slim(obj.clone()));
         }
         key
     }
