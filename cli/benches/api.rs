@@ -4,10 +4,10 @@
 //!
 //! `scripts/bench` runs it; by hand: `cargo bench -p catalyst-cli --bench api`.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use catalyst_e2e::{percentile_ms, rss_mib, Server};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -17,29 +17,6 @@ const GETS: usize = 10_000;
 const WATCHERS: usize = 1000;
 const WATCH_WRITES: usize = 100;
 const WATCH_RATE_PER_SEC: u64 = 20;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
 
 fn gameserver(name: &str) -> Value {
     json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer",
@@ -82,26 +59,9 @@ async fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let child = Command::new(env!("CARGO_BIN_EXE_catalyst"))
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let pid = server.0.id();
-    let mut first = String::new();
-    let mut out = std::io::BufReader::new(server.0.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let base = first.trim().rsplit(' ').next().unwrap().to_owned();
-    let admin = std::fs::read_to_string(data.join("admin.yaml")).unwrap();
-    let token = admin
-        .lines()
-        .find_map(|l| l.strip_prefix("token: "))
-        .unwrap()
-        .to_owned();
+    let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &data, &[]);
+    let pid = server.pid();
+    let (base, token) = (server.url.clone(), server.token.clone());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2 * WATCHERS)
         .build()
@@ -242,8 +202,8 @@ async fn main() {
     println!(
         "  {WATCHERS} watchers, {WATCH_WRITES} writes at {WATCH_RATE_PER_SEC}/s: delivered {delivered}/{}; latency p50 {:.2} ms, p99 {:.2} ms",
         WATCHERS * WATCH_WRITES,
-        percentile(&l, 0.5),
-        percentile(&l, 0.99)
+        percentile_ms(&l, 0.5),
+        percentile_ms(&l, 0.99)
     );
     println!("  server RSS           idle {idle_rss:.1} MiB; {WATCHERS} watchers connected {watch_rss:.1} MiB; after the writes {busy_rss:.1} MiB");
     drop(server);

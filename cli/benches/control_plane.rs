@@ -7,47 +7,21 @@
 //! (`CATALYST_BENCH_SERVERS` and `CATALYST_BENCH_NODES` change the scale).
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use catalyst_e2e::{percentile_ms, rss_mib, Server};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 const CLIENTS: usize = 8;
 const REPORTERS: usize = 8;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 #[derive(Clone)]
@@ -112,28 +86,12 @@ async fn main() {
     let nodes = env_usize("CATALYST_BENCH_NODES", 100);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let child = Command::new(env!("CARGO_BIN_EXE_catalyst"))
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let pid = server.0.id();
-    let mut first = String::new();
-    let mut out = std::io::BufReader::new(server.0.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let admin = std::fs::read_to_string(data.join("admin.yaml")).unwrap();
+    let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &data, &[]);
+    let pid = server.pid();
     let api = Api {
         http: reqwest::Client::new(),
-        base: first.trim().rsplit(' ').next().unwrap().to_owned(),
-        token: admin
-            .lines()
-            .find_map(|l| l.strip_prefix("token: "))
-            .unwrap()
-            .to_owned(),
+        base: server.url.clone(),
+        token: server.token.clone(),
     };
 
     for n in 0..nodes {
@@ -264,8 +222,8 @@ async fn main() {
     println!("  all Running after    {:.1} s", all_running.as_secs_f64());
     println!(
         "  create -> Running    p50 {:.0} ms, p99 {:.0} ms",
-        percentile(&l, 0.5),
-        percentile(&l, 0.99)
+        percentile_ms(&l, 0.5),
+        percentile_ms(&l, 0.99)
     );
     println!("  API server RSS       {rss:.1} MiB");
     drop(server);

@@ -1,67 +1,17 @@
 //! `catalystctl` against a real `catalyst server` process, as a user runs them.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use catalyst_e2e::Server;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// A `catalyst server` child, killed on drop.
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    config: PathBuf,
-    url: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A `catalyst server` child, healthy, killed on drop.
 fn start_server(dir: &Path) -> Server {
-    let _ = std::fs::remove_file(dir.join("admin.yaml.ready"));
-    let child = Command::new(env!("CARGO_BIN_EXE_catalyst"))
-        .args(["server", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start catalyst server");
-    let mut server = Server {
-        child,
-        dir: dir.to_owned(),
-        config: dir.join("admin.yaml"),
-        url: String::new(),
-        token: String::new(),
-    };
-    // the first stdout line names the address
-    let mut line = String::new();
-    let stdout = server.child.stdout.take().unwrap();
-    let mut reader = std::io::BufReader::new(stdout);
-    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-    server.url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(
-        server.url.starts_with("http://127.0.0.1:"),
-        "unexpected first line {line:?}"
-    );
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let text = std::fs::read_to_string(&server.config).unwrap();
-    assert!(
-        text.contains(&server.url),
-        "admin.yaml names the server: {text}"
-    );
-    server.token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("token: "))
-        .unwrap()
-        .to_owned();
+    let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), dir, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while ureq_get(&format!("{}/healthz", server.url)).is_none() {
         assert!(Instant::now() < deadline, "server not healthy");
@@ -87,7 +37,13 @@ fn ureq_get(url: &str) -> Option<String> {
     out.starts_with("HTTP/1.0 200").then_some(out)
 }
 
-impl Server {
+trait Ctl {
+    fn ctl(&self, args: &[&str]) -> Output;
+    fn ctl_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output;
+    fn http(&self) -> sync_http::Client;
+}
+
+impl Ctl for Server {
     fn ctl(&self, args: &[&str]) -> Output {
         self.ctl_with(args, None, &[])
     }
@@ -486,7 +442,7 @@ fn wait_edit_describe_explain_and_friends() {
     let out = server.ctl(&["get", "pods"]);
     assert_eq!(code(&out), 1);
     assert!(text(&out).1.contains("unknown resource type"));
-    assert!(server.dir.join("join-token").exists());
+    assert!(server.data_dir.join("join-token").exists());
 }
 
 #[test]

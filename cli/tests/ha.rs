@@ -4,25 +4,12 @@
 //! Needs `CATALYST_TEST_POSTGRES_URL` and `CATALYST_TEST_ETCD` (scripts/test sets them); a backend
 //! left out of `CATALYST_TEST_BACKENDS` is skipped.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use catalyst_e2e::Server;
 use serde_json::{json, Value};
-
-struct Server {
-    child: Child,
-    url: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn enabled(backend: &str) -> bool {
     std::env::var("CATALYST_TEST_BACKENDS")
@@ -32,34 +19,7 @@ fn enabled(backend: &str) -> bool {
 }
 
 fn start(dir: &Path, store: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_catalyst"))
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            store,
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let admin = std::fs::read_to_string(dir.join("admin.yaml")).unwrap();
-    Server {
-        child,
-        url: line.trim().rsplit(' ').next().unwrap().to_owned(),
-        token: admin
-            .lines()
-            .find_map(|l| l.strip_prefix("token: "))
-            .unwrap()
-            .to_owned(),
-    }
+    Server::start(env!("CARGO_BIN_EXE_catalyst"), dir, &["--store", store])
 }
 
 struct Http {

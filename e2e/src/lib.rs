@@ -1,1 +1,119 @@
-//! e2e
+//! End-to-end test support: real `catalyst` processes, started and cleaned up on drop, and the
+//! small measurements benchmarks share.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `catalyst server` process; killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// `<data-dir>/admin.yaml`.
+    pub config: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The admin token.
+    pub token: String,
+}
+
+impl Server {
+    /// Starts `binary server --listen 127.0.0.1:0 --data-dir DIR EXTRA…` and waits until it
+    /// listens. `binary` is the `catalyst` executable (`env!("CARGO_BIN_EXE_catalyst")`).
+    ///
+    /// Panics when the server does not start: this is test support.
+    pub fn start(binary: &str, data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(binary)
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start catalyst server");
+        // the first stdout line names the address; the listener is bound before it is printed
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line)
+            .expect("read the server's first line");
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected first line {line:?}"
+        );
+        let config = data_dir.join("admin.yaml");
+        let admin = std::fs::read_to_string(&config).expect("admin.yaml");
+        assert!(admin.contains(&url), "admin.yaml names the server: {admin}");
+        let token = admin
+            .lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .expect("a token in admin.yaml")
+            .to_owned();
+        Server {
+            child,
+            data_dir: data_dir.to_owned(),
+            config,
+            url,
+            token,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of a process in MiB (0 when it is gone).
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The `p` quantile of sorted durations, in milliseconds (NaN when empty).
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&d, 0.5), 51.0);
+        assert_eq!(percentile_ms(&d, 0.99), 99.0);
+        assert!(percentile_ms(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn the_rss_of_this_process_is_positive() {
+        assert!(rss_mib(std::process::id()) > 0.0);
+    }
+}
