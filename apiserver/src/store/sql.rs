@@ -66,7 +66,13 @@ struct Statements {
     log_after: String,
     set_compact: String,
     compact_log: String,
-    notify: String,
+    /// PostgreSQL: the kv change and its log row in one statement each.
+    create_logged: String,
+    update_logged: String,
+    delete_logged: String,
+    delete_any_logged: String,
+    /// PostgreSQL: the new revision and its NOTIFY in one statement.
+    finish: String,
 }
 
 impl Statements {
@@ -101,7 +107,17 @@ impl Statements {
             set_compact: s("UPDATE catalyst_meta SET compact_rev = $1 WHERE id = 1 AND compact_rev < $1 RETURNING rev"),
             compact_log: s("DELETE FROM catalyst_log WHERE rev <= $1 AND (op = 2 OR rev < \
                  (SELECT MAX(l2.rev) FROM catalyst_log l2 WHERE l2.key = catalyst_log.key AND l2.rev <= $1))"),
-            notify: s("SELECT pg_notify($1, $2)"),
+            create_logged: s("WITH k AS (INSERT INTO catalyst_kv (key, value, create_rev, rev) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (key) DO NOTHING RETURNING key) \
+                 INSERT INTO catalyst_log (rev, key, op, value, create_rev, prev_rev) SELECT $3, key, 0, $2, $3, 0 FROM k"),
+            update_logged: s("WITH k AS (UPDATE catalyst_kv SET value = $2, rev = $3 WHERE key = $1 AND rev = $4 \
+                 RETURNING key, create_rev) \
+                 INSERT INTO catalyst_log (rev, key, op, value, create_rev, prev_rev) SELECT $3, key, 1, $2, create_rev, $4 FROM k"),
+            delete_logged: s("WITH k AS (DELETE FROM catalyst_kv WHERE key = $1 AND rev = $2 RETURNING key, value, create_rev, rev) \
+                 INSERT INTO catalyst_log (rev, key, op, value, create_rev, prev_rev) SELECT $3, key, 2, value, create_rev, rev FROM k"),
+            delete_any_logged: s("WITH k AS (DELETE FROM catalyst_kv WHERE key = $1 RETURNING key, value, create_rev, rev) \
+                 INSERT INTO catalyst_log (rev, key, op, value, create_rev, prev_rev) SELECT $2, key, 2, value, create_rev, rev FROM k"),
+            finish: s("WITH u AS (UPDATE catalyst_meta SET rev = $1 WHERE id = 1) SELECT pg_notify($2, $3)"),
         }
     }
 }
@@ -641,20 +657,28 @@ impl Committer {
         let mut rev = base;
         let mut results = Vec::with_capacity(group.len());
         for pending in group {
-            let (key, outcome) = self.apply(&mut tx, &pending.op, rev + 1).await?;
+            let outcome = match self.dialect {
+                Dialect::Postgres => self.apply_logged(&mut tx, &pending.op, rev + 1).await?,
+                Dialect::Sqlite => match self.apply(&mut tx, &pending.op, rev + 1).await? {
+                    (key, Ok(row)) => {
+                        sqlx::query(&self.sql.insert_log)
+                            .bind(rev + 1)
+                            .bind(key)
+                            .bind(row.op)
+                            .bind(row.value)
+                            .bind(row.create_rev)
+                            .bind(row.prev_rev)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| self.err(e))?;
+                        Ok(())
+                    }
+                    (_, Err(refused)) => Err(refused),
+                },
+            };
             match outcome {
-                Ok(row) => {
+                Ok(()) => {
                     rev += 1;
-                    sqlx::query(&self.sql.insert_log)
-                        .bind(rev)
-                        .bind(key)
-                        .bind(row.op)
-                        .bind(row.value)
-                        .bind(row.create_rev)
-                        .bind(row.prev_rev)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.err(e))?;
                     results.push(Ok(rev));
                 }
                 Err(refused) => results.push(Err(refused)),
@@ -664,19 +688,20 @@ impl Committer {
             tx.rollback().await.map_err(|e| self.err(e))?;
             return Ok(results);
         }
-        sqlx::query(&self.sql.set_revision)
-            .bind(rev)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        if self.dialect == Dialect::Postgres {
-            sqlx::query(&self.sql.notify)
+        match self.dialect {
+            Dialect::Postgres => sqlx::query(&self.sql.finish)
+                .bind(rev)
                 .bind(NOTIFY_CHANNEL)
                 .bind(rev.to_string())
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| self.err(e))?;
-        }
+                .map_err(|e| self.err(e))?,
+            Dialect::Sqlite => sqlx::query(&self.sql.set_revision)
+                .bind(rev)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?,
+        };
         tx.commit().await.map_err(|e| self.err(e))?;
         self.committed.send_if_modified(|known| {
             let newer = rev > *known;
@@ -686,6 +711,62 @@ impl Committer {
             newer
         });
         Ok(results)
+    }
+
+    /// PostgreSQL: applies one write and appends its log row in a single statement (one round
+    /// trip instead of two). The outer error aborts the group; the inner one refuses this write.
+    async fn apply_logged(&self, tx: &mut Tx, op: &WriteOp, rev: Revision) -> Result<Result<()>> {
+        let (query, key, expected) = match op {
+            WriteOp::Create { key, value } => (
+                sqlx::query(&self.sql.create_logged)
+                    .bind(key)
+                    .bind(value)
+                    .bind(rev),
+                key,
+                None,
+            ),
+            WriteOp::Update {
+                key,
+                value,
+                expected,
+            } => (
+                sqlx::query(&self.sql.update_logged)
+                    .bind(key)
+                    .bind(value)
+                    .bind(rev)
+                    .bind(*expected),
+                key,
+                Some(*expected),
+            ),
+            WriteOp::Delete {
+                key,
+                expected: Some(exp),
+            } => (
+                sqlx::query(&self.sql.delete_logged)
+                    .bind(key)
+                    .bind(*exp)
+                    .bind(rev),
+                key,
+                Some(*exp),
+            ),
+            WriteOp::Delete {
+                key,
+                expected: None,
+            } => (
+                sqlx::query(&self.sql.delete_any_logged).bind(key).bind(rev),
+                key,
+                None,
+            ),
+        };
+        let done = query.execute(&mut **tx).await.map_err(|e| self.err(e))?;
+        if done.rows_affected() > 0 {
+            return Ok(Ok(()));
+        }
+        Ok(Err(match (op, expected) {
+            (WriteOp::Create { .. }, _) => StoreError::AlreadyExists { key: key.clone() },
+            (_, Some(exp)) => self.cas_failure(tx, key, exp).await?,
+            (_, None) => StoreError::NotFound { key: key.clone() },
+        }))
     }
 
     /// Applies one write to `catalyst_kv` at revision `rev`. The outer error aborts the group;
