@@ -29,6 +29,9 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Revision, StoreError};
 use crate::watch::{event_line, event_type, CachedEvent, Subscription, WatchCache};
 
+/// Response header of apply patches: `true` when the apply changed the object.
+pub const CHANGED_HEADER: &str = "catalyst-changed";
+
 /// How often a watch sends a BOOKMARK when asked for them.
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -564,11 +567,18 @@ async fn patch(
             dry_run,
         )
         .await?;
-        return Ok(if created_now {
+        let changed = if written.changed { "true" } else { "false" };
+        let mut response = if created_now {
             created(written.object)
         } else {
             Json(written.object).into_response()
-        });
+        };
+        // whether this apply changed the object, so clients need not guess from resourceVersions
+        response.headers_mut().insert(
+            CHANGED_HEADER,
+            axum::http::HeaderValue::from_static(changed),
+        );
+        return Ok(response);
     }
     if !(ct.starts_with("application/merge-patch+json") || ct.starts_with("application/json")) {
         return Err(ApiError::UnsupportedMediaType(format!(

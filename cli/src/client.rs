@@ -151,6 +151,15 @@ impl Client {
 
     /// Sends and decodes the JSON answer, turning failures into [`ClientError::Status`].
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Value), ClientError> {
+        let (code, _, body) = self.send_full(req).await?;
+        Ok((code, body))
+    }
+
+    /// As [`Client::send`], with the response headers.
+    pub async fn send_full(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(u16, reqwest::header::HeaderMap, Value), ClientError> {
         let resp = req
             .send()
             .await
@@ -159,6 +168,7 @@ impl Client {
                 source,
             })?;
         let code = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = resp
             .bytes()
             .await
@@ -172,7 +182,7 @@ impl Client {
         if code >= 400 {
             return Err(ClientError::Status { code, status: body });
         }
-        Ok((code, body))
+        Ok((code, headers, body))
     }
 
     /// GET a path.

@@ -168,11 +168,6 @@ async fn apply_one(
     force: bool,
 ) -> Result<(Value, &'static str), ClientError> {
     let path = object_path(m.kind, m.namespace(ns), m.name());
-    let before = match client.get(&path).await {
-        Ok(v) => Some(v),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e),
-    };
     let mut object = m.object.clone();
     if let (Some(ns), Some(meta)) = (
         m.namespace(ns),
@@ -186,29 +181,23 @@ async fn apply_one(
         ("dryRun", if dry_run { "All".into() } else { String::new() }),
     ]);
     let body = serde_json::to_vec(&object).expect("object encodes");
-    let (_, after) = client
-        .send(
+    let (code, headers, after) = client
+        .send_full(
             client
                 .request(Method::PATCH, &format!("{path}{q}"))
                 .header("Content-Type", "application/apply-patch+yaml")
                 .body(body),
         )
         .await?;
-    let verdict = match before {
-        None => "created",
-        Some(b) => {
-            let rv = |v: &Value| v.pointer("/metadata/resourceVersion").cloned();
-            let same = if dry_run {
-                strip_volatile(&b) == strip_volatile(&after)
-            } else {
-                rv(&b) == rv(&after)
-            };
-            if same {
-                "unchanged"
-            } else {
-                "configured"
-            }
-        }
+    // the server says whether this apply changed anything (other writers may have, meanwhile)
+    let changed = headers
+        .get("catalyst-changed")
+        .and_then(|v| v.to_str().ok())
+        != Some("false");
+    let verdict = match (code, changed) {
+        (201, _) => "created",
+        (_, true) => "configured",
+        (_, false) => "unchanged",
     };
     Ok((after, verdict))
 }
