@@ -160,22 +160,10 @@ impl Client {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<(u16, reqwest::header::HeaderMap, Value), ClientError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                server: self.config.server.clone(),
-                source,
-            })?;
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         let code = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                server: self.config.server.clone(),
-                source,
-            })?;
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             serde_json::json!({"reason": "Unknown", "message": String::from_utf8_lossy(&bytes)})
         });
@@ -183,6 +171,13 @@ impl Client {
             return Err(ClientError::Status { code, status: body });
         }
         Ok((code, headers, body))
+    }
+
+    fn unreachable(&self, source: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            server: self.config.server.clone(),
+            source,
+        }
     }
 
     /// GET a path.
@@ -196,10 +191,7 @@ impl Client {
             .request(reqwest::Method::GET, path)
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                server: self.config.server.clone(),
-                source,
-            })?;
+            .map_err(|e| self.unreachable(e))?;
         if resp.status().as_u16() >= 400 {
             let code = resp.status().as_u16();
             let status = resp.json().await.unwrap_or(Value::Null);
