@@ -107,6 +107,14 @@ impl Authenticator {
         None
     }
 
+    /// Makes a just-issued token known here at once (others learn it on their next reload).
+    pub fn remember(&self, token: &str, identity: Identity) {
+        self.known
+            .write()
+            .expect("token lock")
+            .insert(hash(token), identity);
+    }
+
     /// Stores a new token's hash; returns the token.
     pub async fn issue(store: &Arc<dyn Store>, identity: &Identity) -> Result<String, StoreError> {
         let token = new_token();

@@ -48,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bookmark interval (shorter in tests).
     pub bookmark_interval: Duration,
+    /// Open node tunnels.
+    pub tunnels: Arc<crate::tunnel::Tunnels>,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
             auth: Arc::new(auth),
             metrics: Arc::new(Metrics::default()),
             bookmark_interval: BOOKMARK_INTERVAL,
+            tunnels: Arc::default(),
         })
     }
 }
@@ -107,6 +110,22 @@ pub fn app(state: AppState) -> Router {
                 .delete(object_delete),
         )
         .route(
+            "/apis/catalyst.dev/v1alpha1/nodes/{name}/tunnel",
+            get(crate::tunnel::tunnel),
+        )
+        .route(
+            "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/gameservers/{name}/logs",
+            get(crate::tunnel::logs),
+        )
+        .route(
+            "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/gameservers/{name}/command",
+            axum::routing::post(crate::tunnel::command),
+        )
+        .route(
+            "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/gameservers/{name}/metrics",
+            get(crate::tunnel::metrics),
+        )
+        .route(
             "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/{plural}/{name}/{sub}",
             get(object_get).put(object_put).patch(object_patch),
         )
@@ -116,6 +135,7 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
+        .route("/auth/v1/join", axum::routing::post(crate::nodes::join))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route(
@@ -158,10 +178,19 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
         .into_response(),
         Some(t) => match state.auth.verify(&t).await {
             Some(identity) if identity.role == "admin" => next.run(req).await,
-            // the join token only buys a node credential (nodelet issue); it reads nothing
+            Some(identity)
+                if identity.role == "node"
+                    && crate::nodes::node_may(&identity.name, req.method(), req.uri().path()) =>
+            {
+                next.run(req).await
+            }
+            // the join token only buys a node credential (POST /auth/v1/join); it reads nothing
             Some(identity) => ApiError::Forbidden(format!(
-                "a {} token cannot use this API; use an admin token",
-                identity.role
+                "a {} token ({}) may not {} {}",
+                identity.role,
+                identity.name,
+                req.method(),
+                req.uri().path()
             ))
             .into_response(),
             None => ApiError::Unauthorized("invalid bearer token".into()).into_response(),

@@ -1070,6 +1070,61 @@ pub async fn lifecycle(client: &Client, ns: &str, verb: &str, name: &str) -> Out
     patch_object(client, gs, ns, name, patch, done).await
 }
 
+/// `logs NAME [-f] [--tail N]`: console lines from the server's node, through the API server.
+pub async fn logs(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    follow: bool,
+    tail: Option<usize>,
+) -> Outcome {
+    use std::io::Write;
+    let mut path = format!(
+        "/apis/catalyst.dev/v1alpha1/namespaces/{ns}/gameservers/{name}/logs?follow={follow}"
+    );
+    if let Some(n) = tail {
+        path.push_str(&format!("&tailLines={n}"));
+    }
+    let resp = match client.stream(&path).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let mut body = resp.bytes_stream();
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.context("reading the log stream")?;
+        if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
+            return Ok(0); // stdout closed (e.g. piped into head)
+        }
+    }
+    Ok(0)
+}
+
+/// `command NAME -- TEXT`: one line to the server's console.
+pub async fn command(client: &Client, ns: &str, name: &str, text: &str) -> Outcome {
+    let path = format!("/apis/catalyst.dev/v1alpha1/namespaces/{ns}/gameservers/{name}/command");
+    match client
+        .send(
+            client
+                .request(reqwest::Method::POST, &path)
+                .json(&json!({ "command": text })),
+        )
+        .await
+    {
+        Ok(_) => {
+            println!("gameserver/{name} command sent");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(1)
+        }
+    }
+}
+
 /// The annotation `restart` sets, as `kubectl rollout restart` does.
 pub const RESTARTED_AT: &str = "catalyst.dev/restartedAt";
 

@@ -1,6 +1,9 @@
 //! End-to-end test support: real `catalyst` processes, started and cleaned up on drop, and the
 //! small measurements benchmarks share.
 
+pub mod containerd;
+pub mod oci;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

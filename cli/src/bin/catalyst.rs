@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Runs the API server and the controllers.
     Server(ServerArgs),
+    /// Runs a nodelet: registers this machine as a Node and runs its game servers in containerd.
+    Nodelet(NodeletArgs),
     /// Store maintenance.
     Store {
         #[command(subcommand)]
@@ -32,6 +34,86 @@ struct ServerArgs {
     /// sqlite://PATH, postgres://… or etcd://host:port[,host:port]; default: SQLite in the data dir.
     #[arg(long, env = "CATALYST_STORE")]
     store: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct NodeletArgs {
+    /// The API server URL, e.g. http://127.0.0.1:7443.
+    #[arg(long, env = "CATALYST_SERVER")]
+    server: String,
+    /// The join token, or a file holding it (e.g. <server-data-dir>/join-token).
+    #[arg(long, env = "CATALYST_JOIN_TOKEN")]
+    join_token: String,
+    /// The Node name; default: the host name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Where game servers' data and the nodelet's state live.
+    #[arg(
+        long,
+        default_value = "./catalyst-nodelet",
+        env = "CATALYST_NODELET_DIR"
+    )]
+    data_dir: std::path::PathBuf,
+    /// containerd's socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_socket: std::path::PathBuf,
+    /// The address players reach this node at; default: its global IPv4 addresses.
+    #[arg(long)]
+    address: Option<String>,
+    /// A label for the Node, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// The uid:gid game servers run as.
+    #[arg(long, default_value = "1000:1000")]
+    user: String,
+    /// The bridge servers are attached to.
+    #[arg(long, default_value = "catalyst0")]
+    bridge: String,
+    /// The subnet servers get addresses from.
+    #[arg(long, default_value = "10.89.0.0/16")]
+    subnet: String,
+    /// Where the CNI plugins are; default: /usr/lib/cni or /opt/cni/bin.
+    #[arg(long)]
+    cni_bin_dir: Option<std::path::PathBuf>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
+    let token = match std::fs::read_to_string(&args.join_token) {
+        Ok(t) => t,
+        Err(_) if !args.join_token.contains('/') => args.join_token.clone(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", args.join_token)),
+    };
+    let name = match args.name {
+        Some(n) => n,
+        None => std::fs::read_to_string("/etc/hostname")
+            .context("no --name and no /etc/hostname")?
+            .trim()
+            .to_lowercase(),
+    };
+    let (uid, gid) = args
+        .user
+        .split_once(':')
+        .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+        .context("--user must be UID:GID")?;
+    anyhow::ensure!(uid != 0, "--user: game servers do not run as root");
+    let mut config = catalyst_nodelet::Config::new(&args.server, &token, &name);
+    config.data_dir = args.data_dir;
+    config.containerd_socket = args.containerd_socket;
+    config.address = args.address;
+    config.labels = args.labels.into_iter().collect();
+    config.uid = uid;
+    config.gid = gid;
+    config.bridge = args.bridge;
+    config.subnet = args.subnet;
+    config.cni_bin_dir = args.cni_bin_dir;
+    catalyst_nodelet::run(config, shutdown_signal()).await?;
+    Ok(())
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
@@ -132,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server(args) => serve(args).await?,
+        Command::Nodelet(args) => nodelet(args).await?,
         Command::Store { command } => match command {
             StoreCommand::Status(args) => {
                 let store = args.open().await?;

@@ -118,6 +118,26 @@ enum Command {
         /// The GameServer.
         name: String,
     },
+    /// Print a GameServer's console lines.
+    Logs {
+        /// The GameServer.
+        name: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines of history to print (default: all kept, up to 1000).
+        #[arg(long)]
+        tail: Option<usize>,
+    },
+    /// Send one line to a GameServer's console: `catalystctl command NAME -- say hello`.
+    #[command(name = "command")]
+    Say {
+        /// The GameServer.
+        name: String,
+        /// The words of the line.
+        #[arg(last = true, required = true)]
+        text: Vec<String>,
+    },
     /// Restart a GameServer (sets the catalyst.dev/restartedAt annotation).
     Restart {
         /// The GameServer.
@@ -241,6 +261,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 Command::Start { name } => ctl::lifecycle(&client, &ns, "start", name).await,
                 Command::Stop { name } => ctl::lifecycle(&client, &ns, "stop", name).await,
                 Command::Restart { name } => ctl::lifecycle(&client, &ns, "restart", name).await,
+                Command::Logs { name, follow, tail } => {
+                    ctl::logs(&client, &ns, name, *follow, *tail).await
+                }
+                Command::Say { name, text } => {
+                    ctl::command(&client, &ns, name, &text.join(" ")).await
+                }
                 Command::Cordon { name } => ctl::cordon(&client, name, true).await,
                 Command::Uncordon { name } => ctl::cordon(&client, name, false).await,
                 Command::Explain { .. } | Command::Completion { .. } | Command::Version { .. } => {

@@ -1,0 +1,309 @@
+//! Node tunnels: each nodelet keeps a WebSocket open to an API server
+//! (`GET /apis/catalyst.dev/v1alpha1/nodes/NAME/tunnel`); requests for a server's console and
+//! metrics travel down it (see the nodelet's `tunnel` module for the frames). Users reach them
+//! at `…/gameservers/NAME/logs`, `…/command` and `…/metrics`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use catalyst_schemas::lookup_kind;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::http::AppState;
+use crate::registry::{meta_str, Scope};
+
+type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Value>>>>;
+
+#[derive(Debug, Clone)]
+struct Conn {
+    tx: mpsc::Sender<String>,
+    pending: Pending,
+    generation: u64,
+}
+
+/// The open tunnels of this API server, by node name.
+#[derive(Debug, Default)]
+pub struct Tunnels {
+    nodes: Mutex<HashMap<String, Conn>>,
+    next: AtomicU64,
+}
+
+/// Answers from a nodelet to one request; dropping it cancels the request.
+#[derive(Debug)]
+pub struct Answers {
+    rx: mpsc::Receiver<Value>,
+    id: u64,
+    conn: Conn,
+}
+
+impl Answers {
+    /// The next answer frame, or None when the tunnel closed.
+    pub async fn next(&mut self) -> Option<Value> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        self.conn.pending.lock().expect("pending").remove(&self.id);
+        let _ = self
+            .conn
+            .tx
+            .try_send(json!({"id": self.id, "op": "cancel"}).to_string());
+    }
+}
+
+impl Tunnels {
+    /// Sends a request to a node; its answers arrive on the returned receiver.
+    pub async fn request(&self, node: &str, mut req: Value) -> Result<Answers, ApiError> {
+        let conn = self
+            .nodes
+            .lock()
+            .expect("tunnels")
+            .get(node)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::Unavailable(format!("node {node:?} has no tunnel to this API server"))
+            })?;
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        req["id"] = json!(id);
+        let (tx, rx) = mpsc::channel(256);
+        conn.pending.lock().expect("pending").insert(id, tx);
+        conn.tx
+            .send(req.to_string())
+            .await
+            .map_err(|_| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
+        Ok(Answers { rx, id, conn })
+    }
+}
+
+/// `GET …/nodes/NAME/tunnel`: a nodelet's WebSocket.
+pub async fn tunnel(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| serve(state, name, socket))
+}
+
+async fn serve(state: AppState, node: String, socket: WebSocket) {
+    let (tx, mut rx) = mpsc::channel::<String>(256);
+    let pending: Pending = Arc::default();
+    let generation = state.tunnels.next.fetch_add(1, Ordering::Relaxed);
+    state.tunnels.nodes.lock().expect("tunnels").insert(
+        node.clone(),
+        Conn {
+            tx,
+            pending: pending.clone(),
+            generation,
+        },
+    );
+    tracing::info!(node, "node tunnel open");
+    let (mut sink, mut stream) = socket.split();
+    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(text) = out else { break };
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    break;
+                }
+            }
+            msg = stream.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                let Some(id) = v.get("id").and_then(Value::as_u64) else { continue };
+                let end = v.get("end").and_then(Value::as_bool) == Some(true);
+                let target = {
+                    let mut p = pending.lock().expect("pending");
+                    if end { p.remove(&id) } else { p.get(&id).cloned() }
+                };
+                if let Some(t) = target {
+                    let _ = t.send(v).await;
+                }
+            }
+        }
+    }
+    let mut nodes = state.tunnels.nodes.lock().expect("tunnels");
+    if nodes.get(&node).is_some_and(|c| c.generation == generation) {
+        nodes.remove(&node);
+    }
+    pending.lock().expect("pending").clear();
+    tracing::info!(node, "node tunnel closed");
+}
+
+/// The node and uid of a GameServer.
+async fn locate(state: &AppState, ns: &str, name: &str) -> Result<(String, String), ApiError> {
+    let kind = lookup_kind("gameservers").expect("kind");
+    let obj = state
+        .registry
+        .get(
+            Scope {
+                kind,
+                namespace: Some(ns),
+            },
+            name,
+        )
+        .await?;
+    let node = obj
+        .pointer("/status/nodeName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::Unavailable(format!("gameserver {name:?} is not on a node yet")))?
+        .to_owned();
+    Ok((node, meta_str(&obj, "uid").unwrap_or_default().to_owned()))
+}
+
+fn answer_error(v: &Value) -> Option<ApiError> {
+    let msg = v.get("error").and_then(Value::as_str)?.to_owned();
+    Some(match v.get("code").and_then(Value::as_u64) {
+        Some(404) => ApiError::NotFound {
+            kind: "console".into(),
+            name: msg,
+        },
+        Some(400) => ApiError::BadRequest(msg),
+        Some(409) => ApiError::Conflict {
+            message: msg,
+            causes: vec![],
+        },
+        _ => ApiError::Unavailable(msg),
+    })
+}
+
+/// Query of the logs endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsQuery {
+    /// Keep streaming.
+    #[serde(default)]
+    pub follow: bool,
+    /// Lines of history.
+    #[serde(default)]
+    pub tail_lines: Option<usize>,
+}
+
+/// `GET …/namespaces/NS/gameservers/NAME/logs?follow=true&tailLines=N`: console lines as
+/// text/plain, one per line.
+pub async fn logs(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let (node, uid) = locate(&state, &ns, &name).await?;
+    let mut answers = state
+        .tunnels
+        .request(
+            &node,
+            json!({"op": "logs", "uid": uid, "tail": q.tail_lines, "follow": q.follow}),
+        )
+        .await?;
+    let first = answers
+        .next()
+        .await
+        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
+    if let Some(e) = answer_error(&first) {
+        return Err(e);
+    }
+    let body = futures::stream::unfold((Some(first), answers), |(first, mut answers)| async move {
+        let v = match first {
+            Some(v) => v,
+            None => answers.next().await?,
+        };
+        if v.get("end").and_then(Value::as_bool) == Some(true) {
+            return None;
+        }
+        let line = v
+            .get("line")
+            .and_then(Value::as_str)
+            .map(|l| format!("{l}\n"));
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(line.unwrap_or_default())),
+            (None, answers),
+        ))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// Body of the command endpoint.
+#[derive(Debug, Deserialize)]
+pub struct CommandBody {
+    /// One line for the server's console.
+    pub command: String,
+}
+
+/// `POST …/namespaces/NS/gameservers/NAME/command` with `{"command": "say hi"}`.
+pub async fn command(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    Json(body): Json<CommandBody>,
+) -> Result<Response, ApiError> {
+    if body.command.contains(['\n', '\r', '\0']) {
+        return Err(ApiError::BadRequest(
+            "command: must be one line without NUL bytes".into(),
+        ));
+    }
+    let (node, uid) = locate(&state, &ns, &name).await?;
+    let mut answers = state
+        .tunnels
+        .request(
+            &node,
+            json!({"op": "command", "uid": uid, "text": body.command}),
+        )
+        .await?;
+    let v = answers
+        .next()
+        .await
+        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
+    if let Some(e) = answer_error(&v) {
+        return Err(e);
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({"kind": "Status", "status": "Success"})),
+    )
+        .into_response())
+}
+
+/// `GET …/namespaces/NS/gameservers/NAME/metrics`: the server's resource use now.
+pub async fn metrics(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (node, uid) = locate(&state, &ns, &name).await?;
+    let mut answers = state
+        .tunnels
+        .request(&node, json!({"op": "metrics", "uid": uid}))
+        .await?;
+    let v = answers
+        .next()
+        .await
+        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
+    if let Some(e) = answer_error(&v) {
+        return Err(e);
+    }
+    Ok(Json(v.get("result").cloned().unwrap_or(Value::Null)).into_response())
+}

@@ -1,0 +1,477 @@
+//! End to end with real processes: `catalyst server`, `catalyst nodelet`, a containerd of the
+//! test's own, CNI plugins, and a busybox image built here. Players' traffic goes to
+//! 127.0.0.1:hostPort.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use catalyst_e2e::containerd::{self, Containerd};
+use catalyst_e2e::Server;
+use serde_json::Value;
+
+struct Nodelet {
+    child: Child,
+    args: Vec<String>,
+    admin_config: PathBuf,
+    socket: PathBuf,
+}
+
+impl Nodelet {
+    fn start(
+        server: &Server,
+        ctd: &Containerd,
+        dir: &Path,
+        name: &str,
+        bridge: &str,
+        subnet: &str,
+    ) -> Nodelet {
+        let args = vec![
+            "nodelet".into(),
+            "--server".into(),
+            server.url.clone(),
+            "--join-token".into(),
+            server.data_dir.join("join-token").display().to_string(),
+            "--name".into(),
+            name.into(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--containerd-socket".into(),
+            ctd.socket.display().to_string(),
+            "--address".into(),
+            "127.0.0.1".into(),
+            "--bridge".into(),
+            bridge.into(),
+            "--subnet".into(),
+            subnet.into(),
+        ];
+        let child = Self::spawn(&args, dir);
+        Nodelet {
+            child,
+            args,
+            admin_config: server.config.clone(),
+            socket: ctd.socket.clone(),
+        }
+    }
+
+    fn spawn(args: &[String], dir: &Path) -> Child {
+        std::fs::create_dir_all(dir).expect("nodelet dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("nodelet.log"))
+            .expect("log");
+        Command::new(env!("CARGO_BIN_EXE_catalyst"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nodelet")
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self, dir: &Path) {
+        self.child = Self::spawn(&self.args, dir);
+    }
+}
+
+impl Drop for Nodelet {
+    /// Even when a test fails: delete every server so the nodelet removes its containers,
+    /// network namespaces and port mappings from this machine, then stop the nodelet.
+    fn drop(&mut self) {
+        let ctl = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_catalystctl"))
+                .args(args)
+                .env("CATALYST_CONFIG", &self.admin_config)
+                .output()
+        };
+        if let Ok(out) = ctl(&["get", "gs", "-A", "-o", "name"]) {
+            for name in String::from_utf8_lossy(&out.stdout).lines() {
+                let name = name.rsplit('/').next().unwrap_or(name);
+                let _ = ctl(&["delete", "gs", name]);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let out = Command::new("ctr")
+                .arg("-a")
+                .arg(&self.socket)
+                .args(["-n", "catalyst", "containers", "ls", "-q"])
+                .output();
+            if out.is_ok_and(|o| o.stdout.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.kill9();
+    }
+}
+
+fn ctl(server: &Server, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalystctl"));
+    cmd.args(args)
+        .env("CATALYST_CONFIG", &server.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("catalystctl");
+    if let Some(s) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("catalystctl output")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "catalystctl failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn gs(server: &Server, name: &str) -> Value {
+    serde_json::from_str(&ok(ctl(server, &["get", "gs", name, "-o", "json"], None))).expect("json")
+}
+
+fn wait_phase(server: &Server, name: &str, phase: &str, nodelet_dir: &Path) -> Value {
+    let out = ctl(
+        server,
+        &[
+            "wait",
+            &format!("gs/{name}"),
+            &format!("--for=phase={phase}"),
+            "--timeout",
+            "90s",
+        ],
+        None,
+    );
+    if !out.status.success() {
+        let log = std::fs::read_to_string(nodelet_dir.join("nodelet.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "{name} never reached {phase}: {}\nobject: {}\nnodelet log (last lines, newest first):\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            gs(server, name),
+            tail.join("\n")
+        );
+    }
+    gs(server, name)
+}
+
+fn host_port(obj: &Value) -> u16 {
+    obj.pointer("/status/ports/0/hostPort")
+        .and_then(Value::as_u64)
+        .expect("a host port") as u16
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().expect("addr"),
+        Duration::from_secs(3),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+fn console_log(nodelet_dir: &Path, obj: &Value) -> String {
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .expect("uid");
+    std::fs::read_to_string(nodelet_dir.join("run").join(uid).join("console.log"))
+        .unwrap_or_default()
+}
+
+fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn manifest(name: &str, image: &Path, startup: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  image: oci-archive:{}\n  startup: {startup:?}\n{extra}",
+        image.display()
+    )
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    image: PathBuf,
+    ctd: Containerd,
+    server: Server,
+}
+
+fn setup() -> Env {
+    assert!(
+        containerd::available(),
+        "containerd, runc and ctr must be installed (scripts/test installs them)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_owned();
+    let image = root.join("busybox.tar");
+    catalyst_e2e::oci::busybox_archive(&image).expect("busybox image");
+    let ctd = Containerd::start(&root.join("ctd"));
+    let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &root.join("server"), &[]);
+    Env {
+        _dir: dir,
+        root,
+        image,
+        ctd,
+        server,
+    }
+}
+
+/// A server's life on one node: start, answer on its host port, console, stop by command,
+/// start again, survive `kill -9` of the nodelet untouched, crash and OOM detection, a fork
+/// bomb held by the pids limit, isolation between servers, and deletion leaving nothing.
+#[test]
+fn a_game_server_lives_on_real_containerd() {
+    let env = setup();
+    let ndir = env.root.join("nodelet");
+    let mut nodelet = Nodelet::start(
+        &env.server,
+        &env.ctd,
+        &ndir,
+        "node-a",
+        "cat-e2e0",
+        "10.231.0.0/24",
+    );
+    let server = &env.server;
+
+    // A small "game": serves HTTP on 8080, prints `ready`, echoes console commands, quits on `stop`.
+    let web = manifest(
+        "web",
+        &env.image,
+        "echo hello > /home/container/index.html; httpd -p 8080 -h /home/container; echo ready; while read line; do echo \"got: $line\"; [ \"$line\" = stop ] && exit 0; done",
+        "  ports: [{containerPort: 8080, protocol: TCP}]\n  ready: {logPattern: '^ready$'}\n  stop: {command: stop, timeoutSeconds: 10}\n  resources: {memory: 64Mi, pids: 64}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&web)));
+    let obj = wait_phase(server, "web", "Running", &ndir);
+    let port = host_port(&obj);
+    let body = http_get(port, "/index.html").expect("the server answers on 127.0.0.1:hostPort");
+    assert!(body.contains("hello"), "{body}");
+
+    // the server runs as uid 1000, not root, and cannot gain privileges
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .expect("uid")
+        .to_owned();
+    let cid = format!("gs-{uid}");
+    let pid = env.ctd.task_pid(&cid).expect("task runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("1000")),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')),
+        "{status}"
+    );
+
+    // console through the API server: history, a command to stdin, its echo
+    let history = ok(ctl(server, &["logs", "web", "--tail", "5"], None));
+    assert!(history.contains("ready"), "{history}");
+    ok(ctl(server, &["command", "web", "--", "say", "hi"], None));
+    eventually(
+        "the command's echo in the logs",
+        Duration::from_secs(10),
+        || {
+            String::from_utf8_lossy(&ctl(server, &["logs", "web"], None).stdout)
+                .contains("got: say hi")
+        },
+    );
+
+    // kill -9 of the nodelet: the server keeps running, the restarted nodelet re-adopts it
+    nodelet.kill9();
+    assert!(
+        http_get(port, "/index.html").is_ok(),
+        "server answers while the nodelet is down"
+    );
+    nodelet.restart(&ndir);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        env.ctd.task_pid(&cid),
+        Some(pid),
+        "same task after the nodelet restart"
+    );
+    assert_eq!(
+        gs(server, "web")
+            .pointer("/status/phase")
+            .and_then(Value::as_str),
+        Some("Running")
+    );
+
+    // stop by console command: exit 0 → Stopped, host port closed
+    ok(ctl(server, &["stop", "web"], None));
+    let obj = wait_phase(server, "web", "Stopped", &ndir);
+    assert_eq!(
+        obj.pointer("/status/lastExit/exitCode")
+            .and_then(Value::as_i64),
+        Some(0)
+    );
+    assert!(
+        console_log(&ndir, &obj).contains("got: stop"),
+        "the stop command reached stdin"
+    );
+    let stopped = ok(ctl(server, &["logs", "web"], None));
+    assert!(
+        stopped.contains("server stopped (exit code 0)"),
+        "{stopped}"
+    );
+    ok(ctl(server, &["start", "web"], None));
+    let obj = wait_phase(server, "web", "Running", &ndir);
+    eventually("web answers again", Duration::from_secs(10), || {
+        http_get(host_port(&obj), "/").is_ok()
+    });
+
+    // a second server cannot reach the first one's container port
+    let web_ip = {
+        let result = std::fs::read_to_string(ndir.join("cni/results").join(format!("{cid}.json")))
+            .expect("cni result");
+        let v: Value = serde_json::from_str(&result).expect("json");
+        v.pointer("/ips/0/address")
+            .and_then(Value::as_str)
+            .expect("ip")
+            .split('/')
+            .next()
+            .expect("ip")
+            .to_owned()
+    };
+    let probe = manifest(
+        "probe",
+        &env.image,
+        &format!("wget -T 3 -q -O- http://{web_ip}:8080/index.html && echo REACHED || echo BLOCKED; sleep 3600"),
+        "  stop: {signal: SIGKILL, timeoutSeconds: 5}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&probe)));
+    let pobj = wait_phase(server, "probe", "Running", &ndir);
+    eventually("the probe reports", Duration::from_secs(20), || {
+        let log = console_log(&ndir, &pobj);
+        log.contains("REACHED") || log.contains("BLOCKED")
+    });
+    assert!(
+        console_log(&ndir, &pobj).contains("BLOCKED"),
+        "{}",
+        console_log(&ndir, &pobj)
+    );
+
+    // a crash: exit code 3 → Crashed with the code, not restarted (Never)
+    let crash = manifest(
+        "crash",
+        &env.image,
+        "echo boom; sleep 1; exit 3",
+        "  restartPolicy: Never\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&crash)));
+    let cobj = wait_phase(server, "crash", "Crashed", &ndir);
+    assert_eq!(
+        cobj.pointer("/status/lastExit/exitCode")
+            .and_then(Value::as_i64),
+        Some(3)
+    );
+
+    // a memory hog under 16Mi: OOM-killed and reported as such
+    let hog = manifest(
+        "hog",
+        &env.image,
+        "echo eating; exec tail /dev/zero",
+        "  restartPolicy: Never\n  resources: {memory: 16Mi}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&hog)));
+    let hobj = wait_phase(server, "hog", "Crashed", &ndir);
+    assert_eq!(
+        hobj.pointer("/status/lastExit/oomKilled")
+            .and_then(Value::as_bool),
+        Some(true),
+        "{hobj}"
+    );
+    assert_eq!(
+        hobj.pointer("/status/reason").and_then(Value::as_str),
+        Some("OOMKilled")
+    );
+
+    // a fork bomb is held by the pids limit; the node (and this test) carry on
+    let bomb = manifest(
+        "bomb",
+        &env.image,
+        "echo bombing; i=0; while [ $i -lt 300 ]; do sleep 600 & i=$((i+1)); done; echo spawned; sleep 3600",
+        "  resources: {pids: 32}\n  stop: {signal: SIGKILL, timeoutSeconds: 5}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&bomb)));
+    let bobj = wait_phase(server, "bomb", "Running", &ndir);
+    let bcid = format!(
+        "gs-{}",
+        bobj.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .expect("uid")
+    );
+    eventually("the bomb hits its limit", Duration::from_secs(20), || {
+        let log = console_log(&ndir, &bobj);
+        log.contains("can't fork") || log.contains("spawned")
+    });
+    let pids_current = ["/sys/fs/cgroup/pids/catalyst", "/sys/fs/cgroup/catalyst"]
+        .iter()
+        .find_map(|b| std::fs::read_to_string(format!("{b}/{bcid}/pids.current")).ok())
+        .expect("pids cgroup");
+    assert!(
+        pids_current.trim().parse::<u32>().expect("number") <= 32,
+        "pids {pids_current}"
+    );
+    assert!(
+        console_log(&ndir, &bobj).contains("can't fork"),
+        "the limit bit: {}",
+        console_log(&ndir, &bobj)
+    );
+
+    // deleting leaves no container, no network namespace and no port mapping
+    for name in ["web", "probe", "crash", "hog", "bomb"] {
+        ok(ctl(server, &["delete", "gs", name, "--wait"], None));
+    }
+    eventually("all containers gone", Duration::from_secs(30), || {
+        env.ctd.containers().is_empty()
+    });
+    let nat = Command::new("iptables")
+        .args(["-t", "nat", "-S"])
+        .output()
+        .expect("iptables");
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    assert!(
+        !nat.contains(&format!("--dport {port} ")),
+        "port mapping left behind:\n{nat}"
+    );
+    assert!(!Path::new(&format!("/run/netns/catalyst-{cid}")).exists());
+    assert!(
+        http_get(port, "/").is_err(),
+        "nothing answers on the freed port"
+    );
+}
