@@ -234,7 +234,7 @@ fn setup() -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_owned();
     let image = root.join("busybox.tar");
-    catalyst_e2e::oci::busybox_archive(&image).expect("busybox image");
+    catalyst_nodelet::pack::busybox_archive(&image).expect("busybox image");
     let ctd = Containerd::start(&root.join("ctd"));
     let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &root.join("server"), &[]);
     Env {

@@ -2,7 +2,6 @@
 //! small measurements benchmarks share.
 
 pub mod containerd;
-pub mod oci;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

@@ -8,8 +8,10 @@ pub mod console;
 pub mod ctd;
 pub mod image;
 pub mod metrics;
+pub mod pack;
 pub mod server;
 pub mod spec;
+pub mod supervisor;
 pub mod tunnel;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -415,6 +417,15 @@ async fn server_loop(rt: Arc<Runtime>) {
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "cannot list containers"),
+                    }
+                    // state of servers deleted while the nodelet was away (netns, console)
+                    if let Ok(dir) = std::fs::read_dir(rt.data_dir.join("run")) {
+                        for e in dir.flatten() {
+                            let u = e.file_name().to_string_lossy().into_owned();
+                            if !seen.contains(&u) {
+                                servers.orphan(u);
+                            }
+                        }
                     }
                     rv = Some(list_rv);
                 }

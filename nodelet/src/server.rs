@@ -649,6 +649,10 @@ impl Worker {
         self.stop_deadline = None;
         let console = self.rt.console(&self.uid)?;
         let exit = json!({"exitCode": code, "oomKilled": oom, "finishedAt": chrono::Utc::now()});
+        if gs.metadata.deletion_timestamp.is_some() {
+            // Stopped lets the controller drop the finalizer: nothing may be left behind then
+            self.cleanup().await?;
+        }
         if asked {
             console.system(&format!("server stopped (exit code {code})"));
             self.report(

@@ -28,3 +28,17 @@ fn every_example_manifest_is_valid_and_every_kind_has_one() {
         .collect();
     assert_eq!(kinds, all);
 }
+
+#[test]
+fn the_demo_manifests_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/demo");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in catalyst_schemas::parse_documents(&text).unwrap() {
+            if let Err(e) = catalyst_schemas::admit(doc) {
+                panic!("{}: {e}", path.display());
+            }
+        }
+    }
+}

@@ -16,6 +16,11 @@ enum Command {
     Server(ServerArgs),
     /// Runs a nodelet: registers this machine as a Node and runs its game servers in containerd.
     Nodelet(NodeletArgs),
+    /// Images from this machine's files, for `oci-archive:` references.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Store maintenance.
     Store {
         #[command(subcommand)]
@@ -34,6 +39,16 @@ struct ServerArgs {
     /// sqlite://PATH, postgres://… or etcd://host:port[,host:port]; default: SQLite in the data dir.
     #[arg(long, env = "CATALYST_STORE")]
     store: Option<String>,
+    /// Also run a nodelet in this process (the one-machine install). Without
+    /// --containerd-socket it runs its own containerd under <data-dir>/containerd/.
+    #[arg(long)]
+    with_nodelet: bool,
+    /// The containerd socket of the in-process nodelet.
+    #[arg(long, requires = "with_nodelet")]
+    containerd_socket: Option<std::path::PathBuf>,
+    /// The Node name of the in-process nodelet; default: the host name.
+    #[arg(long, requires = "with_nodelet")]
+    node_name: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,13 +104,7 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
         Err(_) if !args.join_token.contains('/') => args.join_token.clone(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", args.join_token)),
     };
-    let name = match args.name {
-        Some(n) => n,
-        None => std::fs::read_to_string("/etc/hostname")
-            .context("no --name and no /etc/hostname")?
-            .trim()
-            .to_lowercase(),
-    };
+    let name = args.name.unwrap_or_else(host_name);
     let (uid, gid) = args
         .user
         .split_once(':')
@@ -148,8 +157,61 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         "  try: CATALYST_CONFIG={} catalystctl get gameservers -A",
         running.admin_config.display()
     );
-    running.serve(shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut nodelet = None;
+    let mut own_containerd = None;
+    if args.with_nodelet {
+        let socket = match args.containerd_socket {
+            Some(s) => s,
+            None => {
+                let c = catalyst_nodelet::supervisor::start(&args.data_dir.join("containerd"))
+                    .await
+                    .context("starting containerd")?;
+                let s = c.socket.clone();
+                own_containerd = Some(c);
+                s
+            }
+        };
+        let token = std::fs::read_to_string(&running.join_token).context("reading join-token")?;
+        let name = args.node_name.unwrap_or_else(host_name);
+        let mut config =
+            catalyst_nodelet::Config::new(&format!("http://{}", running.addr), &token, &name);
+        config.data_dir = args.data_dir.join("nodelet");
+        config.containerd_socket = socket;
+        println!(
+            "  nodelet:             node {name}, data in {}",
+            config.data_dir.display()
+        );
+        let rx = stop_rx.clone();
+        nodelet = Some(tokio::spawn(async move {
+            if let Err(e) = catalyst_nodelet::run(config, stopped(rx)).await {
+                tracing::error!(error = %e, "nodelet stopped");
+            }
+        }));
+    }
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    running.serve(stopped(stop_rx)).await?;
+    if let Some(n) = nodelet {
+        let _ = n.await;
+    }
+    if let Some(c) = own_containerd {
+        c.shutdown().await;
+    }
     Ok(())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
 }
 
 async fn shutdown_signal() {
@@ -161,6 +223,16 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutting down");
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Packs Debian's busybox-static into an OCI archive (a shell, httpd, nc, wget …).
+    Busybox {
+        /// The archive to write; use it as `image: oci-archive:/absolute/path`.
+        #[arg(long, short)]
+        output: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +287,18 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server(args) => serve(args).await?,
         Command::Nodelet(args) => nodelet(args).await?,
+        Command::Image {
+            command: ImageCommand::Busybox { output },
+        } => {
+            if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            catalyst_nodelet::pack::busybox_archive(&output)
+                .with_context(|| format!("packing /bin/busybox into {}", output.display()))?;
+            let abs = std::fs::canonicalize(&output)?;
+            println!("image: oci-archive:{}", abs.display());
+        }
         Command::Store { command } => match command {
             StoreCommand::Status(args) => {
                 let store = args.open().await?;

@@ -1,5 +1,6 @@
-//! Test images built on the spot, never downloaded: files from this machine packed into an OCI
-//! image layout in a tar (`oci-archive:`), one uncompressed layer.
+//! Images packed from this machine's files into an OCI image layout in a tar, for
+//! `oci-archive:` references: air-gapped nodes, the walkthrough, and tests that must never
+//! download. One uncompressed layer.
 
 use std::path::Path;
 
