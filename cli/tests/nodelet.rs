@@ -28,7 +28,19 @@ impl Nodelet {
         bridge: &str,
         subnet: &str,
     ) -> Nodelet {
-        let args = vec![
+        Self::start_with(server, ctd, dir, name, bridge, subnet, &[])
+    }
+
+    fn start_with(
+        server: &Server,
+        ctd: &Containerd,
+        dir: &Path,
+        name: &str,
+        bridge: &str,
+        subnet: &str,
+        extra: &[&str],
+    ) -> Nodelet {
+        let mut args: Vec<String> = vec![
             "nodelet".into(),
             "--server".into(),
             server.url.clone(),
@@ -47,6 +59,7 @@ impl Nodelet {
             "--subnet".into(),
             subnet.into(),
         ];
+        args.extend(extra.iter().map(|s| s.to_string()));
         let child = Self::spawn(&args, dir);
         Nodelet {
             child,
@@ -246,6 +259,110 @@ fn setup() -> Env {
     }
 }
 
+fn node_with_ports(server: &Server, name: &str, min: u16) {
+    let node = format!(
+        "apiVersion: catalyst.dev/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  portRange: {{min: {min}, max: {}}}\n",
+        min + 99
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&node)));
+}
+
+/// A real game server from Debian's packages (mumble-server), packed into an image here, pushed
+/// to a private registry on loopback (htpasswd auth), pulled by the nodelet with credentials
+/// from a Docker-style auth file; a player's UDP ping gets its answer on the host port, and the
+/// same port answers TCP.
+#[test]
+fn a_debian_game_server_pulled_from_a_private_registry_answers_players() {
+    let env = setup();
+    let registry = catalyst_e2e::registry::Registry::start(&env.root.join("registry"));
+    let archive = env.root.join("mumble.tar");
+    catalyst_nodelet::pack::host_archive(
+        &archive,
+        &[
+            Path::new("/usr/sbin/murmurd"),
+            Path::new("/usr/lib/x86_64-linux-gnu/qt5/plugins/sqldrivers"),
+        ],
+        &["murmurd", "-fg"],
+    )
+    .expect("pack mumble-server");
+    registry.push(&archive, "games/mumble", "1.3");
+    let auth = env.root.join("auth.json");
+    registry.auth_file(&auth);
+    let ndir = env.root.join("nodelet-b");
+    node_with_ports(&env.server, "node-b", 7100);
+    let auth_arg = auth.display().to_string();
+    let _nodelet = Nodelet::start_with(
+        &env.server,
+        &env.ctd,
+        &ndir,
+        "node-b",
+        "cat-e2e1",
+        "10.231.1.0/24",
+        &["--registry-auth", &auth_arg],
+    );
+    let server = &env.server;
+
+    // a tag that does not exist: Error with the registry's answer
+    let missing = format!(
+        "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata:\n  name: nope\n  namespace: default\nspec:\n  image: {}/games/mumble:0.0\n",
+        registry.host
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&missing)));
+    let nope = wait_phase(server, "nope", "Error", &ndir);
+    assert_eq!(
+        nope.pointer("/status/reason").and_then(Value::as_str),
+        Some("ImagePullFailed")
+    );
+    let msg = nope
+        .pointer("/status/message")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(msg.contains("404"), "{msg}");
+
+    let startup = "printf 'database=/home/container/murmur.sqlite\\nport=%s\\nwelcometext=catalyst\\n' $SERVER_PORT > /home/container/murmur.ini; exec murmurd -fg -ini /home/container/murmur.ini";
+    let mumble = format!(
+        "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata:\n  name: mumble\n  namespace: default\nspec:\n  image: {}/games/mumble:1.3\n  startup: {startup:?}\n  ports: [{{containerPort: 64738, protocol: TCPUDP}}]\n  ready: {{logPattern: 'Server listening on'}}\n  resources: {{memory: 256Mi, cpu: '1'}}\n",
+        registry.host
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&mumble)));
+    let obj = wait_phase(server, "mumble", "Running", &ndir);
+    let port = host_port(&obj);
+    assert!((7100..7200).contains(&port), "{port}");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut reply = [0u8; 64];
+    let mut got = None;
+    for _ in 0..10 {
+        let mut ping = vec![0u8; 4];
+        ping.extend_from_slice(&0x1122_3344_5566_7788u64.to_be_bytes());
+        sock.send_to(&ping, ("127.0.0.1", port)).expect("send");
+        if let Ok((n, _)) = sock.recv_from(&mut reply) {
+            got = Some(n);
+            break;
+        }
+    }
+    let n = got.expect("mumble answers a UDP ping on its host port");
+    assert_eq!(n, 24);
+    assert_eq!(
+        &reply[4..12],
+        &0x1122_3344_5566_7788u64.to_be_bytes(),
+        "the ping's ident comes back"
+    );
+    let max_users = u32::from_be_bytes(reply[16..20].try_into().expect("4 bytes"));
+    assert!(max_users > 0, "{max_users}");
+    assert!(
+        TcpStream::connect_timeout(
+            &format!("127.0.0.1:{port}").parse().expect("addr"),
+            Duration::from_secs(3)
+        )
+        .is_ok(),
+        "the same host port answers TCP"
+    );
+    let described = ok(ctl(server, &["describe", "gs", "mumble"], None));
+    assert!(described.contains("Pulled"), "{described}");
+}
+
 /// A server's life on one node: start, answer on its host port, console, stop by command,
 /// start again, survive `kill -9` of the nodelet untouched, crash and OOM detection, a fork
 /// bomb held by the pids limit, isolation between servers, and deletion leaving nothing.
@@ -253,6 +370,8 @@ fn setup() -> Env {
 fn a_game_server_lives_on_real_containerd() {
     let env = setup();
     let ndir = env.root.join("nodelet");
+    // each test its own host port range: tests run in parallel on one machine
+    node_with_ports(&env.server, "node-a", 7000);
     let mut nodelet = Nodelet::start(
         &env.server,
         &env.ctd,

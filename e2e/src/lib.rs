@@ -2,6 +2,7 @@
 //! small measurements benchmarks share.
 
 pub mod containerd;
+pub mod registry;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

@@ -7,18 +7,17 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use containerd_client::types::Descriptor;
+use futures::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::ctd::{Containerd, CtdError, SNAPSHOTTER};
+use crate::registry::{self, Registries, RegistryError, Session, MANIFEST_TYPES};
 
 /// What can go wrong getting an image ready.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// The reference is not one the nodelet can fetch.
-    #[error("unsupported image reference {0:?}: use oci-archive:/path/to/image.tar")]
-    Unsupported(String),
     /// The archive could not be read.
     #[error("cannot read {path}: {message}")]
     Archive {
@@ -38,6 +37,9 @@ pub enum ImageError {
     /// containerd refused.
     #[error(transparent)]
     Containerd(#[from] CtdError),
+    /// The registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 /// An OCI descriptor as found in JSON documents.
@@ -155,13 +157,24 @@ fn is_index(media_type: &str) -> bool {
     media_type.contains("image.index") || media_type.contains("manifest.list")
 }
 
-/// Makes sure `reference` is in containerd and unpacked; returns what a container needs.
-pub async fn ensure(ctd: &Containerd, reference: &str) -> Result<Image, ImageError> {
+/// True when containerd has an image of this name.
+pub async fn present(ctd: &Containerd, reference: &str) -> Result<bool, ImageError> {
+    Ok(ctd.image_get(reference).await?.is_some())
+}
+
+/// Makes sure `reference` is in containerd and unpacked; returns what a container needs and,
+/// when it had to be fetched, how many layer bytes came.
+pub async fn ensure(
+    ctd: &Containerd,
+    regs: &Registries,
+    reference: &str,
+) -> Result<(Image, Option<u64>), ImageError> {
+    let mut fetched = None;
     if ctd.image_get(reference).await?.is_none() {
-        let Some(path) = reference.strip_prefix("oci-archive:") else {
-            return Err(ImageError::Unsupported(reference.to_owned()));
-        };
-        import_archive(ctd, reference, Path::new(path)).await?;
+        fetched = Some(match reference.strip_prefix("oci-archive:") {
+            Some(path) => import_archive(ctd, reference, Path::new(path)).await?,
+            None => pull(ctd, regs, reference).await?,
+        });
     }
     let target = ctd
         .image_get(reference)
@@ -184,11 +197,14 @@ pub async fn ensure(ctd: &Containerd, reference: &str) -> Result<Image, ImageErr
     }
     let chain = chain_ids(&config.rootfs.diff_ids);
     unpack(ctd, &manifest, &chain).await?;
-    Ok(Image {
-        name: reference.to_owned(),
-        top: chain.last().cloned().unwrap_or_default(),
-        config,
-    })
+    Ok((
+        Image {
+            name: reference.to_owned(),
+            top: chain.last().cloned().unwrap_or_default(),
+            config,
+        },
+        fetched,
+    ))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(image: &str, data: &[u8]) -> Result<T, ImageError> {
@@ -280,7 +296,7 @@ const SMALL_BLOB: u64 = 4 << 20;
 
 /// Imports an OCI image layout packed in a tar: one pass reads the documents, a second streams
 /// the layers into the content store; then the image is named `name`.
-async fn import_archive(ctd: &Containerd, name: &str, path: &Path) -> Result<(), ImageError> {
+async fn import_archive(ctd: &Containerd, name: &str, path: &Path) -> Result<u64, ImageError> {
     let archive_err = |message: String| ImageError::Archive {
         path: path.to_owned(),
         message,
@@ -298,7 +314,7 @@ async fn import_archive(ctd: &Containerd, name: &str, path: &Path) -> Result<(),
             .ok_or_else(|| archive_err(format!("blob {d} missing")))
     };
     // Walk from index.json to one manifest, keeping the chain of documents.
-    let mut docs: Vec<(Desc, Vec<u8>, HashMap<String, String>)> = Vec::new();
+    let mut docs: Vec<Doc> = Vec::new();
     let mut entry = pick_manifest(&index.manifests)
         .or(index.manifests.first())
         .cloned()
@@ -322,20 +338,49 @@ async fn import_archive(ctd: &Containerd, name: &str, path: &Path) -> Result<(),
             continue;
         }
         let m: Manifest = parse(name, &data)?;
-        let mut labels = HashMap::from([(
-            "containerd.io/gc.ref.content.config".to_owned(),
-            m.config.digest.clone(),
-        )]);
-        for (i, l) in m.layers.iter().enumerate() {
-            labels.insert(
-                format!("containerd.io/gc.ref.content.l.{i}"),
-                l.digest.clone(),
-            );
-        }
+        let labels = manifest_labels(&m);
         docs.push((entry.clone(), data, labels));
         break m;
     };
     let config_data = small_get(&manifest.config.digest)?;
+    let lease = ctd.lease_create().await?;
+    let result = async {
+        let missing = missing_layers(ctd, &manifest).await?;
+        let bytes = missing.iter().map(|l| l.size.max(0) as u64).sum();
+        if !missing.is_empty() {
+            stream_layers(ctd, &lease, path, missing).await?;
+        }
+        commit_image(ctd, &lease, name, &docs, &manifest, config_data).await?;
+        Ok::<_, ImageError>(bytes)
+    }
+    .await;
+    let _ = ctd.lease_delete(&lease).await;
+    result
+}
+
+type Doc = (Desc, Vec<u8>, HashMap<String, String>);
+
+async fn missing_layers(ctd: &Containerd, manifest: &Manifest) -> Result<Vec<Desc>, ImageError> {
+    let mut missing = Vec::new();
+    for l in &manifest.layers {
+        if !ctd.content_exists(&l.digest).await? {
+            missing.push(l.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// With the layers in the content store: writes the config (labelled with its top snapshot)
+/// and the documents that point at it (labelled with their references, so containerd's GC
+/// keeps everything an image needs), then names the image.
+async fn commit_image(
+    ctd: &Containerd,
+    lease: &str,
+    name: &str,
+    docs: &[Doc],
+    manifest: &Manifest,
+    config_data: Vec<u8>,
+) -> Result<(), ImageError> {
     let config: ImageConfig = parse(name, &config_data)?;
     let chain = chain_ids(&config.rootfs.diff_ids);
     let mut config_labels = HashMap::new();
@@ -345,33 +390,137 @@ async fn import_archive(ctd: &Containerd, name: &str, path: &Path) -> Result<(),
             top.clone(),
         );
     }
+    put_blob(ctd, lease, &manifest.config, config_data, config_labels).await?;
+    for (d, data, labels) in docs.iter().rev() {
+        put_blob(ctd, lease, d, data.clone(), labels.clone()).await?;
+    }
+    let (top, _, _) = docs.first().expect("one document at least");
+    ctd.image_put(name, to_desc(top)).await?;
+    Ok(())
+}
+
+fn manifest_labels(m: &Manifest) -> HashMap<String, String> {
+    let mut labels = HashMap::from([(
+        "containerd.io/gc.ref.content.config".to_owned(),
+        m.config.digest.clone(),
+    )]);
+    for (i, l) in m.layers.iter().enumerate() {
+        labels.insert(
+            format!("containerd.io/gc.ref.content.l.{i}"),
+            l.digest.clone(),
+        );
+    }
+    labels
+}
+
+fn media_of(header: String, data: &[u8]) -> String {
+    if !header.is_empty() && header != "application/json" && header != "text/plain" {
+        return header;
+    }
+    serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into())
+}
+
+/// Pulls a registry image into the content store and names it; returns the layer bytes fetched.
+async fn pull(ctd: &Containerd, regs: &Registries, name: &str) -> Result<u64, ImageError> {
+    let r = registry::parse_reference(name)?;
+    let mut session = Session::new(&r, regs);
+    let invalid = |message: String| ImageError::Invalid {
+        image: name.to_owned(),
+        message,
+    };
+    let (media, mut data) = session
+        .document(&format!("manifests/{}", r.reference), MANIFEST_TYPES)
+        .await?;
+    let mut media = media_of(media, &data);
+    let mut digest = format!("sha256:{}", sha256_hex(&data));
+    if r.reference.starts_with("sha256:") && r.reference != digest {
+        return Err(invalid(format!(
+            "manifest digest {digest} is not {}",
+            r.reference
+        )));
+    }
+    let mut docs: Vec<Doc> = Vec::new();
+    let manifest: Manifest = loop {
+        let desc = Desc {
+            media_type: media.clone(),
+            digest: digest.clone(),
+            size: data.len() as i64,
+            platform: None,
+        };
+        if is_index(&media) {
+            let index: Index = parse(name, &data)?;
+            let next = pick_manifest(&index.manifests)
+                .cloned()
+                .ok_or_else(|| invalid("no linux manifest for this machine in the index".into()))?;
+            let labels = HashMap::from([(
+                "containerd.io/gc.ref.content.m.0".to_owned(),
+                next.digest.clone(),
+            )]);
+            docs.push((desc, data, labels));
+            if docs.len() > 4 {
+                return Err(invalid("indexes nested too deep".into()));
+            }
+            let (m, d) = session
+                .document(&format!("manifests/{}", next.digest), MANIFEST_TYPES)
+                .await?;
+            if format!("sha256:{}", sha256_hex(&d)) != next.digest {
+                return Err(invalid(format!(
+                    "manifest {} does not match its digest",
+                    next.digest
+                )));
+            }
+            media = media_of(m, &d);
+            digest = next.digest;
+            data = d;
+            continue;
+        }
+        let m: Manifest = parse(name, &data)?;
+        let labels = manifest_labels(&m);
+        docs.push((desc, data, labels));
+        break m;
+    };
+    let config_data: Vec<u8> = {
+        let mut stream = std::pin::pin!(session.blob(&manifest.config.digest).await?);
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        out
+    };
+    if format!("sha256:{}", sha256_hex(&config_data)) != manifest.config.digest {
+        return Err(invalid("config does not match its digest".into()));
+    }
     let lease = ctd.lease_create().await?;
     let result = async {
-        // Layers first, then the documents that point at them.
-        let wanted: Vec<Desc> = manifest.layers.clone();
-        let mut missing = Vec::new();
-        for l in &wanted {
-            if !ctd.content_exists(&l.digest).await? {
-                missing.push(l.clone());
+        let missing = missing_layers(ctd, &manifest).await?;
+        let mut bytes = 0u64;
+        for layer in missing {
+            let stream = session.blob(&layer.digest).await?;
+            let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let f2 = failure.clone();
+            let chunks = stream
+                .take_while(move |c| {
+                    if let Err(e) = c {
+                        *f2.lock().expect("failure") = Some(e.to_string());
+                    }
+                    std::future::ready(c.is_ok())
+                })
+                .map(|c| c.unwrap_or_default());
+            let written = ctd
+                .write_content(&lease, &layer.digest, layer.size, HashMap::new(), chunks)
+                .await;
+            if let Some(e) = failure.lock().expect("failure").take() {
+                return Err(invalid(format!("layer {}: {e}", layer.digest)));
             }
+            written?;
+            bytes += layer.size.max(0) as u64;
+            tracing::debug!(image = name, layer = layer.digest, bytes, "layer pulled");
         }
-        if !missing.is_empty() {
-            stream_layers(ctd, &lease, path, missing).await?;
-        }
-        put_blob(
-            ctd,
-            &lease,
-            &manifest.config,
-            config_data.clone(),
-            config_labels,
-        )
-        .await?;
-        for (d, data, labels) in docs.iter().rev() {
-            put_blob(ctd, &lease, d, data.clone(), labels.clone()).await?;
-        }
-        let (top, _, _) = docs.first().expect("one document at least");
-        ctd.image_put(name, to_desc(top)).await?;
-        Ok::<_, ImageError>(())
+        commit_image(ctd, &lease, name, &docs, &manifest, config_data).await?;
+        Ok::<_, ImageError>(bytes)
     }
     .await;
     let _ = ctd.lease_delete(&lease).await;

@@ -9,6 +9,7 @@ pub mod ctd;
 pub mod image;
 pub mod metrics;
 pub mod pack;
+pub mod registry;
 pub mod server;
 pub mod spec;
 pub mod supervisor;
@@ -93,6 +94,10 @@ pub struct Config {
     pub cni_bin_dir: Option<PathBuf>,
     /// Heartbeat interval.
     pub heartbeat: Duration,
+    /// A Docker-style auth file with registry credentials.
+    pub registry_auth: Option<PathBuf>,
+    /// Registries that may be used over plain HTTP (loopback ones always may).
+    pub insecure_registries: Vec<String>,
 }
 
 impl Config {
@@ -112,6 +117,9 @@ impl Config {
             subnet: "10.89.0.0/16".into(),
             cni_bin_dir: None,
             heartbeat: Duration::from_secs(5),
+            registry_auth: std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".docker/config.json")),
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -212,6 +220,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         consoles: Mutex::new(HashMap::new()),
         wakers: Mutex::new(HashMap::new()),
         oom: Mutex::new(HashSet::new()),
+        registries: registry::Registries::load(
+            config.registry_auth.as_deref(),
+            config.insecure_registries.clone(),
+        )
+        .map_err(|e| Error::Config(format!("registry auth file: {e}")))?,
     });
     tracing::info!(
         node = config.name,

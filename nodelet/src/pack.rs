@@ -100,28 +100,111 @@ pub fn write_archive(path: &Path, entries: &[Entry], cmd: &[&str]) -> std::io::R
 /// A busybox image from Debian's busybox-static: `/bin/busybox`, a symlink per applet,
 /// `/etc/passwd` with uid 1000, and `/home/container`.
 pub fn busybox_archive(path: &Path) -> std::io::Result<()> {
+    host_archive(path, &[], &["sh"])
+}
+
+/// The shared libraries an ELF file needs (and its interpreter), from `ldd`.
+fn libraries(file: &Path) -> Vec<String> {
+    let Ok(out) = std::process::Command::new("ldd").arg(file).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            match l.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next(),
+                None => l.split_whitespace().next(),
+            }
+        })
+        .filter(|p| p.starts_with('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An image of the busybox base plus files of this machine (e.g. a game server installed from
+/// Debian's packages): each path (files, directories recursively) at the same place in the
+/// image, with the shared libraries every executable among them needs, copied (symlinks
+/// followed). `cmd` is the image's default command.
+pub fn host_archive(path: &Path, include: &[&Path], cmd: &[&str]) -> std::io::Result<()> {
+    use std::collections::BTreeMap;
     let busybox = std::fs::read("/bin/busybox")?;
     let list = std::process::Command::new("/bin/busybox")
         .arg("--list")
         .output()?;
-    let mut entries = vec![
-        Entry::Dir("bin".into(), 0o755),
-        Entry::Dir("etc".into(), 0o755),
-        Entry::Dir("home".into(), 0o755),
-        Entry::Dir("home/container".into(), 0o755),
-        Entry::Dir("tmp".into(), 0o1777),
+    let mut files: BTreeMap<String, Entry> = BTreeMap::new();
+    let add_dirs = |files: &mut BTreeMap<String, Entry>, p: &str| {
+        let mut acc = String::new();
+        let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+        for c in &parts[..parts.len().saturating_sub(1)] {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(c);
+            files
+                .entry(acc.clone())
+                .or_insert_with(|| Entry::Dir(acc.clone(), 0o755));
+        }
+    };
+    for d in ["bin", "etc", "home", "home/container", "tmp"] {
+        files.insert(
+            d.into(),
+            Entry::Dir(d.into(), if d == "tmp" { 0o1777 } else { 0o755 }),
+        );
+    }
+    files.insert(
+        "bin/busybox".into(),
         Entry::File("bin/busybox".into(), busybox, 0o755),
+    );
+    files.insert(
+        "etc/passwd".into(),
         Entry::File(
             "etc/passwd".into(),
             b"root:x:0:0:root:/root:/bin/sh\ncontainer:x:1000:1000::/home/container:/bin/sh\n"
                 .to_vec(),
             0o644,
         ),
-    ];
+    );
+    files.insert(
+        "etc/group".into(),
+        Entry::File(
+            "etc/group".into(),
+            b"root:x:0:\ncontainer:x:1000:\n".to_vec(),
+            0o644,
+        ),
+    );
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" && !applet.is_empty() {
-            entries.push(Entry::Symlink(format!("bin/{applet}"), "busybox".into()));
+            let p = format!("bin/{applet}");
+            files.insert(p.clone(), Entry::Symlink(p, "busybox".into()));
         }
     }
-    write_archive(path, &entries, &["sh"])
+    let mut queue: Vec<std::path::PathBuf> = include.iter().map(|p| p.to_path_buf()).collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(p) = queue.pop() {
+        if !seen.insert(p.clone()) {
+            continue;
+        }
+        let meta = std::fs::metadata(&p)?;
+        let rel = p.to_string_lossy().trim_start_matches('/').to_owned();
+        if meta.is_dir() {
+            add_dirs(&mut files, &format!("{rel}/x"));
+            for e in std::fs::read_dir(&p)? {
+                queue.push(e?.path());
+            }
+            continue;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        let data = std::fs::read(&p)?;
+        if data.starts_with(b"\x7fELF") {
+            for lib in libraries(&p) {
+                queue.push(lib.into());
+            }
+        }
+        add_dirs(&mut files, &rel);
+        files.insert(rel.clone(), Entry::File(rel, data, mode));
+    }
+    let entries: Vec<Entry> = files.into_values().collect();
+    write_archive(path, &entries, cmd)
 }

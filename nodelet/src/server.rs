@@ -59,6 +59,8 @@ pub struct Runtime {
     pub wakers: Mutex<HashMap<String, Arc<Notify>>>,
     /// Containers that saw an OOM kill since their task started.
     pub oom: Mutex<HashSet<String>>,
+    /// Registry credentials and insecure registries.
+    pub registries: crate::registry::Registries,
 }
 
 impl Runtime {
@@ -722,10 +724,39 @@ impl Worker {
             &image::ImageConfig,
         ) -> Result<oci_spec::runtime::Spec, spec::SpecError>,
     ) -> crate::Result<Vec<containerd_client::types::Mount>> {
-        let img = match image::ensure(&self.rt.ctd, image_ref).await {
-            Ok(i) => i,
-            Err(e) => return Err(e.into()),
-        };
+        let fetch = !image::present(&self.rt.ctd, image_ref).await?;
+        if fetch {
+            let what = if image_ref.starts_with("oci-archive:") {
+                "importing"
+            } else {
+                "pulling"
+            };
+            if let Some(c) = self.rt.console_if_open(&self.uid) {
+                c.system(&format!("{what} image {image_ref}"));
+            }
+            self.rt
+                .api
+                .event(
+                    &self.gs,
+                    "Normal",
+                    "Pulling",
+                    &format!("{what} image {image_ref}"),
+                )
+                .await;
+        }
+        let started = Instant::now();
+        let (img, fetched) = image::ensure(&self.rt.ctd, &self.rt.registries, image_ref).await?;
+        if let Some(bytes) = fetched {
+            let msg = format!(
+                "image {image_ref}: {:.1} MiB of layers in {:.1} s",
+                bytes as f64 / (1 << 20) as f64,
+                started.elapsed().as_secs_f64()
+            );
+            if let Some(c) = self.rt.console_if_open(&self.uid) {
+                c.system(&msg);
+            }
+            self.rt.api.event(&self.gs, "Normal", "Pulled", &msg).await;
+        }
         let data_dir = self.placement_dirs()?;
         let netns = match resolved.network {
             NetworkMode::Bridge => Some(self.rt.net.attach(&self.cid, &st(gs).ports).await?),

@@ -90,6 +90,12 @@ struct NodeletArgs {
     /// Where the CNI plugins are; default: /usr/lib/cni or /opt/cni/bin.
     #[arg(long)]
     cni_bin_dir: Option<std::path::PathBuf>,
+    /// A Docker-style auth file with registry credentials; default: ~/.docker/config.json.
+    #[arg(long)]
+    registry_auth: Option<std::path::PathBuf>,
+    /// A registry that may be used over plain HTTP (repeatable); loopback ones always may.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -121,6 +127,10 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
     config.bridge = args.bridge;
     config.subnet = args.subnet;
     config.cni_bin_dir = args.cni_bin_dir;
+    if args.registry_auth.is_some() {
+        config.registry_auth = args.registry_auth;
+    }
+    config.insecure_registries = args.insecure_registries;
     catalyst_nodelet::run(config, shutdown_signal()).await?;
     Ok(())
 }
@@ -233,6 +243,19 @@ enum ImageCommand {
         #[arg(long, short)]
         output: std::path::PathBuf,
     },
+    /// Packs files of this machine (e.g. a game server from Debian's packages) with the shared
+    /// libraries they need, on the busybox base, into an OCI archive.
+    Pack {
+        /// The archive to write.
+        #[arg(long, short)]
+        output: std::path::PathBuf,
+        /// Files or directories to include at the same paths.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// The image's default command.
+        #[arg(long, num_args = 1.., default_values = ["sh"])]
+        cmd: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,15 +310,19 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server(args) => serve(args).await?,
         Command::Nodelet(args) => nodelet(args).await?,
-        Command::Image {
-            command: ImageCommand::Busybox { output },
-        } => {
+        Command::Image { command } => {
+            let (output, paths, cmd) = match command {
+                ImageCommand::Busybox { output } => (output, vec![], vec!["sh".to_owned()]),
+                ImageCommand::Pack { output, paths, cmd } => (output, paths, cmd),
+            };
             if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            catalyst_nodelet::pack::busybox_archive(&output)
-                .with_context(|| format!("packing /bin/busybox into {}", output.display()))?;
+            let paths: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            catalyst_nodelet::pack::host_archive(&output, &paths, &cmd)
+                .with_context(|| format!("packing into {}", output.display()))?;
             let abs = std::fs::canonicalize(&output)?;
             println!("image: oci-archive:{}", abs.display());
         }

@@ -1,0 +1,251 @@
+//! Nodelet benchmark with real processes: a GameServer's creation (image present) to Running,
+//! beside plain `ctr run -d` of the same image on the same containerd in the same run; and the
+//! nodelet's RSS idle and with 50 running servers.
+//!
+//! `cargo bench -p catalyst-cli --bench nodelet` (root; containerd, runc, CNI plugins, busybox).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use catalyst_e2e::containerd::Containerd;
+use catalyst_e2e::{percentile_ms, rss_mib, Server};
+use serde_json::{json, Value};
+
+const ROUNDS: usize = 20;
+const MANY: usize = 50;
+
+struct Api {
+    http: reqwest::blocking::Client,
+    url: String,
+    token: String,
+}
+
+impl Api {
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+    }
+
+    fn create(&self, name: &str, image: &str, network: &str) {
+        let gs = json!({
+            "apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"image": image, "startup": "exec sleep 3600", "network": network,
+                     "nodeName": "bench", "ports": [{"containerPort": 8080}],
+                     "stop": {"signal": "SIGKILL", "timeoutSeconds": 5}},
+        });
+        let r = self
+            .req(
+                reqwest::Method::POST,
+                "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers",
+            )
+            .json(&gs)
+            .send()
+            .expect("create");
+        assert!(
+            r.status().is_success(),
+            "create {name}: {}",
+            r.text().unwrap_or_default()
+        );
+    }
+
+    fn phase(&self, name: &str) -> String {
+        let v: Value = self
+            .req(
+                reqwest::Method::GET,
+                &format!("/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/{name}"),
+            )
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null);
+        v.pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    fn wait_running(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let p = self.phase(name);
+            if p == "Running" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline && p != "Error" && p != "Crashed",
+                "{name}: {p}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn delete(&self, name: &str) {
+        let _ = self
+            .req(
+                reqwest::Method::DELETE,
+                &format!("/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/{name}"),
+            )
+            .send();
+    }
+
+    fn count(&self) -> usize {
+        let v: Value = self
+            .req(
+                reqwest::Method::GET,
+                "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers",
+            )
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null);
+        v["items"].as_array().map_or(0, Vec::len)
+    }
+}
+
+fn nodelet(server: &Server, ctd: &Containerd, dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_catalyst"))
+        .args([
+            "nodelet",
+            "--server",
+            &server.url,
+            "--name",
+            "bench",
+            "--address",
+            "127.0.0.1",
+        ])
+        .arg("--join-token")
+        .arg(server.data_dir.join("join-token"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--containerd-socket")
+        .arg(&ctd.socket)
+        .args(["--bridge", "cat-bench0", "--subnet", "10.232.0.0/22"])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nodelet")
+}
+
+fn summary(label: &str, mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    let p50 = percentile_ms(&v, 50.0);
+    println!(
+        "{label:<42} p50 {p50:>7.1} ms   p90 {:>7.1} ms   max {:>7.1} ms",
+        percentile_ms(&v, 90.0),
+        percentile_ms(&v, 100.0)
+    );
+    p50
+}
+
+fn wait_gone(api: &Api, ctd: &Containerd) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (api.count() > 0 || ctd.containers().iter().any(|c| c.starts_with("gs-")))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image_path = dir.path().join("busybox.tar");
+    catalyst_nodelet::pack::busybox_archive(&image_path).expect("image");
+    let image = format!("oci-archive:{}", image_path.display());
+    let ctd = Containerd::start(&dir.path().join("ctd"));
+    let server = Server::start(
+        env!("CARGO_BIN_EXE_catalyst"),
+        &dir.path().join("server"),
+        &[],
+    );
+    let ndir = dir.path().join("nodelet");
+    let mut node = nodelet(&server, &ctd, &ndir);
+    let api = Api {
+        http: reqwest::blocking::Client::new(),
+        url: server.url.clone(),
+        token: server.token.clone(),
+    };
+    // warm-up: the first server imports and unpacks the image
+    api.create("warm", &image, "Bridge");
+    api.wait_running("warm");
+    api.delete("warm");
+    wait_gone(&api, &ctd);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = rss_mib(node.id());
+
+    let mut bridge = Vec::new();
+    let mut host = Vec::new();
+    let mut raw = Vec::new();
+    for i in 0..ROUNDS {
+        for (net, out) in [("Bridge", &mut bridge), ("Host", &mut host)] {
+            let name = format!("b-{}-{i}", net.to_lowercase());
+            let t = Instant::now();
+            api.create(&name, &image, net);
+            api.wait_running(&name);
+            out.push(t.elapsed());
+            api.delete(&name);
+        }
+        let id = format!("raw-{i}");
+        let t = Instant::now();
+        let out = ctd.ctr(&[
+            "run",
+            "-d",
+            "--snapshotter",
+            "overlayfs",
+            &image,
+            &id,
+            "sleep",
+            "3600",
+        ]);
+        raw.push(t.elapsed());
+        assert!(
+            out.status.success(),
+            "ctr run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = ctd.ctr(&["tasks", "kill", "-s", "SIGKILL", &id]);
+    }
+    wait_gone(&api, &ctd);
+    for i in 0..ROUNDS {
+        let id = format!("raw-{i}");
+        let _ = ctd.ctr(&["tasks", "rm", "-f", &id]);
+        let _ = ctd.ctr(&["containers", "rm", &id]);
+    }
+
+    println!(
+        "\nnodelet: GameServer created → Running (image present), {ROUNDS} rounds, one at a time"
+    );
+    let b = summary("catalyst, network Bridge (CNI + portmap)", bridge);
+    let h = summary("catalyst, network Host", host);
+    let r = summary("ctr run -d (no CNI), same image", raw);
+    println!(
+        "ratio p50: Bridge / ctr = {:.2}, Host / ctr = {:.2}",
+        b / r,
+        h / r
+    );
+
+    let t = Instant::now();
+    for i in 0..MANY {
+        api.create(&format!("many-{i}"), &image, "Bridge");
+    }
+    for i in 0..MANY {
+        api.wait_running(&format!("many-{i}"));
+    }
+    let all = t.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let busy = rss_mib(node.id());
+    println!(
+        "{MANY} servers created at once: all Running after {:.1} s",
+        all.as_secs_f64()
+    );
+    println!("nodelet RSS: idle {idle:.1} MiB, with {MANY} running servers {busy:.1} MiB");
+    for i in 0..MANY {
+        api.delete(&format!("many-{i}"));
+    }
+    wait_gone(&api, &ctd);
+    let _ = node.kill();
+    let _ = node.wait();
+}
