@@ -257,7 +257,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let revision = state.registry.store().current_revision().await.ok();
     let watchers: usize = state.caches.values().map(|c| c.watchers()).sum();
-    let text = state.metrics.render(revision, watchers);
+    let mut text = state.metrics.render(revision, watchers);
+    text.push_str(&state.tunnels.prometheus().await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -66,6 +66,34 @@ impl Drop for Answers {
 }
 
 impl Tunnels {
+    /// Names of the nodes with a tunnel to this API server.
+    pub fn nodes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .nodes
+            .lock()
+            .expect("tunnels")
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The game server and node metrics of every connected node, as Prometheus text (one
+    /// HELP/TYPE per family); a node that does not answer within 2 s is left out.
+    pub async fn prometheus(&self) -> String {
+        let mut answers = Vec::new();
+        for node in self.nodes() {
+            let Ok(mut a) = self.request(&node, json!({"op": "prometheus"})).await else {
+                continue;
+            };
+            if let Ok(Some(v)) = tokio::time::timeout(Duration::from_secs(2), a.next()).await {
+                answers.push(v["result"].clone());
+            }
+        }
+        render_prometheus(&answers)
+    }
+
     /// Sends a request to a node; its answers arrive on the returned receiver.
     pub async fn request(&self, node: &str, mut req: Value) -> Result<Answers, ApiError> {
         let conn = self
@@ -306,4 +334,80 @@ pub async fn metrics(
         return Err(e);
     }
     Ok(Json(v.get("result").cloned().unwrap_or(Value::Null)).into_response())
+}
+
+/// Renders nodes' `{"families": [{name, type, help}], "samples": [{metric, labels, value}]}`.
+pub fn render_prometheus(answers: &[Value]) -> String {
+    let mut families: Vec<(String, String, String)> = Vec::new();
+    for a in answers {
+        for f in a["families"].as_array().into_iter().flatten() {
+            let name = f["name"].as_str().unwrap_or_default().to_owned();
+            if !name.is_empty() && !families.iter().any(|(n, _, _)| *n == name) {
+                families.push((
+                    name,
+                    f["type"].as_str().unwrap_or("untyped").to_owned(),
+                    f["help"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (name, typ, help) in &families {
+        let mut lines = Vec::new();
+        for a in answers {
+            for s in a["samples"].as_array().into_iter().flatten() {
+                if s["metric"].as_str() != Some(name) {
+                    continue;
+                }
+                let labels: Vec<String> = s["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        let v = v.as_str().unwrap_or_default();
+                        format!(
+                            "{k}=\"{}\"",
+                            v.replace('\\', "\\\\")
+                                .replace('"', "\\\"")
+                                .replace('\n', "\\n")
+                        )
+                    })
+                    .collect();
+                let value = s["value"].as_f64().unwrap_or(f64::NAN);
+                lines.push(format!("{name}{{{}}} {value}\n", labels.join(",")));
+            }
+        }
+        if !lines.is_empty() {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {typ}\n"));
+            out.extend(lines);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_metrics_render_with_one_help_and_type_per_family() {
+        let node = |n: &str, name: &str| {
+            json!({
+                "families": [{"name": "catalyst_gameserver_memory_bytes", "type": "gauge", "help": "Memory."}],
+                "samples": [{"metric": "catalyst_gameserver_memory_bytes",
+                             "labels": {"name": name, "node": n}, "value": 1024.0}],
+            })
+        };
+        let text = render_prometheus(&[node("n1", "a"), node("n2", "b\"q")]);
+        assert_eq!(
+            text.matches("# TYPE catalyst_gameserver_memory_bytes gauge")
+                .count(),
+            1
+        );
+        assert!(
+            text.contains("catalyst_gameserver_memory_bytes{name=\"a\",node=\"n1\"} 1024\n"),
+            "{text}"
+        );
+        assert!(text.contains("name=\"b\\\"q\""), "{text}");
+    }
 }

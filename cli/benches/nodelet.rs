@@ -51,31 +51,33 @@ impl Api {
         );
     }
 
-    fn phase(&self, name: &str) -> String {
-        let v: Value = self
-            .req(
-                reqwest::Method::GET,
-                &format!("/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/{name}"),
-            )
-            .send()
-            .and_then(|r| r.json())
-            .unwrap_or(Value::Null);
-        v.pointer("/status/phase")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
+    fn get(&self, name: &str) -> Value {
+        self.req(
+            reqwest::Method::GET,
+            &format!("/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/{name}"),
+        )
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or(Value::Null)
     }
 
     fn wait_running(&self, name: &str) {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let p = self.phase(name);
+            let v = self.get(name);
+            let p = v
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if p == "Running" {
                 return;
             }
             assert!(
                 Instant::now() < deadline && p != "Error" && p != "Crashed",
-                "{name}: {p}"
+                "{name}: {p}: {}",
+                v.pointer("/status/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
             );
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -100,6 +102,16 @@ impl Api {
             .and_then(|r| r.json())
             .unwrap_or(Value::Null);
         v["items"].as_array().map_or(0, Vec::len)
+    }
+}
+
+/// The nodelet process, killed even when the benchmark panics.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -129,11 +141,11 @@ fn nodelet(server: &Server, ctd: &Containerd, dir: &Path) -> Child {
 
 fn summary(label: &str, mut v: Vec<Duration>) -> f64 {
     v.sort();
-    let p50 = percentile_ms(&v, 50.0);
+    let p50 = percentile_ms(&v, 0.5);
     println!(
         "{label:<42} p50 {p50:>7.1} ms   p90 {:>7.1} ms   max {:>7.1} ms",
-        percentile_ms(&v, 90.0),
-        percentile_ms(&v, 100.0)
+        percentile_ms(&v, 0.9),
+        percentile_ms(&v, 1.0)
     );
     p50
 }
@@ -162,9 +174,20 @@ fn main() {
         &[],
     );
     let ndir = dir.path().join("nodelet");
-    let mut node = nodelet(&server, &ctd, &ndir);
+    // its own host ports, apart from the end-to-end tests' ranges
+    let node_json = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node",
+        "metadata": {"name": "bench"}, "spec": {"portRange": {"min": 7500, "max": 7999}}});
+    let http = reqwest::blocking::Client::new();
+    let r = http
+        .post(format!("{}/apis/catalyst.dev/v1alpha1/nodes", server.url))
+        .bearer_auth(&server.token)
+        .json(&node_json)
+        .send()
+        .expect("node");
+    assert!(r.status().is_success(), "node: {:?}", r.text());
+    let node = Guard(nodelet(&server, &ctd, &ndir));
     let api = Api {
-        http: reqwest::blocking::Client::new(),
+        http,
         url: server.url.clone(),
         token: server.token.clone(),
     };
@@ -174,7 +197,7 @@ fn main() {
     api.delete("warm");
     wait_gone(&api, &ctd);
     std::thread::sleep(Duration::from_secs(2));
-    let idle = rss_mib(node.id());
+    let idle = rss_mib(node.0.id());
 
     let mut bridge = Vec::new();
     let mut host = Vec::new();
@@ -236,7 +259,7 @@ fn main() {
     }
     let all = t.elapsed();
     std::thread::sleep(Duration::from_secs(3));
-    let busy = rss_mib(node.id());
+    let busy = rss_mib(node.0.id());
     println!(
         "{MANY} servers created at once: all Running after {:.1} s",
         all.as_secs_f64()
@@ -246,6 +269,5 @@ fn main() {
         api.delete(&format!("many-{i}"));
     }
     wait_gone(&api, &ctd);
-    let _ = node.kill();
-    let _ = node.wait();
+    drop(node);
 }

@@ -2,270 +2,15 @@
 //! test's own, CNI plugins, and a busybox image built here. Players' traffic goes to
 //! 127.0.0.1:hostPort.
 
-use std::io::{Read, Write};
+mod support;
+
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use catalyst_e2e::containerd::{self, Containerd};
-use catalyst_e2e::Server;
 use serde_json::Value;
-
-struct Nodelet {
-    child: Child,
-    args: Vec<String>,
-    admin_config: PathBuf,
-    socket: PathBuf,
-}
-
-impl Nodelet {
-    fn start(
-        server: &Server,
-        ctd: &Containerd,
-        dir: &Path,
-        name: &str,
-        bridge: &str,
-        subnet: &str,
-    ) -> Nodelet {
-        Self::start_with(server, ctd, dir, name, bridge, subnet, &[])
-    }
-
-    fn start_with(
-        server: &Server,
-        ctd: &Containerd,
-        dir: &Path,
-        name: &str,
-        bridge: &str,
-        subnet: &str,
-        extra: &[&str],
-    ) -> Nodelet {
-        let mut args: Vec<String> = vec![
-            "nodelet".into(),
-            "--server".into(),
-            server.url.clone(),
-            "--join-token".into(),
-            server.data_dir.join("join-token").display().to_string(),
-            "--name".into(),
-            name.into(),
-            "--data-dir".into(),
-            dir.display().to_string(),
-            "--containerd-socket".into(),
-            ctd.socket.display().to_string(),
-            "--address".into(),
-            "127.0.0.1".into(),
-            "--bridge".into(),
-            bridge.into(),
-            "--subnet".into(),
-            subnet.into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Self::spawn(&args, dir);
-        Nodelet {
-            child,
-            args,
-            admin_config: server.config.clone(),
-            socket: ctd.socket.clone(),
-        }
-    }
-
-    fn spawn(args: &[String], dir: &Path) -> Child {
-        std::fs::create_dir_all(dir).expect("nodelet dir");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("nodelet.log"))
-            .expect("log");
-        Command::new(env!("CARGO_BIN_EXE_catalyst"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start nodelet")
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self, dir: &Path) {
-        self.child = Self::spawn(&self.args, dir);
-    }
-}
-
-impl Drop for Nodelet {
-    /// Even when a test fails: delete every server so the nodelet removes its containers,
-    /// network namespaces and port mappings from this machine, then stop the nodelet.
-    fn drop(&mut self) {
-        let ctl = |args: &[&str]| {
-            Command::new(env!("CARGO_BIN_EXE_catalystctl"))
-                .args(args)
-                .env("CATALYST_CONFIG", &self.admin_config)
-                .output()
-        };
-        if let Ok(out) = ctl(&["get", "gs", "-A", "-o", "name"]) {
-            for name in String::from_utf8_lossy(&out.stdout).lines() {
-                let name = name.rsplit('/').next().unwrap_or(name);
-                let _ = ctl(&["delete", "gs", name]);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let out = Command::new("ctr")
-                .arg("-a")
-                .arg(&self.socket)
-                .args(["-n", "catalyst", "containers", "ls", "-q"])
-                .output();
-            if out.is_ok_and(|o| o.stdout.is_empty()) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        self.kill9();
-    }
-}
-
-fn ctl(server: &Server, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalystctl"));
-    cmd.args(args)
-        .env("CATALYST_CONFIG", &server.config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("catalystctl");
-    if let Some(s) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(s.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().expect("catalystctl output")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "catalystctl failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn gs(server: &Server, name: &str) -> Value {
-    serde_json::from_str(&ok(ctl(server, &["get", "gs", name, "-o", "json"], None))).expect("json")
-}
-
-fn wait_phase(server: &Server, name: &str, phase: &str, nodelet_dir: &Path) -> Value {
-    let out = ctl(
-        server,
-        &[
-            "wait",
-            &format!("gs/{name}"),
-            &format!("--for=phase={phase}"),
-            "--timeout",
-            "90s",
-        ],
-        None,
-    );
-    if !out.status.success() {
-        let log = std::fs::read_to_string(nodelet_dir.join("nodelet.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        panic!(
-            "{name} never reached {phase}: {}\nobject: {}\nnodelet log (last lines, newest first):\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            gs(server, name),
-            tail.join("\n")
-        );
-    }
-    gs(server, name)
-}
-
-fn host_port(obj: &Value) -> u16 {
-    obj.pointer("/status/ports/0/hostPort")
-        .and_then(Value::as_u64)
-        .expect("a host port") as u16
-}
-
-fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().expect("addr"),
-        Duration::from_secs(3),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    Ok(body)
-}
-
-fn console_log(nodelet_dir: &Path, obj: &Value) -> String {
-    let uid = obj
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .expect("uid");
-    std::fs::read_to_string(nodelet_dir.join("run").join(uid).join("console.log"))
-        .unwrap_or_default()
-}
-
-fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-fn manifest(name: &str, image: &Path, startup: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  image: oci-archive:{}\n  startup: {startup:?}\n{extra}",
-        image.display()
-    )
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    image: PathBuf,
-    ctd: Containerd,
-    server: Server,
-}
-
-fn setup() -> Env {
-    assert!(
-        containerd::available(),
-        "containerd, runc and ctr must be installed (scripts/test installs them)"
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().to_owned();
-    let image = root.join("busybox.tar");
-    catalyst_nodelet::pack::busybox_archive(&image).expect("busybox image");
-    let ctd = Containerd::start(&root.join("ctd"));
-    let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &root.join("server"), &[]);
-    Env {
-        _dir: dir,
-        root,
-        image,
-        ctd,
-        server,
-    }
-}
-
-fn node_with_ports(server: &Server, name: &str, min: u16) {
-    let node = format!(
-        "apiVersion: catalyst.dev/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  portRange: {{min: {min}, max: {}}}\n",
-        min + 99
-    );
-    ok(ctl(server, &["apply", "-f", "-"], Some(&node)));
-}
+use support::*;
 
 /// A real game server from Debian's packages (mumble-server), packed into an image here, pushed
 /// to a private registry on loopback (htpasswd auth), pulled by the nodelet with credentials
@@ -430,6 +175,25 @@ fn a_game_server_lives_on_real_containerd() {
         },
     );
 
+    // metrics: on demand per server, and sampled into the Prometheus endpoint
+    let m: Value = serde_json::from_str(&api_text(
+        server,
+        "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/web/metrics",
+    ))
+    .expect("metrics json");
+    assert!(m["memoryBytes"].as_u64().is_some_and(|b| b > 0), "{m}");
+    assert_eq!(m["memoryLimitBytes"].as_u64(), Some(64 << 20), "{m}");
+    assert!(m["diskBytes"].as_u64().is_some_and(|b| b > 0), "{m}");
+    eventually(
+        "web in the Prometheus endpoint",
+        Duration::from_secs(20),
+        || {
+            let text = api_text(server, "/metrics");
+            text.contains("# TYPE catalyst_gameserver_memory_bytes gauge")
+            && text.contains("catalyst_gameserver_memory_bytes{name=\"web\",namespace=\"default\",node=\"node-a\"}")
+        },
+    );
+
     // kill -9 of the nodelet: the server keeps running, the restarted nodelet re-adopts it
     nodelet.kill9();
     assert!(
@@ -543,7 +307,7 @@ fn a_game_server_lives_on_real_containerd() {
     let bomb = manifest(
         "bomb",
         &env.image,
-        "echo bombing; i=0; while [ $i -lt 300 ]; do sleep 600 & i=$((i+1)); done; echo spawned; sleep 3600",
+        "echo bombing; (i=0; while [ $i -lt 300 ]; do sleep 600 & i=$((i+1)); done); echo spawned; exec sleep 3600",
         "  resources: {pids: 32}\n  stop: {signal: SIGKILL, timeoutSeconds: 5}\n",
     );
     ok(ctl(server, &["apply", "-f", "-"], Some(&bomb)));
@@ -565,6 +329,13 @@ fn a_game_server_lives_on_real_containerd() {
     assert!(
         pids_current.trim().parse::<u32>().expect("number") <= 32,
         "pids {pids_current}"
+    );
+    assert_eq!(
+        gs(server, "bomb")
+            .pointer("/status/phase")
+            .and_then(Value::as_str),
+        Some("Running"),
+        "the server lives on under its limit"
     );
     assert!(
         console_log(&ndir, &bobj).contains("can't fork"),

@@ -30,8 +30,13 @@ impl Server {
     ///
     /// Panics when the server does not start: this is test support.
     pub fn start(binary: &str, data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_on(binary, data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// As [`Server::start`], listening on `listen` (e.g. a test network's address).
+    pub fn start_on(binary: &str, data_dir: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(binary)
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -50,10 +55,7 @@ impl Server {
             .next()
             .unwrap_or_default()
             .to_owned();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "unexpected first line {line:?}"
-        );
+        assert!(url.starts_with("http://"), "unexpected first line {line:?}");
         let config = data_dir.join("admin.yaml");
         let admin = std::fs::read_to_string(&config).expect("admin.yaml");
         assert!(admin.contains(&url), "admin.yaml names the server: {admin}");

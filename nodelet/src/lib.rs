@@ -225,6 +225,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             config.insecure_registries.clone(),
         )
         .map_err(|e| Error::Config(format!("registry auth file: {e}")))?,
+        samples: Mutex::new(Vec::new()),
     });
     tracing::info!(
         node = config.name,
@@ -235,9 +236,10 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let events = tokio::spawn(event_pump(rt.clone()));
     let tunnel = tokio::spawn(tunnel::run(rt.clone()));
     let servers = tokio::spawn(server_loop(rt.clone()));
+    let sampler = tokio::spawn(sample_loop(rt.clone()));
     shutdown.await;
     tracing::info!("nodelet stopping; game servers keep running");
-    for h in [heartbeat, events, tunnel, servers] {
+    for h in [heartbeat, events, tunnel, servers, sampler] {
         h.abort();
     }
     Ok(())
@@ -330,6 +332,45 @@ async fn event_pump(rt: Arc<Runtime>) {
         }
         tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
         rt.wake_all();
+    }
+}
+
+/// How often running servers' metrics are sampled.
+const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// Samples every running server's cgroup, network and data dir, and the node totals, into
+/// memory for the Prometheus endpoint.
+async fn sample_loop(rt: Arc<Runtime>) {
+    loop {
+        let mut samples = Vec::new();
+        let mut all = Vec::new();
+        if let Ok(containers) = rt
+            .ctd
+            .container_list(&format!("labels.\"{LABEL_UID}\""))
+            .await
+        {
+            for c in containers {
+                let (Some(uid), Some(nsname)) =
+                    (c.labels.get(LABEL_UID), c.labels.get(server::LABEL_NAME))
+                else {
+                    continue;
+                };
+                let Ok(Some((ctd::TaskState::Running, pid))) = rt.ctd.task_state(&c.id).await
+                else {
+                    continue;
+                };
+                let (ns, name) = nsname.split_once('/').unwrap_or(("default", nsname));
+                let (cid, dir) = (c.id.clone(), rt.server_dir(uid));
+                let m = tokio::task::spawn_blocking(move || metrics::server(&cid, Some(pid), &dir))
+                    .await
+                    .unwrap_or_default();
+                samples.extend(metrics::server_samples(&rt.node, ns, name, &m));
+                all.push(m);
+            }
+        }
+        samples.extend(metrics::node_samples(&rt.node, &all));
+        *rt.samples.lock().expect("samples") = samples;
+        tokio::time::sleep(SAMPLE_EVERY).await;
     }
 }
 

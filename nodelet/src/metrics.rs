@@ -144,3 +144,153 @@ pub fn capacity(dir: &Path) -> (u64, u64, u64) {
         .unwrap_or(0);
     (cpus, mem, disk)
 }
+
+/// One Prometheus sample.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Sample {
+    /// Metric name.
+    pub metric: String,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Value.
+    pub value: f64,
+}
+
+/// HELP and TYPE of every metric a nodelet reports, for the API server's `/metrics`.
+pub const FAMILIES: &[(&str, &str, &str)] = &[
+    (
+        "catalyst_gameserver_cpu_seconds_total",
+        "counter",
+        "CPU time used by a game server's container.",
+    ),
+    (
+        "catalyst_gameserver_memory_bytes",
+        "gauge",
+        "Memory in use by a game server's container.",
+    ),
+    (
+        "catalyst_gameserver_memory_limit_bytes",
+        "gauge",
+        "A game server's memory limit (0: none).",
+    ),
+    (
+        "catalyst_gameserver_network_receive_bytes_total",
+        "counter",
+        "Bytes a game server received.",
+    ),
+    (
+        "catalyst_gameserver_network_transmit_bytes_total",
+        "counter",
+        "Bytes a game server sent.",
+    ),
+    (
+        "catalyst_gameserver_disk_bytes",
+        "gauge",
+        "Bytes in a game server's data directory.",
+    ),
+    (
+        "catalyst_gameserver_pids",
+        "gauge",
+        "Processes and threads of a game server.",
+    ),
+    (
+        "catalyst_node_gameservers_running",
+        "gauge",
+        "Game servers whose task runs on the node.",
+    ),
+    (
+        "catalyst_node_gameservers_memory_bytes",
+        "gauge",
+        "Memory in use by all game servers of the node.",
+    ),
+    (
+        "catalyst_node_gameservers_cpu_seconds_total",
+        "counter",
+        "CPU time used by all game servers of the node.",
+    ),
+];
+
+/// Samples of one server, labelled with its namespace, name and node.
+pub fn server_samples(node: &str, ns: &str, name: &str, m: &ServerMetrics) -> Vec<Sample> {
+    let labels: std::collections::BTreeMap<String, String> =
+        [("namespace", ns), ("name", name), ("node", node)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let s = |metric: &str, value: f64| Sample {
+        metric: metric.to_owned(),
+        labels: labels.clone(),
+        value,
+    };
+    vec![
+        s(
+            "catalyst_gameserver_cpu_seconds_total",
+            m.cpu_usage_ns as f64 / 1e9,
+        ),
+        s("catalyst_gameserver_memory_bytes", m.memory_bytes as f64),
+        s(
+            "catalyst_gameserver_memory_limit_bytes",
+            m.memory_limit_bytes as f64,
+        ),
+        s(
+            "catalyst_gameserver_network_receive_bytes_total",
+            m.network_rx_bytes as f64,
+        ),
+        s(
+            "catalyst_gameserver_network_transmit_bytes_total",
+            m.network_tx_bytes as f64,
+        ),
+        s("catalyst_gameserver_disk_bytes", m.disk_bytes as f64),
+        s("catalyst_gameserver_pids", m.pids as f64),
+    ]
+}
+
+/// Node totals over its servers' metrics.
+pub fn node_samples(node: &str, servers: &[ServerMetrics]) -> Vec<Sample> {
+    let labels: std::collections::BTreeMap<String, String> =
+        [("node".to_owned(), node.to_owned())].into();
+    let s = |metric: &str, value: f64| Sample {
+        metric: metric.to_owned(),
+        labels: labels.clone(),
+        value,
+    };
+    vec![
+        s("catalyst_node_gameservers_running", servers.len() as f64),
+        s(
+            "catalyst_node_gameservers_memory_bytes",
+            servers.iter().map(|m| m.memory_bytes as f64).sum(),
+        ),
+        s(
+            "catalyst_node_gameservers_cpu_seconds_total",
+            servers.iter().map(|m| m.cpu_usage_ns as f64 / 1e9).sum(),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_and_node_samples_carry_their_labels_and_units() {
+        let m = ServerMetrics {
+            memory_bytes: 1024,
+            cpu_usage_ns: 2_500_000_000,
+            ..Default::default()
+        };
+        let samples = server_samples("n1", "default", "a", &m);
+        let cpu = samples
+            .iter()
+            .find(|s| s.metric == "catalyst_gameserver_cpu_seconds_total")
+            .expect("cpu");
+        assert_eq!(cpu.value, 2.5);
+        assert_eq!(cpu.labels["node"], "n1");
+        assert_eq!(cpu.labels["name"], "a");
+        assert!(samples
+            .iter()
+            .all(|s| FAMILIES.iter().any(|f| f.0 == s.metric)));
+        let node = node_samples("n1", &[m.clone(), m]);
+        assert_eq!(node[0].value, 2.0);
+        assert_eq!(node[1].value, 2048.0);
+    }
+}

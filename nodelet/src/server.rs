@@ -61,6 +61,8 @@ pub struct Runtime {
     pub oom: Mutex<HashSet<String>>,
     /// Registry credentials and insecure registries.
     pub registries: crate::registry::Registries,
+    /// The last metrics sample of every running server and the node (Prometheus).
+    pub samples: Mutex<Vec<crate::metrics::Sample>>,
 }
 
 impl Runtime {
@@ -148,6 +150,7 @@ pub struct Worker {
     ready: Arc<AtomicBool>,
     ready_watch: Option<tokio::task::JoinHandle<()>>,
     waker: Arc<Notify>,
+    start_failures: u32,
 }
 
 impl std::fmt::Debug for Worker {
@@ -188,6 +191,9 @@ fn backoff(restarts: i64) -> Duration {
     Duration::from_secs(1u64 << restarts.clamp(0, 6) as u64).min(Duration::from_secs(60))
 }
 
+/// Attempts of a start that fails for a transient reason before the server goes to Error.
+const START_RETRIES: u32 = 3;
+
 /// Restarts after which a crashing server is reported as crash-looping.
 const CRASH_LOOP: i64 = 5;
 
@@ -213,6 +219,7 @@ impl Worker {
             ready: Arc::new(AtomicBool::new(false)),
             ready_watch: None,
             waker,
+            start_failures: 0,
         };
         tokio::spawn(w.run());
     }
@@ -820,7 +827,7 @@ impl Worker {
                 } else {
                     "StartFailed"
                 };
-                return self.fail_start(gs, reason, &e.to_string()).await;
+                return self.start_failed(gs, reason, e).await;
             }
         };
         let (stdin, stdout, stderr) = Console::fifo_paths(&self.rt.run_dir(&self.uid));
@@ -838,8 +845,9 @@ impl Worker {
         .await;
         if let Err(e) = started {
             let _ = self.rt.ctd.task_delete(&cid).await;
-            return self.fail_start(gs, "StartFailed", &e.to_string()).await;
+            return self.start_failed(gs, "StartFailed", e.into()).await;
         }
+        self.start_failures = 0;
         self.report(Phase::Starting, json!({"reason": null, "message": null}))
             .await?;
         self.rt
@@ -854,6 +862,28 @@ impl Worker {
         let typed = self.typed()?;
         self.watch_ready(&typed, &console);
         Ok(Next::After(Duration::from_millis(10)))
+    }
+
+    /// A start that failed: networking and containerd hiccups are retried (with the worker's
+    /// backoff) a few times before the server goes to Error; a missing image or a bad spec is
+    /// reported at once.
+    async fn start_failed(
+        &mut self,
+        gs: &GameServer,
+        reason: &str,
+        e: Error,
+    ) -> crate::Result<Next> {
+        let transient = matches!(e, Error::Cni(_) | Error::Containerd(_) | Error::Io(_));
+        if transient && self.start_failures < START_RETRIES {
+            self.start_failures += 1;
+            if let Some(c) = self.rt.console_if_open(&self.uid) {
+                c.system(&format!("start failed ({e}); trying again"));
+            }
+            let _ = self.rt.net.detach(&self.cid, &st(gs).ports).await;
+            return Err(e);
+        }
+        self.start_failures = 0;
+        self.fail_start(gs, reason, &e.to_string()).await
     }
 
     async fn fail_start(

@@ -132,6 +132,17 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
 
 async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: mpsc::Sender<Value>) {
     let id = req.id;
+    if req.op == "prometheus" {
+        let samples = rt.samples.lock().expect("samples").clone();
+        let families: Vec<Value> = crate::metrics::FAMILIES
+            .iter()
+            .map(|(name, typ, help)| json!({"name": name, "type": typ, "help": help}))
+            .collect();
+        let _ = tx
+            .send(json!({"id": id, "end": true, "result": {"families": families, "samples": samples}}))
+            .await;
+        return;
+    }
     let end = |error: Option<(u16, String)>| match error {
         None => json!({"id": id, "end": true}),
         Some((code, e)) => json!({"id": id, "end": true, "error": e, "code": code}),

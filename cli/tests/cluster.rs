@@ -1,0 +1,250 @@
+//! The control plane and nodelets together, end to end with real processes: a node lost and
+//! found again, and two nodes as separate hosts in their own network namespaces.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use catalyst_e2e::containerd::Containerd;
+use catalyst_e2e::Server;
+use serde_json::Value;
+use support::*;
+
+fn node_state(server: &Server, name: &str) -> String {
+    let out = ctl(server, &["get", "node", name, "-o", "json"], None);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v.pointer("/status/state")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn phase(server: &Server, name: &str) -> String {
+    gs(server, name)
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+const WEB: &str = "echo hello > /home/container/index.html; httpd -p 8080 -h /home/container; echo ready; while read line; do echo \"got: $line\"; done";
+
+/// `kill -9` of a nodelet: its Node goes NotReady and its server Unknown within 45 s, while the
+/// server keeps serving players; the restarted nodelet brings both back, same container.
+#[test]
+fn a_lost_node_comes_back_and_its_server_is_untouched() {
+    let env = setup();
+    let ndir = env.root.join("nodelet-l");
+    node_with_ports(&env.server, "node-l", 7200);
+    let mut nodelet = Nodelet::start(
+        &env.server,
+        &env.ctd,
+        &ndir,
+        "node-l",
+        "cat-e2e2",
+        "10.231.2.0/24",
+    );
+    let server = &env.server;
+    let web = manifest(
+        "lost",
+        &env.image,
+        WEB,
+        "  ports: [{containerPort: 8080}]\n  ready: {logPattern: '^ready$'}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&web)));
+    let obj = wait_phase(server, "lost", "Running", &ndir);
+    let port = host_port(&obj);
+    let cid = format!(
+        "gs-{}",
+        obj.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .expect("uid")
+    );
+    let pid = env.ctd.task_pid(&cid).expect("task");
+
+    nodelet.kill9();
+    let killed = Instant::now();
+    eventually(
+        "node NotReady and server Unknown",
+        Duration::from_secs(60),
+        || node_state(server, "node-l") == "NotReady" && phase(server, "lost") == "Unknown",
+    );
+    let lost_after = killed.elapsed();
+    println!(
+        "node NotReady and server Unknown {:.1} s after kill -9",
+        lost_after.as_secs_f64()
+    );
+    assert!(lost_after <= Duration::from_secs(45), "{lost_after:?}");
+    assert!(
+        http_get(port, "/index.html").is_ok_and(|b| b.contains("hello")),
+        "players are served while the node is lost"
+    );
+
+    nodelet.restart(&ndir);
+    eventually("node Ready again", Duration::from_secs(30), || {
+        node_state(server, "node-l") == "Ready"
+    });
+    wait_phase(server, "lost", "Running", &ndir);
+    assert_eq!(
+        env.ctd.task_pid(&cid),
+        Some(pid),
+        "the same container and task"
+    );
+}
+
+/// A host of the test's own: a network namespace joined to this one by a veth pair,
+/// 10.240.N.1 on this side, 10.240.N.2 inside.
+struct Host {
+    ns: String,
+    veth: String,
+}
+
+impl Host {
+    fn create(n: u8) -> Host {
+        let ns = format!("catnet-h{n}");
+        let veth = format!("cath{n}");
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("ip");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = Command::new("ip").args(["netns", "delete", &ns]).output();
+        let _ = Command::new("ip").args(["link", "delete", &veth]).output();
+        ip(&["netns", "add", &ns]);
+        ip(&[
+            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        ip(&["addr", "add", &format!("10.240.{n}.1/24"), "dev", &veth]);
+        ip(&["link", "set", &veth, "up"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("10.240.{n}.2/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.240.{n}.1"),
+        ]);
+        Host { ns, veth }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.ns])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.veth])
+            .output();
+    }
+}
+
+/// Two nodes, each a host in its own network namespace with its own containerd and nodelet:
+/// servers too big to share a node are scheduled across them, and players reach each one at its
+/// own node's address and host port.
+#[test]
+fn two_nodes_in_their_own_network_namespaces_share_the_work() {
+    let env = setup();
+    // the API server must be reachable from the hosts: it listens on every local address
+    drop(env.server);
+    let server = Server::start_on(
+        env!("CARGO_BIN_EXE_catalyst"),
+        &env.root.join("server2"),
+        "0.0.0.0:0",
+        &[],
+    );
+    let port = server.url.rsplit(':').next().expect("port").to_owned();
+    let hosts = [Host::create(1), Host::create(2)];
+    let mut nodelets = Vec::new();
+    let mut ctds: Vec<Containerd> = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let n = i + 1;
+        let ctd = Containerd::start(&env.root.join(format!("ctd-h{n}")));
+        let dir = env.root.join(format!("nodelet-h{n}"));
+        let args: Vec<String> = [
+            "nodelet",
+            "--server",
+            &format!("http://10.240.{n}.1:{port}"),
+            "--join-token",
+            &server.data_dir.join("join-token").display().to_string(),
+            "--name",
+            &format!("host-{n}"),
+            "--data-dir",
+            &dir.display().to_string(),
+            "--containerd-socket",
+            &ctd.socket.display().to_string(),
+            "--address",
+            &format!("10.240.{n}.2"),
+            "--subnet",
+            &format!("10.232.{n}.0/24"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        nodelets.push(Nodelet::launch(
+            &server,
+            &ctd,
+            &dir,
+            args,
+            Some(host.ns.clone()),
+        ));
+        ctds.push(ctd);
+    }
+    eventually("both nodes Ready", Duration::from_secs(30), || {
+        node_state(&server, "host-1") == "Ready" && node_state(&server, "host-2") == "Ready"
+    });
+    // each server asks for three quarters of a node's cpus: two cannot share one
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for name in ["big-a", "big-b"] {
+        let m = manifest(
+            name,
+            &env.image,
+            WEB,
+            &format!("  ports: [{{containerPort: 8080}}]\n  ready: {{logPattern: '^ready$'}}\n  resources: {{cpu: {}m}}\n", cpus * 750),
+        );
+        ok(ctl(&server, &["apply", "-f", "-"], Some(&m)));
+    }
+    let dir = env.root.join("nodelet-h1");
+    let a = wait_phase(&server, "big-a", "Running", &dir);
+    let b = wait_phase(&server, "big-b", "Running", &env.root.join("nodelet-h2"));
+    let node_of = |v: &Value| {
+        v.pointer("/status/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_ne!(node_of(&a), node_of(&b), "spread over both nodes");
+    for v in [&a, &b] {
+        let addr = v
+            .pointer("/status/address")
+            .and_then(Value::as_str)
+            .expect("address");
+        assert!(addr.starts_with("10.240."), "{addr}");
+        let target = format!("{addr}:{}", host_port(v));
+        eventually(
+            &format!("{target} answers"),
+            Duration::from_secs(10),
+            || http_get_at(&target, "/index.html").is_ok_and(|b| b.contains("hello")),
+        );
+    }
+    drop(nodelets);
+    drop(ctds);
+    drop(hosts);
+    drop(server);
+}

@@ -1,0 +1,316 @@
+//! Shared by the end-to-end tests: a `catalyst nodelet` process (optionally inside a network
+//! namespace), catalystctl, waits, and a minimal HTTP client.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use catalyst_e2e::containerd::{self, Containerd};
+use catalyst_e2e::Server;
+use serde_json::Value;
+
+pub struct Nodelet {
+    pub child: Child,
+    pub args: Vec<String>,
+    /// Run inside this network namespace (`nsenter --net`).
+    pub netns: Option<String>,
+    admin_config: PathBuf,
+    socket: PathBuf,
+}
+
+impl Nodelet {
+    pub fn start(
+        server: &Server,
+        ctd: &Containerd,
+        dir: &Path,
+        name: &str,
+        bridge: &str,
+        subnet: &str,
+    ) -> Nodelet {
+        Self::start_with(server, ctd, dir, name, bridge, subnet, &[])
+    }
+
+    pub fn start_with(
+        server: &Server,
+        ctd: &Containerd,
+        dir: &Path,
+        name: &str,
+        bridge: &str,
+        subnet: &str,
+        extra: &[&str],
+    ) -> Nodelet {
+        let mut args: Vec<String> = vec![
+            "nodelet".into(),
+            "--server".into(),
+            server.url.clone(),
+            "--join-token".into(),
+            server.data_dir.join("join-token").display().to_string(),
+            "--name".into(),
+            name.into(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--containerd-socket".into(),
+            ctd.socket.display().to_string(),
+            "--address".into(),
+            "127.0.0.1".into(),
+            "--bridge".into(),
+            bridge.into(),
+            "--subnet".into(),
+            subnet.into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::launch(server, ctd, dir, args, None)
+    }
+
+    /// Starts a nodelet with exactly these arguments, inside `netns` when given.
+    pub fn launch(
+        server: &Server,
+        ctd: &Containerd,
+        dir: &Path,
+        args: Vec<String>,
+        netns: Option<String>,
+    ) -> Nodelet {
+        let child = Self::spawn(&args, dir, netns.as_deref());
+        Nodelet {
+            child,
+            args,
+            netns,
+            admin_config: server.config.clone(),
+            socket: ctd.socket.clone(),
+        }
+    }
+
+    pub fn spawn(args: &[String], dir: &Path, netns: Option<&str>) -> Child {
+        std::fs::create_dir_all(dir).expect("nodelet dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("nodelet.log"))
+            .expect("log");
+        let mut cmd = match netns {
+            // only the network namespace: the nodelet's `ip netns add` mounts must stay
+            // visible to containerd and runc (`ip netns exec` would give it a mount namespace)
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg(env!("CARGO_BIN_EXE_catalyst"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_catalyst")),
+        };
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nodelet")
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn restart(&mut self, dir: &Path) {
+        self.child = Self::spawn(&self.args, dir, self.netns.as_deref());
+    }
+}
+
+impl Drop for Nodelet {
+    /// Even when a test fails: delete every server so the nodelet removes its containers,
+    /// network namespaces and port mappings from this machine, then stop the nodelet.
+    fn drop(&mut self) {
+        let ctl = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_catalystctl"))
+                .args(args)
+                .env("CATALYST_CONFIG", &self.admin_config)
+                .output()
+        };
+        if let Ok(out) = ctl(&["get", "gs", "-A", "-o", "name"]) {
+            for name in String::from_utf8_lossy(&out.stdout).lines() {
+                let name = name.rsplit('/').next().unwrap_or(name);
+                let _ = ctl(&["delete", "gs", name]);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let out = Command::new("ctr")
+                .arg("-a")
+                .arg(&self.socket)
+                .args(["-n", "catalyst", "containers", "ls", "-q"])
+                .output();
+            if out.is_ok_and(|o| o.stdout.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.kill9();
+    }
+}
+
+pub fn ctl(server: &Server, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalystctl"));
+    cmd.args(args)
+        .env("CATALYST_CONFIG", &server.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("catalystctl");
+    if let Some(s) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("catalystctl output")
+}
+
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "catalystctl failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn gs(server: &Server, name: &str) -> Value {
+    serde_json::from_str(&ok(ctl(server, &["get", "gs", name, "-o", "json"], None))).expect("json")
+}
+
+pub fn wait_phase(server: &Server, name: &str, phase: &str, nodelet_dir: &Path) -> Value {
+    let out = ctl(
+        server,
+        &[
+            "wait",
+            &format!("gs/{name}"),
+            &format!("--for=phase={phase}"),
+            "--timeout",
+            "90s",
+        ],
+        None,
+    );
+    if !out.status.success() {
+        let log = std::fs::read_to_string(nodelet_dir.join("nodelet.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "{name} never reached {phase}: {}\nobject: {}\nnodelet log (last lines, newest first):\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            gs(server, name),
+            tail.join("\n")
+        );
+    }
+    gs(server, name)
+}
+
+pub fn host_port(obj: &Value) -> u16 {
+    obj.pointer("/status/ports/0/hostPort")
+        .and_then(Value::as_u64)
+        .expect("a host port") as u16
+}
+
+pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    http_get_at(&format!("127.0.0.1:{port}"), path)
+}
+
+/// GET `path` from `addr` (`ip:port`), HTTP/1.0; the whole response.
+pub fn http_get_at(addr: &str, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+pub fn console_log(nodelet_dir: &Path, obj: &Value) -> String {
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .expect("uid");
+    std::fs::read_to_string(nodelet_dir.join("run").join(uid).join("console.log"))
+        .unwrap_or_default()
+}
+
+pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+pub fn manifest(name: &str, image: &Path, startup: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  image: oci-archive:{}\n  startup: {startup:?}\n{extra}",
+        image.display()
+    )
+}
+
+pub struct Env {
+    pub _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub image: PathBuf,
+    pub ctd: Containerd,
+    pub server: Server,
+}
+
+pub fn setup() -> Env {
+    assert!(
+        containerd::available(),
+        "containerd, runc and ctr must be installed (scripts/test installs them)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_owned();
+    let image = root.join("busybox.tar");
+    catalyst_nodelet::pack::busybox_archive(&image).expect("busybox image");
+    let ctd = Containerd::start(&root.join("ctd"));
+    let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &root.join("server"), &[]);
+    Env {
+        _dir: dir,
+        root,
+        image,
+        ctd,
+        server,
+    }
+}
+
+pub fn node_with_ports(server: &Server, name: &str, min: u16) {
+    let node = format!(
+        "apiVersion: catalyst.dev/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  portRange: {{min: {min}, max: {}}}\n",
+        min + 99
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&node)));
+}
+
+/// GET a path of the API server with the admin token; the body.
+pub fn api_text(server: &Server, path: &str) -> String {
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .replace("0.0.0.0", "127.0.0.1");
+    let mut s = TcpStream::connect(&addr).expect("api server");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.token
+    )
+    .expect("request");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("response");
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
