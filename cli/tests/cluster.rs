@@ -248,3 +248,100 @@ fn two_nodes_in_their_own_network_namespaces_share_the_work() {
     drop(hosts);
     drop(server);
 }
+
+/// Stops what an all-in-one server started, even when the test fails: its servers (so their
+/// containers, namespaces and port mappings go), the server, then its containerd.
+struct AllInOne {
+    server: Option<Server>,
+    data: std::path::PathBuf,
+}
+
+impl Drop for AllInOne {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            let _ = ctl(server, &["delete", "gs", "web", "--wait"], None);
+        }
+        drop(self.server.take());
+        let config = self.data.join("containerd/config.toml");
+        let _ = Command::new("pkill")
+            .args(["-f", &config.display().to_string()])
+            .output();
+    }
+}
+
+/// `catalyst server --with-nodelet` on SQLite with the containerd it starts itself: the demo
+/// manifest → Running → stop/start/restart → delete leaves no container and no port mapping.
+#[test]
+fn the_all_in_one_server_runs_the_demo_from_apply_to_delete() {
+    let env = setup();
+    let data = env.root.join("aio");
+    let mut aio = AllInOne {
+        server: Some(Server::start(
+            env!("CARGO_BIN_EXE_catalyst"),
+            &data,
+            &["--with-nodelet", "--node-name", "aio"],
+        )),
+        data: data.clone(),
+    };
+    let server = aio.server.as_ref().expect("server");
+    let ndir = data.join("nodelet");
+    eventually(
+        "the in-process nodelet is Ready",
+        Duration::from_secs(30),
+        || node_state(server, "aio") == "Ready",
+    );
+    // its own host ports, apart from the other tests running beside it
+    node_with_ports(server, "aio", 7300);
+    let demo = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/demo/web.yaml"),
+    )
+    .expect("demo manifest")
+    .replace(
+        "oci-archive:/var/lib/catalyst/images/busybox.tar",
+        &format!("oci-archive:{}", env.image.display()),
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&demo)));
+    let obj = wait_phase(server, "web", "Running", &ndir);
+    let port = host_port(&obj);
+    assert!((7300..7400).contains(&port), "{port}");
+    let body = http_get(port, "/").expect("the demo answers");
+    assert!(body.contains("Catalyst's demo"), "{body}");
+
+    let socket = data.join("containerd/containerd.sock");
+    let ctr = |args: &[&str]| {
+        let out = Command::new("ctr")
+            .arg("-a")
+            .arg(&socket)
+            .args(["-n", "catalyst"])
+            .args(args)
+            .output()
+            .expect("ctr");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let task_pid = || {
+        ctr(&["tasks", "ls"])
+            .lines()
+            .find(|l| l.starts_with("gs-") && l.contains("RUNNING"))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+    };
+    let first = task_pid().expect("a running task in the server's own containerd");
+
+    ok(ctl(server, &["stop", "web"], None));
+    wait_phase(server, "web", "Stopped", &ndir);
+    assert_eq!(task_pid(), None);
+    ok(ctl(server, &["start", "web"], None));
+    wait_phase(server, "web", "Running", &ndir);
+    let second = task_pid().expect("running again");
+    assert_ne!(first, second);
+    ok(ctl(server, &["restart", "web"], None));
+    eventually("a new task after restart", Duration::from_secs(30), || {
+        task_pid().is_some_and(|p| p != second) && phase(server, "web") == "Running"
+    });
+
+    ok(ctl(server, &["delete", "gs", "web", "--wait"], None));
+    eventually("no container left", Duration::from_secs(20), || {
+        ctr(&["containers", "ls", "-q"]).trim().is_empty()
+    });
+    assert_no_port_mapping(port);
+    aio.server.take();
+}

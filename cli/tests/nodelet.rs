@@ -6,7 +6,6 @@ mod support;
 
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -350,15 +349,7 @@ fn a_game_server_lives_on_real_containerd() {
     eventually("all containers gone", Duration::from_secs(30), || {
         env.ctd.containers().is_empty()
     });
-    let nat = Command::new("iptables")
-        .args(["-t", "nat", "-S"])
-        .output()
-        .expect("iptables");
-    let nat = String::from_utf8_lossy(&nat.stdout);
-    assert!(
-        !nat.contains(&format!("--dport {port} ")),
-        "port mapping left behind:\n{nat}"
-    );
+    assert_no_port_mapping(port);
     assert!(!Path::new(&format!("/run/netns/catalyst-{cid}")).exists());
     assert!(
         http_get(port, "/").is_err(),

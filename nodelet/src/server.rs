@@ -765,10 +765,8 @@ impl Worker {
             self.rt.api.event(&self.gs, "Normal", "Pulled", &msg).await;
         }
         let data_dir = self.placement_dirs()?;
-        let netns = match resolved.network {
-            NetworkMode::Bridge => Some(self.rt.net.attach(&self.cid, &st(gs).ports).await?),
-            NetworkMode::Host => None,
-        };
+        let bridge = resolved.network == NetworkMode::Bridge;
+        let netns = bridge.then(|| crate::cni::netns_path(&self.cid));
         let hostname = self.name();
         let placement = Placement {
             id: cid,
@@ -780,12 +778,7 @@ impl Worker {
             default_pids: self.rt.default_pids,
             server_uid: &self.uid,
         };
-        let oci = build(&placement, &img.config)?;
-        // a fresh container each start: it carries the current spec and generation
-        let _ = self.rt.ctd.task_delete(cid).await;
-        self.rt.ctd.container_delete(cid).await?;
-        self.rt.ctd.snapshot_remove(cid).await?;
-        let mounts = self.rt.ctd.snapshot_prepare(None, cid, &img.top).await?;
+        let oci = serde_json::to_vec(&build(&placement, &img.config)?)?;
         let labels = HashMap::from([
             (LABEL_UID.to_owned(), self.uid.clone()),
             (
@@ -801,10 +794,28 @@ impl Worker {
                 gs.metadata.generation.unwrap_or(0).to_string(),
             ),
         ]);
-        self.rt
-            .ctd
-            .container_create(cid, &img.name, labels, serde_json::to_vec(&oci)?)
-            .await?;
+        // The network and the container are independent until the task starts: set both up
+        // at once (the CNI plugins take most of a start's time).
+        let ports = st(gs).ports;
+        let net = async {
+            if bridge {
+                self.rt.net.attach(&self.cid, &ports).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let container = async {
+            // a fresh container each start: it carries the current spec and generation
+            let ctd = &self.rt.ctd;
+            let _ = ctd.task_delete(cid).await;
+            ctd.container_delete(cid).await?;
+            ctd.snapshot_remove(cid).await?;
+            let mounts = ctd.snapshot_prepare(None, cid, &img.top).await?;
+            ctd.container_create(cid, &img.name, labels, oci).await?;
+            Ok::<_, Error>(mounts)
+        };
+        let (net, mounts) = tokio::join!(net, container);
+        net?;
+        let mounts = mounts?;
         Ok(mounts)
     }
 

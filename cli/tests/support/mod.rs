@@ -314,3 +314,16 @@ pub fn api_text(server: &Server, path: &str) -> String {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default()
 }
+
+/// Panics when the host's NAT table still maps `port` (a port mapping left behind).
+pub fn assert_no_port_mapping(port: u16) {
+    let nat = Command::new("iptables")
+        .args(["-t", "nat", "-S"])
+        .output()
+        .expect("iptables");
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    assert!(
+        !nat.contains(&format!("--dport {port} ")),
+        "port mapping left behind:\n{nat}"
+    );
+}
