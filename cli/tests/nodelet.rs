@@ -356,3 +356,103 @@ fn a_game_server_lives_on_real_containerd() {
         "nothing answers on the freed port"
     );
 }
+
+/// A server made from a Template: the template's image, variables' defaults overridden by the
+/// server, its install script run once as root with the data dir at /mnt/server, then the
+/// server started as uid 1000 on what the script left. A failing install script → Error; a
+/// crashing server is restarted with backoff (OnCrash) and counts its restarts.
+#[test]
+fn templates_install_scripts_and_crash_restarts() {
+    let env = setup();
+    let ndir = env.root.join("nodelet-t");
+    node_with_ports(&env.server, "node-t", 7400);
+    let _nodelet = Nodelet::start(
+        &env.server,
+        &env.ctd,
+        &ndir,
+        "node-t",
+        "cat-e2e3",
+        "10.231.3.0/24",
+    );
+    let server = &env.server;
+    let template = format!(
+        r#"apiVersion: catalyst.dev/v1alpha1
+kind: Template
+metadata:
+  name: busybox-game
+spec:
+  images: [{{name: busybox, image: "oci-archive:{}"}}]
+  startup: "cat /home/container/motd.txt; echo ready; exec sleep 3600"
+  variables:
+    - {{name: MOTD, default: from the template}}
+    - {{name: GREETING, default: hi}}
+  install:
+    entrypoint: sh
+    script: |
+      echo "$MOTD / $GREETING" > /mnt/server/motd.txt
+      echo "installed as uid $(id -u)"
+  ready: {{logPattern: '^ready$'}}
+  ports: [{{containerPort: 8080}}]
+"#,
+        env.image.display()
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&template)));
+    let gs_yaml = "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata:\n  name: templated\n  namespace: default\nspec:\n  template: busybox-game\n  variables: {MOTD: from the server}\n";
+    ok(ctl(server, &["apply", "-f", "-"], Some(gs_yaml)));
+    let obj = wait_phase(server, "templated", "Running", &ndir);
+    let logs = ok(ctl(server, &["logs", "templated"], None));
+    assert!(logs.contains("installed as uid 0"), "{logs}");
+    assert!(logs.contains("from the server / hi"), "{logs}");
+    let installed = obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Installed" && c["status"] == "True")
+        });
+    assert!(installed, "{obj}");
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .expect("uid");
+    let motd = ndir.join("servers").join(uid).join("motd.txt");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&motd).expect("motd").uid(),
+        1000,
+        "handed to the server's user"
+    );
+
+    let bad = manifest(
+        "badinstall",
+        &env.image,
+        "echo never",
+        "  install: {script: 'echo failing; exit 4'}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&bad)));
+    let bobj = wait_phase(server, "badinstall", "Error", &ndir);
+    assert_eq!(
+        bobj.pointer("/status/reason").and_then(Value::as_str),
+        Some("InstallFailed")
+    );
+
+    let looper = manifest("looper", &env.image, "echo going down; exit 1", "");
+    ok(ctl(server, &["apply", "-f", "-"], Some(&looper)));
+    eventually(
+        "restarted twice after crashes",
+        Duration::from_secs(60),
+        || {
+            gs(server, "looper")
+                .pointer("/status/restartCount")
+                .and_then(Value::as_i64)
+                .is_some_and(|n| n >= 2)
+        },
+    );
+    let l = gs(server, "looper");
+    assert_eq!(
+        l.pointer("/status/lastExit/exitCode")
+            .and_then(Value::as_i64),
+        Some(1),
+        "{l}"
+    );
+}

@@ -376,23 +376,12 @@ impl Worker {
 
     async fn resolve(&self, gs: &GameServer) -> crate::Result<Resolved> {
         let template = match &gs.spec.template {
-            Some(t) => {
-                let ns = gs
-                    .metadata
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "default".into());
-                match self
-                    .rt
-                    .api
-                    .get(&format!("{API}/namespaces/{ns}/templates/{t}"))
-                    .await
-                {
-                    Ok(v) => Some(serde_json::from_value::<Template>(v)?),
-                    Err(e) if e.code() == Some(404) => None,
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            // Templates are cluster-wide.
+            Some(t) => match self.rt.api.get(&format!("{API}/templates/{t}")).await {
+                Ok(v) => Some(serde_json::from_value::<Template>(v)?),
+                Err(e) if e.code() == Some(404) => None,
+                Err(e) => return Err(e.into()),
+            },
             None => None,
         };
         Ok(spec::resolve(gs, template.as_ref())?)

@@ -346,6 +346,34 @@ pub fn install_layout(spec: &mut Spec, data_dir: &Path, script_dir: &Path) {
         let mut process = process;
         process.set_user(User::default());
         process.set_cwd("/mnt/server".into());
+        // root that can install packages and write files it does not own, as in Docker's
+        // default set; still no new privileges, no SYS_ADMIN, no NET_ADMIN
+        use oci_spec::runtime::Capability as C;
+        let caps: oci_spec::runtime::Capabilities = [
+            C::Chown,
+            C::DacOverride,
+            C::Fsetid,
+            C::Fowner,
+            C::Mknod,
+            C::NetRaw,
+            C::Setgid,
+            C::Setuid,
+            C::Setfcap,
+            C::Setpcap,
+            C::NetBindService,
+            C::SysChroot,
+            C::Kill,
+            C::AuditWrite,
+        ]
+        .into_iter()
+        .collect();
+        let mut linux_caps = oci_spec::runtime::LinuxCapabilities::default();
+        linux_caps.set_bounding(Some(caps.clone()));
+        linux_caps.set_effective(Some(caps.clone()));
+        linux_caps.set_permitted(Some(caps));
+        linux_caps.set_inheritable(None);
+        linux_caps.set_ambient(None);
+        process.set_capabilities(Some(linux_caps));
         spec.set_process(Some(process));
     }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
