@@ -30,6 +30,33 @@ fn phase(server: &Server, name: &str) -> String {
 
 const WEB: &str = "echo hello > /home/container/index.html; httpd -p 8080 -h /home/container; echo ready; while read line; do echo \"got: $line\"; done";
 
+/// Applies a WEB server (plus `extra` spec lines) and waits until it runs: its host port,
+/// container id and task pid.
+fn run_web(
+    server: &Server,
+    env: &Env,
+    ndir: &std::path::Path,
+    name: &str,
+    extra: &str,
+) -> (u16, String, u32) {
+    let web = manifest(
+        name,
+        &env.image,
+        WEB,
+        &format!("  ports: [{{containerPort: 8080}}]\n  ready: {{logPattern: '^ready$'}}\n{extra}"),
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&web)));
+    let obj = wait_phase(server, name, "Running", ndir);
+    let cid = format!(
+        "gs-{}",
+        obj.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .expect("uid")
+    );
+    let pid = env.ctd.task_pid(&cid).expect("task");
+    (host_port(&obj), cid, pid)
+}
+
 /// `kill -9` of a nodelet: its Node goes NotReady and its server Unknown within 45 s, while the
 /// server keeps serving players; the restarted nodelet brings both back, same container.
 #[test]
@@ -46,22 +73,7 @@ fn a_lost_node_comes_back_and_its_server_is_untouched() {
         "10.231.2.0/24",
     );
     let server = &env.server;
-    let web = manifest(
-        "lost",
-        &env.image,
-        WEB,
-        "  ports: [{containerPort: 8080}]\n  ready: {logPattern: '^ready$'}\n",
-    );
-    ok(ctl(server, &["apply", "-f", "-"], Some(&web)));
-    let obj = wait_phase(server, "lost", "Running", &ndir);
-    let port = host_port(&obj);
-    let cid = format!(
-        "gs-{}",
-        obj.pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .expect("uid")
-    );
-    let pid = env.ctd.task_pid(&cid).expect("task");
+    let (port, cid, pid) = run_web(server, &env, &ndir, "lost", "");
 
     nodelet.kill9();
     let killed = Instant::now();
@@ -76,10 +88,24 @@ fn a_lost_node_comes_back_and_its_server_is_untouched() {
         lost_after.as_secs_f64()
     );
     assert!(lost_after <= Duration::from_secs(45), "{lost_after:?}");
-    assert!(
-        http_get(port, "/index.html").is_ok_and(|b| b.contains("hello")),
-        "players are served while the node is lost"
-    );
+    let served = http_get(port, "/index.html");
+    if !served.as_ref().is_ok_and(|b| b.contains("hello")) {
+        let sh = |c: &str| {
+            let o = Command::new("sh").args(["-c", c]).output().expect("sh");
+            format!(
+                "$ {c}\n{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        };
+        panic!(
+            "players are served while the node is lost: {served:?}\n{}\n{}\n{}\n{}",
+            sh(&format!("iptables -t nat -S | grep -e {port} -e CNI-HOSTPORT")),
+            sh(&format!("ip netns exec catalyst-{cid} ip -br addr")),
+            sh(&format!("ip netns exec catalyst-{cid} netstat -ltn 2>&1 || ip netns exec catalyst-{cid} ss -ltn")),
+            sh("ip -br link show master cat-e2e2; ip -br addr show cat-e2e2"),
+        );
+    }
 
     nodelet.restart(&ndir);
     eventually("node Ready again", Duration::from_secs(30), || {
@@ -344,4 +370,84 @@ fn the_all_in_one_server_runs_the_demo_from_apply_to_delete() {
     });
     assert_no_port_mapping(port);
     aio.server.take();
+}
+
+/// The API server goes away (`kill -9`) and comes back on the same address: the nodelet rides
+/// it out without touching the running server, reconnects its watch and tunnel, and acts on
+/// what changed meanwhile, with no second container.
+#[test]
+fn the_nodelet_rides_out_an_api_server_restart() {
+    let env = setup();
+    let data = env.root.join("server-r");
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").to_string()
+    };
+    let server = Server::start_on(env!("CARGO_BIN_EXE_catalyst"), &data, &listen, &[]);
+    let ndir = env.root.join("nodelet-r");
+    node_with_ports(&server, "node-r", 7600);
+    let _nodelet = Nodelet::start(
+        &server,
+        &env.ctd,
+        &ndir,
+        "node-r",
+        "cat-e2e4",
+        "10.231.4.0/24",
+    );
+    let (port, cid, pid) = run_web(
+        &server,
+        &env,
+        &ndir,
+        "steady",
+        "  stop: {command: stop-now, timeoutSeconds: 3}\n",
+    );
+
+    drop(server); // SIGKILL
+    std::thread::sleep(Duration::from_secs(8));
+    let served = http_get(port, "/index.html");
+    assert!(
+        served.is_ok(),
+        "players are served while the API server is down: {served:?}\n{}\n{}",
+        String::from_utf8_lossy(
+            &Command::new("iptables")
+                .args(["-t", "nat", "-S"])
+                .output()
+                .expect("iptables")
+                .stdout
+        ),
+        std::fs::read_to_string(ndir.join("nodelet.log")).unwrap_or_default()
+    );
+    assert_eq!(env.ctd.task_pid(&cid), Some(pid));
+    let server = Server::start_on(env!("CARGO_BIN_EXE_catalyst"), &data, &listen, &[]);
+
+    // the tunnel comes back: a console command reaches the server
+    eventually(
+        "a command through the new tunnel",
+        Duration::from_secs(30),
+        || {
+            ctl(
+                &server,
+                &["command", "steady", "--", "after the restart"],
+                None,
+            )
+            .status
+            .success()
+        },
+    );
+    eventually("the command's echo", Duration::from_secs(10), || {
+        String::from_utf8_lossy(&ctl(&server, &["logs", "steady"], None).stdout)
+            .contains("got: after the restart")
+    });
+    // the watch comes back: a stop asked now is carried out (by SIGKILL after the timeout:
+    // this server ignores its stop command)
+    ok(ctl(&server, &["stop", "steady"], None));
+    let stopped = wait_phase(&server, "steady", "Stopped", &ndir);
+    assert_eq!(
+        stopped
+            .pointer("/status/lastExit/exitCode")
+            .and_then(Value::as_i64),
+        Some(137),
+        "{stopped}"
+    );
+    assert_eq!(env.ctd.containers(), vec![cid], "one container, never two");
 }

@@ -103,17 +103,31 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        // kill what the tests left running, then containerd
+        // kill what the tests left running, wait for it to die, remove it, then containerd
         for id in self.containers() {
-            let _ = self.ctr(&["tasks", "kill", "-s", "SIGKILL", &id]);
+            let _ = self.ctr(&["tasks", "kill", "--all", "-s", "SIGKILL", &id]);
         }
-        std::thread::sleep(Duration::from_millis(300));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && String::from_utf8_lossy(&self.ctr(&["tasks", "ls"]).stdout).contains("RUNNING")
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         for id in self.containers() {
             let _ = self.ctr(&["tasks", "rm", "-f", &id]);
             let _ = self.ctr(&["containers", "rm", &id]);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // shims outlive containerd; those of this containerd go with it
+        let _ = Command::new("pkill")
+            .args([
+                "-9",
+                "-f",
+                "--",
+                &format!("-address {}", self.socket.display()),
+            ])
+            .output();
         let _ = Command::new("umount")
             .arg("-R")
             .arg(self.dir.join("root"))

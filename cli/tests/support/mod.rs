@@ -18,6 +18,7 @@ pub struct Nodelet {
     /// Run inside this network namespace (`nsenter --net`).
     pub netns: Option<String>,
     admin_config: PathBuf,
+    dir: PathBuf,
     socket: PathBuf,
 }
 
@@ -79,6 +80,7 @@ impl Nodelet {
             args,
             netns,
             admin_config: server.config.clone(),
+            dir: dir.to_owned(),
             socket: ctd.socket.clone(),
         }
     }
@@ -148,6 +150,59 @@ impl Drop for Nodelet {
             std::thread::sleep(Duration::from_millis(300));
         }
         self.kill9();
+        purge_network(&self.dir);
+    }
+}
+
+/// Removes what a nodelet that could not clean up (its API server or itself gone when a test
+/// failed) left in this machine's network: for every attached server in its CNI state, the
+/// network namespace and the NAT rules and chains that name its container.
+pub fn purge_network(nodelet_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(nodelet_dir.join("cni/results")) else {
+        return;
+    };
+    let nat = |args: &[&str]| {
+        Command::new("iptables")
+            .args(["-t", "nat"])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &format!("catalyst-{id}")])
+            .output();
+        let rules = nat(&["-S"]);
+        let mut chains = Vec::new();
+        for rule in rules
+            .lines()
+            .filter(|r| r.starts_with("-A ") && r.contains(id))
+        {
+            if let Some(target) = rule.split(" -j ").nth(1) {
+                chains.push(target.split_whitespace().next().unwrap_or("").to_owned());
+            }
+            // the rule text is iptables' own; hand it back word for word, quotes respected
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "iptables -t nat {}",
+                    rule.replacen("-A ", "-D ", 1)
+                ))
+                .output();
+        }
+        for chain in chains.iter().filter(|c| c.starts_with("CNI-")) {
+            if chain.starts_with("CNI-HOSTPORT") {
+                continue;
+            }
+            nat(&["-F", chain]);
+            nat(&["-X", chain]);
+        }
+        let _ = std::fs::remove_file(e.path());
     }
 }
 
