@@ -210,6 +210,8 @@ fn main() {
             api.wait_running(&name);
             out.push(t.elapsed());
             api.delete(&name);
+            // measure each start alone: the previous server's teardown (CNI DEL) is done
+            wait_gone(&api, &ctd);
         }
         let id = format!("raw-{i}");
         let t = Instant::now();

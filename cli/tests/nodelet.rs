@@ -201,17 +201,7 @@ fn a_game_server_lives_on_real_containerd() {
     );
     nodelet.restart(&ndir);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        env.ctd.task_pid(&cid),
-        Some(pid),
-        "same task after the nodelet restart"
-    );
-    assert_eq!(
-        gs(server, "web")
-            .pointer("/status/phase")
-            .and_then(Value::as_str),
-        Some("Running")
-    );
+    assert_untouched(server, &env.ctd, "web", &cid, pid);
 
     // stop by console command: exit 0 → Stopped, host port closed
     ok(ctl(server, &["stop", "web"], None));
@@ -455,4 +445,75 @@ spec:
         Some(1),
         "{l}"
     );
+}
+
+/// containerd dies and comes back: a server whose process died meanwhile is reported Crashed
+/// (not hidden), the other keeps running untouched, and the nodelet goes on working.
+#[test]
+fn containerd_restarts_are_ridden_out_and_deaths_reported() {
+    let mut env = setup();
+    let ndir = env.root.join("nodelet-c");
+    node_with_ports(&env.server, "node-c", 7700);
+    let _nodelet = Nodelet::start(
+        &env.server,
+        &env.ctd,
+        &ndir,
+        "node-c",
+        "cat-e2e5",
+        "10.231.5.0/24",
+    );
+    let server = &env.server;
+    let startup = "echo hello > /home/container/index.html; httpd -p 8080 -h /home/container; echo ready; while read line; do echo \"got: $line\"; done";
+    for name in ["survivor", "victim"] {
+        let m = manifest(
+            name,
+            &env.image,
+            startup,
+            "  ports: [{containerPort: 8080}]\n  ready: {logPattern: '^ready$'}\n  restartPolicy: Never\n  stop: {signal: SIGKILL, timeoutSeconds: 5}\n",
+        );
+        ok(ctl(server, &["apply", "-f", "-"], Some(&m)));
+    }
+    let s = wait_phase(server, "survivor", "Running", &ndir);
+    let v = wait_phase(server, "victim", "Running", &ndir);
+    let cid = |o: &Value| {
+        format!(
+            "gs-{}",
+            o.pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .expect("uid")
+        )
+    };
+    let (scid, vcid) = (cid(&s), cid(&v));
+    let spid = env.ctd.task_pid(&scid).expect("survivor task");
+    let vpid = env.ctd.task_pid(&vcid).expect("victim task");
+
+    // containerd goes down; while it is away the victim's process is killed
+    let ctd = &mut env.ctd;
+    let victim_killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &vpid.to_string()])
+            .output();
+    });
+    ctd.restart(Duration::from_secs(3));
+    victim_killer.join().expect("killer");
+
+    let vobj = wait_phase(server, "victim", "Crashed", &ndir);
+    let code = vobj
+        .pointer("/status/lastExit/exitCode")
+        .and_then(Value::as_i64);
+    assert!(
+        code == Some(137)
+            || vobj.pointer("/status/reason").and_then(Value::as_str) == Some("TaskLost"),
+        "{vobj}"
+    );
+    assert_untouched(server, &env.ctd, "survivor", &scid, spid);
+    // the nodelet still drives containerd: stop and start the survivor
+    ok(ctl(server, &["stop", "survivor"], None));
+    wait_phase(server, "survivor", "Stopped", &ndir);
+    ok(ctl(server, &["start", "survivor"], None));
+    let again = wait_phase(server, "survivor", "Running", &ndir);
+    eventually("the survivor answers", Duration::from_secs(10), || {
+        http_get(host_port(&again), "/index.html").is_ok()
+    });
 }

@@ -69,6 +69,30 @@ impl Containerd {
         );
     }
 
+    /// Kills containerd (SIGKILL: its shims and containers live on) and starts it again with
+    /// the same configuration, as a crash and a service restart would.
+    pub fn restart(&mut self, down_for: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down_for);
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("containerd.log"))
+            .expect("log");
+        self.child = Command::new("containerd")
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("restart containerd");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.ctr(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "containerd did not come back");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Runs `ctr -a SOCKET -n catalyst ARGS`.
     pub fn ctr(&self, args: &[&str]) -> std::process::Output {
         Command::new("ctr")

@@ -226,6 +226,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         )
         .map_err(|e| Error::Config(format!("registry auth file: {e}")))?,
         samples: Mutex::new(Vec::new()),
+        image_locks: Mutex::new(HashMap::new()),
     });
     tracing::info!(
         node = config.name,

@@ -63,6 +63,8 @@ pub struct Runtime {
     pub registries: crate::registry::Registries,
     /// The last metrics sample of every running server and the node (Prometheus).
     pub samples: Mutex<Vec<crate::metrics::Sample>>,
+    /// One fetch per image at a time: servers sharing an image wait for the first one's pull.
+    pub image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Runtime {
@@ -720,6 +722,15 @@ impl Worker {
             &image::ImageConfig,
         ) -> Result<oci_spec::runtime::Spec, spec::SpecError>,
     ) -> crate::Result<Vec<containerd_client::types::Mount>> {
+        let lock = self
+            .rt
+            .image_locks
+            .lock()
+            .expect("image locks")
+            .entry(image_ref.to_owned())
+            .or_default()
+            .clone();
+        let fetching = lock.lock().await;
         let fetch = !image::present(&self.rt.ctd, image_ref).await?;
         if fetch {
             let what = if image_ref.starts_with("oci-archive:") {
@@ -753,6 +764,7 @@ impl Worker {
             }
             self.rt.api.event(&self.gs, "Normal", "Pulled", &msg).await;
         }
+        drop(fetching);
         let data_dir = self.placement_dirs()?;
         let bridge = resolved.network == NetworkMode::Bridge;
         let netns = bridge.then(|| crate::cni::netns_path(&self.cid));

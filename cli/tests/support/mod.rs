@@ -382,3 +382,19 @@ pub fn assert_no_port_mapping(port: u16) {
         "port mapping left behind:\n{nat}"
     );
 }
+
+/// The server still runs the same task (pid) and is reported Running.
+pub fn assert_untouched(server: &Server, ctd: &Containerd, name: &str, cid: &str, pid: u32) {
+    assert_eq!(
+        ctd.task_pid(cid),
+        Some(pid),
+        "{name}: the same task, untouched"
+    );
+    assert_eq!(
+        gs(server, name)
+            .pointer("/status/phase")
+            .and_then(Value::as_str),
+        Some("Running"),
+        "{name}"
+    );
+}
