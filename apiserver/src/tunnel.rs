@@ -202,6 +202,27 @@ async fn locate(state: &AppState, ns: &str, name: &str) -> Result<(String, Strin
     Ok((node, meta_str(&obj, "uid").unwrap_or_default().to_owned()))
 }
 
+/// Sends a request about a GameServer (`op` and its fields; the server's uid is added) to the
+/// server's node; returns the answers and the first one, or the node's error as an ApiError.
+async fn ask(
+    state: &AppState,
+    ns: &str,
+    name: &str,
+    mut req: Value,
+) -> Result<(Answers, Value), ApiError> {
+    let (node, uid) = locate(state, ns, name).await?;
+    req["uid"] = json!(uid);
+    let mut answers = state.tunnels.request(&node, req).await?;
+    let first = answers
+        .next()
+        .await
+        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
+    match answer_error(&first) {
+        Some(e) => Err(e),
+        None => Ok((answers, first)),
+    }
+}
+
 fn answer_error(v: &Value) -> Option<ApiError> {
     let msg = v.get("error").and_then(Value::as_str)?.to_owned();
     Some(match v.get("code").and_then(Value::as_u64) {
@@ -237,21 +258,13 @@ pub async fn logs(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let (node, uid) = locate(&state, &ns, &name).await?;
-    let mut answers = state
-        .tunnels
-        .request(
-            &node,
-            json!({"op": "logs", "uid": uid, "tail": q.tail_lines, "follow": q.follow}),
-        )
-        .await?;
-    let first = answers
-        .next()
-        .await
-        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
-    if let Some(e) = answer_error(&first) {
-        return Err(e);
-    }
+    let (answers, first) = ask(
+        &state,
+        &ns,
+        &name,
+        json!({"op": "logs", "tail": q.tail_lines, "follow": q.follow}),
+    )
+    .await?;
     let body = futures::stream::unfold((Some(first), answers), |(first, mut answers)| async move {
         let v = match first {
             Some(v) => v,
@@ -294,21 +307,13 @@ pub async fn command(
             "command: must be one line without NUL bytes".into(),
         ));
     }
-    let (node, uid) = locate(&state, &ns, &name).await?;
-    let mut answers = state
-        .tunnels
-        .request(
-            &node,
-            json!({"op": "command", "uid": uid, "text": body.command}),
-        )
-        .await?;
-    let v = answers
-        .next()
-        .await
-        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
-    if let Some(e) = answer_error(&v) {
-        return Err(e);
-    }
+    ask(
+        &state,
+        &ns,
+        &name,
+        json!({"op": "command", "text": body.command}),
+    )
+    .await?;
     Ok((
         StatusCode::OK,
         Json(json!({"kind": "Status", "status": "Success"})),
@@ -321,18 +326,7 @@ pub async fn metrics(
     State(state): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (node, uid) = locate(&state, &ns, &name).await?;
-    let mut answers = state
-        .tunnels
-        .request(&node, json!({"op": "metrics", "uid": uid}))
-        .await?;
-    let v = answers
-        .next()
-        .await
-        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
-    if let Some(e) = answer_error(&v) {
-        return Err(e);
-    }
+    let (_, v) = ask(&state, &ns, &name, json!({"op": "metrics"})).await?;
     Ok(Json(v.get("result").cloned().unwrap_or(Value::Null)).into_response())
 }
 

@@ -834,11 +834,7 @@ impl Worker {
         let mounts = match prepared {
             Ok(m) => m,
             Err(e) => {
-                let reason = if matches!(e, Error::Image(_)) {
-                    "ImagePullFailed"
-                } else {
-                    "StartFailed"
-                };
+                let reason = failure_reason(&e, "StartFailed");
                 return self.start_failed(gs, reason, e).await;
             }
         };
@@ -952,11 +948,7 @@ impl Worker {
         let mounts = match prepared {
             Ok(m) => m,
             Err(e) => {
-                let reason = if matches!(e, Error::Image(_)) {
-                    "ImagePullFailed"
-                } else {
-                    "InstallFailed"
-                };
+                let reason = failure_reason(&e, "InstallFailed");
                 let gs = self.typed()?;
                 return self.fail(&gs, reason, &e.to_string()).await;
             }
@@ -1055,6 +1047,15 @@ impl Worker {
             let _ = std::fs::remove_dir_all(self.rt.server_dir(&self.uid));
         }
         Ok(())
+    }
+}
+
+/// The status reason of a failed start or install: an image that cannot be had says so.
+fn failure_reason(e: &Error, otherwise: &'static str) -> &'static str {
+    if matches!(e, Error::Image(_)) {
+        "ImagePullFailed"
+    } else {
+        otherwise
     }
 }
 
