@@ -787,4 +787,26 @@ mod tests {
         assert_eq!((t.rev, t.after.as_str()), (42, "/gameservers/default/a"));
         assert!(decode_continue("not a token").is_err());
     }
+
+    #[test]
+    fn gameserver_admission_refuses_privileged_host_ports_and_multi_line_values() {
+        let kind = catalyst_schemas::lookup_kind("gameservers").expect("gameservers kind");
+        let gs = json!({"apiVersion": API_VERSION, "kind": "GameServer",
+            "metadata": {"name": "ssh", "namespace": "default"},
+            "spec": {"image": "busybox", "variables": {"MOTD": "a\nb"}, "env": {"X": "c\rd"},
+                "ports": [{"containerPort": 22, "policy": "Static", "hostPort": 22}]}});
+        let Err(ApiError::Invalid { source, .. }) = admit(kind, gs) else {
+            panic!("admitted");
+        };
+        let fields: Vec<&str> = source.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.variables[MOTD]",
+                "spec.env[X]",
+                "spec.ports[0].hostPort"
+            ]
+        );
+        assert!(source.causes[2].message.contains("1024-65535"));
+    }
 }

@@ -133,6 +133,8 @@ fn nodelet(server: &Server, ctd: &Containerd, dir: &Path) -> Child {
         .arg("--containerd-socket")
         .arg(&ctd.socket)
         .args(["--bridge", "cat-bench0", "--subnet", "10.232.0.0/22"])
+        .arg("--image-dir")
+        .arg(dir.parent().unwrap_or(dir))
         .env("RUST_LOG", "warn")
         .stderr(Stdio::null())
         .spawn()
@@ -176,7 +178,7 @@ fn main() {
     let ndir = dir.path().join("nodelet");
     // its own host ports, apart from the end-to-end tests' ranges
     let node_json = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node",
-        "metadata": {"name": "bench"}, "spec": {"portRange": {"min": 7500, "max": 7999}}});
+        "metadata": {"name": "bench"}, "spec": {"portRange": {"min": 7500, "max": 7999}, "allowHostNetwork": true}});
     let http = reqwest::blocking::Client::new();
     let r = http
         .post(format!("{}/apis/catalyst.dev/v1alpha1/nodes", server.url))
@@ -202,6 +204,8 @@ fn main() {
     let mut bridge = Vec::new();
     let mut host = Vec::new();
     let mut raw = Vec::new();
+    let mut raw_seccomp = Vec::new();
+    let mut raw_userns = Vec::new();
     for i in 0..ROUNDS {
         for (net, out) in [("Bridge", &mut bridge), ("Host", &mut host)] {
             let name = format!("b-{}-{i}", net.to_lowercase());
@@ -213,31 +217,45 @@ fn main() {
             // measure each start alone: the previous server's teardown (CNI DEL) is done
             wait_gone(&api, &ctd);
         }
-        let id = format!("raw-{i}");
-        let t = Instant::now();
-        let out = ctd.ctr(&[
-            "run",
-            "-d",
-            "--snapshotter",
-            "overlayfs",
-            &image,
-            &id,
-            "sleep",
-            "3600",
-        ]);
-        raw.push(t.elapsed());
-        assert!(
-            out.status.success(),
-            "ctr run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let _ = ctd.ctr(&["tasks", "kill", "-s", "SIGKILL", &id]);
+        // the raw baseline, plain and with what catalyst adds to every container: Docker's
+        // seccomp profile, and a user namespace (ctr's own way: a remapped copy of the snapshot)
+        for (variant, out) in [
+            ("", &mut raw),
+            ("s", &mut raw_seccomp),
+            ("u", &mut raw_userns),
+        ] {
+            let id = format!("raw{variant}-{i}");
+            let mut args = vec!["run", "-d", "--snapshotter", "overlayfs"];
+            if !variant.is_empty() {
+                args.push("--seccomp");
+            }
+            if variant == "u" {
+                args.extend([
+                    "--uidmap",
+                    "0:1073741824:65536",
+                    "--gidmap",
+                    "0:1073741824:65536",
+                ]);
+            }
+            args.extend([image.as_str(), id.as_str(), "sleep", "3600"]);
+            let t = Instant::now();
+            let run = ctd.ctr(&args);
+            out.push(t.elapsed());
+            assert!(
+                run.status.success(),
+                "ctr run: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            let _ = ctd.ctr(&["tasks", "kill", "-s", "SIGKILL", &id]);
+        }
     }
     wait_gone(&api, &ctd);
     for i in 0..ROUNDS {
-        let id = format!("raw-{i}");
-        let _ = ctd.ctr(&["tasks", "rm", "-f", &id]);
-        let _ = ctd.ctr(&["containers", "rm", &id]);
+        for variant in ["", "s", "u"] {
+            let id = format!("raw{variant}-{i}");
+            let _ = ctd.ctr(&["tasks", "rm", "-f", &id]);
+            let _ = ctd.ctr(&["containers", "rm", &id]);
+        }
     }
 
     println!(
@@ -246,10 +264,22 @@ fn main() {
     let b = summary("catalyst, network Bridge (CNI + portmap)", bridge);
     let h = summary("catalyst, network Host", host);
     let r = summary("ctr run -d (no CNI), same image", raw);
+    let rs = summary("ctr run -d --seccomp", raw_seccomp);
+    let ru = summary(
+        "ctr run -d --seccomp --uidmap/--gidmap (remapped snapshot)",
+        raw_userns,
+    );
     println!(
-        "ratio p50: Bridge / ctr = {:.2}, Host / ctr = {:.2}",
+        "ratio p50: Bridge / ctr = {:.2}, Host / ctr = {:.2}; ctr --seccomp / ctr = {:.2}, \
+         ctr --seccomp --uidmap / ctr = {:.2}",
         b / r,
-        h / r
+        h / r,
+        rs / r,
+        ru / r
+    );
+    println!(
+        "catalyst always runs with seccomp and a user namespace of the server's own \
+         (namespaces made once per server, kept between starts)"
     );
 
     let t = Instant::now();

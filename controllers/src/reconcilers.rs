@@ -174,6 +174,7 @@ fn node_info(node: &Value) -> Option<NodeInfo> {
             u16::try_from(spec.port_range.min).unwrap_or(1),
             u16::try_from(spec.port_range.max).unwrap_or(u16::MAX),
         ),
+        allow_host_network: spec.allow_host_network,
     })
 }
 
@@ -208,6 +209,7 @@ fn request_of(spec: &GameServerSpec) -> Request {
                 host_port: p.host_port.and_then(|h| u16::try_from(h).ok()),
             })
             .collect(),
+        network: spec.network,
     }
 }
 

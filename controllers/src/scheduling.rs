@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use catalyst_schemas::gameserver::{PortPolicy, Protocol};
+use catalyst_schemas::gameserver::{NetworkMode, PortPolicy, Protocol};
+use catalyst_schemas::node::{host_port_in_range, network_allowed, PortRange};
 
 /// Amounts of node resources: CPU in millicores, memory and disk in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,8 +62,11 @@ pub struct NodeInfo {
     pub unschedulable: bool,
     /// What servers may use.
     pub allocatable: Amounts,
-    /// The host ports Dynamic ports come from (inclusive).
+    /// The host ports Dynamic ports come from (inclusive); Static and Passthrough host ports
+    /// must lie in it too.
     pub port_range: (u16, u16),
+    /// Servers with `network: Host` may run here (`spec.allowHostNetwork`).
+    pub allow_host_network: bool,
 }
 
 /// A host port in use on a node.
@@ -109,6 +113,8 @@ pub struct Request {
     pub node_selector: BTreeMap<String, String>,
     /// Ports.
     pub ports: Vec<PortRequest>,
+    /// Bridge, or Host (only on nodes that allow it).
+    pub network: NetworkMode,
 }
 
 /// How to choose among nodes that fit.
@@ -224,7 +230,8 @@ impl Usage {
     }
 }
 
-/// Chooses host ports on one node, or says why it cannot.
+/// Chooses host ports on one node, or says why it cannot: a Static or Passthrough host port
+/// outside the node's port range, in use, or no free port in the range for a Dynamic one.
 pub fn allocate_ports(
     node: &NodeInfo,
     used: &Used,
@@ -241,6 +248,11 @@ pub fn allocate_ports(
             PortPolicy::Dynamic => None,
         };
         if let Some(port) = fixed {
+            let range = PortRange {
+                min: node.port_range.0.into(),
+                max: node.port_range.1.into(),
+            };
+            host_port_in_range(&range, p.policy, port.into())?;
             if !free(&used, port, p.protocol) {
                 return Err(format!("host port {port}/{:?} is in use", p.protocol));
             }
@@ -288,7 +300,7 @@ pub fn schedule(
         {
             Some(format!("label {k}={v} does not match"))
         } else {
-            None
+            network_allowed(node.allow_host_network, req.network).err()
         };
         if let Some(r) = reason {
             reasons.push((node.name.clone(), r));
@@ -340,6 +352,7 @@ mod tests {
                 disk: 1 << 40,
             },
             port_range: (7000, 7009),
+            allow_host_network: false,
         }
     }
 
@@ -409,7 +422,9 @@ mod tests {
 
     #[test]
     fn static_ports_are_exact_or_unschedulable_and_passthrough_uses_the_container_port() {
-        let nodes = [node("a", 8000, 8 << 30)];
+        let mut a = node("a", 8000, 8 << 30);
+        a.port_range = (27000, 30000);
+        let nodes = [a];
         let taken = [Bound {
             node: "a".into(),
             requests: Amounts::default(),
@@ -496,6 +511,107 @@ mod tests {
             .unwrap()
             .host_ports,
             [7001, 7000]
+        );
+    }
+
+    fn fixed(policy: PortPolicy, container_port: u16, host_port: Option<u16>) -> PortRequest {
+        PortRequest {
+            container_port,
+            protocol: Protocol::UDP,
+            policy,
+            host_port,
+        }
+    }
+
+    #[test]
+    fn static_and_passthrough_ports_go_only_to_nodes_whose_range_holds_them() {
+        let mut wide = node("b", 8000, 8 << 30);
+        wide.port_range = (27000, 27999);
+        let nodes = [node("a", 8000, 8 << 30), wide];
+        for p in [
+            fixed(PortPolicy::Static, 1, Some(27015)),
+            fixed(PortPolicy::Passthrough, 27015, None),
+        ] {
+            let placed = schedule(
+                &req(0, 0, vec![p]),
+                &nodes,
+                &Usage::default(),
+                Strategy::Packed,
+            )
+            .unwrap();
+            assert_eq!(
+                (placed.node.as_str(), placed.host_ports),
+                ("b", vec![27015])
+            );
+        }
+        let err = schedule(
+            &req(0, 0, vec![fixed(PortPolicy::Static, 1, Some(28000))]),
+            &nodes,
+            &Usage::default(),
+            Strategy::Packed,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.reasons,
+            [
+                (
+                    "a".to_owned(),
+                    "Static host port 28000 is outside the node's port range 7000-7009".to_owned()
+                ),
+                (
+                    "b".to_owned(),
+                    "Static host port 28000 is outside the node's port range 27000-27999"
+                        .to_owned()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pinned_server_is_refused_by_its_node_when_a_fixed_port_is_outside_the_range() {
+        let nodes = [node("a", 8000, 8 << 30)];
+        let mut r = req(0, 0, vec![fixed(PortPolicy::Passthrough, 25565, None)]);
+        r.node_name = Some("a".into());
+        let err = schedule(&r, &nodes, &Usage::default(), Strategy::Packed).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no node fits: a: Passthrough host port 25565 is outside the node's port range 7000-7009"
+        );
+    }
+
+    #[test]
+    fn host_network_servers_go_only_to_nodes_that_allow_it() {
+        let mut allowing = node("b", 1000, 1 << 30);
+        allowing.allow_host_network = true;
+        let nodes = [node("a", 8000, 8 << 30), allowing];
+        let mut r = req(0, 0, vec![]);
+        r.network = NetworkMode::Host;
+        assert_eq!(
+            schedule(&r, &nodes, &Usage::default(), Strategy::Distributed)
+                .unwrap()
+                .node,
+            "b"
+        );
+        // Bridge servers go anywhere (here the emptier node)
+        r.network = NetworkMode::Bridge;
+        assert_eq!(
+            schedule(&r, &nodes, &Usage::default(), Strategy::Distributed)
+                .unwrap()
+                .node,
+            "a"
+        );
+    }
+
+    #[test]
+    fn a_pinned_host_network_server_on_a_node_without_it_is_told_why() {
+        let nodes = [node("a", 8000, 8 << 30)];
+        let mut r = req(0, 0, vec![]);
+        r.network = NetworkMode::Host;
+        r.node_name = Some("a".into());
+        let err = schedule(&r, &nodes, &Usage::default(), Strategy::Packed).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no node fits: a: network Host is not allowed on this node (its spec.allowHostNetwork is false)"
         );
     }
 

@@ -1,5 +1,5 @@
 //! Container networking through the CNI plugins, run as executables: a network namespace per
-//! server (`ip netns`), the `bridge` plugin (Catalyst's own bridge and subnet, ports isolated from
+//! server (made by `userns::ensure`, owned by the server's user namespace), the `bridge` plugin (Catalyst's own bridge and subnet, ports isolated from
 //! each other) and `portmap` for host ports, which also answer on 127.0.0.1.
 
 use std::path::{Path, PathBuf};
@@ -113,16 +113,22 @@ impl Network {
         netns_path(id).exists() && self.result_path(id).exists()
     }
 
-    /// Creates the server's namespace and attaches it: bridge, address, host ports.
-    /// Returns the netns path. Idempotent: an attached server is left alone.
+    /// Attaches the server's network namespace (made beforehand, owned by the server's user
+    /// namespace: see `userns::ensure`): bridge, address, host ports. Returns the netns path.
+    /// Idempotent: an attached server is left alone.
     pub async fn attach(&self, id: &str, ports: &[PortStatus]) -> Result<PathBuf, CniError> {
         let path = netns_path(id);
         if self.is_attached(id) {
             return Ok(path);
         }
+        if !path.exists() {
+            return Err(CniError::Failed {
+                what: "netns".into(),
+                message: format!("{} does not exist", path.display()),
+            });
+        }
         // Half-done earlier attempt: undo it first.
-        let _ = self.detach(id, ports).await;
-        run("ip", &["netns", "add", &netns_name(id)]).await?;
+        let _ = self.del_plugins(id, ports).await;
         let _ = run(
             "ip",
             &[
@@ -145,7 +151,7 @@ impl Network {
             match res {
                 Ok(v) => prev = Some(v),
                 Err(e) => {
-                    let _ = self.detach(id, ports).await;
+                    let _ = self.del_plugins(id, ports).await;
                     return Err(e);
                 }
             }
@@ -189,6 +195,22 @@ impl Network {
     /// Removes host ports, the address and the namespace. Absent pieces are fine.
     pub async fn detach(&self, id: &str, ports: &[PortStatus]) -> Result<(), CniError> {
         let path = netns_path(id);
+        let mut first_err = self.del_plugins(id, ports).await.err();
+        if path.exists() {
+            if let Err(e) = run("ip", &["netns", "delete", &netns_name(id)]).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs every plugin's DEL (host ports, then the address and veth) and forgets the result;
+    /// the namespace stays.
+    async fn del_plugins(&self, id: &str, ports: &[PortStatus]) -> Result<(), CniError> {
+        let path = netns_path(id);
         let rp = self.result_path(id);
         let prev: Option<Value> = std::fs::read(&rp)
             .ok()
@@ -198,11 +220,6 @@ impl Network {
         for plugin in list["plugins"].as_array().expect("plugins").iter().rev() {
             let conf = self.plugin_conf(plugin, prev.as_ref(), ports);
             if let Err(e) = self.exec(plugin, "DEL", id, &path, &conf).await {
-                first_err.get_or_insert(e);
-            }
-        }
-        if path.exists() {
-            if let Err(e) = run("ip", &["netns", "delete", &netns_name(id)]).await {
                 first_err.get_or_insert(e);
             }
         }

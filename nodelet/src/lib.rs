@@ -10,10 +10,14 @@ pub mod image;
 pub mod metrics;
 pub mod pack;
 pub mod registry;
+pub mod rootfs;
+pub mod seccomp;
 pub mod server;
 pub mod spec;
+pub mod startup;
 pub mod supervisor;
 pub mod tunnel;
+pub mod userns;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -51,6 +55,16 @@ pub enum Error {
     /// The console.
     #[error(transparent)]
     Console(#[from] console::ConsoleError),
+    /// User namespaces and id ranges.
+    #[error(transparent)]
+    Userns(#[from] userns::UsernsError),
+    /// Preparing a container's root filesystem.
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    /// The server asks for what this node does not allow (host network, host ports outside
+    /// its range): the scheduler should not have placed it here.
+    #[error("{0}")]
+    NotAllowed(String),
     /// Local files.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -82,10 +96,21 @@ pub struct Config {
     pub address: Option<String>,
     /// Labels to put on the Node.
     pub labels: BTreeMap<String, String>,
-    /// uid and gid servers run as.
+    /// uid servers run as, inside their user namespace (host uid: the server's range + uid).
     pub uid: u32,
-    /// gid.
+    /// gid, inside the user namespace.
     pub gid: u32,
+    /// The machine-wide directory of uid range claims.
+    pub idmap_dir: PathBuf,
+    /// The host uid of the first server range.
+    pub uid_base: u32,
+    /// How many ranges of 65536 ids may be handed out.
+    pub uid_ranges: u32,
+    /// Directories `oci-archive:` images may be read from (besides `<data-dir>/images` and
+    /// `/var/lib/catalyst/images`).
+    pub image_dirs: Vec<PathBuf>,
+    /// Limits for servers that set none (a Node's `spec.defaultResources` overrides them).
+    pub default_limits: spec::DefaultLimits,
     /// The CNI bridge name.
     pub bridge: String,
     /// The subnet for servers.
@@ -113,6 +138,11 @@ impl Config {
             labels: BTreeMap::new(),
             uid: 1000,
             gid: 1000,
+            idmap_dir: PathBuf::from(userns::DEFAULT_CLAIMS_DIR),
+            uid_base: userns::DEFAULT_BASE,
+            uid_ranges: userns::DEFAULT_COUNT,
+            default_limits: spec::DefaultLimits::default(),
+            image_dirs: Vec::new(),
             bridge: "catalyst0".into(),
             subnet: "10.89.0.0/16".into(),
             cni_bin_dir: None,
@@ -203,6 +233,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                     .into(),
             )
         })?;
+    let mut images = image::ImagePolicy::for_data_dir(&data_dir);
+    images.image_dirs.extend(config.image_dirs.iter().cloned());
     let rt = Arc::new(Runtime {
         ctd,
         api: api.clone(),
@@ -216,7 +248,10 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         data_dir,
         uid: config.uid,
         gid: config.gid,
-        default_pids: 512,
+        defaults: Mutex::new(config.default_limits),
+        node_spec: Mutex::new(None),
+        images,
+        ids: userns::IdAllocator::open(&config.idmap_dir, config.uid_base, config.uid_ranges)?,
         consoles: Mutex::new(HashMap::new()),
         wakers: Mutex::new(HashMap::new()),
         oom: Mutex::new(HashSet::new()),
@@ -298,10 +333,39 @@ async fn heartbeat_loop(rt: Arc<Runtime>, config: Config, ctd_version: String) {
             "versions": {"nodelet": env!("CARGO_PKG_VERSION"), "containerd": ctd_version,
                          "kernel": kernel},
         }});
-        if let Err(e) = rt.api.patch(&format!("{node_path}/status"), status).await {
-            tracing::warn!(error = %e, "heartbeat failed");
+        match rt.api.patch(&format!("{node_path}/status"), status).await {
+            Ok(node) => {
+                if let Some(spec) = node
+                    .get("spec")
+                    .and_then(|s| serde_json::from_value(s.clone()).ok())
+                {
+                    *rt.node_spec.lock().expect("node spec") = Some(spec);
+                }
+                let limits = default_limits(&node, config.default_limits);
+                let mut current = rt.defaults.lock().expect("defaults");
+                if *current != limits {
+                    tracing::info!(?limits, "default limits for servers that set none");
+                    *current = limits;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
         tokio::time::sleep(config.heartbeat).await;
+    }
+}
+
+/// The limits for servers that set none: the Node's `spec.defaultResources`, field by field,
+/// over the nodelet's own defaults.
+fn default_limits(node: &Value, fallback: spec::DefaultLimits) -> spec::DefaultLimits {
+    let Some(r) = node.pointer("/spec/defaultResources").and_then(|r| {
+        serde_json::from_value::<catalyst_schemas::gameserver::Resources>(r.clone()).ok()
+    }) else {
+        return fallback;
+    };
+    spec::DefaultLimits {
+        memory: r.memory.map_or(fallback.memory, |m| m.value()),
+        cpu_millis: r.cpu.map_or(fallback.cpu_millis, |c| c.milli_value()),
+        pids: r.pids.unwrap_or(fallback.pids),
     }
 }
 

@@ -25,8 +25,13 @@ pub enum Entry {
     Dir(String, u32),
 }
 
-/// Writes an OCI archive with one layer holding `entries` and the given default command.
-pub fn write_archive(path: &Path, entries: &[Entry], cmd: &[&str]) -> std::io::Result<()> {
+/// `sha256:` and the hex digest of `data`, as OCI descriptors name blobs.
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex(data))
+}
+
+/// An uncompressed layer (a tar) holding `entries`, owned by root, dated 1970.
+pub fn layer(entries: &[Entry]) -> std::io::Result<Vec<u8>> {
     let mut layer = tar::Builder::new(Vec::new());
     for e in entries {
         let mut h = tar::Header::new_ustar();
@@ -54,47 +59,97 @@ pub fn write_archive(path: &Path, entries: &[Entry], cmd: &[&str]) -> std::io::R
             }
         }
     }
-    let layer = layer.into_inner()?;
-    let layer_digest = format!("sha256:{}", hex(&layer));
-    let config = serde_json::to_vec(&json!({
+    layer.into_inner()
+}
+
+/// An image configuration for linux/amd64 with these layer diff IDs (the digests of the
+/// uncompressed layers, bottom first), a PATH and a default command.
+pub fn config(diff_ids: &[String], cmd: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
         "architecture": "amd64", "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                    "Cmd": cmd},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }))
-    .expect("json");
-    let config_digest = format!("sha256:{}", hex(&config));
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer_digest, "size": layer.len()}],
-    }))
-    .expect("json");
-    let manifest_digest = format!("sha256:{}", hex(&manifest));
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": manifest_digest, "size": manifest.len(),
-                       "platform": {"architecture": "amd64", "os": "linux"}}],
-    }))
-    .expect("json");
-    let mut out = tar::Builder::new(std::fs::File::create(path)?);
-    let mut add = |name: &str, data: &[u8]| -> std::io::Result<()> {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        out.append_data(&mut h, name, data)
-    };
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    add("index.json", &index)?;
-    for blob in [&layer, &config, &manifest] {
-        add(&format!("blobs/sha256/{}", hex(blob)), blob)?;
+    .expect("json")
+}
+
+/// The blobs of an image with uncompressed OCI layers: its manifest, configuration and layers.
+#[derive(Debug, Clone)]
+pub struct ImageBlobs {
+    /// The OCI image manifest.
+    pub manifest: Vec<u8>,
+    /// The configuration.
+    pub config: Vec<u8>,
+    /// The layers, bottom first.
+    pub layers: Vec<Vec<u8>>,
+}
+
+impl ImageBlobs {
+    /// The manifest for a configuration and layers, as given (a configuration whose diff IDs
+    /// do not match the layers makes an image the nodelet refuses).
+    pub fn new(config: Vec<u8>, layers: Vec<Vec<u8>>) -> Self {
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": digest(&config), "size": config.len()},
+            "layers": layers.iter().map(|l| json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": digest(l), "size": l.len()})).collect::<Vec<_>>(),
+        }))
+        .expect("json");
+        Self {
+            manifest,
+            config,
+            layers,
+        }
     }
-    out.into_inner()?.sync_all()
+
+    /// The blob with this digest (manifest, configuration or a layer).
+    pub fn blob(&self, wanted: &str) -> Option<&[u8]> {
+        std::iter::once(&self.manifest)
+            .chain(std::iter::once(&self.config))
+            .chain(self.layers.iter())
+            .find(|b| digest(b) == wanted)
+            .map(Vec::as_slice)
+    }
+
+    /// Writes the image as an OCI image layout in a tar (`oci-archive:`), its one manifest
+    /// listed for linux/amd64.
+    pub fn write_archive(&self, path: &Path) -> std::io::Result<()> {
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "digest": digest(&self.manifest), "size": self.manifest.len(),
+                           "platform": {"architecture": "amd64", "os": "linux"}}],
+        }))
+        .expect("json");
+        let mut out = tar::Builder::new(std::fs::File::create(path)?);
+        let mut add = |name: &str, data: &[u8]| -> std::io::Result<()> {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            out.append_data(&mut h, name, data)
+        };
+        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        add("index.json", &index)?;
+        let mut seen = std::collections::HashSet::new();
+        for blob in self.layers.iter().chain([&self.config, &self.manifest]) {
+            if seen.insert(hex(blob)) {
+                add(&format!("blobs/sha256/{}", hex(blob)), blob)?;
+            }
+        }
+        out.into_inner()?.sync_all()
+    }
+}
+
+/// Writes an OCI archive with one layer holding `entries` and the given default command.
+pub fn write_archive(path: &Path, entries: &[Entry], cmd: &[&str]) -> std::io::Result<()> {
+    let layer = layer(entries)?;
+    let config = config(&[digest(&layer)], cmd);
+    ImageBlobs::new(config, vec![layer]).write_archive(path)
 }
 
 /// A busybox image from Debian's busybox-static: `/bin/busybox`, a symlink per applet,
@@ -127,6 +182,16 @@ fn libraries(file: &Path) -> Vec<String> {
 /// image, with the shared libraries every executable among them needs, copied (symlinks
 /// followed). `cmd` is the image's default command.
 pub fn host_archive(path: &Path, include: &[&Path], cmd: &[&str]) -> std::io::Result<()> {
+    write_archive(path, &host_entries(include)?, cmd)
+}
+
+/// The files of a busybox image from Debian's busybox-static (see [`busybox_archive`]), for
+/// images of several layers built on it.
+pub fn busybox_entries() -> std::io::Result<Vec<Entry>> {
+    host_entries(&[])
+}
+
+fn host_entries(include: &[&Path]) -> std::io::Result<Vec<Entry>> {
     use std::collections::BTreeMap;
     let busybox = std::fs::read("/bin/busybox")?;
     let list = std::process::Command::new("/bin/busybox")
@@ -205,6 +270,5 @@ pub fn host_archive(path: &Path, include: &[&Path], cmd: &[&str]) -> std::io::Re
         add_dirs(&mut files, &rel);
         files.insert(rel.clone(), Entry::File(rel, data, mode));
     }
-    let entries: Vec<Entry> = files.into_values().collect();
-    write_archive(path, &entries, cmd)
+    Ok(files.into_values().collect())
 }

@@ -47,12 +47,18 @@ pub struct Runtime {
     pub node: String,
     /// The nodelet's data directory.
     pub data_dir: PathBuf,
-    /// uid/gid servers run as.
+    /// uid servers run as, inside their user namespace.
     pub uid: u32,
-    /// gid.
+    /// gid, inside the user namespace.
     pub gid: u32,
-    /// Pids limit for servers that set none.
-    pub default_pids: i64,
+    /// Limits for servers that set none.
+    pub defaults: Mutex<spec::DefaultLimits>,
+    /// The Node's spec as last read (host network and port range rules).
+    pub node_spec: Mutex<Option<catalyst_schemas::node::NodeSpec>>,
+    /// Where images may come from and how large they may be.
+    pub images: crate::image::ImagePolicy,
+    /// Host uid ranges, one per server.
+    pub ids: crate::userns::IdAllocator,
     /// Open consoles by GameServer uid.
     pub consoles: Mutex<HashMap<String, Arc<Console>>>,
     /// Wake-ups by container id.
@@ -704,11 +710,27 @@ impl Worker {
         crate::metrics::oom_kills(&self.cid) > 0
     }
 
-    fn placement_dirs(&self) -> crate::Result<PathBuf> {
+    /// The server's data directory and its host id range; the directory belongs to the
+    /// server's user (its host id), re-owned when it does not (a new range, an upgrade).
+    fn placement_dirs(&self) -> crate::Result<(PathBuf, crate::userns::IdRange)> {
         let dir = self.rt.server_dir(&self.uid);
         std::fs::create_dir_all(&dir)?;
-        std::os::unix::fs::lchown(&dir, Some(self.rt.uid), Some(self.rt.gid))?;
-        Ok(dir)
+        let range = self.rt.ids.claim(&dir)?;
+        let (uid, gid) = self.host_ids(range);
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(&dir)?;
+        if (m.uid(), m.gid()) != (uid, gid) {
+            chown_tree(&dir, uid, gid);
+        }
+        Ok((dir, range))
+    }
+
+    /// The host uid and gid of the server's user.
+    fn host_ids(&self, range: crate::userns::IdRange) -> (u32, u32) {
+        (
+            range.host(self.rt.uid).unwrap_or(range.start),
+            range.host(self.rt.gid).unwrap_or(range.start),
+        )
     }
 
     async fn prepare_container(
@@ -717,11 +739,18 @@ impl Worker {
         gs: &GameServer,
         resolved: &Resolved,
         image_ref: &str,
+        remap: bool,
         build: impl FnOnce(
             &Placement<'_>,
             &image::ImageConfig,
         ) -> Result<oci_spec::runtime::Spec, spec::SpecError>,
     ) -> crate::Result<Vec<containerd_client::types::Mount>> {
+        // defence in depth: what the scheduler checked, checked again where it matters
+        if let Some(node) = self.rt.node_spec.lock().expect("node spec").as_ref() {
+            catalyst_schemas::node::host_network_allowed(node, resolved.network)
+                .and_then(|()| catalyst_schemas::node::host_ports_allowed(node, &resolved.ports))
+                .map_err(Error::NotAllowed)?;
+        }
         let lock = self
             .rt
             .image_locks
@@ -752,7 +781,13 @@ impl Worker {
                 .await;
         }
         let started = Instant::now();
-        let (img, fetched) = image::ensure(&self.rt.ctd, &self.rt.registries, image_ref).await?;
+        let (img, fetched) = image::ensure_with(
+            &self.rt.ctd,
+            &self.rt.registries,
+            &self.rt.images,
+            image_ref,
+        )
+        .await?;
         if let Some(bytes) = fetched {
             let msg = format!(
                 "image {image_ref}: {:.1} MiB of layers in {:.1} s",
@@ -765,18 +800,24 @@ impl Worker {
             self.rt.api.event(&self.gs, "Normal", "Pulled", &msg).await;
         }
         drop(fetching);
-        let data_dir = self.placement_dirs()?;
+        let (data_dir, range) = self.placement_dirs()?;
         let bridge = resolved.network == NetworkMode::Bridge;
         let netns = bridge.then(|| crate::cni::netns_path(&self.cid));
+        // the server's user namespace, and its network namespace owned by it, shared by the
+        // install and the main container (like a pod's)
+        let userns = crate::userns::ensure(&self.cid, range, netns.as_deref()).await?;
         let hostname = self.name();
+        let defaults = *self.rt.defaults.lock().expect("defaults");
         let placement = Placement {
             id: cid,
             hostname: &hostname,
             data_dir: &data_dir,
             netns: netns.as_deref(),
+            userns: &userns,
+            range,
             uid: self.rt.uid,
             gid: self.rt.gid,
-            default_pids: self.rt.default_pids,
+            defaults,
             server_uid: &self.uid,
         };
         let oci = serde_json::to_vec(&build(&placement, &img.config)?)?;
@@ -811,6 +852,16 @@ impl Worker {
             ctd.container_delete(cid).await?;
             ctd.snapshot_remove(cid).await?;
             let mounts = ctd.snapshot_prepare(None, cid, &img.top).await?;
+            // /tmp writable whatever the image made of it; for an install, the image's files
+            // given to the server's range so that root inside may install packages
+            let target = self.rt.run_dir(&self.uid).join(format!("rootfs-{cid}"));
+            let touches = crate::rootfs::Touches {
+                remap: remap.then_some(range),
+            };
+            let m = mounts.clone();
+            tokio::task::spawn_blocking(move || crate::rootfs::prepare(&m, &target, touches))
+                .await
+                .map_err(|e| Error::Config(format!("rootfs: {e}")))??;
             ctd.container_create(cid, &img.name, labels, oci).await?;
             Ok::<_, Error>(mounts)
         };
@@ -825,11 +876,18 @@ impl Worker {
         console.system("starting the server");
         let cid = self.cid.clone();
         let prepared = self
-            .prepare_container(&cid, gs, resolved, &resolved.image.clone(), |p, img| {
-                let env = spec::environment(resolved, img, p);
-                let args = spec::argv(resolved, img, &env)?;
-                spec::runtime_spec(resolved, args, env, p, true)
-            })
+            .prepare_container(
+                &cid,
+                gs,
+                resolved,
+                &resolved.image.clone(),
+                false,
+                |p, img| {
+                    let env = spec::environment(resolved, img, p);
+                    let args = spec::argv(resolved, img)?;
+                    spec::runtime_spec(resolved, args, env, p, true)
+                },
+            )
             .await;
         let mounts = match prepared {
             Ok(m) => m,
@@ -937,7 +995,7 @@ impl Worker {
         let entry = install.entrypoint.clone().unwrap_or_else(|| "sh".into());
         let sd = script_dir.clone();
         let prepared = self
-            .prepare_container(&icid, gs, resolved, &image_ref, move |p, img| {
+            .prepare_container(&icid, gs, resolved, &image_ref, true, move |p, img| {
                 let env = spec::environment(resolved, img, p);
                 let args = vec![entry, "/mnt/install/install.sh".to_owned()];
                 let mut oci = spec::runtime_spec(resolved, args, env, p, false)?;
@@ -972,7 +1030,9 @@ impl Worker {
         let _ = self.rt.ctd.task_delete(&icid).await;
         let _ = self.rt.ctd.container_delete(&icid).await;
         let _ = self.rt.ctd.snapshot_remove(&icid).await;
-        chown_tree(&self.rt.server_dir(&self.uid), self.rt.uid, self.rt.gid);
+        let (_, range) = self.placement_dirs()?;
+        let (uid, gid) = self.host_ids(range);
+        chown_tree(&self.rt.server_dir(&self.uid), uid, gid);
         if code == 0 {
             console.system("install script finished");
             self.report(
@@ -1043,8 +1103,11 @@ impl Worker {
         )
         .unwrap_or_default();
         self.rt.net.detach(&self.cid, &ports).await?;
+        crate::userns::remove_ns_file(&crate::userns::userns_path(&self.cid));
         if self.rx.borrow().is_none() {
-            let _ = std::fs::remove_dir_all(self.rt.server_dir(&self.uid));
+            let dir = self.rt.server_dir(&self.uid);
+            let _ = std::fs::remove_dir_all(&dir);
+            self.rt.ids.release(&dir)?;
         }
         Ok(())
     }
@@ -1052,10 +1115,10 @@ impl Worker {
 
 /// The status reason of a failed start or install: an image that cannot be had says so.
 fn failure_reason(e: &Error, otherwise: &'static str) -> &'static str {
-    if matches!(e, Error::Image(_)) {
-        "ImagePullFailed"
-    } else {
-        otherwise
+    match e {
+        Error::Image(_) => "ImagePullFailed",
+        Error::NotAllowed(_) => "NotAllowedOnNode",
+        _ => otherwise,
     }
 }
 

@@ -9,11 +9,13 @@ use catalyst_schemas::gameserver::{
 };
 use catalyst_schemas::template::Template;
 use oci_spec::runtime::{
-    LinuxCpu, LinuxMemory, LinuxNamespaceType, LinuxPids, LinuxResources, Mount,
+    Capabilities, Capability, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, Mount,
     PosixRlimitBuilder, PosixRlimitType, Root, Spec, User,
 };
 
 use crate::image::ImageConfig;
+use crate::userns::IdRange;
 
 /// A spec that cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -110,41 +112,27 @@ pub fn resolve(gs: &GameServer, template: Option<&Template>) -> Result<Resolved,
     })
 }
 
-/// Quotes a value for POSIX `sh` so that it is one word and nothing in it is interpreted.
-pub fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "'\\''"))
+/// Limits a server gets when neither it nor its template sets them: never unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultLimits {
+    /// Memory (and memory + swap) in bytes.
+    pub memory: i64,
+    /// CPU in thousandths of a core.
+    pub cpu_millis: i64,
+    /// Processes and threads.
+    pub pids: i64,
 }
 
-/// Replaces `{{NAME}}` (and Pterodactyl's `{{env.NAME}}`) with the shell-quoted value; unknown
-/// names become empty strings, quoted.
-pub fn substitute(startup: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(startup.len());
-    let mut rest = startup;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end) => {
-                let name = after[..end].trim();
-                let name = name.strip_prefix("env.").unwrap_or(name);
-                let valid =
-                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if valid {
-                    let v = vars.get(name).map(String::as_str).unwrap_or("");
-                    out.push_str(&shell_quote(v));
-                } else {
-                    out.push_str(&rest[start..start + 2 + end + 2]);
-                }
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
+impl Default for DefaultLimits {
+    /// 1 GiB of memory, one core, 512 pids: enough for a small game server, documented in
+    /// docs/nodelet.md; a Node's `spec.defaultResources` overrides them.
+    fn default() -> Self {
+        Self {
+            memory: 1 << 30,
+            cpu_millis: 1000,
+            pids: 512,
         }
     }
-    out.push_str(rest);
-    out
 }
 
 /// Where and as whom a server's container runs.
@@ -156,14 +144,18 @@ pub struct Placement<'a> {
     pub hostname: &'a str,
     /// The server's data directory on the node, mounted at `/home/container`.
     pub data_dir: &'a Path,
-    /// The network namespace to join (Bridge), or None for Host.
+    /// The network namespace to join (Bridge; owned by `userns`), or None for Host.
     pub netns: Option<&'a Path>,
-    /// uid and gid the process runs as.
+    /// The server's persistent user namespace, mapped to `range`.
+    pub userns: &'a Path,
+    /// The server's host id range: container uid 0 is `range.start`.
+    pub range: IdRange,
+    /// uid the process runs as, inside the container.
     pub uid: u32,
-    /// gid.
+    /// gid, inside the container.
     pub gid: u32,
-    /// Pids limit when the server sets none.
-    pub default_pids: i64,
+    /// Limits for what the server leaves unset.
+    pub defaults: DefaultLimits,
     /// The server's UID, for `P_SERVER_UUID`.
     pub server_uid: &'a str,
 }
@@ -219,18 +211,12 @@ pub fn environment(r: &Resolved, image: &ImageConfig, p: &Placement<'_>) -> Vec<
         .collect()
 }
 
-/// The variables `{{…}}` placeholders may name: the environment, so `{{SERVER_PORT}}` works.
-fn substitution_vars(env: &[String]) -> BTreeMap<String, String> {
-    env.iter()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-/// The argv of a server's process.
-pub fn argv(r: &Resolved, image: &ImageConfig, env: &[String]) -> Result<Vec<String>, SpecError> {
+/// The argv of a server's process: the startup line run by `/bin/sh -c` with its placeholders
+/// turned into references to the environment (every variable is in it, see [`environment`]),
+/// so that no value is ever parsed as shell syntax; else the image's entrypoint + cmd.
+pub fn argv(r: &Resolved, image: &ImageConfig) -> Result<Vec<String>, SpecError> {
     if let Some(startup) = &r.startup {
-        let line = substitute(startup, &substitution_vars(env));
+        let line = crate::startup::substitute(startup);
         return Ok(vec!["/bin/sh".into(), "-c".into(), line]);
     }
     let mut args = image.config.entrypoint.clone().unwrap_or_default();
@@ -254,7 +240,90 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
     m
 }
 
-/// The OCI runtime spec of a server's (or install) container.
+/// Paths of `/proc` and `/sys` that say too much about the host or reach its hardware: hidden
+/// (Docker's list and more).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+];
+
+/// Paths of `/proc` that stay visible but read-only (Docker's list).
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Docker's default capability set, which the install container holds (inside its user
+/// namespace only); the server's own process holds none.
+pub const INSTALL_CAPABILITIES: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+fn capabilities(caps: &[Capability]) -> LinuxCapabilities {
+    let set: Capabilities = caps.iter().copied().collect();
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(set.clone()));
+    c.set_effective(Some(set.clone()));
+    c.set_permitted(Some(set));
+    c.set_inheritable(Some(Capabilities::new()));
+    c.set_ambient(Some(Capabilities::new()));
+    c
+}
+
+/// The device cgroup: everything denied, then the standard character devices a process needs.
+fn devices() -> Vec<LinuxDeviceCgroup> {
+    let rule = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(allow);
+        d.set_typ(Some(typ));
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_access(Some("rwm".into()));
+        d
+    };
+    let c = LinuxDeviceType::C;
+    vec![
+        rule(false, LinuxDeviceType::A, None, None),
+        rule(true, c, Some(1), Some(3)), // null
+        rule(true, c, Some(1), Some(5)), // zero
+        rule(true, c, Some(1), Some(7)), // full
+        rule(true, c, Some(1), Some(8)), // random
+        rule(true, c, Some(1), Some(9)), // urandom
+        rule(true, c, Some(5), Some(0)), // tty
+        rule(true, c, Some(5), Some(2)), // ptmx
+        rule(true, c, Some(136), None),  // pts
+    ]
+}
+
+/// The OCI runtime spec of a server's container: the server's process as `p.uid` in the
+/// server's user namespace with no capabilities, under the seccomp profile, with masked and
+/// read-only paths, a deny-all device cgroup, and memory, CPU and pids limits always set.
 pub fn runtime_spec(
     r: &Resolved,
     args: Vec<String>,
@@ -276,8 +345,10 @@ pub fn runtime_spec(
     let mut user = User::default();
     user.set_uid(p.uid);
     user.set_gid(p.gid);
+    user.set_additional_gids(Some(Vec::new()));
     process.set_user(user);
     process.set_no_new_privileges(Some(true));
+    process.set_capabilities(Some(capabilities(&[])));
     // as many open files as the nodelet may have, up to 65536
     let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(_, hard)| hard.min(65536));
@@ -290,49 +361,99 @@ pub fn runtime_spec(
     spec.set_process(Some(process));
 
     let mut mounts = spec.mounts().clone().unwrap_or_default();
+    if p.netns.is_none() {
+        // host networking: the host's network namespace is not the server's user namespace's,
+        // so no sysfs of its own can be mounted; the host's, read-only
+        for m in mounts.iter_mut() {
+            if m.destination() == Path::new("/sys") {
+                *m = mount(
+                    "/sys",
+                    "bind",
+                    "/sys",
+                    &["rbind", "ro", "nosuid", "noexec", "nodev"],
+                );
+            }
+        }
+    }
     mounts.push(mount(
         "/home/container",
         "bind",
         &p.data_dir.display().to_string(),
         &["rbind", "rw", "nosuid", "nodev"],
     ));
-    mounts.push(mount(
-        "/tmp",
-        "tmpfs",
-        "tmpfs",
-        &["nosuid", "nodev", "mode=1777", "size=268435456"],
-    ));
+    for dir in crate::rootfs::WRITABLE_DIRS {
+        mounts.push(mount(
+            dir,
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "mode=1777", "size=268435456"],
+        ));
+    }
     spec.set_mounts(Some(mounts));
 
     let mut linux = spec.linux().clone().ok_or_else(|| oci("no linux"))?;
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
-    namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
+    namespaces.retain(|n| {
+        !matches!(
+            n.typ(),
+            LinuxNamespaceType::Network | LinuxNamespaceType::User
+        )
+    });
+    let mut userns = LinuxNamespace::default();
+    userns.set_typ(LinuxNamespaceType::User);
+    userns.set_path(Some(p.userns.to_owned()));
+    namespaces.push(userns);
     if let Some(netns) = p.netns {
-        let mut ns = oci_spec::runtime::LinuxNamespace::default();
+        let mut ns = LinuxNamespace::default();
         ns.set_typ(LinuxNamespaceType::Network);
         ns.set_path(Some(netns.to_owned()));
         namespaces.push(ns);
     }
     linux.set_namespaces(Some(namespaces));
+    linux.set_uid_mappings(Some(vec![p.range.oci_mapping()]));
+    linux.set_gid_mappings(Some(vec![p.range.oci_mapping()]));
+    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
+    linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
+    if p.netns.is_some() {
+        // the server's own network namespace: low ports and ping without capabilities, as
+        // Docker does
+        linux.set_sysctl(Some(
+            [
+                (
+                    "net.ipv4.ip_unprivileged_port_start".to_owned(),
+                    "0".to_owned(),
+                ),
+                ("net.ipv4.ping_group_range".to_owned(), "0 65535".to_owned()),
+            ]
+            .into(),
+        ));
+    }
+    linux.set_seccomp(Some(crate::seccomp::profile(&[])));
     linux.set_cgroups_path(Some(format!("/catalyst/{}", p.id).into()));
     let mut res = LinuxResources::default();
-    if let Some(mem) = &r.resources.memory {
-        let bytes = mem.value();
-        let mut m = LinuxMemory::default();
-        m.set_limit(Some(bytes));
-        m.set_swap(Some(bytes));
-        res.set_memory(Some(m));
-    }
-    if let Some(cpu) = &r.resources.cpu {
-        let period: u64 = 100_000;
-        let quota = cpu.milli_value() * period as i64 / 1000;
-        let mut c = LinuxCpu::default();
-        c.set_period(Some(period));
-        c.set_quota(Some(quota.max(1000)));
-        res.set_cpu(Some(c));
-    }
+    res.set_devices(Some(devices()));
+    let bytes = r
+        .resources
+        .memory
+        .as_ref()
+        .map_or(p.defaults.memory, |m| m.value());
+    let mut m = LinuxMemory::default();
+    m.set_limit(Some(bytes));
+    m.set_swap(Some(bytes));
+    res.set_memory(Some(m));
+    let millis = r
+        .resources
+        .cpu
+        .as_ref()
+        .map_or(p.defaults.cpu_millis, |c| c.milli_value());
+    let period: u64 = 100_000;
+    let quota = millis * period as i64 / 1000;
+    let mut c = LinuxCpu::default();
+    c.set_period(Some(period));
+    c.set_quota(Some(quota.max(1000)));
+    res.set_cpu(Some(c));
     let mut pids = LinuxPids::default();
-    pids.set_limit(r.resources.pids.unwrap_or(p.default_pids));
+    pids.set_limit(r.resources.pids.unwrap_or(p.defaults.pids));
     res.set_pids(Some(pids));
     linux.set_resources(Some(res));
     spec.set_linux(Some(linux));
@@ -347,34 +468,14 @@ pub fn install_layout(spec: &mut Spec, data_dir: &Path, script_dir: &Path) {
         process.set_user(User::default());
         process.set_cwd("/mnt/server".into());
         // root that can install packages and write files it does not own, as in Docker's
-        // default set; still no new privileges, no SYS_ADMIN, no NET_ADMIN
-        use oci_spec::runtime::Capability as C;
-        let caps: oci_spec::runtime::Capabilities = [
-            C::Chown,
-            C::DacOverride,
-            C::Fsetid,
-            C::Fowner,
-            C::Mknod,
-            C::NetRaw,
-            C::Setgid,
-            C::Setuid,
-            C::Setfcap,
-            C::Setpcap,
-            C::NetBindService,
-            C::SysChroot,
-            C::Kill,
-            C::AuditWrite,
-        ]
-        .into_iter()
-        .collect();
-        let mut linux_caps = oci_spec::runtime::LinuxCapabilities::default();
-        linux_caps.set_bounding(Some(caps.clone()));
-        linux_caps.set_effective(Some(caps.clone()));
-        linux_caps.set_permitted(Some(caps));
-        linux_caps.set_inheritable(None);
-        linux_caps.set_ambient(None);
-        process.set_capabilities(Some(linux_caps));
+        // default set, but only inside the server's user namespace (root there is an
+        // unprivileged host uid) and under the seccomp profile for those capabilities
+        process.set_capabilities(Some(capabilities(INSTALL_CAPABILITIES)));
         spec.set_process(Some(process));
+    }
+    if let Some(mut linux) = spec.linux().clone() {
+        linux.set_seccomp(Some(crate::seccomp::profile(INSTALL_CAPABILITIES)));
+        spec.set_linux(Some(linux));
     }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.push(mount(
@@ -395,38 +496,161 @@ pub fn install_layout(spec: &mut Spec, data_dir: &Path, script_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    fn resolved(memory: Option<&str>) -> Resolved {
+        let resources = Resources {
+            memory: memory.map(|m| m.parse().expect("quantity")),
+            ..Default::default()
+        };
+        Resolved {
+            image: "img".into(),
+            startup: Some("run {{X}}".into()),
+            variables: BTreeMap::new(),
+            env: BTreeMap::new(),
+            resources,
+            ports: Vec::new(),
+            stop: None,
+            ready: None,
+            install: None,
+            network: NetworkMode::Bridge,
+        }
+    }
+
+    fn build(r: &Resolved, netns: Option<&Path>) -> Spec {
+        let data = PathBuf::from("/data/servers/x");
+        let userns = PathBuf::from("/run/catalyst/userns/catalyst-gs-x");
+        let p = Placement {
+            id: "gs-x",
+            hostname: "x",
+            data_dir: &data,
+            netns,
+            userns: &userns,
+            range: IdRange {
+                start: 1 << 30,
+                size: 65536,
+            },
+            uid: 1000,
+            gid: 1000,
+            defaults: DefaultLimits::default(),
+            server_uid: "x",
+        };
+        runtime_spec(r, vec!["sh".into()], Vec::new(), &p, true).expect("spec")
+    }
 
     #[test]
-    fn substitution_quotes_values_so_they_cannot_inject() {
-        let vars = BTreeMap::from([
-            ("JAR".to_owned(), "server.jar; rm -rf /".to_owned()),
-            ("Q".to_owned(), "it's $(id)`id`".to_owned()),
-        ]);
-        let line = substitute(
-            "java -jar {{JAR}} --motd {{ Q }} {{env.JAR}} {{MISSING}}",
-            &vars,
-        );
+    fn the_servers_process_holds_no_capability_and_runs_under_seccomp_in_its_user_namespace() {
+        let netns = PathBuf::from("/run/netns/catalyst-gs-x");
+        let spec = build(&resolved(Some("256Mi")), Some(&netns));
+        let process = spec.process().as_ref().expect("process");
+        let caps = process.capabilities().as_ref().expect("caps");
+        for set in [
+            caps.bounding(),
+            caps.effective(),
+            caps.permitted(),
+            caps.inheritable(),
+            caps.ambient(),
+        ] {
+            assert_eq!(set.as_ref().map(|s| s.len()), Some(0));
+        }
+        assert_eq!(process.no_new_privileges(), Some(true));
+        assert_eq!(process.user().uid(), 1000);
+        let linux = spec.linux().as_ref().expect("linux");
+        assert!(linux.seccomp().is_some());
+        let ns = linux.namespaces().as_ref().expect("namespaces");
+        let user = ns
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::User)
+            .expect("a user namespace");
         assert_eq!(
-            line,
-            "java -jar 'server.jar; rm -rf /' --motd 'it'\\''s $(id)`id`' \
-             'server.jar; rm -rf /' ''"
+            user.path().as_deref(),
+            Some(Path::new("/run/catalyst/userns/catalyst-gs-x"))
+        );
+        let map = &linux.uid_mappings().as_ref().expect("uid map")[0];
+        assert_eq!(
+            (map.container_id(), map.host_id(), map.size()),
+            (0, 1 << 30, 65536)
+        );
+        let masked = linux.masked_paths().as_ref().expect("masked");
+        for p in [
+            "/proc/kcore",
+            "/sys/firmware",
+            "/sys/devices/virtual/powercap",
+        ] {
+            assert!(masked.iter().any(|m| m == p), "{p}");
+        }
+        let devices = linux
+            .resources()
+            .as_ref()
+            .and_then(|r| r.devices().clone())
+            .expect("devices");
+        assert!(!devices[0].allow() && devices[0].typ() == Some(LinuxDeviceType::A));
+        let mem = linux
+            .resources()
+            .as_ref()
+            .and_then(|r| r.memory().as_ref().and_then(|m| m.limit()));
+        assert_eq!(mem, Some(256 << 20));
+    }
+
+    #[test]
+    fn a_server_without_limits_gets_the_defaults_never_unlimited() {
+        let spec = build(&resolved(None), None);
+        let res = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().clone())
+            .expect("resources");
+        assert_eq!(res.memory().as_ref().and_then(|m| m.limit()), Some(1 << 30));
+        assert_eq!(res.pids().as_ref().map(|p| p.limit()), Some(512));
+        assert_eq!(
+            res.cpu().as_ref().and_then(|c| c.quota()),
+            Some(100_000),
+            "one CPU"
         );
     }
 
     #[test]
-    fn unterminated_and_invalid_placeholders_stay_literal() {
-        let vars = BTreeMap::new();
-        assert_eq!(substitute("a {{b c}} {{x", &vars), "a {{b c}} {{x");
+    fn host_networking_gets_the_hosts_sys_read_only_and_no_sysctls() {
+        let spec = build(&resolved(None), None);
+        let sys = spec
+            .mounts()
+            .as_ref()
+            .expect("mounts")
+            .iter()
+            .find(|m| m.destination() == Path::new("/sys"))
+            .expect("/sys");
+        assert_eq!(sys.typ().as_deref(), Some("bind"));
+        assert!(sys
+            .options()
+            .as_ref()
+            .expect("options")
+            .iter()
+            .any(|o| o == "ro"));
+        assert!(spec.linux().as_ref().expect("linux").sysctl().is_none());
     }
 
     #[test]
-    fn quoted_values_survive_a_real_shell() {
-        let vars = BTreeMap::from([("V".to_owned(), "a'b\"c $HOME;`x`".to_owned())]);
-        let line = substitute("printf %s {{V}}", &vars);
-        let out = std::process::Command::new("/bin/sh")
-            .args(["-c", &line])
-            .output()
-            .expect("sh runs");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "a'b\"c $HOME;`x`");
+    fn the_install_container_holds_dockers_default_capabilities_and_their_seccomp_profile() {
+        let mut spec = build(&resolved(None), None);
+        install_layout(&mut spec, Path::new("/data"), Path::new("/scripts"));
+        let process = spec.process().as_ref().expect("process");
+        assert_eq!(process.user().uid(), 0);
+        let caps = process.capabilities().as_ref().expect("caps");
+        assert_eq!(
+            caps.effective().as_ref().map(|s| s.len()),
+            Some(INSTALL_CAPABILITIES.len())
+        );
+        assert_eq!(caps.ambient().as_ref().map(|s| s.len()), Some(0));
+        assert!(!caps
+            .bounding()
+            .as_ref()
+            .expect("bounding")
+            .contains(&Capability::SysAdmin));
+        let profile = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone())
+            .expect("seccomp");
+        assert_eq!(profile, crate::seccomp::profile(INSTALL_CAPABILITIES));
     }
 }

@@ -35,14 +35,16 @@ pub struct GameServerSpec {
     /// The container image: a registry reference, or `oci-archive:/path/to/image.tar`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// The command line, run as `/bin/sh -c` after `{{VAR}}` substitution (each value
-    /// shell-quoted). Absent: the image's own command.
+    /// The command line, run as `/bin/sh -c` after `{{VAR}}` substitution (each placeholder
+    /// becomes a quoted reference to the variable in the environment, so no value is parsed as
+    /// shell syntax). Absent: the image's own command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup: Option<String>,
-    /// Values of the template's variables, substituted into `startup` and set in the environment.
+    /// Values of the template's variables, substituted into `startup` and set in the environment
+    /// (one line each: no NUL, CR or LF).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
-    /// Extra environment variables.
+    /// Extra environment variables (one line each: no NUL, CR or LF).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Limits: cpu, memory, disk, pids.
@@ -75,7 +77,8 @@ pub struct GameServerSpec {
     /// A script that prepares the data directory, run once before the first start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<InstallSpec>,
-    /// Bridge (default: own network namespace, host ports mapped) or Host networking.
+    /// Bridge (default: own network namespace, host ports mapped) or Host networking (only on
+    /// nodes whose `allowHostNetwork` is true).
     #[serde(default)]
     pub network: NetworkMode,
 }
@@ -139,7 +142,7 @@ pub struct GameServerPort {
     pub name: String,
     /// The port inside the container.
     pub container_port: i64,
-    /// The host port asked for (policy Static).
+    /// The host port asked for (policy Static): 1024-65535, inside the node's `portRange`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i64>,
     /// TCP, UDP, or both.
@@ -148,6 +151,21 @@ pub struct GameServerPort {
     /// How the host port is chosen.
     #[serde(default)]
     pub policy: PortPolicy,
+}
+
+/// The host ports a Static or Passthrough port may ask for: not the privileged ones below 1024.
+pub const FIXED_HOST_PORTS: std::ops::RangeInclusive<i64> = 1024..=65535;
+
+impl GameServerPort {
+    /// The host port this port fixes: `hostPort` (Static), `containerPort` (Passthrough), or
+    /// none (Dynamic: the scheduler picks one from the node's range).
+    pub fn fixed_host_port(&self) -> Option<i64> {
+        match self.policy {
+            PortPolicy::Static => self.host_port,
+            PortPolicy::Passthrough => Some(self.container_port),
+            PortPolicy::Dynamic => None,
+        }
+    }
 }
 
 /// A transport protocol.
@@ -188,9 +206,10 @@ pub enum PortPolicy {
     /// Any free port from the node's range.
     #[default]
     Dynamic,
-    /// Exactly `hostPort`, or the server stays Pending.
+    /// Exactly `hostPort` (1024-65535, inside the node's `portRange`), or the server stays
+    /// Pending.
     Static,
-    /// The host port equals the container port.
+    /// The host port equals the container port (1024-65535, inside the node's `portRange`).
     Passthrough,
 }
 
@@ -278,7 +297,7 @@ pub enum NetworkMode {
     /// Its own network namespace on the node's bridge; host ports mapped to it.
     #[default]
     Bridge,
-    /// The node's network namespace.
+    /// The node's network namespace; only on nodes with `spec.allowHostNetwork: true`.
     Host,
 }
 
@@ -317,11 +336,12 @@ impl Validate for GameServerSpec {
         if let Some(t) = &self.template {
             causes.rule(&path.child("template"), validation::dns_subdomain(t));
         }
-        for k in self.variables.keys() {
-            causes.rule(&path.child("variables").key(k), validation::env_name(k));
-        }
-        for k in self.env.keys() {
-            causes.rule(&path.child("env").key(k), validation::env_name(k));
+        for (field, map) in [("variables", &self.variables), ("env", &self.env)] {
+            for (k, v) in map {
+                let p = path.child(field).key(k);
+                causes.rule(&p, validation::env_name(k));
+                causes.rule(&p, validation::env_value(v));
+            }
         }
         if let Some(startup) = &self.startup {
             causes.check(
@@ -387,15 +407,30 @@ pub(crate) fn validate_ports(ports: &[GameServerPort], path: &FieldPath, causes:
                 causes.push(&p.child("hostPort"), "is required when policy is Static")
             }
             (PortPolicy::Static, Some(h)) => causes.check(
-                (1..=65535).contains(&h),
+                FIXED_HOST_PORTS.contains(&h),
                 &p.child("hostPort"),
-                "must be 1-65535",
+                format!(
+                    "a Static host port must be {}-{} (ports below 1024 are privileged), not {h}",
+                    FIXED_HOST_PORTS.start(),
+                    FIXED_HOST_PORTS.end()
+                ),
             ),
             (PortPolicy::Dynamic | PortPolicy::Passthrough, Some(_)) => causes.push(
                 &p.child("hostPort"),
                 "may only be set when policy is Static",
             ),
-            _ => {}
+            (PortPolicy::Passthrough, None) => causes.check(
+                !(1..*FIXED_HOST_PORTS.start()).contains(&port.container_port),
+                &p.child("containerPort"),
+                format!(
+                    "a Passthrough port's host port is its containerPort, which must be {}-{} \
+                     (ports below 1024 are privileged), not {}",
+                    FIXED_HOST_PORTS.start(),
+                    FIXED_HOST_PORTS.end(),
+                    port.container_port
+                ),
+            ),
+            (PortPolicy::Dynamic, None) => {}
         }
         let clash = ports[..i].iter().position(|o| {
             o.container_port == port.container_port && o.protocol.overlaps(port.protocol)
@@ -526,4 +561,102 @@ pub struct ExitStatus {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validation::Cause;
+    use serde_json::json;
+
+    /// The causes admission reports for a GameServer with `spec`.
+    fn causes(spec: serde_json::Value) -> Vec<Cause> {
+        let obj = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer",
+            "metadata": {"name": "gs", "namespace": "default"}, "spec": spec});
+        crate::admit(obj)
+            .err()
+            .map(|e| e.causes)
+            .unwrap_or_default()
+    }
+
+    fn fields(causes: &[Cause]) -> Vec<&str> {
+        causes.iter().map(|c| c.field.as_str()).collect()
+    }
+
+    #[test]
+    fn variable_and_env_values_with_nul_cr_or_lf_are_refused_by_field() {
+        let got = causes(json!({"image": "busybox",
+            "variables": {"MOTD": "hi\nthere", "OK": "a b $(x) 'q' \"d\"", "CR": "a\rb"},
+            "env": {"TZ": "Europe/Berlin", "BAD": "x\u{0}y"}}));
+        assert_eq!(
+            fields(&got),
+            [
+                "spec.variables[CR]",
+                "spec.variables[MOTD]",
+                "spec.env[BAD]"
+            ]
+        );
+        assert!(got.iter().all(|c| c.message.contains("no NUL, CR or LF")));
+    }
+
+    #[test]
+    fn variable_and_env_names_must_be_environment_names() {
+        let got = causes(json!({"image": "busybox",
+            "variables": {"1X": "v", "A-B": "v", "_ok": "v"}, "env": {"has space": "v"}}));
+        assert_eq!(
+            fields(&got),
+            [
+                "spec.variables[1X]",
+                "spec.variables[A-B]",
+                "spec.env[has space]"
+            ]
+        );
+    }
+
+    #[test]
+    fn static_host_ports_below_1024_are_refused_naming_the_rule() {
+        let got = causes(json!({"image": "busybox", "ports": [
+            {"containerPort": 22, "policy": "Static", "hostPort": 22},
+            {"containerPort": 25565, "policy": "Static", "hostPort": 1024},
+            {"containerPort": 25566, "policy": "Static", "hostPort": 65535}]}));
+        assert_eq!(fields(&got), ["spec.ports[0].hostPort"]);
+        assert_eq!(
+            got[0].message,
+            "a Static host port must be 1024-65535 (ports below 1024 are privileged), not 22"
+        );
+        let got = causes(json!({"image": "busybox", "ports": [
+            {"containerPort": 1, "policy": "Static", "hostPort": 65536}]}));
+        assert_eq!(fields(&got), ["spec.ports[0].hostPort"]);
+    }
+
+    #[test]
+    fn passthrough_ports_below_1024_are_refused_on_the_container_port() {
+        let got = causes(json!({"image": "busybox", "ports": [
+            {"containerPort": 80, "policy": "Passthrough"},
+            {"containerPort": 27015, "policy": "Passthrough"},
+            {"containerPort": 22, "policy": "Dynamic"}]}));
+        assert_eq!(fields(&got), ["spec.ports[0].containerPort"]);
+        assert!(got[0].message.contains("Passthrough"), "{}", got[0].message);
+        assert!(got[0].message.contains("1024-65535"), "{}", got[0].message);
+    }
+
+    #[test]
+    fn fixed_host_ports_follow_the_policy() {
+        let port = |policy, host_port| GameServerPort {
+            name: String::new(),
+            container_port: 25565,
+            host_port,
+            protocol: Protocol::TCP,
+            policy,
+        };
+        assert_eq!(port(PortPolicy::Dynamic, None).fixed_host_port(), None);
+        assert_eq!(
+            port(PortPolicy::Static, Some(7001)).fixed_host_port(),
+            Some(7001)
+        );
+        assert_eq!(
+            port(PortPolicy::Passthrough, None).fixed_host_port(),
+            Some(25565)
+        );
+    }
 }

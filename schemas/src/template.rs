@@ -83,7 +83,7 @@ pub struct TemplateVariable {
     /// What it does.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
-    /// The value when the GameServer sets none.
+    /// The value when the GameServer sets none (one line: no NUL, CR or LF).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
     /// Users may see it.
@@ -165,6 +165,12 @@ impl Validate for TemplateSpec {
                 &p,
                 format!("duplicate variable {:?}", v.name),
             );
+            if let Some(d) = &v.default {
+                causes.rule(
+                    &path.child("variables").index(i).child("default"),
+                    validation::env_value(d),
+                );
+            }
         }
         validate_ports(&self.ports, &path.child("ports"), causes);
         self.resources.validate(&path.child("resources"), causes);
@@ -188,5 +194,38 @@ impl Validate for TemplateSpec {
                 "must be a relative path inside the data directory",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn variable_defaults_with_nul_cr_or_lf_are_refused_by_field() {
+        let obj = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Template",
+            "metadata": {"name": "paper"},
+            "spec": {"images": [{"name": "Java", "image": "busybox"}], "variables": [
+                {"name": "MOTD", "default": "a\nb"},
+                {"name": "JAR", "default": "server.jar"},
+                {"name": "EMPTY"},
+                {"name": "CR", "default": "x\r"}]}});
+        let err = crate::admit(obj).unwrap_err();
+        let fields: Vec<&str> = err.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["spec.variables[0].default", "spec.variables[3].default"]
+        );
+        assert!(err.causes[0].message.contains("no NUL, CR or LF"));
+    }
+
+    #[test]
+    fn template_ports_follow_the_gameserver_port_rules() {
+        let obj = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Template",
+            "metadata": {"name": "paper"},
+            "spec": {"images": [{"name": "Java", "image": "busybox"}],
+                "ports": [{"containerPort": 25565, "policy": "Static", "hostPort": 80}]}});
+        let err = crate::admit(obj).unwrap_err();
+        assert_eq!(err.causes[0].field, "spec.ports[0].hostPort");
     }
 }

@@ -226,6 +226,18 @@ pub fn env_name(s: &str) -> Result<(), String> {
     }
 }
 
+/// An environment variable's value: one line, so no NUL (which the environment cannot hold),
+/// CR or LF (which would break the line into two in logs, consoles and config files).
+pub fn env_value(s: &str) -> Result<(), String> {
+    match s.find(['\0', '\r', '\n']) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "must be one line: no NUL, CR or LF (found {:?} at byte {i})",
+            &s[i..=i]
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +274,20 @@ mod tests {
         assert!(label_value("minecraft").is_ok());
         assert!(label_value("-x").is_err());
         assert!(label_value("a b").is_err());
+    }
+
+    #[test]
+    fn variable_values_are_one_line_without_nul() {
+        assert!(env_value("").is_ok());
+        assert!(env_value("a b\t$(x) é").is_ok());
+        for bad in ["a\nb", "a\rb", "a\0b", "\n"] {
+            let err = env_value(bad).unwrap_err();
+            assert!(err.contains("no NUL, CR or LF"), "{bad:?}: {err}");
+        }
+        assert_eq!(
+            env_value("ab\r").unwrap_err(),
+            "must be one line: no NUL, CR or LF (found \"\\r\" at byte 2)"
+        );
     }
 
     #[test]

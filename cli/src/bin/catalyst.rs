@@ -15,7 +15,7 @@ enum Command {
     /// Runs the API server and the controllers.
     Server(ServerArgs),
     /// Runs a nodelet: registers this machine as a Node and runs its game servers in containerd.
-    Nodelet(NodeletArgs),
+    Nodelet(Box<NodeletArgs>),
     /// Images from this machine's files, for `oci-archive:` references.
     Image {
         #[command(subcommand)]
@@ -49,6 +49,10 @@ struct ServerArgs {
     /// The Node name of the in-process nodelet; default: the host name.
     #[arg(long, requires = "with_nodelet")]
     node_name: Option<String>,
+    /// A directory the in-process nodelet may read `oci-archive:` images from (repeatable),
+    /// besides `<data-dir>/nodelet/images` and `/var/lib/catalyst/images`.
+    #[arg(long = "image-dir", requires = "with_nodelet")]
+    image_dirs: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +100,17 @@ struct NodeletArgs {
     /// A registry that may be used over plain HTTP (repeatable); loopback ones always may.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// The machine-wide directory where every nodelet claims the host uid ranges of its
+    /// servers (one range of 65536 ids per server).
+    #[arg(long, default_value = catalyst_nodelet::userns::DEFAULT_CLAIMS_DIR)]
+    idmap_dir: std::path::PathBuf,
+    /// A directory `oci-archive:` images may be read from (repeatable), besides
+    /// `<data-dir>/images` and `/var/lib/catalyst/images`.
+    #[arg(long = "image-dir")]
+    image_dirs: Vec<std::path::PathBuf>,
+    /// The host uid (and gid) of the first server's range; servers' ranges follow it.
+    #[arg(long, default_value_t = catalyst_nodelet::userns::DEFAULT_BASE)]
+    uid_base: u32,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -131,6 +146,9 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
         config.registry_auth = args.registry_auth;
     }
     config.insecure_registries = args.insecure_registries;
+    config.idmap_dir = args.idmap_dir;
+    config.uid_base = args.uid_base;
+    config.image_dirs = args.image_dirs;
     catalyst_nodelet::run(config, shutdown_signal()).await?;
     Ok(())
 }
@@ -191,6 +209,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             catalyst_nodelet::Config::new(&format!("http://{}", running.addr), &token, &name);
         config.data_dir = args.data_dir.join("nodelet");
         config.containerd_socket = socket;
+        config.image_dirs = args.image_dirs;
         println!(
             "  nodelet:             node {name}, data in {}",
             config.data_dir.display()
@@ -309,7 +328,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server(args) => serve(args).await?,
-        Command::Nodelet(args) => nodelet(args).await?,
+        Command::Nodelet(args) => nodelet(*args).await?,
         Command::Image { command } => {
             let (output, paths, cmd) = match command {
                 ImageCommand::Busybox { output } => (output, vec![], vec!["sh".to_owned()]),

@@ -61,6 +61,9 @@ impl Nodelet {
             bridge.into(),
             "--subnet".into(),
             subnet.into(),
+            // the tests' images are packed next to the nodelet's directory
+            "--image-dir".into(),
+            dir.parent().unwrap_or(dir).display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::launch(server, ctd, dir, args, None)
@@ -177,6 +180,7 @@ pub fn purge_network(nodelet_dir: &Path) {
         let _ = Command::new("ip")
             .args(["netns", "delete", &format!("catalyst-{id}")])
             .output();
+        catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::userns::userns_path(id));
         let rules = nat(&["-S"]);
         let mut chains = Vec::new();
         for rule in rules
