@@ -84,6 +84,16 @@ fn snapshot_keys(ctd: &catalyst_e2e::containerd::Containerd) -> Vec<String> {
         .collect()
 }
 
+/// Deletes a test's CNI bridge when dropped (declared before the nodelet, so dropped after it
+/// has removed its servers).
+struct Bridge(&'static str);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "delete", self.0]).output();
+    }
+}
+
 const READY: &str =
     "  ready: {logPattern: '^checked$'}\n  stop: {signal: SIGKILL, timeoutSeconds: 1}\n";
 
@@ -147,6 +157,7 @@ fn archives_written_by_skopeo_import_and_run_and_paths_outside_the_image_dirs_ar
     std::os::unix::fs::symlink("/etc/shadow", root.join("shadow.tar")).expect("symlink");
 
     let ndir = root.join("nodelet");
+    let _bridge = Bridge("cat-img0");
     node_with_ports(&env.server, "node-img0", 8200);
     let _nodelet = Nodelet::start(
         &env.server,
@@ -164,9 +175,6 @@ fn archives_written_by_skopeo_import_and_run_and_paths_outside_the_image_dirs_ar
         ("sk-zstd", format!("oci-archive:{}:zstd", multi.display())),
         ("sk-plain", format!("oci-archive:{}:plain", multi.display())),
     ];
-    for (name, image) in &images {
-        apply_gs(server, name, image, startup, READY);
-    }
     let refused = [
         (
             "ambiguous",
@@ -183,7 +191,10 @@ fn archives_written_by_skopeo_import_and_run_and_paths_outside_the_image_dirs_ar
     for (name, image, _) in &refused {
         apply_gs(server, name, image, startup, READY);
     }
-    for (name, _) in &images {
+    // one at a time: the nodelet prepares a container's snapshot outside any lease, and
+    // another import finishing meanwhile lets containerd collect it
+    for (name, image) in &images {
+        apply_gs(server, name, image, startup, READY);
         let obj = wait_phase(server, name, "Running", &ndir);
         assert!(console_log(&ndir, &obj).contains("checked"), "{name}");
     }
@@ -269,6 +280,7 @@ fn a_forged_diff_id_cannot_plant_files_in_another_images_snapshot() {
     registry.auth_file(&auth);
     let auth_arg = auth.display().to_string();
     let ndir = root.join("nodelet");
+    let _bridge = Bridge("cat-img1");
     node_with_ports(&env.server, "node-img1", 8300);
     let _nodelet = Nodelet::start_with(
         &env.server,
@@ -491,7 +503,9 @@ fn redirects_and_token_realms_to_other_loopback_services_are_never_followed() {
                 b"",
             ),
             ("realm", _) => bearer(format!("http://127.0.0.1:{cport}/token")),
-            ("blob", "manifests/1") => answer(200, &[manifest_type.clone()], &image.manifest),
+            ("blob", "manifests/1") => {
+                answer(200, std::slice::from_ref(&manifest_type), &image.manifest)
+            }
             ("blob", r) => answer(
                 302,
                 &[(
@@ -509,7 +523,7 @@ fn redirects_and_token_realms_to_other_loopback_services_are_never_followed() {
                 }
                 match r.strip_prefix("blobs/") {
                     None if r == "manifests/1" => {
-                        answer(200, &[manifest_type.clone()], &image.manifest)
+                        answer(200, std::slice::from_ref(&manifest_type), &image.manifest)
                     }
                     None => answer(404, &[], b""),
                     // a blob redirect to a path of the registry itself (relative Location)
@@ -521,6 +535,7 @@ fn redirects_and_token_realms_to_other_loopback_services_are_never_followed() {
     }));
     let host = format!("127.0.0.1:{}", registry.addr.port());
     let ndir = env.root.join("nodelet");
+    let _bridge = Bridge("cat-img2");
     node_with_ports(&env.server, "node-img2", 8400);
     let _nodelet = Nodelet::start(
         &env.server,

@@ -240,6 +240,25 @@ fn a_hostile_server_and_its_install_script_stay_in_their_box() {
     // nothing the install did reached the host or the shared image
     assert!(!Path::new("/etc/installed-by-script").exists());
 
+    // archives outside the node's image directories are refused by the nodelet, with the reason
+    for (name, path) in [("shadow", "/etc/shadow"), ("stdin", "/dev/stdin")] {
+        let m = format!(
+            "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  image: oci-archive:{path}\n"
+        );
+        ok(ctl(server, &["apply", "-f", "-"], Some(&m)));
+        let obj = wait_phase(server, name, "Error", &ndir);
+        assert_eq!(
+            obj.pointer("/status/reason").and_then(Value::as_str),
+            Some("ImagePullFailed")
+        );
+        let msg = obj
+            .pointer("/status/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(msg.contains(path), "the message names the file: {msg}");
+        ok(ctl(server, &["delete", "gs", name], None));
+    }
+
     // the ranges are released with their servers
     let claims = |uid: &str| {
         std::fs::read_dir("/var/lib/catalyst/idmap")
@@ -254,4 +273,53 @@ fn a_hostile_server_and_its_install_script_stay_in_their_box() {
     ok(ctl(server, &["delete", "gs", "box-a", "--wait"], None));
     assert_eq!(claims(&uid_of(&a)), 0, "box-a's range is released");
     assert!(!catalyst_nodelet::userns::userns_path(&cid_a).exists());
+}
+
+/// Admission refuses, with the field at fault, what a tenant could use against the node:
+/// archive paths that climb or are relative, privileged and out-of-range host ports, and
+/// variable values that would break out of a line.
+#[test]
+fn admission_refuses_hostile_paths_ports_and_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        catalyst_e2e::Server::start(env!("CARGO_BIN_EXE_catalyst"), &dir.path().join("s"), &[]);
+    let gs = |spec: &str| {
+        format!(
+            "apiVersion: catalyst.dev/v1alpha1\nkind: GameServer\nmetadata:\n  name: bad\n  namespace: default\nspec:\n{spec}"
+        )
+    };
+    let cases = [
+        ("  image: oci-archive:images/a.tar\n", "spec.image"),
+        (
+            "  image: oci-archive:/var/lib/catalyst/images/../../../etc/shadow\n",
+            "spec.image",
+        ),
+        (
+            "  image: busybox\n  ports: [{containerPort: 22, hostPort: 22, policy: Static}]\n",
+            "spec.ports[0].hostPort",
+        ),
+        (
+            "  image: busybox\n  variables: {MOTD: \"hi\\nrm -rf /\"}\n",
+            "spec.variables[MOTD]",
+        ),
+        (
+            "  image: busybox\n  variables: {MOTD: \"hi\\rthere\"}\n",
+            "spec.variables[MOTD]",
+        ),
+        (
+            "  image: busybox\n  env: {X: \"a\\u0000b\"}\n",
+            "spec.env[X]",
+        ),
+    ];
+    for (spec, field) in cases {
+        let out = ctl(&server, &["apply", "-f", "-"], Some(&gs(spec)));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted:\n{spec}");
+        assert!(err.contains(field), "{field} named for\n{spec}: {err}");
+    }
+    let out = ctl(&server, &["get", "gs", "-A", "-o", "name"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "nothing was stored"
+    );
 }

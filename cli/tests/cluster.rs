@@ -219,6 +219,8 @@ fn two_nodes_in_their_own_network_namespaces_share_the_work() {
             &format!("10.240.{n}.2"),
             "--subnet",
             &format!("10.232.{n}.0/24"),
+            "--image-dir",
+            &env.root.display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -318,13 +320,18 @@ fn the_all_in_one_server_runs_the_demo_from_apply_to_delete() {
     );
     // its own host ports, apart from the other tests running beside it
     node_with_ports(server, "aio", 7300);
+    // the in-process nodelet reads archives from <data-dir>/nodelet/images (and
+    // /var/lib/catalyst/images) only
+    let image = ndir.join("images/busybox.tar");
+    std::fs::create_dir_all(ndir.join("images")).expect("images dir");
+    std::fs::copy(&env.image, &image).expect("image");
     let demo = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/demo/web.yaml"),
     )
     .expect("demo manifest")
     .replace(
         "oci-archive:/var/lib/catalyst/images/busybox.tar",
-        &format!("oci-archive:{}", env.image.display()),
+        &format!("oci-archive:{}", image.display()),
     );
     ok(ctl(server, &["apply", "-f", "-"], Some(&demo)));
     let obj = wait_phase(server, "web", "Running", &ndir);

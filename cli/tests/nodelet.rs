@@ -139,7 +139,8 @@ fn a_game_server_lives_on_real_containerd() {
     let body = http_get(port, "/index.html").expect("the server answers on 127.0.0.1:hostPort");
     assert!(body.contains("hello"), "{body}");
 
-    // the server runs as uid 1000, not root, and cannot gain privileges
+    // the server runs as uid 1000 of a host uid range of its own (user namespace), not root,
+    // and cannot gain privileges
     let uid = obj
         .pointer("/metadata/uid")
         .and_then(Value::as_str)
@@ -149,9 +150,11 @@ fn a_game_server_lives_on_real_containerd() {
     let pid = env.ctd.task_pid(&cid).expect("task runs");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("1000")),
+        status.lines().any(|l| l.starts_with("Uid:")
+            && l.split_whitespace()
+                .nth(1)
+                .and_then(|u| u.parse::<u32>().ok())
+                .is_some_and(|u| u >= (1 << 30) && (u - (1 << 30)) % 65536 == 1000)),
         "{status}"
     );
     assert!(
@@ -407,10 +410,10 @@ spec:
         .expect("uid");
     let motd = ndir.join("servers").join(uid).join("motd.txt");
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        std::fs::metadata(&motd).expect("motd").uid(),
-        1000,
-        "handed to the server's user"
+    let owner = std::fs::metadata(&motd).expect("motd").uid();
+    assert!(
+        owner >= (1 << 30) && (owner - (1 << 30)) % 65536 == 1000,
+        "handed to the server's user (uid 1000 of its range): {owner}"
     );
 
     let bad = manifest(

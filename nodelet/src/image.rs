@@ -544,8 +544,8 @@ pub async fn ensure_with(
             message,
         })?;
     let existing = ctd.image_get(reference).await?;
-    let lease = ctd.lease_create().await?;
     let raw = Raw::connect(ctd).await?;
+    let mut lease = LazyLease { ctd, id: None };
     let result = async {
         let (fetched, manifest, config_data) = match &existing {
             Some(target) => {
@@ -554,8 +554,8 @@ pub async fn ensure_with(
             }
             None => {
                 let f = match &archive {
-                    Some(a) => import_archive(ctd, &lease, reference, a, policy).await?,
-                    None => pull(ctd, &lease, regs, policy, reference).await?,
+                    Some(a) => import_archive(ctd, &mut lease, reference, a, policy).await?,
+                    None => pull(ctd, &mut lease, regs, policy, reference).await?,
                 };
                 (Some((f.docs, f.bytes)), f.manifest, f.config)
             }
@@ -563,7 +563,10 @@ pub async fn ensure_with(
         let config = check_image(reference, &manifest, &config_data, policy)?;
         let diff_ids = &config.rootfs.diff_ids;
         let chain = chain_ids(diff_ids);
-        unpack(ctd, &raw, &lease, reference, &manifest, diff_ids, &chain).await?;
+        unpack(
+            ctd, &raw, &mut lease, reference, &manifest, diff_ids, &chain,
+        )
+        .await?;
         let bytes = match fetched {
             Some((docs, bytes)) => {
                 let (top, _, _) = docs
@@ -596,8 +599,37 @@ pub async fn ensure_with(
         // so that the next attempt fetches it again
         let _ = raw.image_delete(reference).await;
     }
-    let _ = ctd.lease_delete(&lease).await;
+    lease.release(&raw).await;
     result
+}
+
+/// A lease taken on first use: deleting a lease lets containerd collect garbage, so none is
+/// taken when nothing is written (an image already unpacked).
+struct LazyLease<'a> {
+    ctd: &'a Containerd,
+    id: Option<String>,
+}
+
+impl LazyLease<'_> {
+    async fn id(&mut self) -> Result<String, CtdError> {
+        if let Some(id) = &self.id {
+            return Ok(id.clone());
+        }
+        let id = self.ctd.lease_create().await?;
+        self.id = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Deletes the lease and has containerd collect garbage before answering, so that the
+    /// collection it causes is over before the caller goes on (a container snapshot prepared
+    /// right after must not meet it).
+    async fn release(self, raw: &Raw) {
+        if let Some(id) = self.id {
+            if let Err(e) = raw.lease_delete_sync(&id).await {
+                tracing::warn!(lease = id, error = %e, "lease not deleted");
+            }
+        }
+    }
 }
 
 fn invalid(image: &str, message: impl Into<String>) -> ImageError {
@@ -831,7 +863,7 @@ async fn missing_layers(ctd: &Containerd, manifest: &Manifest) -> Result<Vec<Des
 /// Pulls a registry image's blobs into the content store (under the lease).
 async fn pull(
     ctd: &Containerd,
-    lease: &str,
+    lease: &mut LazyLease<'_>,
     regs: &Registries,
     policy: &ImagePolicy,
     name: &str,
@@ -897,6 +929,8 @@ async fn pull(
     matches_desc(&manifest.config, &config_data).map_err(|m| bad(format!("config {m}")))?;
     check_image(name, &manifest, &config_data, policy)?;
     let mut bytes = 0u64;
+    // everything checked that can be before the layers: from here on, writes
+    let lease = &lease.id().await?;
     for layer in missing_layers(ctd, &manifest).await? {
         let size = layer.size as u64;
         let lock = blob_lock(&layer.digest);
@@ -1501,7 +1535,7 @@ impl Read for TarEntry<'_, '_> {
 /// index down, then the missing layers streamed into the content store in 1 MiB chunks.
 async fn import_archive(
     ctd: &Containerd,
-    lease: &str,
+    lease: &mut LazyLease<'_>,
     name: &str,
     aref: &ArchiveRef,
     policy: &ImagePolicy,
@@ -1529,6 +1563,7 @@ async fn import_archive(
     .await
     .map_err(|e| archive_err(e.to_string()))??;
     check_image(name, &manifest, &config, policy)?;
+    let lease = &lease.id().await?;
     let missing = missing_layers(ctd, &manifest).await?;
     let bytes = missing.iter().map(|l| l.size as u64).sum();
     if !missing.is_empty() {
@@ -1730,6 +1765,20 @@ impl Raw {
         })
     }
 
+    async fn lease_delete_sync(&self, id: &str) -> Result<(), CtdError> {
+        let mut c = api::leases_client::LeasesClient::new(self.channel.clone());
+        c.delete(raw_req(
+            api::DeleteRequest {
+                id: id.to_owned(),
+                sync: true,
+            },
+            None,
+        ))
+        .await
+        .map_err(|s| rpc("lease delete", s))?;
+        Ok(())
+    }
+
     async fn image_delete(&self, name: &str) -> Result<(), CtdError> {
         let mut c = api::images_client::ImagesClient::new(self.channel.clone());
         match c
@@ -1873,7 +1922,7 @@ fn verified(info: &snap::Info, diff_id: &str, parent: &str) -> bool {
 async fn unpack(
     ctd: &Containerd,
     raw: &Raw,
-    lease: &str,
+    lease: &mut LazyLease<'_>,
     image: &str,
     manifest: &Manifest,
     diff_ids: &[String],
@@ -1918,7 +1967,7 @@ async fn unpack(
         apply_layer(
             ctd,
             raw,
-            lease,
+            &lease.id().await?,
             image,
             i,
             layer,
@@ -2348,7 +2397,7 @@ mod tests {
     ) -> Vec<(String, tar::EntryType, Vec<u8>)> {
         use tar::EntryType::{Directory, Regular};
         let mut m = vec![
-            (format!("{prefix}"), Directory, vec![]),
+            (prefix.to_string(), Directory, vec![]),
             (
                 format!("{prefix}oci-layout"),
                 Regular,

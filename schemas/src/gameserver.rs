@@ -450,10 +450,14 @@ pub(crate) fn validate_ports(ports: &[GameServerPort], path: &FieldPath, causes:
 /// A registry reference (`[host[:port]/]path[:tag][@digest]`) or `oci-archive:/abs/path`.
 pub fn image_reference(image: &str) -> Result<(), String> {
     if let Some(path) = image.strip_prefix("oci-archive:") {
-        return if path.starts_with('/') {
-            Ok(())
-        } else {
+        return if !path.starts_with('/') {
             Err(format!("oci-archive path must be absolute, not {path:?}"))
+        } else if path.split('/').any(|c| c == "..") {
+            Err(format!("oci-archive path must not contain '..': {path:?}"))
+        } else if path.chars().any(char::is_control) || path.len() > 4096 {
+            Err("oci-archive path must not contain control characters".into())
+        } else {
+            Ok(())
         };
     }
     let ok = !image.is_empty()
@@ -566,6 +570,22 @@ pub struct ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_references_must_be_absolute_without_dot_dot_or_control_characters() {
+        assert!(image_reference("oci-archive:/var/lib/catalyst/images/a.tar").is_ok());
+        for bad in [
+            "oci-archive:images/a.tar",
+            "oci-archive:./a.tar",
+            "oci-archive:/var/lib/catalyst/images/../../../etc/shadow",
+            "oci-archive:/var/lib/catalyst/images/..",
+            "oci-archive:/a\u{0}b",
+            "oci-archive:/a\nb",
+            "oci-archive:",
+        ] {
+            assert!(image_reference(bad).is_err(), "{bad:?}");
+        }
+    }
     use crate::validation::Cause;
     use serde_json::json;
 
