@@ -466,6 +466,10 @@ fn redirects_and_token_realms_to_other_loopback_services_are_never_followed() {
         "Content-Type",
         "application/vnd.oci.image.manifest.v1+json".to_owned(),
     );
+    // a manifest of 5 MiB: over the limit of documents, whatever it says
+    let mut huge = b"{\"schemaVersion\": 2, \"x\": \"".to_vec();
+    huge.resize(5 << 20, b'x');
+    huge.extend_from_slice(b"\"}");
     let registry = Http::start(Arc::new(move |path, headers| {
         let host = headers.get("host").cloned().unwrap_or_default();
         let bearer = |realm: String| {
@@ -503,6 +507,20 @@ fn redirects_and_token_realms_to_other_loopback_services_are_never_followed() {
                 b"",
             ),
             ("realm", _) => bearer(format!("http://127.0.0.1:{cport}/token")),
+            ("huge", _) => answer(200, std::slice::from_ref(&manifest_type), &huge),
+            ("tampered", "manifests/1") => {
+                answer(200, std::slice::from_ref(&manifest_type), &image.manifest)
+            }
+            ("tampered", r) => {
+                let d = r.trim_start_matches("blobs/");
+                let mut b = image.blob(d).map(<[u8]>::to_vec).unwrap_or_default();
+                if d != pack::digest(&image.config) {
+                    // a layer of the announced size whose bytes are not the digest's
+                    let last = b.len() - 1;
+                    b[last] ^= 0xff;
+                }
+                answer(200, &[], &b)
+            }
             ("blob", "manifests/1") => {
                 answer(200, std::slice::from_ref(&manifest_type), &image.manifest)
             }
@@ -547,15 +565,26 @@ fn redirects_and_token_realms_to_other_loopback_services_are_never_followed() {
     );
     let server = &env.server;
     let startup = "echo checked; exec sleep 100000";
-    for name in ["redirect", "byname", "realm", "blob", "good"] {
+    let refused = [
+        ("redirect", "refused to contact"),
+        ("byname", "refused to contact"),
+        ("realm", "refused to contact"),
+        ("blob", "refused to contact"),
+        ("huge", "larger than 4194304 bytes"),
+        ("tampered", "unexpected commit digest"),
+    ];
+    for (name, _) in refused {
         apply_gs(server, name, &format!("{host}/{name}:1"), startup, READY);
     }
-    for name in ["redirect", "byname", "realm", "blob"] {
+    for (name, says) in refused {
         let obj = wait_phase(server, name, "Error", &ndir);
         let (reason, message) = failure(&obj);
         assert_eq!(reason, "ImagePullFailed", "{name}: {message}");
-        assert!(message.contains("refused to contact"), "{name}: {message}");
+        assert!(message.contains(says), "{name}: {message}");
     }
+    // after the failures: one that fetched something (tampered) had its lease deleted, and
+    // the nodelet prepares a container's snapshot outside any lease
+    apply_gs(server, "good", &format!("{host}/good:1"), startup, READY);
     let obj = wait_phase(server, "good", "Running", &ndir);
     assert!(console_log(&ndir, &obj).contains("checked"));
     let seen = registry.requests();

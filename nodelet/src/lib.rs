@@ -109,6 +109,8 @@ pub struct Config {
     /// Directories `oci-archive:` images may be read from (besides `<data-dir>/images` and
     /// `/var/lib/catalyst/images`).
     pub image_dirs: Vec<PathBuf>,
+    /// The most an image's layers may weigh (as stored), pulled or imported.
+    pub max_image_bytes: u64,
     /// Limits for servers that set none (a Node's `spec.defaultResources` overrides them).
     pub default_limits: spec::DefaultLimits,
     /// The CNI bridge name.
@@ -143,6 +145,7 @@ impl Config {
             uid_ranges: userns::DEFAULT_COUNT,
             default_limits: spec::DefaultLimits::default(),
             image_dirs: Vec::new(),
+            max_image_bytes: image::DEFAULT_MAX_PULL_BYTES,
             bridge: "catalyst0".into(),
             subnet: "10.89.0.0/16".into(),
             cni_bin_dir: None,
@@ -235,6 +238,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         })?;
     let mut images = image::ImagePolicy::for_data_dir(&data_dir);
     images.image_dirs.extend(config.image_dirs.iter().cloned());
+    images.max_pull_bytes = config.max_image_bytes;
     let rt = Arc::new(Runtime {
         ctd,
         api: api.clone(),

@@ -851,18 +851,28 @@ impl Worker {
             let _ = ctd.task_delete(cid).await;
             ctd.container_delete(cid).await?;
             ctd.snapshot_remove(cid).await?;
-            let mounts = ctd.snapshot_prepare(None, cid, &img.top).await?;
-            // /tmp writable whatever the image made of it; for an install, the image's files
-            // given to the server's range so that root inside may install packages
-            let target = self.rt.run_dir(&self.uid).join(format!("rootfs-{cid}"));
-            let touches = crate::rootfs::Touches {
-                remap: remap.then_some(range),
-            };
-            let m = mounts.clone();
-            tokio::task::spawn_blocking(move || crate::rootfs::prepare(&m, &target, touches))
-                .await
-                .map_err(|e| Error::Config(format!("rootfs: {e}")))??;
-            ctd.container_create(cid, &img.name, labels, oci).await?;
+            // the snapshot is held by a lease until the container refers to it: containerd's
+            // garbage collector (run when any other lease ends, e.g. another image import)
+            // would otherwise take it in between
+            let lease = ctd.lease_create().await?;
+            let made = async {
+                let mounts = ctd.snapshot_prepare(Some(&lease), cid, &img.top).await?;
+                // /tmp writable whatever the image made of it; for an install, the image's
+                // files given to the server's range so that root inside may install packages
+                let target = self.rt.run_dir(&self.uid).join(format!("rootfs-{cid}"));
+                let touches = crate::rootfs::Touches {
+                    remap: remap.then_some(range),
+                };
+                let m = mounts.clone();
+                tokio::task::spawn_blocking(move || crate::rootfs::prepare(&m, &target, touches))
+                    .await
+                    .map_err(|e| Error::Config(format!("rootfs: {e}")))??;
+                ctd.container_create(cid, &img.name, labels, oci).await?;
+                Ok::<_, Error>(mounts)
+            }
+            .await;
+            let _ = ctd.lease_delete(&lease).await;
+            let mounts = made?;
             Ok::<_, Error>(mounts)
         };
         let (net, mounts) = tokio::join!(net, container);

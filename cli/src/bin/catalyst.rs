@@ -108,6 +108,9 @@ struct NodeletArgs {
     /// `<data-dir>/images` and `/var/lib/catalyst/images`.
     #[arg(long = "image-dir")]
     image_dirs: Vec<std::path::PathBuf>,
+    /// The most an image's layers may weigh (as stored, in bytes), pulled or imported.
+    #[arg(long, default_value_t = catalyst_nodelet::image::DEFAULT_MAX_PULL_BYTES)]
+    max_image_size: u64,
     /// The host uid (and gid) of the first server's range; servers' ranges follow it.
     #[arg(long, default_value_t = catalyst_nodelet::userns::DEFAULT_BASE)]
     uid_base: u32,
@@ -149,6 +152,7 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
     config.idmap_dir = args.idmap_dir;
     config.uid_base = args.uid_base;
     config.image_dirs = args.image_dirs;
+    config.max_image_bytes = args.max_image_size;
     catalyst_nodelet::run(config, shutdown_signal()).await?;
     Ok(())
 }

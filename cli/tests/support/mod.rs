@@ -161,6 +161,16 @@ impl Drop for Nodelet {
 /// failed) left in this machine's network: for every attached server in its CNI state, the
 /// network namespace and the NAT rules and chains that name its container.
 pub fn purge_network(nodelet_dir: &Path) {
+    // the machine-wide uid range claims of this nodelet's servers
+    if let Ok(claims) = std::fs::read_dir(catalyst_nodelet::userns::DEFAULT_CLAIMS_DIR) {
+        for c in claims.flatten() {
+            if std::fs::read_to_string(c.path())
+                .is_ok_and(|owner| Path::new(owner.trim_end()).starts_with(nodelet_dir))
+            {
+                let _ = std::fs::remove_file(c.path());
+            }
+        }
+    }
     let Ok(entries) = std::fs::read_dir(nodelet_dir.join("cni/results")) else {
         return;
     };
