@@ -112,6 +112,10 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        // the bridge the nodelet made; its servers are gone by now
+        let _ = Command::new("ip")
+            .args(["link", "delete", "cat-bench0"])
+            .output();
     }
 }
 

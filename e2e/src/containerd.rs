@@ -156,5 +156,16 @@ impl Drop for Containerd {
             .arg("-R")
             .arg(self.dir.join("root"))
             .output();
+        // rootfs mounts of tasks whose shim died before unmounting them
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&self.dir))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = Command::new("umount").args(["-l", m]).output();
+        }
     }
 }

@@ -154,6 +154,14 @@ impl Drop for Nodelet {
         }
         self.kill9();
         purge_network(&self.dir);
+        // the CNI bridge the nodelet made (in the host's network, unless it ran in a netns)
+        if self.netns.is_none() {
+            if let Some(i) = self.args.iter().position(|a| a == "--bridge") {
+                if let Some(bridge) = self.args.get(i + 1) {
+                    let _ = Command::new("ip").args(["link", "delete", bridge]).output();
+                }
+            }
+        }
     }
 }
 
