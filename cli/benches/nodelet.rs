@@ -285,6 +285,30 @@ fn main() {
         "catalyst always runs with seccomp and a user namespace of the server's own \
          (namespaces made once per server, kept between starts)"
     );
+    // what a server's first start spends making its user and network namespaces
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut userns = Vec::new();
+    for i in 0..ROUNDS {
+        let id = format!("bench-userns-{i}");
+        let netns = catalyst_nodelet::cni::netns_path(&id);
+        let range = catalyst_nodelet::userns::IdRange {
+            start: catalyst_nodelet::userns::DEFAULT_BASE + i as u32 * 65536,
+            size: 65536,
+        };
+        let t = Instant::now();
+        rt.block_on(catalyst_nodelet::userns::ensure(&id, range, Some(&netns)))
+            .expect("namespaces");
+        userns.push(t.elapsed());
+        catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::userns::userns_path(&id));
+        catalyst_nodelet::userns::remove_ns_file(&netns);
+    }
+    summary(
+        "user + network namespace of a new server (userns::ensure)",
+        userns,
+    );
 
     let t = Instant::now();
     for i in 0..MANY {
