@@ -712,7 +712,7 @@ impl Worker {
 
     /// The server's data directory and its host id range; the directory belongs to the
     /// server's user (its host id), re-owned when it does not (a new range, an upgrade).
-    fn placement_dirs(&self) -> crate::Result<(PathBuf, crate::userns::IdRange)> {
+    async fn placement_dirs(&self) -> crate::Result<(PathBuf, crate::userns::IdRange)> {
         let dir = self.rt.server_dir(&self.uid);
         std::fs::create_dir_all(&dir)?;
         let range = self.rt.ids.claim(&dir)?;
@@ -720,7 +720,10 @@ impl Worker {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::symlink_metadata(&dir)?;
         if (m.uid(), m.gid()) != (uid, gid) {
-            chown_tree(&dir, uid, gid);
+            let d = dir.clone();
+            tokio::task::spawn_blocking(move || chown_tree(&d, uid, gid))
+                .await
+                .map_err(|e| Error::Config(format!("chown: {e}")))??;
         }
         Ok((dir, range))
     }
@@ -800,9 +803,14 @@ impl Worker {
             self.rt.api.event(&self.gs, "Normal", "Pulled", &msg).await;
         }
         drop(fetching);
-        let (data_dir, range) = self.placement_dirs()?;
+        let (data_dir, range) = self.placement_dirs().await?;
         let bridge = resolved.network == NetworkMode::Bridge;
         let netns = bridge.then(|| crate::cni::netns_path(&self.cid));
+        if bridge && !crate::userns::userns_path(&self.cid).exists() {
+            // the namespaces are about to be made anew: an attachment to an old network
+            // namespace (its address, its port mappings) must go first
+            let _ = self.rt.net.detach(&self.cid, &st(gs).ports).await;
+        }
         // the server's user namespace, and its network namespace owned by it, shared by the
         // install and the main container (like a pod's)
         let userns = crate::userns::ensure(&self.cid, range, netns.as_deref()).await?;
@@ -998,6 +1006,9 @@ impl Worker {
         std::fs::create_dir_all(&script_dir)?;
         std::fs::write(script_dir.join("install.sh"), &install.script)?;
         let icid = format!("{}-install", self.cid);
+        // an install container left by a wait that was lost (nodelet or containerd restart)
+        // must not run beside the new one
+        remove_container(&self.rt.ctd, &icid).await?;
         let image_ref = install
             .image
             .clone()
@@ -1040,9 +1051,11 @@ impl Worker {
         let _ = self.rt.ctd.task_delete(&icid).await;
         let _ = self.rt.ctd.container_delete(&icid).await;
         let _ = self.rt.ctd.snapshot_remove(&icid).await;
-        let (_, range) = self.placement_dirs()?;
+        let (dir, range) = self.placement_dirs().await?;
         let (uid, gid) = self.host_ids(range);
-        chown_tree(&self.rt.server_dir(&self.uid), uid, gid);
+        tokio::task::spawn_blocking(move || chown_tree(&dir, uid, gid))
+            .await
+            .map_err(|e| Error::Config(format!("chown: {e}")))??;
         if code == 0 {
             console.system("install script finished");
             self.report(
@@ -1095,16 +1108,12 @@ impl Worker {
     /// is gone from the API.
     async fn cleanup(&mut self) -> crate::Result<()> {
         let ctd = &self.rt.ctd;
-        if let Some((state, _)) = ctd.task_state(&self.cid).await? {
-            if !matches!(state, TaskState::Stopped(_)) {
-                ctd.task_kill(&self.cid, 9, true).await?;
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(10), ctd.task_wait(&self.cid)).await;
-            }
-            ctd.task_delete(&self.cid).await?;
+        // the server's container and an install container a lost wait may have left running:
+        // nothing of the server may outlive it (its uid range goes to the next server)
+        let install = format!("{}-install", self.cid);
+        for id in [self.cid.as_str(), install.as_str()] {
+            remove_container(ctd, id).await?;
         }
-        ctd.container_delete(&self.cid).await?;
-        ctd.snapshot_remove(&self.cid).await?;
         let ports: Vec<catalyst_schemas::gameserver::PortStatus> = serde_json::from_value(
             self.gs
                 .pointer("/status/ports")
@@ -1121,6 +1130,21 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Kills a container's task (all its processes), waits for it briefly, and removes the task,
+/// the container and its snapshot. Absent pieces are fine.
+async fn remove_container(ctd: &crate::ctd::Containerd, id: &str) -> crate::Result<()> {
+    if let Some((state, _)) = ctd.task_state(id).await? {
+        if !matches!(state, TaskState::Stopped(_)) {
+            ctd.task_kill(id, 9, true).await?;
+            let _ = tokio::time::timeout(Duration::from_secs(10), ctd.task_wait(id)).await;
+        }
+        ctd.task_delete(id).await?;
+    }
+    ctd.container_delete(id).await?;
+    ctd.snapshot_remove(id).await?;
+    Ok(())
 }
 
 /// The status reason of a failed start or install: an image that cannot be had says so.
@@ -1144,17 +1168,109 @@ fn signal_number(name: &str) -> u32 {
     }
 }
 
-/// Gives a tree to uid:gid without following symlinks.
-pub fn chown_tree(root: &Path, uid: u32, gid: u32) {
-    let _ = std::os::unix::fs::lchown(root, Some(uid), Some(gid));
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let _ = std::os::unix::fs::lchown(&p, Some(uid), Some(gid));
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            chown_tree(&p, uid, gid);
+/// Gives a tree to uid:gid without ever following a symlink, even one swapped in while the
+/// walk runs: every directory is opened relative to its parent's descriptor with `O_NOFOLLOW`,
+/// every entry is changed with `AT_SYMLINK_NOFOLLOW`, and the walk stays on the root's
+/// filesystem. Entries that vanish meanwhile are skipped. Blocking: call it off the runtime.
+pub fn chown_tree(root: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    use nix::dir::Dir;
+    use nix::fcntl::{open, openat, AtFlags, OFlag};
+    use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
+    use nix::unistd::{fchown, fchownat, Gid, Uid};
+    use std::os::fd::OwnedFd;
+    use std::rc::Rc;
+    const MAX_DEPTH: usize = 4096;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let (owner, group) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    let top = open(root, flags, Mode::empty())?;
+    let dev = fstat(&top)?.st_dev;
+    fchown(&top, owner, group)?;
+    // pending directories: (parent's descriptor, name, depth); a parent's descriptor stays open
+    // only while some of its children wait, so open descriptors grow with depth, not width
+    let mut stack: Vec<(Rc<OwnedFd>, std::ffi::CString, usize)> = Vec::new();
+    let mut dirs = vec![(top, 0usize)];
+    while let Some((fd, depth)) = dirs.pop() {
+        let fd = Rc::new(fd);
+        let mut dir = match Dir::openat(&*fd, ".", flags, Mode::empty()) {
+            Ok(d) => d,
+            Err(_) => continue,
+        };
+        for entry in dir.iter().flatten() {
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let Ok(st) = fstatat(&*fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            if st.st_dev != dev {
+                continue;
+            }
+            let _ = fchownat(&*fd, name, owner, group, AtFlags::AT_SYMLINK_NOFOLLOW);
+            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+                if depth + 1 < MAX_DEPTH {
+                    stack.push((fd.clone(), name.to_owned(), depth + 1));
+                } else {
+                    tracing::warn!(root = %root.display(), "chown: tree deeper than {MAX_DEPTH} levels; the rest is left");
+                }
+            }
         }
+        while let Some((parent, name, d)) = stack.pop() {
+            if let Ok(child) = openat(&*parent, name.as_c_str(), flags, Mode::empty()) {
+                if fstat(&child).is_ok_and(|st| st.st_dev == dev) {
+                    dirs.push((child, d));
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn chown_tree_changes_every_entry_and_never_follows_a_link() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path().join("data");
+        std::fs::create_dir_all(root.join("a/b/c")).expect("dirs");
+        std::fs::write(root.join("a/b/c/file"), b"x").expect("file");
+        std::fs::create_dir_all(root.join("wide")).expect("wide");
+        for i in 0..50 {
+            std::fs::create_dir(root.join(format!("wide/{i}"))).expect("dir");
+        }
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).expect("outside");
+        std::fs::write(outside.join("secret"), b"s").expect("secret");
+        std::os::unix::fs::symlink(&outside, root.join("a/link")).expect("link");
+        chown_tree(&root, 4242, 4343).expect("chown");
+        for p in ["", "a", "a/b/c", "a/b/c/file", "wide/49"] {
+            let m = std::fs::symlink_metadata(root.join(p)).expect(p);
+            assert_eq!((m.uid(), m.gid()), (4242, 4343), "{p}");
+        }
+        let link = std::fs::symlink_metadata(root.join("a/link")).expect("link");
+        assert_eq!(link.uid(), 4242, "the link itself is changed");
+        assert_eq!(
+            std::fs::metadata(outside.join("secret"))
+                .expect("secret")
+                .uid(),
+            0,
+            "what the link points at is not"
+        );
+        assert_eq!(std::fs::metadata(&outside).expect("outside").uid(), 0);
+    }
+
+    #[test]
+    fn chown_tree_refuses_a_root_that_is_a_link() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let target = tmp.path().join("t");
+        std::fs::create_dir(&target).expect("t");
+        let link = tmp.path().join("l");
+        std::os::unix::fs::symlink(&target, &link).expect("link");
+        assert!(chown_tree(&link, 4242, 4242).is_err());
+        assert_eq!(std::fs::metadata(&target).expect("t").uid(), 0);
     }
 }

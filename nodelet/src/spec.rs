@@ -349,6 +349,9 @@ pub fn runtime_spec(
     process.set_user(user);
     process.set_no_new_privileges(Some(true));
     process.set_capabilities(Some(capabilities(&[])));
+    // the OOM killer takes a game server before the node's own daemons (the shim's score,
+    // which runc would otherwise pass on, is containerd's: nearly unkillable)
+    process.set_oom_score_adj(Some(0));
     // as many open files as the nodelet may have, up to 65536
     let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(_, hard)| hard.min(65536));
