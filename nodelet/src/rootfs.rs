@@ -73,6 +73,12 @@ pub struct Touches {
 /// Mounts `mounts` on `target` (an empty directory), applies `touches`, unmounts.
 pub fn prepare(mounts: &[Mount], target: &Path, touches: Touches) -> Result<()> {
     std::fs::create_dir_all(target).map_err(io("create", target))?;
+    // a mount left by a crash between mount and unmount goes first
+    for _ in 0..16 {
+        if umount2(target, MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+    }
     mount_all(mounts, target)?;
     let result = apply(target, touches);
     let unmounted = umount2(target, MntFlags::MNT_DETACH).map_err(|source| RootfsError::Mount {

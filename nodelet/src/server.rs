@@ -806,7 +806,7 @@ impl Worker {
         let (data_dir, range) = self.placement_dirs().await?;
         let bridge = resolved.network == NetworkMode::Bridge;
         let netns = bridge.then(|| crate::cni::netns_path(&self.cid));
-        if bridge && !crate::userns::userns_path(&self.cid).exists() {
+        if bridge && !crate::userns::reusable(&self.cid, range, netns.as_deref()) {
             // the namespaces are about to be made anew: an attachment to an old network
             // namespace (its address, its port mappings) must go first
             let _ = self.rt.net.detach(&self.cid, &st(gs).ports).await;

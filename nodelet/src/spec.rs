@@ -364,6 +364,11 @@ pub fn runtime_spec(
     spec.set_process(Some(process));
 
     let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in mounts.iter_mut() {
+        if m.destination() == Path::new("/proc") {
+            m.set_options(Some(vec!["nosuid".into(), "noexec".into(), "nodev".into()]));
+        }
+    }
     if p.netns.is_none() {
         // host networking: the host's network namespace is not the server's user namespace's,
         // so no sysfs of its own can be mounted; the host's, read-only

@@ -240,10 +240,30 @@ fn is_nsfs(path: &Path) -> bool {
     std::fs::metadata(parent).is_ok_and(|p| p.dev() != f.dev())
 }
 
-/// Removes a bind-mounted namespace file. Absent is fine.
+/// Removes a bind-mounted namespace file (every mount stacked on it). Absent is fine.
 pub fn remove_ns_file(path: &Path) {
-    let _ = umount2(path, MntFlags::MNT_DETACH);
+    for _ in 0..16 {
+        if umount2(path, MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+    }
     let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(map_path(path));
+}
+
+/// The file beside a user namespace's that records the range it was mapped to.
+fn map_path(user: &Path) -> PathBuf {
+    user.with_extension("map")
+}
+
+/// True when the server's namespaces exist and its user namespace is mapped to this very
+/// range (a server whose range changed must not keep running in the old one, which may be
+/// another server's by now); [`ensure`] then reuses them, else it makes them anew.
+pub fn reusable(id: &str, range: IdRange, netns: Option<&Path>) -> bool {
+    let user = userns_path(id);
+    std::fs::read_to_string(map_path(&user)).is_ok_and(|m| m == range.map_line())
+        && is_nsfs(&user)
+        && netns.is_none_or(is_nsfs)
 }
 
 /// Makes sure a server's user namespace (mapped to `range`) and, when `netns` is given, a
@@ -251,7 +271,7 @@ pub fn remove_ns_file(path: &Path) {
 /// otherwise removes what is left and makes both anew.
 pub async fn ensure(id: &str, range: IdRange, netns: Option<&Path>) -> Result<PathBuf> {
     let user = userns_path(id);
-    if is_nsfs(&user) && netns.is_none_or(is_nsfs) {
+    if reusable(id, range, netns) {
         return Ok(user);
     }
     remove_ns_file(&user);
@@ -303,6 +323,8 @@ pub async fn ensure(id: &str, range: IdRange, netns: Option<&Path>) -> Result<Pa
         if let Some(n) = netns {
             bind_ns(&proc_dir.join("ns/net"), n)?;
         }
+        let map = map_path(&user);
+        std::fs::write(&map, range.map_line()).map_err(io("write", &map))?;
         Ok(())
     }
     .await;
@@ -398,6 +420,41 @@ mod tests {
             fresh.claim(&third),
             Err(UsernsError::Exhausted(1))
         ));
+    }
+
+    #[tokio::test]
+    async fn namespaces_are_made_mapped_reused_and_remade_for_another_range() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let id = format!("unit-{}", std::process::id());
+        let netns = tmp.path().join("net");
+        let a = IdRange {
+            start: DEFAULT_BASE + 7 * RANGE_SIZE,
+            size: RANGE_SIZE,
+        };
+        let user = ensure(&id, a, Some(&netns)).await.expect("ensure");
+        assert!(is_nsfs(&user) && is_nsfs(&netns));
+        assert!(reusable(&id, a, Some(&netns)));
+        let map = std::process::Command::new("nsenter")
+            .arg(format!("--user={}", user.display()))
+            .args(["cat", "/proc/self/uid_map"])
+            .output()
+            .expect("nsenter");
+        let text = String::from_utf8_lossy(&map.stdout);
+        assert_eq!(
+            text.split_whitespace().collect::<Vec<_>>(),
+            ["0", &a.start.to_string(), "65536"],
+            "{text}"
+        );
+        let b = IdRange {
+            start: DEFAULT_BASE + 8 * RANGE_SIZE,
+            size: RANGE_SIZE,
+        };
+        assert!(!reusable(&id, b, Some(&netns)), "another range is not reused");
+        ensure(&id, b, Some(&netns)).await.expect("remade");
+        assert!(reusable(&id, b, Some(&netns)));
+        remove_ns_file(&user);
+        remove_ns_file(&netns);
+        assert!(!user.exists() && !netns.exists());
     }
 
     #[test]
