@@ -449,7 +449,10 @@ mod tests {
             start: DEFAULT_BASE + 8 * RANGE_SIZE,
             size: RANGE_SIZE,
         };
-        assert!(!reusable(&id, b, Some(&netns)), "another range is not reused");
+        assert!(
+            !reusable(&id, b, Some(&netns)),
+            "another range is not reused"
+        );
         ensure(&id, b, Some(&netns)).await.expect("remade");
         assert!(reusable(&id, b, Some(&netns)));
         remove_ns_file(&user);

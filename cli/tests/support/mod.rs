@@ -169,6 +169,19 @@ impl Drop for Nodelet {
 /// failed) left in this machine's network: for every attached server in its CNI state, the
 /// network namespace and the NAT rules and chains that name its container.
 pub fn purge_network(nodelet_dir: &Path) {
+    // the namespaces of every server this nodelet knew, attached or not (a nodelet killed while
+    // making them leaves them behind)
+    for sub in ["servers", "run"] {
+        for e in std::fs::read_dir(nodelet_dir.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let cid = format!("gs-{}", e.file_name().to_string_lossy());
+            catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::userns::userns_path(&cid));
+            catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::cni::netns_path(&cid));
+        }
+    }
     // the machine-wide uid range claims of this nodelet's servers
     if let Ok(claims) = std::fs::read_dir(catalyst_nodelet::userns::DEFAULT_CLAIMS_DIR) {
         for c in claims.flatten() {
