@@ -103,12 +103,6 @@ fn host_uid(pid: u32) -> u32 {
         .expect("Uid line")
 }
 
-/// A pid of a process in the container's cgroup whose command is `sleep` (the startup's last
-/// step), or the task's init.
-fn probe_pid(ctd: &catalyst_e2e::containerd::Containerd, cid: &str) -> u32 {
-    ctd.task_pid(cid).expect("the server's task runs")
-}
-
 #[test]
 fn a_hostile_server_and_its_install_script_stay_in_their_box() {
     let env = setup();
@@ -214,8 +208,8 @@ fn a_hostile_server_and_its_install_script_stay_in_their_box() {
     // from the host: whose uid the processes really are
     let cid_a = format!("gs-{}", uid_of(&a));
     let cid_b = format!("gs-{}", uid_of(&b));
-    let uid_a = host_uid(probe_pid(&env.ctd, &cid_a));
-    let uid_b = host_uid(probe_pid(&env.ctd, &cid_b));
+    let uid_a = host_uid(env.ctd.task_pid(&cid_a).expect("box-a runs"));
+    let uid_b = host_uid(env.ctd.task_pid(&cid_b).expect("box-b runs"));
     for u in [uid_a, uid_b] {
         assert!(
             u >= UID_BASE + 1000 && (u - UID_BASE) % 65536 == 1000,

@@ -97,6 +97,22 @@ pub enum TaskEvent {
     },
 }
 
+/// A blob being read from the content store.
+#[derive(Debug)]
+pub struct ContentStream(containerd_client::tonic::Streaming<api::ReadContentResponse>);
+
+impl ContentStream {
+    /// The next chunk, or None at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .0
+            .message()
+            .await
+            .map_err(|s| CtdError::rpc("content read", s))?
+            .map(|m| m.data))
+    }
+}
+
 /// A connection to containerd.
 #[derive(Debug, Clone)]
 pub struct Containerd {
@@ -220,10 +236,10 @@ impl Containerd {
         }
     }
 
-    /// Reads a whole blob.
-    pub async fn read_content(&self, digest: &str) -> Result<Vec<u8>> {
+    /// Reads a blob as a stream of chunks.
+    pub async fn read_content_stream(&self, digest: &str) -> Result<ContentStream> {
         let mut c = api::content_client::ContentClient::new(self.channel.clone());
-        let mut stream = c
+        let stream = c
             .read(req(
                 api::ReadContentRequest {
                     digest: digest.to_owned(),
@@ -235,13 +251,15 @@ impl Containerd {
             .await
             .map_err(|s| CtdError::rpc("content read", s))?
             .into_inner();
+        Ok(ContentStream(stream))
+    }
+
+    /// Reads a whole blob.
+    pub async fn read_content(&self, digest: &str) -> Result<Vec<u8>> {
+        let mut stream = self.read_content_stream(digest).await?;
         let mut out = Vec::new();
-        while let Some(m) = stream
-            .message()
-            .await
-            .map_err(|s| CtdError::rpc("content read", s))?
-        {
-            out.extend_from_slice(&m.data);
+        while let Some(chunk) = stream.next_chunk().await? {
+            out.extend_from_slice(&chunk);
         }
         Ok(out)
     }
@@ -265,13 +283,14 @@ impl Containerd {
         Ok(id)
     }
 
-    /// Deletes a lease.
-    pub async fn lease_delete(&self, id: &str) -> Result<()> {
+    /// Deletes a lease; with `sync`, containerd collects the garbage it leaves before
+    /// answering.
+    pub async fn lease_delete(&self, id: &str, sync: bool) -> Result<()> {
         let mut c = api::leases_client::LeasesClient::new(self.channel.clone());
         c.delete(req(
             api::DeleteRequest {
                 id: id.to_owned(),
-                sync: false,
+                sync,
             },
             None,
         ))
@@ -338,10 +357,31 @@ impl Containerd {
         }
     }
 
+    /// Removes an image's name (its content goes with the next garbage collection); absent is
+    /// fine.
+    pub async fn image_delete(&self, name: &str) -> Result<()> {
+        let mut c = api::images_client::ImagesClient::new(self.channel.clone());
+        match c
+            .delete(req(
+                api::DeleteImageRequest {
+                    name: name.to_owned(),
+                    sync: false,
+                    target: None,
+                },
+                None,
+            ))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == Code::NotFound => Ok(()),
+            Err(s) => Err(CtdError::rpc("image delete", s)),
+        }
+    }
+
     // ---- snapshots and diff ----
 
-    /// True when a committed snapshot with this name exists.
-    pub async fn snapshot_exists(&self, key: &str) -> Result<bool> {
+    /// A snapshot's info (kind, parent, labels), or None when there is none of that name.
+    pub async fn snapshot_stat(&self, key: &str) -> Result<Option<snap::Info>> {
         let mut c = snap::snapshots_client::SnapshotsClient::new(self.channel.clone());
         match c
             .stat(req(
@@ -353,8 +393,8 @@ impl Containerd {
             ))
             .await
         {
-            Ok(_) => Ok(true),
-            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Ok(r) => Ok(r.into_inner().info),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(CtdError::rpc("snapshot stat", s)),
         }
     }
@@ -398,15 +438,21 @@ impl Containerd {
         Ok(r.into_inner().mounts)
     }
 
-    /// Commits an active snapshot under a name.
-    pub async fn snapshot_commit(&self, lease: &str, key: &str, name: &str) -> Result<()> {
+    /// Commits an active snapshot under a name, with labels.
+    pub async fn snapshot_commit(
+        &self,
+        lease: &str,
+        key: &str,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
         let mut c = snap::snapshots_client::SnapshotsClient::new(self.channel.clone());
         c.commit(req(
             snap::CommitSnapshotRequest {
                 snapshotter: SNAPSHOTTER.into(),
                 name: name.to_owned(),
                 key: key.to_owned(),
-                labels: HashMap::new(),
+                labels,
             },
             Some(lease),
         ))
@@ -434,26 +480,31 @@ impl Containerd {
         }
     }
 
-    /// Applies a layer blob onto mounts through the diff service.
+    /// Applies a layer blob onto mounts through the diff service; the descriptor of what was
+    /// applied (its digest is the uncompressed one).
     pub async fn diff_apply(
         &self,
         lease: &str,
         layer: Descriptor,
         mounts: Vec<Mount>,
-    ) -> Result<()> {
+    ) -> Result<Descriptor> {
         let mut c = api::diff_client::DiffClient::new(self.channel.clone());
-        c.apply(req(
-            api::ApplyRequest {
-                diff: Some(layer),
-                mounts,
-                payloads: HashMap::new(),
-                sync_fs: false,
-            },
-            Some(lease),
-        ))
-        .await
-        .map_err(|s| CtdError::rpc("diff apply", s))?;
-        Ok(())
+        let r = c
+            .apply(req(
+                api::ApplyRequest {
+                    diff: Some(layer),
+                    mounts,
+                    payloads: HashMap::new(),
+                    sync_fs: false,
+                },
+                Some(lease),
+            ))
+            .await
+            .map_err(|s| CtdError::rpc("diff apply", s))?;
+        r.into_inner().applied.ok_or_else(|| CtdError::Rpc {
+            op: "diff apply",
+            status: "no applied descriptor in the answer".into(),
+        })
     }
 
     // ---- containers ----

@@ -25,17 +25,14 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use containerd_client::services::v1 as api;
 use containerd_client::services::v1::snapshots as snap;
-use containerd_client::tonic::transport::Channel;
-use containerd_client::tonic::{Code, Request, Status};
-use containerd_client::types::{Descriptor, Mount};
+use containerd_client::types::Descriptor;
 use futures::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::ctd::{Containerd, CtdError, NAMESPACE, SNAPSHOTTER};
+use crate::ctd::{Containerd, CtdError, SNAPSHOTTER};
 use crate::registry::{
     self, valid_digest, Registries, RegistryError, Session, MANIFEST_TYPES, MAX_DOCUMENT_BYTES,
 };
@@ -544,7 +541,6 @@ pub async fn ensure_with(
             message,
         })?;
     let existing = ctd.image_get(reference).await?;
-    let raw = Raw::connect(ctd).await?;
     let mut lease = LazyLease { ctd, id: None };
     let result = async {
         let (fetched, manifest, config_data) = match &existing {
@@ -563,10 +559,7 @@ pub async fn ensure_with(
         let config = check_image(reference, &manifest, &config_data, policy)?;
         let diff_ids = &config.rootfs.diff_ids;
         let chain = chain_ids(diff_ids);
-        unpack(
-            ctd, &raw, &mut lease, reference, &manifest, diff_ids, &chain,
-        )
-        .await?;
+        unpack(ctd, &mut lease, reference, &manifest, diff_ids, &chain).await?;
         let bytes = match fetched {
             Some((docs, bytes)) => {
                 let (top, _, _) = docs
@@ -597,9 +590,9 @@ pub async fn ensure_with(
     {
         // a stored image that does not pass (one from before verification): forget its name,
         // so that the next attempt fetches it again
-        let _ = raw.image_delete(reference).await;
+        let _ = ctd.image_delete(reference).await;
     }
-    lease.release(&raw).await;
+    lease.release().await;
     result
 }
 
@@ -623,9 +616,9 @@ impl LazyLease<'_> {
     /// Deletes the lease and has containerd collect garbage before answering, so that the
     /// collection it causes is over before the caller goes on (a container snapshot prepared
     /// right after must not meet it).
-    async fn release(self, raw: &Raw) {
+    async fn release(self) {
         if let Some(id) = self.id {
-            if let Err(e) = raw.lease_delete_sync(&id).await {
+            if let Err(e) = self.ctd.lease_delete(&id, true).await {
                 tracing::warn!(lease = id, error = %e, "lease not deleted");
             }
         }
@@ -1658,189 +1651,36 @@ async fn stream_layers(
 
 // ---- verified unpacking ----
 
-/// containerd calls the nodelet's client (`ctd`) does not offer: snapshot labels and kinds,
-/// the applied descriptor, streamed content reads, image deletion.
-#[derive(Debug, Clone)]
-struct Raw {
-    channel: Channel,
-}
-
-fn raw_req<T>(msg: T, lease: Option<&str>) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("containerd-namespace", NAMESPACE.parse().expect("ascii"));
-    if let Some(lease) = lease {
-        if let Ok(v) = lease.parse() {
-            r.metadata_mut().insert("containerd-lease", v);
-        }
-    }
-    r
-}
-
-fn rpc(op: &'static str, s: Status) -> CtdError {
-    match s.code() {
-        Code::NotFound => CtdError::NotFound(format!("{op}: {}", s.message())),
-        Code::AlreadyExists => CtdError::AlreadyExists(format!("{op}: {}", s.message())),
-        _ => CtdError::Rpc {
-            op,
-            status: format!("{:?}: {}", s.code(), s.message()),
-        },
-    }
-}
-
-impl Raw {
-    async fn connect(ctd: &Containerd) -> Result<Self, CtdError> {
-        let channel = containerd_client::connect(ctd.socket())
-            .await
-            .map_err(|e| CtdError::Connect {
-                path: ctd.socket().to_owned(),
-                message: e.to_string(),
-            })?;
-        Ok(Self { channel })
-    }
-
-    async fn stat(&self, key: &str) -> Result<Option<snap::Info>, CtdError> {
-        let mut c = snap::snapshots_client::SnapshotsClient::new(self.channel.clone());
-        match c
-            .stat(raw_req(
-                snap::StatSnapshotRequest {
-                    snapshotter: SNAPSHOTTER.into(),
-                    key: key.to_owned(),
-                },
-                None,
-            ))
-            .await
-        {
-            Ok(r) => Ok(r.into_inner().info),
-            Err(s) if s.code() == Code::NotFound => Ok(None),
-            Err(s) => Err(rpc("snapshot stat", s)),
-        }
-    }
-
-    async fn commit(
-        &self,
-        lease: &str,
-        key: &str,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<(), CtdError> {
-        let mut c = snap::snapshots_client::SnapshotsClient::new(self.channel.clone());
-        c.commit(raw_req(
-            snap::CommitSnapshotRequest {
-                snapshotter: SNAPSHOTTER.into(),
-                name: name.to_owned(),
-                key: key.to_owned(),
-                labels,
+/// The digest of a layer's uncompressed content, read from the content store (and
+/// decompressed here as containerd's diff service does: by the first bytes).
+async fn uncompressed_digest(
+    ctd: &Containerd,
+    image: &str,
+    layer: &Desc,
+    packing: LayerPacking,
+) -> Result<String, ImageError> {
+    let mut stream = ctd.read_content_stream(&layer.digest).await?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
+    let hasher = tokio::task::spawn_blocking(move || {
+        hash_layer(
+            ChannelReader {
+                rx,
+                chunk: Vec::new(),
+                at: 0,
             },
-            Some(lease),
-        ))
-        .await
-        .map_err(|s| rpc("snapshot commit", s))?;
-        Ok(())
-    }
-
-    /// Applies a layer; the descriptor of what was applied (the uncompressed digest).
-    async fn apply(
-        &self,
-        lease: &str,
-        layer: Descriptor,
-        mounts: Vec<Mount>,
-    ) -> Result<Descriptor, CtdError> {
-        let mut c = api::diff_client::DiffClient::new(self.channel.clone());
-        let r = c
-            .apply(raw_req(
-                api::ApplyRequest {
-                    diff: Some(layer),
-                    mounts,
-                    payloads: HashMap::new(),
-                    sync_fs: false,
-                },
-                Some(lease),
-            ))
-            .await
-            .map_err(|s| rpc("diff apply", s))?;
-        r.into_inner().applied.ok_or_else(|| CtdError::Rpc {
-            op: "diff apply",
-            status: "no applied descriptor in the answer".into(),
-        })
-    }
-
-    async fn lease_delete_sync(&self, id: &str) -> Result<(), CtdError> {
-        let mut c = api::leases_client::LeasesClient::new(self.channel.clone());
-        c.delete(raw_req(
-            api::DeleteRequest {
-                id: id.to_owned(),
-                sync: true,
-            },
-            None,
-        ))
-        .await
-        .map_err(|s| rpc("lease delete", s))?;
-        Ok(())
-    }
-
-    async fn image_delete(&self, name: &str) -> Result<(), CtdError> {
-        let mut c = api::images_client::ImagesClient::new(self.channel.clone());
-        match c
-            .delete(raw_req(
-                api::DeleteImageRequest {
-                    name: name.to_owned(),
-                    sync: false,
-                    target: None,
-                },
-                None,
-            ))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(s) if s.code() == Code::NotFound => Ok(()),
-            Err(s) => Err(rpc("image delete", s)),
+            packing,
+        )
+    });
+    while let Some(chunk) = stream.next_chunk().await? {
+        if tx.send(chunk).await.is_err() {
+            break; // the hasher stopped: its error says why
         }
     }
-
-    /// The digest of a layer's uncompressed content, read from the content store (and
-    /// decompressed here as containerd's diff service does: by the first bytes).
-    async fn uncompressed_digest(
-        &self,
-        image: &str,
-        layer: &Desc,
-        packing: LayerPacking,
-    ) -> Result<String, ImageError> {
-        let mut c = api::content_client::ContentClient::new(self.channel.clone());
-        let mut stream = c
-            .read(raw_req(
-                api::ReadContentRequest {
-                    digest: layer.digest.clone(),
-                    offset: 0,
-                    size: 0,
-                },
-                None,
-            ))
-            .await
-            .map_err(|s| rpc("content read", s))?
-            .into_inner();
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
-        let hasher = tokio::task::spawn_blocking(move || {
-            hash_layer(
-                ChannelReader {
-                    rx,
-                    chunk: Vec::new(),
-                    at: 0,
-                },
-                packing,
-            )
-        });
-        while let Some(m) = stream.message().await.map_err(|s| rpc("content read", s))? {
-            if tx.send(m.data).await.is_err() {
-                break; // the hasher stopped: its error says why
-            }
-        }
-        drop(tx);
-        hasher
-            .await
-            .map_err(|e| invalid(image, e.to_string()))?
-            .map_err(|e| invalid(image, format!("layer {}: {e}", layer.digest)))
-    }
+    drop(tx);
+    hasher
+        .await
+        .map_err(|e| invalid(image, e.to_string()))?
+        .map_err(|e| invalid(image, format!("layer {}: {e}", layer.digest)))
 }
 
 /// A blocking reader of chunks sent from async code.
@@ -1921,7 +1761,6 @@ fn verified(info: &snap::Info, diff_id: &str, parent: &str) -> bool {
 /// diff ID; verified snapshots are reused, others removed and rebuilt.
 async fn unpack(
     ctd: &Containerd,
-    raw: &Raw,
     lease: &mut LazyLease<'_>,
     image: &str,
     manifest: &Manifest,
@@ -1931,13 +1770,13 @@ async fn unpack(
     let parent_of = |i: usize| if i == 0 { "" } else { chain[i - 1].as_str() };
     let n = chain.len();
     // the top verified means all below were (a parent cannot go while it has children)
-    if let Some(info) = raw.stat(&chain[n - 1]).await? {
+    if let Some(info) = ctd.snapshot_stat(&chain[n - 1]).await? {
         if verified(&info, &diff_ids[n - 1], parent_of(n - 1)) {
             return Ok(());
         }
     }
     for (i, layer) in manifest.layers.iter().enumerate() {
-        if let Some(info) = raw.stat(&chain[i]).await? {
+        if let Some(info) = ctd.snapshot_stat(&chain[i]).await? {
             if verified(&info, &diff_ids[i], parent_of(i)) {
                 continue;
             }
@@ -1947,7 +1786,7 @@ async fn unpack(
                 "snapshot not verified by this nodelet: removing it to unpack its layer again"
             );
             for j in (i..n).rev() {
-                if let Some(info) = raw.stat(&chain[j]).await? {
+                if let Some(info) = ctd.snapshot_stat(&chain[j]).await? {
                     if j > i && verified(&info, &diff_ids[j], parent_of(j)) {
                         continue;
                     }
@@ -1966,7 +1805,6 @@ async fn unpack(
         }
         apply_layer(
             ctd,
-            raw,
             &lease.id().await?,
             image,
             i,
@@ -1983,7 +1821,6 @@ async fn unpack(
 #[allow(clippy::too_many_arguments)]
 async fn apply_layer(
     ctd: &Containerd,
-    raw: &Raw,
     lease: &str,
     image: &str,
     index: usize,
@@ -2006,11 +1843,11 @@ async fn apply_layer(
     let checked = async {
         let (applied, ours) = tokio::try_join!(
             async {
-                raw.apply(lease, to_desc(layer), mounts)
+                ctd.diff_apply(lease, to_desc(layer), mounts)
                     .await
                     .map_err(ImageError::from)
             },
-            raw.uncompressed_digest(image, layer, packing),
+            uncompressed_digest(ctd, image, layer, packing),
         )?;
         if ours != diff_id {
             return Err(wrong(ours, "its content is"));
@@ -2027,12 +1864,12 @@ async fn apply_layer(
         return Err(e);
     }
     let labels = HashMap::from([(VERIFIED_LABEL.to_owned(), diff_id.to_owned())]);
-    match raw.commit(lease, &key, chain_id, labels).await {
+    match ctd.snapshot_commit(lease, &key, chain_id, labels).await {
         Ok(()) => Ok(()),
         Err(CtdError::AlreadyExists(_)) => {
             // unpacked meanwhile by another image sharing the layer
             let _ = ctd.snapshot_remove(&key).await;
-            match raw.stat(chain_id).await? {
+            match ctd.snapshot_stat(chain_id).await? {
                 Some(info) if verified(&info, diff_id, parent) => Ok(()),
                 _ => Err(invalid(
                     image,

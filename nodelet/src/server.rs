@@ -879,7 +879,7 @@ impl Worker {
                 Ok::<_, Error>(mounts)
             }
             .await;
-            let _ = ctd.lease_delete(&lease).await;
+            let _ = ctd.lease_delete(&lease, false).await;
             let mounts = made?;
             Ok::<_, Error>(mounts)
         };
