@@ -12,28 +12,7 @@ use catalyst_schemas::KindInfo;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-/// `namespace/name`, or `name` for cluster-scoped kinds.
-pub type Key = String;
-
-/// The key of an object.
-pub fn key_of(obj: &Value) -> Key {
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.to_owned(),
-    }
-}
-
-/// Splits a key into (namespace, name).
-pub fn split_key(key: &str) -> (Option<&str>, &str) {
-    match key.split_once('/') {
-        Some((ns, name)) => (Some(ns), name),
-        None => (None, key),
-    }
-}
+pub use catalyst_schemas::object::{key_of, split_key, Key};
 
 /// Drops what no controller decides on (field ownership), to keep the cache small.
 fn slim(mut obj: Value) -> Value {

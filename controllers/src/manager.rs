@@ -190,9 +190,7 @@ async fn expire_events(registry: Registry, leading: watch::Receiver<bool>) {
 }
 
 fn is_pending(gs: &Value) -> bool {
-    gs.pointer("/status/phase")
-        .and_then(Value::as_str)
-        .is_none_or(|p| p == "Pending")
+    catalyst_schemas::object::phase_of(gs) == catalyst_schemas::lifecycle::Phase::Pending
 }
 
 async fn worker<F, Fut>(

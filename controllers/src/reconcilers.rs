@@ -15,7 +15,12 @@ use catalyst_schemas::{lookup_kind, KindInfo};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::informer::{split_key, Cache};
+use catalyst_schemas::meta::Condition;
+use catalyst_schemas::object::{
+    key_of, phase_of, put_condition, resource_version as rv_of, split_key,
+};
+
+use crate::informer::Cache;
 use crate::scheduling::{
     self, Amounts, Bound, HostPort, NodeInfo, PortRequest, Request, Strategy, Usage,
 };
@@ -68,44 +73,6 @@ impl Context {
 
 fn kind(name: &str) -> &'static KindInfo {
     lookup_kind(name).expect("a built-in kind")
-}
-
-fn phase_of(obj: &Value) -> Phase {
-    obj.pointer("/status/phase")
-        .cloned()
-        .and_then(|p| serde_json::from_value(p).ok())
-        .unwrap_or_default()
-}
-
-fn rv_of(obj: &Value) -> Option<i64> {
-    obj.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .and_then(|r| r.parse().ok())
-}
-
-fn condition(type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>) -> Value {
-    json!({
-        "type": type_, "status": if ok { "True" } else { "False" }, "reason": reason, "message": message,
-        "lastTransitionTime": Utc::now(), "observedGeneration": generation,
-    })
-}
-
-/// Sets a condition in a status object, keeping the transition time when the status is the same.
-fn put_condition(status: &mut Value, new: Value) {
-    if !status.get("conditions").is_some_and(Value::is_array) {
-        status["conditions"] = json!([]);
-    }
-    let list = status["conditions"].as_array_mut().expect("made an array");
-    match list.iter_mut().find(|c| c["type"] == new["type"]) {
-        Some(old) => {
-            let mut new = new;
-            if old["status"] == new["status"] {
-                new["lastTransitionTime"] = old["lastTransitionTime"].clone();
-            }
-            *old = new;
-        }
-        None => list.push(new),
-    }
 }
 
 /// Writes an Event about an object (best effort: a failure is logged, not returned).
@@ -358,7 +325,7 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
             st["phase"] = "Suspended".into();
             put_condition(
                 &mut st,
-                condition(
+                Condition::new(
                     "Suspended",
                     true,
                     "Suspended",
@@ -377,7 +344,7 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
             st["phase"] = "Pending".into();
             put_condition(
                 &mut st,
-                condition(
+                Condition::new(
                     "Suspended",
                     false,
                     "Resumed",
@@ -413,7 +380,7 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
             st["observedGeneration"] = generation.into();
             put_condition(
                 &mut st,
-                condition(
+                Condition::new(
                     "Scheduled",
                     true,
                     "Scheduled",
@@ -448,7 +415,7 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
             st["phase"] = "Pending".into();
             put_condition(
                 &mut st,
-                condition("Scheduled", false, "Unschedulable", &why, generation),
+                Condition::new("Scheduled", false, "Unschedulable", &why, generation),
             );
             (
                 Some(st),
@@ -528,7 +495,7 @@ pub async fn reconcile_node(ctx: &Context, key: &str) -> Result<Action, Reconcil
                     next["status"]["state"] = "NotReady".into();
                     put_condition(
                         &mut next["status"],
-                        condition(
+                        Condition::new(
                             "Ready",
                             false,
                             "NodeHeartbeatLost",
@@ -560,7 +527,7 @@ pub async fn reconcile_node(ctx: &Context, key: &str) -> Result<Action, Reconcil
         if lifecycle::transition(phase, Lifecycle::NodeLost).is_err() {
             continue;
         }
-        let key = crate::informer::key_of(&gs);
+        let key = key_of(&gs);
         let (ns, gs_name) = split_key(&key);
         let scope = Scope {
             kind: kind("gameservers"),
@@ -573,7 +540,7 @@ pub async fn reconcile_node(ctx: &Context, key: &str) -> Result<Action, Reconcil
                 next["status"]["phase"] = "Unknown".into();
                 put_condition(
                     &mut next["status"],
-                    condition(
+                    Condition::new(
                         "NodeReady",
                         false,
                         "NodeLost",
@@ -622,26 +589,6 @@ mod tests {
             decide_node(&node("NotReady", 100), now),
             NodeDecision::StillLost
         );
-    }
-
-    #[test]
-    fn conditions_keep_their_transition_time_when_unchanged() {
-        let mut st = json!({});
-        put_condition(
-            &mut st,
-            json!({"type": "Ready", "status": "True", "lastTransitionTime": "t1"}),
-        );
-        put_condition(
-            &mut st,
-            json!({"type": "Ready", "status": "True", "lastTransitionTime": "t2"}),
-        );
-        assert_eq!(st["conditions"][0]["lastTransitionTime"], "t1");
-        put_condition(
-            &mut st,
-            json!({"type": "Ready", "status": "False", "lastTransitionTime": "t3"}),
-        );
-        assert_eq!(st["conditions"][0]["lastTransitionTime"], "t3");
-        assert_eq!(st["conditions"].as_array().unwrap().len(), 1);
     }
 
     #[test]

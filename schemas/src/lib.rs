@@ -8,6 +8,7 @@ pub mod gameserver;
 pub mod lifecycle;
 pub mod meta;
 pub mod node;
+pub mod object;
 pub mod parse;
 pub mod quantity;
 pub mod resource;

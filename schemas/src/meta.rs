@@ -153,6 +153,30 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
+impl Condition {
+    /// A condition observed now: `True` when `ok`, else `False`.
+    pub fn new(
+        type_: &str,
+        ok: bool,
+        reason: &str,
+        message: &str,
+        observed_generation: Option<i64>,
+    ) -> Self {
+        Condition {
+            type_: type_.to_owned(),
+            status: if ok {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            last_transition_time: Some(Utc::now()),
+            observed_generation,
+        }
+    }
+}
+
 /// Sets or replaces the condition of the same type; keeps `lastTransitionTime` when the status
 /// did not change.
 pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) {
