@@ -1,11 +1,18 @@
 //! Prometheus metrics of the API server: requests by verb, kind and code, request latency
-//! histograms, open watches and the store revision, rendered as text.
+//! histograms, open watches and the store revision, rendered as text; and the middleware that
+//! records every request by verb and kind.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use catalyst_schemas::KINDS;
 
 /// Histogram bucket bounds in seconds.
 const BUCKETS: [f64; 12] = [
@@ -110,5 +117,81 @@ impl Metrics {
             let _ = writeln!(out, "catalyst_store_revision {rev}");
         }
         out
+    }
+}
+
+/// Middleware: logs every request and counts it by verb, kind and status.
+pub async fn record(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let verb = verb_of(req.method(), req.uri().query());
+    let kind = kind_of_path(req.uri().path());
+    let started = Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let response = next.run(req).await;
+    tracing::debug!(%method, path, status = response.status().as_u16(), took_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+    metrics.observe(verb, kind, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The API verb of a request: `WATCH` for a GET with `watch=true`, else by method.
+pub fn verb_of(method: &Method, query: Option<&str>) -> &'static str {
+    let watching =
+        query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    match *method {
+        Method::GET if watching => "WATCH",
+        Method::GET => "GET",
+        Method::POST => "CREATE",
+        Method::PUT => "UPDATE",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+/// The kind a request path names (`GameServer`), or `""` outside the resource API.
+pub fn kind_of_path(path: &str) -> &'static str {
+    let rest = match path.strip_prefix("/apis/catalyst.dev/v1alpha1/") {
+        Some(r) => r,
+        None => return "",
+    };
+    let mut parts = rest.split('/');
+    let first = parts.next().unwrap_or("");
+    let plural = if first == "namespaces" {
+        parts.nth(1).unwrap_or("")
+    } else {
+        first
+    };
+    KINDS
+        .iter()
+        .find(|k| k.plural == plural)
+        .map_or("", |k| k.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_classified_by_verb_and_watch_parameter() {
+        assert_eq!(verb_of(&Method::GET, None), "GET");
+        assert_eq!(verb_of(&Method::GET, Some("limit=1&watch=true")), "WATCH");
+        assert_eq!(verb_of(&Method::GET, Some("watch=1")), "WATCH");
+        assert_eq!(verb_of(&Method::GET, Some("watch=false")), "GET");
+        assert_eq!(verb_of(&Method::POST, Some("watch=true")), "CREATE");
+        assert_eq!(verb_of(&Method::PUT, None), "UPDATE");
+        assert_eq!(verb_of(&Method::PATCH, None), "PATCH");
+        assert_eq!(verb_of(&Method::DELETE, None), "DELETE");
+        assert_eq!(verb_of(&Method::HEAD, None), "OTHER");
+    }
+
+    #[test]
+    fn request_paths_are_classified_by_kind() {
+        let api = "/apis/catalyst.dev/v1alpha1";
+        assert_eq!(
+            kind_of_path(&format!("{api}/namespaces/default/gameservers/a")),
+            "GameServer"
+        );
+        assert_eq!(kind_of_path(&format!("{api}/nodes/n1/status")), "Node");
+        assert_eq!(kind_of_path(&format!("{api}/widgets")), "");
+        assert_eq!(kind_of_path("/healthz"), "");
     }
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{Authenticator, Identity};
-use crate::http::{app, AppState};
+use crate::http::app;
 use crate::registry::Registry;
+use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
 
 /// Revisions of history kept for watchers that resume.

@@ -1,30 +1,24 @@
-//! Node tunnels: each nodelet keeps a WebSocket open to an API server
-//! (`GET /apis/catalyst.dev/v1alpha1/nodes/NAME/tunnel`); requests for a server's console and
-//! metrics travel down it (see the nodelet's `tunnel` module for the frames). Users reach them
-//! at `…/gameservers/NAME/logs`, `…/command` and `…/metrics`.
+//! Node tunnels: each nodelet keeps a WebSocket open to an API server; requests for a
+//! server's console and metrics travel down it as [`TunnelRequest`] frames and come back as
+//! [`TunnelAnswer`] frames (both in `catalyst_schemas::tunnel`). This module owns the open
+//! connections and the request/answer bookkeeping; the HTTP routes that use them are in
+//! `http::tunnel`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use catalyst_schemas::lookup_kind;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket};
+use catalyst_schemas::tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest};
 use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
-use crate::http::AppState;
-use crate::registry::{meta_str, Scope};
 
-type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Value>>>>;
+type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Answer>>>>;
 
 #[derive(Debug, Clone)]
 struct Conn {
@@ -43,14 +37,14 @@ pub struct Tunnels {
 /// Answers from a nodelet to one request; dropping it cancels the request.
 #[derive(Debug)]
 pub struct Answers {
-    rx: mpsc::Receiver<Value>,
+    rx: mpsc::Receiver<Answer>,
     id: u64,
     conn: Conn,
 }
 
 impl Answers {
-    /// The next answer frame, or None when the tunnel closed.
-    pub async fn next(&mut self) -> Option<Value> {
+    /// The next answer, or None when the tunnel closed (or the request ended).
+    pub async fn next(&mut self) -> Option<Answer> {
         self.rx.recv().await
     }
 }
@@ -58,10 +52,14 @@ impl Answers {
 impl Drop for Answers {
     fn drop(&mut self) {
         self.conn.pending.lock().expect("pending").remove(&self.id);
+        let cancel = TunnelRequest {
+            id: self.id,
+            op: TunnelOp::Cancel,
+        };
         let _ = self
             .conn
             .tx
-            .try_send(json!({"id": self.id, "op": "cancel"}).to_string());
+            .try_send(serde_json::to_string(&cancel).expect("requests encode"));
     }
 }
 
@@ -84,18 +82,23 @@ impl Tunnels {
     pub async fn prometheus(&self) -> String {
         let mut answers = Vec::new();
         for node in self.nodes() {
-            let Ok(mut a) = self.request(&node, json!({"op": "prometheus"})).await else {
+            let Ok(mut a) = self.request(&node, TunnelOp::Prometheus).await else {
                 continue;
             };
-            if let Ok(Some(v)) = tokio::time::timeout(Duration::from_secs(2), a.next()).await {
-                answers.push(v["result"].clone());
+            if let Ok(Some(Answer::End { result })) =
+                tokio::time::timeout(Duration::from_secs(2), a.next()).await
+            {
+                answers.push(result.unwrap_or(Value::Null));
             }
         }
         render_prometheus(&answers)
     }
 
     /// Sends a request to a node; its answers arrive on the returned receiver.
-    pub async fn request(&self, node: &str, mut req: Value) -> Result<Answers, ApiError> {
+    ///
+    /// # Errors
+    /// 503 when the node has no tunnel to this API server or it just closed.
+    pub async fn request(&self, node: &str, op: TunnelOp) -> Result<Answers, ApiError> {
         let conn = self
             .nodes
             .lock()
@@ -106,228 +109,71 @@ impl Tunnels {
                 ApiError::Unavailable(format!("node {node:?} has no tunnel to this API server"))
             })?;
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        req["id"] = json!(id);
+        let frame = serde_json::to_string(&TunnelRequest { id, op }).expect("requests encode");
         let (tx, rx) = mpsc::channel(256);
         conn.pending.lock().expect("pending").insert(id, tx);
         conn.tx
-            .send(req.to_string())
+            .send(frame)
             .await
             .map_err(|_| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
         Ok(Answers { rx, id, conn })
     }
-}
 
-/// `GET …/nodes/NAME/tunnel`: a nodelet's WebSocket.
-pub async fn tunnel(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    ws.on_upgrade(move |socket| serve(state, name, socket))
-}
-
-async fn serve(state: AppState, node: String, socket: WebSocket) {
-    let (tx, mut rx) = mpsc::channel::<String>(256);
-    let pending: Pending = Arc::default();
-    let generation = state.tunnels.next.fetch_add(1, Ordering::Relaxed);
-    state.tunnels.nodes.lock().expect("tunnels").insert(
-        node.clone(),
-        Conn {
-            tx,
-            pending: pending.clone(),
-            generation,
-        },
-    );
-    tracing::info!(node, "node tunnel open");
-    let (mut sink, mut stream) = socket.split();
-    let mut ping = tokio::time::interval(Duration::from_secs(20));
-    loop {
-        tokio::select! {
-            out = rx.recv() => {
-                let Some(text) = out else { break };
-                if sink.send(Message::Text(text.into())).await.is_err() {
-                    break;
-                }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    break;
-                }
-            }
-            msg = stream.next() => {
-                let text = match msg {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => continue,
-                };
-                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
-                let Some(id) = v.get("id").and_then(Value::as_u64) else { continue };
-                let end = v.get("end").and_then(Value::as_bool) == Some(true);
-                let target = {
-                    let mut p = pending.lock().expect("pending");
-                    if end { p.remove(&id) } else { p.get(&id).cloned() }
-                };
-                if let Some(t) = target {
-                    let _ = t.send(v).await;
-                }
-            }
-        }
-    }
-    let mut nodes = state.tunnels.nodes.lock().expect("tunnels");
-    if nodes.get(&node).is_some_and(|c| c.generation == generation) {
-        nodes.remove(&node);
-    }
-    pending.lock().expect("pending").clear();
-    tracing::info!(node, "node tunnel closed");
-}
-
-/// The node and uid of a GameServer.
-async fn locate(state: &AppState, ns: &str, name: &str) -> Result<(String, String), ApiError> {
-    let kind = lookup_kind("gameservers").expect("kind");
-    let obj = state
-        .registry
-        .get(
-            Scope {
-                kind,
-                namespace: Some(ns),
+    /// Serves one nodelet's WebSocket until it closes: sends requests, pings every 20 s, and
+    /// routes answers to their requests. A newer tunnel of the same node replaces this one.
+    pub async fn serve(&self, node: String, socket: WebSocket) {
+        let (tx, mut rx) = mpsc::channel::<String>(256);
+        let pending: Pending = Arc::default();
+        let generation = self.next.fetch_add(1, Ordering::Relaxed);
+        self.nodes.lock().expect("tunnels").insert(
+            node.clone(),
+            Conn {
+                tx,
+                pending: pending.clone(),
+                generation,
             },
-            name,
-        )
-        .await?;
-    let node = obj
-        .pointer("/status/nodeName")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::Unavailable(format!("gameserver {name:?} is not on a node yet")))?
-        .to_owned();
-    Ok((node, meta_str(&obj, "uid").unwrap_or_default().to_owned()))
-}
-
-/// Sends a request about a GameServer (`op` and its fields; the server's uid is added) to the
-/// server's node; returns the answers and the first one, or the node's error as an ApiError.
-async fn ask(
-    state: &AppState,
-    ns: &str,
-    name: &str,
-    mut req: Value,
-) -> Result<(Answers, Value), ApiError> {
-    let (node, uid) = locate(state, ns, name).await?;
-    req["uid"] = json!(uid);
-    let mut answers = state.tunnels.request(&node, req).await?;
-    let first = answers
-        .next()
-        .await
-        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
-    match answer_error(&first) {
-        Some(e) => Err(e),
-        None => Ok((answers, first)),
-    }
-}
-
-fn answer_error(v: &Value) -> Option<ApiError> {
-    let msg = v.get("error").and_then(Value::as_str)?.to_owned();
-    Some(match v.get("code").and_then(Value::as_u64) {
-        Some(404) => ApiError::NotFound {
-            kind: "console".into(),
-            name: msg,
-        },
-        Some(400) => ApiError::BadRequest(msg),
-        Some(409) => ApiError::Conflict {
-            message: msg,
-            causes: vec![],
-        },
-        _ => ApiError::Unavailable(msg),
-    })
-}
-
-/// Query of the logs endpoint.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogsQuery {
-    /// Keep streaming.
-    #[serde(default)]
-    pub follow: bool,
-    /// Lines of history.
-    #[serde(default)]
-    pub tail_lines: Option<usize>,
-}
-
-/// `GET …/namespaces/NS/gameservers/NAME/logs?follow=true&tailLines=N`: console lines as
-/// text/plain, one per line.
-pub async fn logs(
-    State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    Query(q): Query<LogsQuery>,
-) -> Result<Response, ApiError> {
-    let (answers, first) = ask(
-        &state,
-        &ns,
-        &name,
-        json!({"op": "logs", "tail": q.tail_lines, "follow": q.follow}),
-    )
-    .await?;
-    let body = futures::stream::unfold((Some(first), answers), |(first, mut answers)| async move {
-        let v = match first {
-            Some(v) => v,
-            None => answers.next().await?,
-        };
-        if v.get("end").and_then(Value::as_bool) == Some(true) {
-            return None;
+        );
+        tracing::info!(node, "node tunnel open");
+        let (mut sink, mut stream) = socket.split();
+        let mut ping = tokio::time::interval(Duration::from_secs(20));
+        loop {
+            tokio::select! {
+                out = rx.recv() => {
+                    let Some(text) = out else { break };
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break;
+                    }
+                }
+                msg = stream.next() => {
+                    let text = match msg {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(_)) => continue,
+                    };
+                    let Ok(frame) = serde_json::from_str::<TunnelAnswer>(&text) else { continue };
+                    let last = frame.answer.is_last();
+                    let target = {
+                        let mut p = pending.lock().expect("pending");
+                        if last { p.remove(&frame.id) } else { p.get(&frame.id).cloned() }
+                    };
+                    if let Some(t) = target {
+                        let _ = t.send(frame.answer).await;
+                    }
+                }
+            }
         }
-        let line = v
-            .get("line")
-            .and_then(Value::as_str)
-            .map(|l| format!("{l}\n"));
-        Some((
-            Ok::<_, std::io::Error>(Bytes::from(line.unwrap_or_default())),
-            (None, answers),
-        ))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from_stream(body),
-    )
-        .into_response())
-}
-
-/// Body of the command endpoint.
-#[derive(Debug, Deserialize)]
-pub struct CommandBody {
-    /// One line for the server's console.
-    pub command: String,
-}
-
-/// `POST …/namespaces/NS/gameservers/NAME/command` with `{"command": "say hi"}`.
-pub async fn command(
-    State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    Json(body): Json<CommandBody>,
-) -> Result<Response, ApiError> {
-    if body.command.contains(['\n', '\r', '\0']) {
-        return Err(ApiError::BadRequest(
-            "command: must be one line without NUL bytes".into(),
-        ));
+        let mut nodes = self.nodes.lock().expect("tunnels");
+        if nodes.get(&node).is_some_and(|c| c.generation == generation) {
+            nodes.remove(&node);
+        }
+        pending.lock().expect("pending").clear();
+        tracing::info!(node, "node tunnel closed");
     }
-    ask(
-        &state,
-        &ns,
-        &name,
-        json!({"op": "command", "text": body.command}),
-    )
-    .await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"kind": "Status", "status": "Success"})),
-    )
-        .into_response())
-}
-
-/// `GET …/namespaces/NS/gameservers/NAME/metrics`: the server's resource use now.
-pub async fn metrics(
-    State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let (_, v) = ask(&state, &ns, &name, json!({"op": "metrics"})).await?;
-    Ok(Json(v.get("result").cloned().unwrap_or(Value::Null)).into_response())
 }
 
 /// Renders nodes' `{"families": [{name, type, help}], "samples": [{metric, labels, value}]}`.
@@ -382,6 +228,7 @@ pub fn render_prometheus(answers: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn node_metrics_render_with_one_help_and_type_per_family() {

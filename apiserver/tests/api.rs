@@ -879,3 +879,80 @@ async fn the_same_watch_works_over_websocket() {
     let bad = format!("ws://{addr}{GS}?watch=true");
     assert!(tokio_tungstenite::connect_async(bad).await.is_err());
 }
+
+#[tokio::test]
+async fn console_requests_travel_down_the_node_tunnel_as_typed_frames() {
+    use catalyst_schemas::tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest};
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let api = api().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = api.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    api.post(GS, gs("a", json!({}))).await;
+    let (code, _) = api
+        .merge(
+            &format!("{GS}/a/status"),
+            json!({"status": {"nodeName": "n1"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _) = api.get(&format!("{GS}/a/logs")).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "no tunnel yet");
+
+    // a fake nodelet: answers logs, command and metrics requests
+    let url = format!("ws://{addr}{NODES}/n1/tunnel?access_token={TOKEN}");
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut sink, mut stream) = socket.split();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            let Message::Text(text) = msg else { continue };
+            let req: TunnelRequest = serde_json::from_str(&text).unwrap();
+            let answers = match req.op {
+                TunnelOp::Logs { uid, tail, .. } => vec![
+                    Answer::Started,
+                    Answer::Line(format!("{} {tail:?}", uid.is_empty())),
+                    Answer::End { result: None },
+                ],
+                TunnelOp::Command { text, .. } if text == "bad" => vec![Answer::Failed {
+                    code: 400,
+                    error: "bad command".into(),
+                }],
+                TunnelOp::Command { .. } => vec![Answer::End { result: None }],
+                TunnelOp::Metrics { .. } => vec![Answer::End {
+                    result: Some(json!({"cpu": 1})),
+                }],
+                TunnelOp::Prometheus | TunnelOp::Cancel => continue,
+            };
+            for a in answers {
+                let frame = serde_json::to_string(&TunnelAnswer::new(req.id, a)).unwrap();
+                sink.send(Message::Text(frame.into())).await.unwrap();
+            }
+        }
+    });
+    let mut logs = (StatusCode::SERVICE_UNAVAILABLE, Value::Null);
+    for _ in 0..100 {
+        logs = api.get(&format!("{GS}/a/logs?tailLines=5")).await;
+        if logs.0 != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(logs, (StatusCode::OK, json!("false Some(5)\n")));
+    let command = async |text: &str| {
+        api.post(&format!("{GS}/a/command"), json!({ "command": text }))
+            .await
+    };
+    assert_eq!(command("say hi").await.0, StatusCode::OK);
+    let (code, status) = command("bad").await;
+    assert_eq!(
+        (code, status["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad command"))
+    );
+    assert_eq!(
+        api.get(&format!("{GS}/a/metrics")).await,
+        (StatusCode::OK, json!({"cpu": 1}))
+    );
+}

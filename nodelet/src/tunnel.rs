@@ -1,20 +1,15 @@
 //! The tunnel: the nodelet dials a WebSocket to the API server
 //! (`/apis/catalyst.dev/v1alpha1/nodes/NAME/tunnel`) and answers requests that arrive on it —
 //! console logs (tail and follow), console commands, metrics — so nodes behind NAT need no
-//! inbound port. Frames are JSON text messages:
-//!
-//! - API server → nodelet: `{"id": 7, "op": "logs", "uid": "…", "tail": 100, "follow": true}`,
-//!   `{"id": 8, "op": "command", "uid": "…", "text": "say hi"}`,
-//!   `{"id": 9, "op": "metrics", "uid": "…"}`, `{"id": 7, "op": "cancel"}`.
-//! - nodelet → API server: `{"id": 7, "line": "…"}` (logs), `{"id": 9, "result": {…}}`,
-//!   `{"id": 7, "end": true}` or `{"id": 7, "end": true, "error": "…", "code": 404}`.
+//! inbound port. The frames ([`TunnelRequest`] in, [`TunnelAnswer`] out) are defined in
+//! `catalyst_schemas::tunnel`, shared with the API server.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use catalyst_schemas::tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest};
 use futures::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -22,27 +17,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::api::API;
 use crate::server::Runtime;
-
-/// A request from the API server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TunnelRequest {
-    /// Correlates answers.
-    pub id: u64,
-    /// `logs`, `command`, `metrics` or `cancel`.
-    pub op: String,
-    /// The GameServer's uid.
-    #[serde(default)]
-    pub uid: String,
-    /// Lines of history (logs).
-    #[serde(default)]
-    pub tail: Option<usize>,
-    /// Keep streaming (logs).
-    #[serde(default)]
-    pub follow: bool,
-    /// The command line (command).
-    #[serde(default)]
-    pub text: Option<String>,
-}
 
 /// Dials and serves the tunnel forever, redialling with backoff.
 pub async fn run(rt: Arc<Runtime>) {
@@ -78,14 +52,11 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!("tunnel to the API server open");
     let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Value>(1024);
+    let (tx, mut rx) = mpsc::channel::<TunnelAnswer>(1024);
     let writer = tokio::spawn(async move {
-        while let Some(v) = rx.recv().await {
-            if sink
-                .send(Message::Text(v.to_string().into()))
-                .await
-                .is_err()
-            {
+        while let Some(answer) = rx.recv().await {
+            let text = serde_json::to_string(&answer).expect("answers encode");
+            if sink.send(Message::Text(text.into())).await.is_err() {
                 return;
             }
         }
@@ -109,11 +80,25 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
             Message::Close(_) => break Ok(()),
             _ => continue,
         };
-        let Ok(req) = serde_json::from_str::<TunnelRequest>(&text) else {
-            continue;
+        let req = match serde_json::from_str::<TunnelRequest>(&text) {
+            Ok(req) => req,
+            Err(e) => {
+                // an op this nodelet does not know (a newer API server): refuse it by its id
+                if let Some(id) = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(Value::as_u64))
+                {
+                    let refused = Answer::Failed {
+                        code: 400,
+                        error: format!("unknown request: {e}"),
+                    };
+                    let _ = tx.send(TunnelAnswer::new(id, refused)).await;
+                }
+                continue;
+            }
         };
         running.retain(|_, h| !h.is_finished());
-        if req.op == "cancel" {
+        if req.op == TunnelOp::Cancel {
             if let Some(h) = running.remove(&req.id) {
                 h.abort();
             }
@@ -130,95 +115,95 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
     result
 }
 
-async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: mpsc::Sender<Value>) {
+async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: mpsc::Sender<TunnelAnswer>) {
     let id = req.id;
-    if req.op == "prometheus" {
-        let samples = rt.samples.lock().expect("samples").clone();
-        let families: Vec<Value> = crate::metrics::FAMILIES
-            .iter()
-            .map(|(name, typ, help)| json!({"name": name, "type": typ, "help": help}))
-            .collect();
-        let _ = tx
-            .send(json!({"id": id, "end": true, "result": {"families": families, "samples": samples}}))
+    let send = |answer: Answer| tx.send(TunnelAnswer::new(id, answer));
+    let fail = |code: u16, error: String| Answer::Failed { code, error };
+    let uid = match &req.op {
+        TunnelOp::Prometheus => {
+            let samples = rt.samples.lock().expect("samples").clone();
+            let families: Vec<Value> = crate::metrics::FAMILIES
+                .iter()
+                .map(|(name, typ, help)| json!({"name": name, "type": typ, "help": help}))
+                .collect();
+            let result = json!({"families": families, "samples": samples});
+            let _ = send(Answer::End {
+                result: Some(result),
+            })
             .await;
-        return;
-    }
-    let end = |error: Option<(u16, String)>| match error {
-        None => json!({"id": id, "end": true}),
-        Some((code, e)) => json!({"id": id, "end": true, "error": e, "code": code}),
+            return;
+        }
+        TunnelOp::Cancel => return,
+        TunnelOp::Logs { uid, .. } | TunnelOp::Command { uid, .. } | TunnelOp::Metrics { uid } => {
+            uid.clone()
+        }
     };
-    let known = rt.run_dir(&req.uid).exists() && !req.uid.contains(['/', '.']);
+    let known = rt.run_dir(&uid).exists() && !uid.contains(['/', '.']);
     if !known {
-        let _ = tx
-            .send(end(Some((
-                404,
-                "the server has no console on this node yet".into(),
-            ))))
-            .await;
+        let no_console = "the server has no console on this node yet".to_owned();
+        let _ = send(fail(404, no_console)).await;
         return;
     }
-    let console = match rt.console(&req.uid) {
+    let console = match rt.console(&uid) {
         Ok(c) => c,
         Err(e) => {
-            let _ = tx.send(end(Some((500, e.to_string())))).await;
+            let _ = send(fail(500, e.to_string())).await;
             return;
         }
     };
-    match req.op.as_str() {
-        "logs" => {
-            let (lines, mut sub) = console.follow(req.tail);
-            if tx.send(json!({"id": id, "ok": true})).await.is_err() {
+    match req.op {
+        TunnelOp::Logs { tail, follow, .. } => {
+            let (lines, mut sub) = console.follow(tail);
+            if send(Answer::Started).await.is_err() {
                 return;
             }
             for line in lines {
-                if tx.send(json!({"id": id, "line": line})).await.is_err() {
+                if send(Answer::Line(line)).await.is_err() {
                     return;
                 }
             }
-            if req.follow {
+            if follow {
                 loop {
                     match sub.recv().await {
                         Ok(line) => {
-                            if tx.send(json!({"id": id, "line": line})).await.is_err() {
+                            if send(Answer::Line(line)).await.is_err() {
                                 return;
                             }
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                             let line = format!("[catalyst] {n} lines skipped (slow reader)");
-                            let _ = tx.send(json!({"id": id, "line": line})).await;
+                            let _ = send(Answer::Line(line)).await;
                         }
                         Err(_) => break,
                     }
                 }
             }
-            let _ = tx.send(end(None)).await;
+            let _ = send(Answer::End { result: None }).await;
         }
-        "command" => {
-            let text = req.text.unwrap_or_default();
-            let r = console.command(&text).await;
-            let _ = tx
-                .send(end(r.err().map(|e| match e {
-                    crate::console::ConsoleError::BadCommand => (400, e.to_string()),
-                    other => (409, other.to_string()),
-                })))
-                .await;
+        TunnelOp::Command { text, .. } => {
+            let answer = match console.command(&text).await {
+                Ok(_) => Answer::End { result: None },
+                Err(e @ crate::console::ConsoleError::BadCommand) => fail(400, e.to_string()),
+                Err(other) => fail(409, other.to_string()),
+            };
+            let _ = send(answer).await;
         }
-        "metrics" => {
-            let cid = Runtime::container_id(&req.uid);
+        TunnelOp::Metrics { .. } => {
+            let cid = Runtime::container_id(&uid);
             let pid = match rt.ctd.task_state(&cid).await {
                 Ok(Some((crate::ctd::TaskState::Running, pid))) => Some(pid),
                 _ => None,
             };
-            let dir = rt.server_dir(&req.uid);
+            let dir = rt.server_dir(&uid);
             let m = tokio::task::spawn_blocking(move || crate::metrics::server(&cid, pid, &dir))
                 .await
                 .unwrap_or_default();
-            let _ = tx.send(json!({"id": id, "result": m, "end": true})).await;
+            let result = serde_json::to_value(m).unwrap_or(Value::Null);
+            let _ = send(Answer::End {
+                result: Some(result),
+            })
+            .await;
         }
-        other => {
-            let _ = tx
-                .send(end(Some((400, format!("unknown op {other:?}")))))
-                .await;
-        }
+        TunnelOp::Prometheus | TunnelOp::Cancel => {}
     }
 }

@@ -14,6 +14,7 @@ pub mod quantity;
 pub mod resource;
 pub mod schedule;
 pub mod template;
+pub mod tunnel;
 pub mod validation;
 
 pub use alert::AlertRule;
@@ -27,4 +28,5 @@ pub use quantity::Quantity;
 pub use resource::{KindInfo, Resource};
 pub use schedule::Schedule;
 pub use template::Template;
+pub use tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest};
 pub use validation::{Cause, ValidationError};

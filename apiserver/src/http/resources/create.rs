@@ -1,0 +1,49 @@
+//! POST on a collection: creates an object (field ownership recorded for its manager).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use super::request::{default_manager, parse_body, Params, Target};
+use crate::apply;
+use crate::error::ApiResult;
+use crate::registry::Scope;
+use crate::state::AppState;
+
+/// `POST` on a collection.
+pub(super) async fn collection_post(
+    State(s): State<AppState>,
+    Path(t): Path<Target>,
+    Query(p): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    create(s, t.scope()?, p, headers, body).await
+}
+
+async fn create(
+    s: AppState,
+    scope: Scope<'_>,
+    p: Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let obj = parse_body(&headers, &body)?;
+    let manager = p
+        .field_manager
+        .clone()
+        .unwrap_or_else(|| default_manager(&headers));
+    let written = s
+        .registry
+        .create(scope, apply::track_create(obj, &manager), p.dry_run()?)
+        .await?;
+    Ok(created(written.object))
+}
+
+/// A 201 with the object.
+pub(super) fn created(obj: Value) -> Response {
+    (StatusCode::CREATED, Json(obj)).into_response()
+}

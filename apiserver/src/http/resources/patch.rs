@@ -1,0 +1,111 @@
+//! PATCH on an object or its status: server-side apply (`application/apply-patch+yaml`) or an
+//! RFC 7386 merge patch.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use super::create::created;
+use super::request::{default_manager, parse_body, truthy, Params, Target};
+use crate::apply;
+use crate::error::{ApiError, ApiResult};
+use crate::registry::{parse_revision, Part, Scope};
+use crate::state::AppState;
+
+/// Response header of apply patches: `true` when the apply changed the object.
+pub const CHANGED_HEADER: &str = "catalyst-changed";
+
+/// `PATCH` on an object or its status.
+pub(super) async fn object_patch(
+    State(s): State<AppState>,
+    Path(t): Path<Target>,
+    Query(p): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    patch(s, t.scope()?, t.name(), t.part()?, p, headers, body).await
+}
+
+async fn patch(
+    s: AppState,
+    scope: Scope<'_>,
+    name: &str,
+    part: Part,
+    p: Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let dry_run = p.dry_run()?;
+    if ct.starts_with("application/apply-patch+yaml")
+        || ct.starts_with("application/apply-patch+json")
+    {
+        let manager = p
+            .field_manager
+            .clone()
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ApiError::BadRequest("fieldManager is required for apply patches".into())
+            })?;
+        let config = parse_body(&headers, &body)?;
+        let (written, created_now) = apply::server_side_apply(
+            &s.registry,
+            scope,
+            name,
+            config,
+            &manager,
+            truthy(&p.force),
+            part,
+            dry_run,
+        )
+        .await?;
+        let changed = if written.changed { "true" } else { "false" };
+        let mut response = if created_now {
+            created(written.object)
+        } else {
+            Json(written.object).into_response()
+        };
+        // whether this apply changed the object, so clients need not guess from resourceVersions
+        response.headers_mut().insert(
+            CHANGED_HEADER,
+            axum::http::HeaderValue::from_static(changed),
+        );
+        return Ok(response);
+    }
+    if !(ct.starts_with("application/merge-patch+json") || ct.starts_with("application/json")) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "unsupported patch type {ct:?}: use application/merge-patch+json or application/apply-patch+yaml"
+        )));
+    }
+    let patch = parse_body(&headers, &body)?;
+    if !patch.is_object() {
+        return Err(ApiError::BadRequest(
+            "a merge patch is a JSON object".into(),
+        ));
+    }
+    let manager = p
+        .field_manager
+        .clone()
+        .unwrap_or_else(|| default_manager(&headers));
+    let pinned = patch
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(parse_revision)
+        .transpose()?;
+    let written = s
+        .registry
+        .update_with(scope, name, pinned, part, dry_run, |current| {
+            let mut next = current.clone();
+            crate::registry::merge(&mut next, &patch);
+            Ok(apply::track_update(current, next, &manager, part))
+        })
+        .await?;
+    Ok(Json(written.object).into_response())
+}

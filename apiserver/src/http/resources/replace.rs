@@ -1,0 +1,55 @@
+//! PUT on an object or its status: replaces it, pinned to the body's resourceVersion if any.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::request::{default_manager, parse_body, Params, Target};
+use crate::apply;
+use crate::error::{ApiError, ApiResult};
+use crate::registry::{meta_str, parse_revision, Part, Scope};
+use crate::state::AppState;
+
+/// `PUT` on an object or its status.
+pub(super) async fn object_put(
+    State(s): State<AppState>,
+    Path(t): Path<Target>,
+    Query(p): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    replace(s, t.scope()?, t.name(), t.part()?, p, headers, body).await
+}
+
+async fn replace(
+    s: AppState,
+    scope: Scope<'_>,
+    name: &str,
+    part: Part,
+    p: Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let obj = parse_body(&headers, &body)?;
+    let manager = p
+        .field_manager
+        .clone()
+        .unwrap_or_else(|| default_manager(&headers));
+    let pinned = meta_str(&obj, "resourceVersion")
+        .map(parse_revision)
+        .transpose()?;
+    if meta_str(&obj, "name").is_some_and(|n| n != name) {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object does not match the request ({name})"
+        )));
+    }
+    let written = s
+        .registry
+        .update_with(scope, name, pinned, part, p.dry_run()?, |current| {
+            Ok(apply::track_update(current, obj.clone(), &manager, part))
+        })
+        .await?;
+    Ok(Json(written.object).into_response())
+}

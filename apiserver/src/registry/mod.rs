@@ -1,0 +1,17 @@
+//! Object operations over the store: admission, server-set metadata, generation, finalizers,
+//! status subresource, lifecycle checks, selectors and paging. HTTP-free; the HTTP handlers and
+//! the controllers call it.
+//!
+//! Laid out by concern: `types` (scopes, requests, results, the handle), `object` (metadata
+//! and merge-patch helpers), `admission` (what a write must satisfy), `read` (get, list,
+//! list every page), `write` (create, replace, patch, delete) and `gc` (dependents).
+
+mod admission;
+mod gc;
+mod object;
+mod read;
+mod types;
+mod write;
+
+pub use object::{from_kv, merge, meta_mut, meta_str, parse_revision};
+pub use types::{ListRequest, ListResult, Part, Registry, Scope, Written};

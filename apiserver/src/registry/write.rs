@@ -1,0 +1,273 @@
+//! Writes: create, replace, merge patch, the read-change-write loop they share, and delete
+//! (with finalizers). Compare-and-swap conflicts are retried unless the caller pinned a revision.
+
+use catalyst_schemas::KindInfo;
+use serde_json::Value;
+
+use super::admission::{admit, check_type, prepare_update};
+use super::object::{
+    from_kv, merge, meta_mut, meta_str, now, parse_revision, same_object, to_bytes,
+};
+use super::types::{Part, Registry, Scope, Written};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{KeyValue, Revision, StoreError};
+
+impl Registry {
+    /// Creates an object from what a user sent.
+    pub async fn create(
+        &self,
+        scope: Scope<'_>,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> ApiResult<Written> {
+        let kind = scope.kind;
+        check_type(kind, &obj)?;
+        let meta = meta_mut(&mut obj);
+        match (kind.namespaced, scope.namespace, meta.get("namespace").and_then(Value::as_str)) {
+            (true, Some(url_ns), Some(body_ns)) if url_ns != body_ns => {
+                return Err(ApiError::BadRequest(format!(
+                    "the namespace of the object ({body_ns}) does not match the namespace of the request ({url_ns})"
+                )))
+            }
+            (true, Some(url_ns), _) => {
+                meta.insert("namespace".into(), url_ns.into());
+            }
+            (true, None, _) => return Err(ApiError::BadRequest("a namespaced object is created in a namespace".into())),
+            (false, _, _) => {
+                meta.remove("namespace");
+            }
+        }
+        let name = match meta
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            Some(n) => n.to_owned(),
+            None => match meta.get("generateName").and_then(Value::as_str) {
+                Some(prefix) => {
+                    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..5];
+                    let n = format!("{prefix}{suffix}");
+                    meta.insert("name".into(), n.clone().into());
+                    n
+                }
+                None => String::new(), // admission reports it
+            },
+        };
+        meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
+        meta.insert("creationTimestamp".into(), now().into());
+        meta.insert("generation".into(), 1.into());
+        meta.remove("resourceVersion");
+        meta.remove("deletionTimestamp");
+        if let Some(o) = obj.as_object_mut() {
+            o.remove("status");
+        }
+        let mut obj = admit(kind, obj)?;
+        if dry_run {
+            return Ok(Written {
+                object: obj,
+                changed: true,
+            });
+        }
+        let rev = self
+            .store
+            .create(&scope.key(&name), &to_bytes(&obj)?)
+            .await
+            .map_err(|e| ApiError::from_store(e, kind.plural, &name))?;
+        meta_mut(&mut obj).insert("resourceVersion".into(), rev.to_string().into());
+        Ok(Written {
+            object: obj,
+            changed: true,
+        })
+    }
+
+    /// Replaces an object (or its status) with what a user sent. A `resourceVersion` in the
+    /// body must be current (409 otherwise); without one the write is unconditional.
+    pub async fn replace(
+        &self,
+        scope: Scope<'_>,
+        name: &str,
+        obj: Value,
+        part: Part,
+        dry_run: bool,
+    ) -> ApiResult<Written> {
+        check_type(scope.kind, &obj)?;
+        if meta_str(&obj, "name").is_some_and(|n| n != name) {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object does not match the request ({name})"
+            )));
+        }
+        let pinned = meta_str(&obj, "resourceVersion")
+            .map(parse_revision)
+            .transpose()?;
+        self.update_with(scope, name, pinned, part, dry_run, |_| Ok(obj.clone()))
+            .await
+    }
+
+    /// Applies an RFC 7386 JSON merge patch.
+    pub async fn merge_patch(
+        &self,
+        scope: Scope<'_>,
+        name: &str,
+        patch: Value,
+        part: Part,
+        dry_run: bool,
+    ) -> ApiResult<Written> {
+        if !patch.is_object() {
+            return Err(ApiError::BadRequest(
+                "a merge patch is a JSON object".into(),
+            ));
+        }
+        let pinned = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(parse_revision)
+            .transpose()?;
+        self.update_with(scope, name, pinned, part, dry_run, |current| {
+            let mut next = current.clone();
+            merge(&mut next, &patch);
+            Ok(next)
+        })
+        .await
+    }
+
+    /// Reads, changes with `change`, checks and writes back; retries on conflicts unless the
+    /// caller pinned a revision.
+    pub async fn update_with<F>(
+        &self,
+        scope: Scope<'_>,
+        name: &str,
+        pinned: Option<Revision>,
+        part: Part,
+        dry_run: bool,
+        change: F,
+    ) -> ApiResult<Written>
+    where
+        F: Fn(&Value) -> ApiResult<Value>,
+    {
+        let kind = scope.kind;
+        for _ in 0..16 {
+            let kv = self.get_kv(scope, name).await?;
+            check_pinned(&kv, pinned, kind, name)?;
+            let current = from_kv(&kv)?;
+            let submitted = change(&current)?;
+            let next = prepare_update(kind, &current, submitted, part)?;
+            if same_object(&current, &next) {
+                return Ok(Written {
+                    object: current,
+                    changed: false,
+                });
+            }
+            if dry_run {
+                return Ok(Written {
+                    object: next,
+                    changed: true,
+                });
+            }
+            let finalized = next.pointer("/metadata/deletionTimestamp").is_some()
+                && next
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_none_or(|f| f.is_empty());
+            let result = if finalized {
+                self.store.delete(&kv.key, Some(kv.mod_revision)).await
+            } else {
+                self.store
+                    .update(&kv.key, &to_bytes(&next)?, kv.mod_revision)
+                    .await
+            };
+            match result {
+                Ok(rev) => {
+                    let mut object = next;
+                    meta_mut(&mut object).insert("resourceVersion".into(), rev.to_string().into());
+                    return Ok(Written {
+                        object,
+                        changed: true,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(e, kind.plural, name)),
+            }
+        }
+        Err(keeps_changing(kind, name))
+    }
+
+    /// Deletes an object: with finalizers, sets `deletionTimestamp` and waits for them; else
+    /// removes it. Returns the object as it was last stored.
+    pub async fn delete(
+        &self,
+        scope: Scope<'_>,
+        name: &str,
+        pinned: Option<Revision>,
+        dry_run: bool,
+    ) -> ApiResult<Value> {
+        let kind = scope.kind;
+        for _ in 0..16 {
+            let kv = self.get_kv(scope, name).await?;
+            check_pinned(&kv, pinned, kind, name)?;
+            let mut obj = from_kv(&kv)?;
+            let has_finalizers = obj
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            if has_finalizers {
+                if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                    return Ok(obj);
+                }
+                meta_mut(&mut obj).insert("deletionTimestamp".into(), now().into());
+                if dry_run {
+                    return Ok(obj);
+                }
+                match self
+                    .store
+                    .update(&kv.key, &to_bytes(&obj)?, kv.mod_revision)
+                    .await
+                {
+                    Ok(rev) => {
+                        meta_mut(&mut obj).insert("resourceVersion".into(), rev.to_string().into());
+                        return Ok(obj);
+                    }
+                    Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
+                    Err(e) => return Err(ApiError::from_store(e, kind.plural, name)),
+                }
+            }
+            if dry_run {
+                return Ok(obj);
+            }
+            match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
+                Ok(_) => return Ok(obj),
+                Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(e, kind.plural, name)),
+            }
+        }
+        Err(keeps_changing(kind, name))
+    }
+}
+
+/// A 409 when the caller pinned a revision that is no longer current.
+fn check_pinned(
+    kv: &KeyValue,
+    pinned: Option<Revision>,
+    kind: &KindInfo,
+    name: &str,
+) -> ApiResult<()> {
+    match pinned {
+        Some(p) if p != kv.mod_revision => Err(ApiError::from_store(
+            StoreError::Conflict {
+                key: kv.key.clone(),
+                expected: p,
+                current: kv.mod_revision,
+            },
+            kind.plural,
+            name,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The 409 after too many lost compare-and-swap races.
+fn keeps_changing(kind: &KindInfo, name: &str) -> ApiError {
+    ApiError::Conflict {
+        message: format!("{} {name:?} keeps changing; try again", kind.plural),
+        causes: vec![],
+    }
+}
