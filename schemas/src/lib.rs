@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod backup;
 pub mod event;
+pub mod explain;
 pub mod gameserver;
 pub mod lifecycle;
 pub mod meta;

@@ -1,11 +1,26 @@
-//! `catalystctl`: the Catalyst command line.
+//! `catalystctl`: the Catalyst command line. The subcommands' arguments and logic live in
+//! [`catalyst_cli::ctl`]; this file parses, connects, dispatches and turns the outcome into an
+//! exit status.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use catalyst_cli::client::{Client, ClientError, Config};
-use catalyst_cli::ctl::{self, GetArgs, WaitFor};
-use catalyst_cli::output::Format;
+use catalyst_cli::ctl::apply::ApplyArgs;
+use catalyst_cli::ctl::completion::CompletionArgs;
+use catalyst_cli::ctl::console::CommandArgs;
+use catalyst_cli::ctl::delete::DeleteArgs;
+use catalyst_cli::ctl::describe::DescribeArgs;
+use catalyst_cli::ctl::diff::DiffArgs;
+use catalyst_cli::ctl::edit::EditArgs;
+use catalyst_cli::ctl::explain::ExplainArgs;
+use catalyst_cli::ctl::get::GetArgs;
+use catalyst_cli::ctl::lifecycle::{GameServerArgs, Lifecycle, NodeArgs};
+use catalyst_cli::ctl::logs::LogsArgs;
+use catalyst_cli::ctl::version::VersionArgs;
+use catalyst_cli::ctl::wait::WaitArgs;
+use catalyst_cli::ctl::{CtlError, Out};
 use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -24,262 +39,83 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create or update objects from files, directories or stdin (server-side apply).
-    Apply {
-        /// Files, directories, or - for stdin.
-        #[arg(short = 'f', long = "filename", required = true)]
-        files: Vec<String>,
-        /// Descend into directories.
-        #[arg(short = 'R', long)]
-        recursive: bool,
-        /// Delete objects with the -l labels that are not in the input.
-        #[arg(long, requires = "selector")]
-        prune: bool,
-        /// The label selector for --prune.
-        #[arg(short = 'l', long)]
-        selector: Option<String>,
-        /// `server`: validate and show what would happen, write nothing.
-        #[arg(long, value_parser = ["server"])]
-        dry_run: Option<String>,
-        /// Take over fields other managers own.
-        #[arg(long)]
-        force_conflicts: bool,
-    },
+    Apply(ApplyArgs),
     /// List objects or show one.
-    Get {
-        /// The kind: name, plural or short name (gs, node, …).
-        kind: String,
-        /// One object.
-        name: Option<String>,
-        /// Every namespace.
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-        /// Label selector.
-        #[arg(short = 'l', long)]
-        selector: Option<String>,
-        /// Output format.
-        #[arg(short = 'o', long, value_enum)]
-        output: Option<Format>,
-        /// Keep watching for changes.
-        #[arg(short = 'w', long)]
-        watch: bool,
-    },
+    Get(GetArgs),
     /// Show an object with its status, conditions and recent events.
-    Describe {
-        /// KIND or KIND/NAME.
-        kind: String,
-        /// NAME.
-        name: Option<String>,
-    },
+    Describe(DescribeArgs),
     /// Delete objects by file or by kind and name.
-    Delete {
-        /// Files or directories of the objects to delete.
-        #[arg(short = 'f', long = "filename")]
-        files: Vec<String>,
-        /// KIND NAME or KIND/NAME.
-        target: Vec<String>,
-        /// Wait until the objects are gone.
-        #[arg(long)]
-        wait: bool,
-    },
+    Delete(DeleteArgs),
     /// Show what apply would change (exit 0: nothing, 1: changes, >1: error).
-    Diff {
-        /// Files, directories, or - for stdin.
-        #[arg(short = 'f', long = "filename", required = true)]
-        files: Vec<String>,
-        /// Descend into directories.
-        #[arg(short = 'R', long)]
-        recursive: bool,
-    },
+    Diff(DiffArgs),
     /// Edit an object in $EDITOR.
-    Edit {
-        /// KIND or KIND/NAME.
-        kind: String,
-        /// NAME.
-        name: Option<String>,
-    },
+    Edit(EditArgs),
     /// Wait until an object reaches a phase, a condition, or is deleted.
-    Wait {
-        /// KIND/NAME.
-        target: String,
-        /// phase=PHASE, condition=TYPE or delete.
-        #[arg(long = "for")]
-        for_: WaitFor,
-        /// Give up after this long (30s, 5m).
-        #[arg(long, default_value = "30s", value_parser = ctl::parse_timeout)]
-        timeout: std::time::Duration,
-    },
+    Wait(WaitArgs),
     /// Start a GameServer (spec.state: Running).
-    Start {
-        /// The GameServer.
-        name: String,
-    },
+    Start(GameServerArgs),
     /// Stop a GameServer (spec.state: Stopped).
-    Stop {
-        /// The GameServer.
-        name: String,
-    },
+    Stop(GameServerArgs),
     /// Print a GameServer's console lines.
-    Logs {
-        /// The GameServer.
-        name: String,
-        /// Keep printing new lines.
-        #[arg(short, long)]
-        follow: bool,
-        /// Lines of history to print (default: all kept, up to 1000).
-        #[arg(long)]
-        tail: Option<usize>,
-    },
+    Logs(LogsArgs),
     /// Send one line to a GameServer's console: `catalystctl command NAME -- say hello`.
     #[command(name = "command")]
-    Say {
-        /// The GameServer.
-        name: String,
-        /// The words of the line.
-        #[arg(last = true, required = true)]
-        text: Vec<String>,
-    },
+    Say(CommandArgs),
     /// Restart a GameServer (sets the catalyst.dev/restartedAt annotation).
-    Restart {
-        /// The GameServer.
-        name: String,
-    },
+    Restart(GameServerArgs),
     /// Mark a node unschedulable.
-    Cordon {
-        /// The node.
-        name: String,
-    },
+    Cordon(NodeArgs),
     /// Mark a node schedulable again.
-    Uncordon {
-        /// The node.
-        name: String,
-    },
+    Uncordon(NodeArgs),
     /// Describe a kind or one of its fields.
-    Explain {
-        /// KIND or KIND.field.subfield.
-        path: String,
-    },
+    Explain(ExplainArgs),
     /// Print the client and server versions.
-    Version {
-        /// Only the client version.
-        #[arg(long)]
-        client: bool,
-    },
+    Version(VersionArgs),
     /// Print a shell completion script.
-    Completion {
-        /// bash, zsh or fish.
-        shell: clap_complete::Shell,
-    },
+    Completion(CompletionArgs),
 }
 
-async fn run(cli: Cli) -> anyhow::Result<i32> {
+/// Runs the command; the exit status, or why it failed.
+async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
     let connect =
         || -> Result<Client, ClientError> { Ok(Client::new(Config::load(cli.config.as_deref())?)) };
-    let ns_of = |c: &Client| {
-        cli.namespace
-            .clone()
-            .unwrap_or_else(|| c.config.namespace.clone())
-    };
-    match cli.command {
-        Command::Explain { ref path } => ctl::explain(path),
-        Command::Completion { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "catalystctl",
-                &mut std::io::stdout(),
-            );
-            Ok(0)
+    let client = match &cli.command {
+        Command::Explain(args) => return args.run(out),
+        Command::Completion(args) => return args.run(&mut Cli::command(), "catalystctl", out),
+        Command::Version(args) => {
+            let client = if args.client { None } else { Some(connect()?) };
+            return args.run(client.as_ref(), out).await;
         }
-        Command::Version { client: true } => ctl::version(None).await,
-        Command::Version { client: false } => ctl::version(Some(&connect()?)).await,
-        ref command => {
-            let client = connect()?;
-            let ns = ns_of(&client);
-            match command {
-                Command::Apply {
-                    files,
-                    recursive,
-                    prune,
-                    selector,
-                    dry_run,
-                    force_conflicts,
-                } => {
-                    let prune = prune.then(|| selector.as_deref().unwrap_or(""));
-                    ctl::apply(
-                        &client,
-                        &ns,
-                        files,
-                        *recursive,
-                        prune,
-                        dry_run.is_some(),
-                        *force_conflicts,
-                    )
-                    .await
-                }
-                Command::Get {
-                    kind,
-                    name,
-                    all_namespaces,
-                    selector,
-                    output,
-                    watch,
-                } => {
-                    let args = GetArgs {
-                        kind: kind.clone(),
-                        name: name.clone(),
-                        all_namespaces: *all_namespaces,
-                        selector: selector.clone(),
-                        output: *output,
-                        watch: *watch,
-                    };
-                    ctl::get(&client, &ns, &args).await
-                }
-                Command::Describe { kind, name } => {
-                    ctl::describe(&client, &ns, kind, name.as_deref()).await
-                }
-                Command::Delete {
-                    files,
-                    target,
-                    wait,
-                } => {
-                    if files.is_empty() == target.is_empty() {
-                        anyhow::bail!("give -f FILE or KIND NAME");
-                    }
-                    ctl::delete(&client, &ns, files, target, *wait).await
-                }
-                Command::Diff { files, recursive } => {
-                    ctl::diff(&client, &ns, files, *recursive).await
-                }
-                Command::Edit { kind, name } => {
-                    ctl::edit(&client, &ns, kind, name.as_deref()).await
-                }
-                Command::Wait {
-                    target,
-                    for_,
-                    timeout,
-                } => ctl::wait(&client, &ns, target, for_, *timeout).await,
-                Command::Start { name } => ctl::lifecycle(&client, &ns, "start", name).await,
-                Command::Stop { name } => ctl::lifecycle(&client, &ns, "stop", name).await,
-                Command::Restart { name } => ctl::lifecycle(&client, &ns, "restart", name).await,
-                Command::Logs { name, follow, tail } => {
-                    ctl::logs(&client, &ns, name, *follow, *tail).await
-                }
-                Command::Say { name, text } => {
-                    ctl::command(&client, &ns, name, &text.join(" ")).await
-                }
-                Command::Cordon { name } => ctl::cordon(&client, name, true).await,
-                Command::Uncordon { name } => ctl::cordon(&client, name, false).await,
-                Command::Explain { .. } | Command::Completion { .. } | Command::Version { .. } => {
-                    unreachable!()
-                }
-            }
+        _ => connect()?,
+    };
+    let ns = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.config.namespace.clone());
+    let (c, ns) = (&client, ns.as_str());
+    match &cli.command {
+        Command::Apply(args) => args.run(c, ns, out).await,
+        Command::Get(args) => args.run(c, ns, out).await,
+        Command::Describe(args) => args.run(c, ns, out).await,
+        Command::Delete(args) => args.run(c, ns, out).await,
+        Command::Diff(args) => args.run(c, ns, out).await,
+        Command::Edit(args) => args.run(c, ns, out).await,
+        Command::Wait(args) => args.run(c, ns, out).await,
+        Command::Start(args) => args.run(Lifecycle::Start, c, ns, out).await,
+        Command::Stop(args) => args.run(Lifecycle::Stop, c, ns, out).await,
+        Command::Restart(args) => args.run(Lifecycle::Restart, c, ns, out).await,
+        Command::Logs(args) => args.run(c, ns, out).await,
+        Command::Say(args) => args.run(c, ns, out).await,
+        Command::Cordon(args) => args.run(true, c, out).await,
+        Command::Uncordon(args) => args.run(false, c, out).await,
+        Command::Explain(_) | Command::Completion(_) | Command::Version(_) => {
+            unreachable!("answered above")
         }
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let is_diff = std::env::args().nth(1).as_deref() == Some("diff");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -287,12 +123,24 @@ async fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match run(cli).await {
-        Ok(code) => ExitCode::from(code as u8),
+    // diff reserves 1 for "differs"
+    let failed = if matches!(cli.command, Command::Diff(_)) {
+        2
+    } else {
+        1
+    };
+    let mut out = Out::stdio();
+    let outcome = run(cli, &mut out).await.and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match outcome {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        // the reader of stdout went away (`catalystctl get gs | head -1`): nothing left to do
+        Err(e) if e.is_stdout_closed() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            // diff reserves 1 for "differs"
-            ExitCode::from(if is_diff { 2 } else { 1 })
+            let _ = writeln!(std::io::stderr(), "error: {:#}", anyhow::Error::from(e));
+            ExitCode::from(failed)
         }
     }
 }

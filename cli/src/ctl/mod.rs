@@ -1,0 +1,26 @@
+//! `catalystctl` commands: one module per command, each with its clap arguments (which the
+//! binary's subcommands embed) and a `run` over the shared [`Client`](crate::client::Client)
+//! that writes through [`Out`]. Shared pieces sit beside them: [`target`] (naming kinds and
+//! objects), [`manifest`] (reading files), [`request`] (queries, watches, patches).
+
+pub mod apply;
+pub mod completion;
+pub mod console;
+pub mod delete;
+pub mod describe;
+pub mod diff;
+pub mod edit;
+mod error;
+pub mod explain;
+pub mod get;
+pub mod lifecycle;
+pub mod logs;
+pub mod manifest;
+mod out;
+pub mod request;
+pub mod target;
+pub mod version;
+pub mod wait;
+
+pub use error::{CtlError, Outcome};
+pub use out::Out;
