@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use catalyst_schemas::watch::{Bookmark, WatchEvent};
 use catalyst_schemas::{KindInfo, API_VERSION, KINDS};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -27,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::registry::{meta_str, parse_revision, ListRequest, Part, Registry, Scope};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Revision, StoreError};
-use crate::watch::{event_line, event_type, CachedEvent, Subscription, WatchCache};
+use crate::watch::{event_line, CacheMessage, CachedEvent, Subscription, WatchCache};
 
 /// Response header of apply patches: `true` when the apply changed the object.
 pub const CHANGED_HEADER: &str = "catalyst-changed";
@@ -727,7 +728,7 @@ impl Filter {
 }
 
 fn error_line(e: &ApiError) -> Bytes {
-    event_line("ERROR", &e.status())
+    event_line(&WatchEvent::<Value>::Error(e.status_object()))
 }
 
 async fn watch(
@@ -779,7 +780,7 @@ async fn watch(
     let prefix = scope.prefix();
     tokio::spawn(async move {
         for obj in initial {
-            if tx.send(event_line("ADDED", &obj)).await.is_err() {
+            if tx.send(event_line(&WatchEvent::Added(&obj))).await.is_err() {
                 metrics.watch_ended();
                 return;
             }
@@ -869,15 +870,15 @@ impl WatchFeed {
                         _ = &mut ended => return,
                         _ = tick.tick(), if self.bookmarks => {
                             let rev = self.cache.newest().max(last);
-                            let mark = json!({"apiVersion": API_VERSION, "metadata": {"resourceVersion": rev.to_string()}});
-                            if !send(event_line("BOOKMARK", &mark)).await { return }
+                            let mark = WatchEvent::<Value>::Bookmark(Bookmark::at(rev));
+                            if !send(event_line(&mark)).await { return }
                         }
                         ev = live.recv() => match ev {
-                            Ok(ev) if ev.type_ == "RESET" => {
+                            Ok(CacheMessage::Reset) => {
                                 let _ = send(error_line(&ApiError::Gone("the watch cache lost history; re-list and watch again".into()))).await;
                                 return;
                             }
-                            Ok(ev) => if !self.forward(&ev, &mut last, tx).await { return },
+                            Ok(CacheMessage::Event(ev)) => if !self.forward(&ev, &mut last, tx).await { return },
                             Err(broadcast::error::RecvError::Lagged(n)) => {
                                 let _ = send(error_line(&ApiError::Gone(format!(
                                     "watcher too slow: {n} events behind; re-list and watch again"
@@ -904,7 +905,7 @@ impl WatchFeed {
                         item = stream.next() => match item {
                             Some(Ok(ev)) => {
                                 let Ok(object) = crate::registry::from_kv(&ev.kv) else { continue };
-                                let cached = CachedEvent::new(event_type(ev.kind), ev.kv.mod_revision, object);
+                                let cached = CachedEvent::from_store(ev.kind, ev.kv.mod_revision, object);
                                 if !self.forward(&cached, &mut last, tx).await { return }
                             }
                             Some(Err(e)) => {
@@ -929,7 +930,7 @@ impl WatchFeed {
             return true;
         }
         *last = ev.revision;
-        if !self.filter.matches(&ev.object) {
+        if !self.filter.matches(ev.object()) {
             return true;
         }
         tx.send(ev.line.clone()).await.is_ok()

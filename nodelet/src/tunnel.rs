@@ -20,8 +20,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::api::API;
 use crate::server::Runtime;
+use catalyst_client::API;
 
 /// A request from the API server.
 #[derive(Debug, Clone, Serialize, Deserialize)]

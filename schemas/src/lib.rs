@@ -15,6 +15,7 @@ pub mod resource;
 pub mod schedule;
 pub mod template;
 pub mod validation;
+pub mod watch;
 
 pub use alert::AlertRule;
 pub use backup::{Backup, Restore};
@@ -28,3 +29,4 @@ pub use resource::{KindInfo, Resource};
 pub use schedule::Schedule;
 pub use template::Template;
 pub use validation::{Cause, ValidationError};
+pub use watch::{Status, WatchEvent};

@@ -172,12 +172,13 @@ enum Command {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let connect =
-        || -> Result<Client, ClientError> { Ok(Client::new(Config::load(cli.config.as_deref())?)) };
+    let connect = || -> Result<Client, ClientError> {
+        Ok(Client::from_config(&Config::load(cli.config.as_deref())?))
+    };
     let ns_of = |c: &Client| {
         cli.namespace
             .clone()
-            .unwrap_or_else(|| c.config.namespace.clone())
+            .unwrap_or_else(|| c.namespace().to_owned())
     };
     match cli.command {
         Command::Explain { ref path } => ctl::explain(path),
