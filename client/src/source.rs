@@ -1,6 +1,6 @@
 //! The informer's HTTP source: list and watch one collection of the API server.
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::client::{Client, ListParams};
@@ -42,7 +42,7 @@ impl ListWatch for HttpSource {
             .watch(&self.collection, &self.params, from)
             .await
         {
-            Ok(stream) => Ok(stream.into_stream().boxed()),
+            Ok(stream) => Ok(stream.boxed()),
             // refused before the stream started: the same as an ERROR 410 event
             Err(e) if e.is_gone() => {
                 let why = e
