@@ -2,8 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use catalyst_schemas::watch::{Status, StatusDetails};
 use catalyst_schemas::{Cause, ValidationError};
-use serde_json::json;
 
 use crate::store::StoreError;
 
@@ -107,38 +107,36 @@ impl ApiError {
         }
     }
 
-    /// The Status object.
-    pub fn status(&self) -> serde_json::Value {
-        let mut details = serde_json::Map::new();
+    /// The Status object, typed.
+    pub fn status_object(&self) -> Status {
         let causes: &[Cause] = match self {
             ApiError::Invalid { source, .. } => &source.causes,
             ApiError::Conflict { causes, .. } => causes,
             _ => &[],
         };
+        let mut details = StatusDetails {
+            causes: causes.to_vec(),
+            ..Default::default()
+        };
         match self {
             ApiError::NotFound { kind, name }
             | ApiError::AlreadyExists { kind, name }
             | ApiError::Invalid { kind, name, .. } => {
-                details.insert("kind".into(), kind.clone().into());
-                details.insert("name".into(), name.clone().into());
+                details.kind = Some(kind.clone());
+                details.name = Some(name.clone());
             }
             _ => {}
         }
-        if !causes.is_empty() {
-            details.insert("causes".into(), json!(causes));
-        }
-        let mut status = json!({
-            "apiVersion": "v1",
-            "kind": "Status",
-            "status": "Failure",
-            "message": self.to_string(),
-            "reason": self.reason(),
-            "code": self.code().as_u16(),
-        });
-        if !details.is_empty() {
-            status["details"] = details.into();
+        let mut status = Status::failure(self.code().as_u16(), self.reason(), self.to_string());
+        if details != StatusDetails::default() {
+            status.details = Some(details);
         }
         status
+    }
+
+    /// The Status object.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.status_object()).expect("a Status encodes")
     }
 
     /// Maps a store error about `kind`/`name`.

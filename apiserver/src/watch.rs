@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use catalyst_schemas::watch::WatchEvent;
 use catalyst_schemas::KindInfo;
 use futures::StreamExt;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -22,33 +24,53 @@ pub const WINDOW: usize = 4096;
 /// One change, ready to send.
 #[derive(Debug, Clone)]
 pub struct CachedEvent {
-    /// `ADDED`, `MODIFIED` or `DELETED`.
-    pub type_: &'static str,
     /// The revision of the change.
     pub revision: Revision,
-    /// The object (for DELETED: as last stored, with the deletion's resourceVersion).
-    pub object: Value,
+    /// `ADDED`, `MODIFIED` or `DELETED` with the object (for DELETED: as last stored, with the
+    /// deletion's resourceVersion).
+    pub event: WatchEvent<Value>,
     /// The event as one NDJSON line, serialised once for every watcher.
     pub line: Bytes,
 }
 
 impl CachedEvent {
     /// An event with its line.
-    pub fn new(type_: &'static str, revision: Revision, object: Value) -> Self {
-        let line = event_line(type_, &object);
+    pub fn new(event: WatchEvent<Value>, revision: Revision) -> Self {
+        let line = event_line(&event);
         Self {
-            type_,
             revision,
-            object,
+            event,
             line,
         }
     }
+
+    /// The event of a store change.
+    pub fn from_store(kind: EventKind, revision: Revision, object: Value) -> Self {
+        Self::new(watch_event(kind, object), revision)
+    }
+
+    /// The changed object (`null` for an event without one).
+    pub fn object(&self) -> &Value {
+        static NONE: Value = Value::Null;
+        self.event.object().unwrap_or(&NONE)
+    }
 }
 
-/// `{"type":…,"object":…}` and a newline.
-pub fn event_line(type_: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&serde_json::json!({"type": type_, "object": object}))
-        .expect("JSON encodes");
+/// What the cache broadcasts to its watchers.
+#[derive(Debug, Clone)]
+pub enum CacheMessage {
+    /// One change.
+    Event(Arc<CachedEvent>),
+    /// The cache lost history (its backend watch was compacted): every watcher's view has a
+    /// gap and must re-list.
+    Reset,
+}
+
+/// The event as one NDJSON line: `{"object":…,"type":…}` and a newline (keys sorted, as a
+/// `serde_json::Value` writes them).
+pub fn event_line<K: Serialize>(event: &WatchEvent<K>) -> Bytes {
+    let value = serde_json::to_value(event).expect("JSON encodes");
+    let mut line = serde_json::to_vec(&value).expect("JSON encodes");
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -70,18 +92,18 @@ pub enum Subscription {
         /// Buffered events after the asked revision.
         backlog: Vec<Arc<CachedEvent>>,
         /// Live events; `Lagged` means the watcher was too slow.
-        live: broadcast::Receiver<Arc<CachedEvent>>,
+        live: broadcast::Receiver<CacheMessage>,
     },
     /// The asked revision is older than the window: watch the store directly.
     TooOld,
 }
 
-/// The watch event type of a store event.
-pub fn event_type(kind: EventKind) -> &'static str {
+/// The watch event of a store event.
+pub fn watch_event(kind: EventKind, object: Value) -> WatchEvent<Value> {
     match kind {
-        EventKind::Created => "ADDED",
-        EventKind::Updated => "MODIFIED",
-        EventKind::Deleted => "DELETED",
+        EventKind::Created => WatchEvent::Added(object),
+        EventKind::Updated => WatchEvent::Modified(object),
+        EventKind::Deleted => WatchEvent::Deleted(object),
     }
 }
 
@@ -91,7 +113,7 @@ pub struct WatchCache {
     kind: &'static KindInfo,
     capacity: usize,
     window: Mutex<Window>,
-    feed: broadcast::Sender<Arc<CachedEvent>>,
+    feed: broadcast::Sender<CacheMessage>,
 }
 
 impl WatchCache {
@@ -155,7 +177,7 @@ impl WatchCache {
             }
         }
         window.events.push_back(event.clone());
-        let _ = self.feed.send(event);
+        let _ = self.feed.send(CacheMessage::Event(event));
     }
 
     async fn run(self: Arc<Self>, store: Arc<dyn Store>, mut from: Revision) {
@@ -173,9 +195,7 @@ impl WatchCache {
                     Ok(ev) => {
                         from = ev.kv.mod_revision;
                         match from_kv(&ev.kv) {
-                            Ok(object) => {
-                                self.push(CachedEvent::new(event_type(ev.kind), from, object))
-                            }
+                            Ok(object) => self.push(CachedEvent::from_store(ev.kind, from, object)),
                             Err(e) => {
                                 tracing::error!(key = ev.kv.key, error = %e, "unreadable object in the store")
                             }
@@ -202,17 +222,48 @@ impl WatchCache {
                 window.complete_after = now;
                 window.newest = now;
                 *from = now;
-                // a fresh channel: existing receivers see it closed and end with 410
                 drop(window);
-                self.reset_watchers();
+                // existing watchers' views have a gap: they end with 410 and re-list
+                let _ = self.feed.send(CacheMessage::Reset);
             }
         }
     }
+}
 
-    fn reset_watchers(&self) {
-        // Sending a marker event with revision -1 tells watchers their view is broken.
-        let _ = self
-            .feed
-            .send(Arc::new(CachedEvent::new("RESET", -1, Value::Null)));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use catalyst_schemas::watch::{Bookmark, Status};
+    use serde_json::json;
+
+    /// The line as the API server wrote it before events were typed.
+    fn untyped_line(type_: &str, object: &Value) -> Bytes {
+        let mut line = serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+
+    #[test]
+    fn typed_event_lines_are_byte_for_byte_the_untyped_ones() {
+        let obj = json!({"metadata": {"name": "a", "resourceVersion": "5"}, "spec": {"x": [1, 2]}});
+        let ev = CachedEvent::from_store(EventKind::Updated, 5, obj.clone());
+        assert_eq!(ev.line, untyped_line("MODIFIED", &obj));
+        assert_eq!(ev.object(), &obj);
+        assert_eq!(
+            event_line(&WatchEvent::Deleted(&obj)),
+            untyped_line("DELETED", &obj)
+        );
+        let mark = json!({"apiVersion": catalyst_schemas::API_VERSION, "metadata": {"resourceVersion": "9"}});
+        assert_eq!(
+            event_line(&WatchEvent::<Value>::Bookmark(Bookmark::at(9))),
+            untyped_line("BOOKMARK", &mark)
+        );
+        let gone = crate::error::ApiError::Gone("too old".into());
+        assert_eq!(
+            event_line(&WatchEvent::<Value>::Error(gone.status_object())),
+            untyped_line("ERROR", &gone.status())
+        );
+        let status: Status = serde_json::from_value(gone.status()).unwrap();
+        assert_eq!(status, gone.status_object());
     }
 }

@@ -88,7 +88,7 @@ fn a_lost_node_comes_back_and_its_server_is_untouched() {
         lost_after.as_secs_f64()
     );
     assert!(lost_after <= Duration::from_secs(45), "{lost_after:?}");
-    let served = http_get(port, "/index.html");
+    let served = probe_http(port, "/index.html");
     if !served.as_ref().is_ok_and(|b| b.contains("hello")) {
         let sh = |c: &str| {
             let o = Command::new("sh").args(["-c", c]).output().expect("sh");
@@ -268,7 +268,7 @@ fn two_nodes_in_their_own_network_namespaces_share_the_work() {
         eventually(
             &format!("{target} answers"),
             Duration::from_secs(10),
-            || http_get_at(&target, "/index.html").is_ok_and(|b| b.contains("hello")),
+            || probe_http_at(&target, "/index.html").is_ok_and(|b| b.contains("hello")),
         );
     }
     drop(nodelets);
@@ -337,7 +337,7 @@ fn the_all_in_one_server_runs_the_demo_from_apply_to_delete() {
     let obj = wait_phase(server, "web", "Running", &ndir);
     let port = host_port(&obj);
     assert!((7300..7400).contains(&port), "{port}");
-    let body = http_get(port, "/").expect("the demo answers");
+    let body = probe_http(port, "/").expect("the demo answers");
     assert!(body.contains("Catalyst's demo"), "{body}");
 
     let socket = data.join("containerd/containerd.sock");
@@ -411,7 +411,7 @@ fn the_nodelet_rides_out_an_api_server_restart() {
 
     drop(server); // SIGKILL
     std::thread::sleep(Duration::from_secs(8));
-    let served = http_get(port, "/index.html");
+    let served = probe_http(port, "/index.html");
     assert!(
         served.is_ok(),
         "players are served while the API server is down: {served:?}\n{}\n{}",

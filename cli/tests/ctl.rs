@@ -9,38 +9,24 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[path = "support/api.rs"]
+mod api;
+
 /// A `catalyst server` child, healthy, killed on drop.
 fn start_server(dir: &Path) -> Server {
     let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), dir, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while ureq_get(&format!("{}/healthz", server.url)).is_none() {
+    while !api::Api::of(&server).healthy() {
         assert!(Instant::now() < deadline, "server not healthy");
         std::thread::sleep(Duration::from_millis(100));
     }
     server
 }
 
-/// A blocking GET without a client library: enough for health checks.
-fn ureq_get(url: &str) -> Option<String> {
-    let addr = url.strip_prefix("http://")?.split('/').next()?.to_owned();
-    let path = format!(
-        "/{}",
-        url.strip_prefix("http://")?
-            .split_once('/')
-            .map(|x| x.1)
-            .unwrap_or("")
-    );
-    let mut s = std::net::TcpStream::connect(&addr).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut s, &mut out).ok()?;
-    out.starts_with("HTTP/1.0 200").then_some(out)
-}
-
 trait Ctl {
     fn ctl(&self, args: &[&str]) -> Output;
     fn ctl_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output;
-    fn http(&self) -> sync_http::Client;
+    fn http(&self) -> api::Api;
 }
 
 impl Ctl for Server {
@@ -75,57 +61,8 @@ impl Ctl for Server {
         child.wait_with_output().unwrap()
     }
 
-    fn http(&self) -> sync_http::Client {
-        sync_http::Client::new(&self.url, &self.token)
-    }
-}
-
-/// A small blocking client over reqwest for the tests.
-mod sync_http {
-    use serde_json::Value;
-
-    pub struct Client {
-        base: String,
-        token: String,
-        rt: tokio::runtime::Runtime,
-        http: reqwest::Client,
-    }
-
-    impl Client {
-        pub fn new(base: &str, token: &str) -> Self {
-            Self {
-                base: base.to_owned(),
-                token: token.to_owned(),
-                rt: tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap(),
-                http: reqwest::Client::new(),
-            }
-        }
-
-        pub fn send(
-            &self,
-            method: reqwest::Method,
-            path: &str,
-            ct: &str,
-            body: Option<Value>,
-        ) -> (u16, Value) {
-            self.rt.block_on(async {
-                let mut req = self
-                    .http
-                    .request(method, format!("{}{path}", self.base))
-                    .bearer_auth(&self.token);
-                if let Some(b) = body {
-                    req = req
-                        .header("Content-Type", ct)
-                        .body(serde_json::to_vec(&b).unwrap());
-                }
-                let resp = req.send().await.unwrap();
-                let code = resp.status().as_u16();
-                (code, resp.json().await.unwrap_or(Value::Null))
-            })
-        }
+    fn http(&self) -> api::Api {
+        api::Api::of(self)
     }
 }
 

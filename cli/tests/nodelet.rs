@@ -136,7 +136,7 @@ fn a_game_server_lives_on_real_containerd() {
     ok(ctl(server, &["apply", "-f", "-"], Some(&web)));
     let obj = wait_phase(server, "web", "Running", &ndir);
     let port = host_port(&obj);
-    let body = http_get(port, "/index.html").expect("the server answers on 127.0.0.1:hostPort");
+    let body = probe_http(port, "/index.html").expect("the server answers on 127.0.0.1:hostPort");
     assert!(body.contains("hello"), "{body}");
 
     // the server runs as uid 1000 of a host uid range of its own (user namespace), not root,
@@ -199,7 +199,7 @@ fn a_game_server_lives_on_real_containerd() {
     // kill -9 of the nodelet: the server keeps running, the restarted nodelet re-adopts it
     nodelet.kill9();
     assert!(
-        http_get(port, "/index.html").is_ok(),
+        probe_http(port, "/index.html").is_ok(),
         "server answers while the nodelet is down"
     );
     nodelet.restart(&ndir);
@@ -226,7 +226,7 @@ fn a_game_server_lives_on_real_containerd() {
     ok(ctl(server, &["start", "web"], None));
     let obj = wait_phase(server, "web", "Running", &ndir);
     eventually("web answers again", Duration::from_secs(10), || {
-        http_get(host_port(&obj), "/").is_ok()
+        probe_http(host_port(&obj), "/").is_ok()
     });
 
     // a second server cannot reach the first one's container port
@@ -345,7 +345,7 @@ fn a_game_server_lives_on_real_containerd() {
     assert_no_port_mapping(port);
     assert!(!Path::new(&format!("/run/netns/catalyst-{cid}")).exists());
     assert!(
-        http_get(port, "/").is_err(),
+        probe_http(port, "/").is_err(),
         "nothing answers on the freed port"
     );
 }
@@ -517,6 +517,6 @@ fn containerd_restarts_are_ridden_out_and_deaths_reported() {
     ok(ctl(server, &["start", "survivor"], None));
     let again = wait_phase(server, "survivor", "Running", &ndir);
     eventually("the survivor answers", Duration::from_secs(10), || {
-        http_get(host_port(&again), "/index.html").is_ok()
+        probe_http(host_port(&again), "/index.html").is_ok()
     });
 }

@@ -1,107 +1,113 @@
-//! An informer: a local cache of every object of a kind, kept current by list + watch, that
-//! tells the controller which keys changed. The watch/relist logic is an explicit state machine:
-//! a lost or too-old watch goes back to a fresh list.
+//! The controllers' informers: the client crate's informer state machine
+//! ([`catalyst_client::informer`]) over the API server in the same process — the registry for
+//! lists, the kind's watch cache for changes.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use catalyst_apiserver::error::ApiError;
 use catalyst_apiserver::registry::{ListRequest, Registry, Scope};
-use catalyst_apiserver::watch::{Subscription, WatchCache};
+use catalyst_apiserver::watch::{CacheMessage, Subscription, WatchCache};
+use catalyst_client::informer::{Backoff, Informer, ListWatch, WatchStream};
+use catalyst_client::{Revision, Watched};
 use catalyst_schemas::KindInfo;
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
+pub use catalyst_client::informer::Cache;
 pub use catalyst_schemas::object::{key_of, split_key, Key};
 
-/// Drops what no controller decides on (field ownership), to keep the cache small.
-fn slim(mut obj: Value) -> Value {
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-    }
-    obj
+/// How long to wait before listing again after a failed list.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Every object of one kind, from the registry and the kind's watch cache.
+#[derive(Debug, Clone)]
+pub struct RegistrySource {
+    registry: Registry,
+    watch: Arc<WatchCache>,
+    kind: &'static KindInfo,
 }
 
-/// The cached objects of one kind.
-#[derive(Debug, Default)]
-pub struct Cache {
-    objects: RwLock<BTreeMap<Key, Value>>,
+impl RegistrySource {
+    /// The objects of `kind` (every namespace); `watch` must be the cache of `kind`.
+    pub fn new(registry: Registry, watch: Arc<WatchCache>, kind: &'static KindInfo) -> Self {
+        Self {
+            registry,
+            watch,
+            kind,
+        }
+    }
 }
 
-impl Cache {
-    /// One object.
-    pub fn get(&self, key: &str) -> Option<Value> {
-        self.objects.read().expect("cache lock").get(key).cloned()
-    }
+impl ListWatch for RegistrySource {
+    type Error = ApiError;
 
-    /// The keys of the objects `pred` accepts (without copying the objects).
-    pub fn keys_where(&self, pred: impl Fn(&Value) -> bool) -> Vec<Key> {
-        let objects = self.objects.read().expect("cache lock");
-        objects
-            .iter()
-            .filter(|(_, v)| pred(v))
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-
-    /// Every object.
-    pub fn all(&self) -> Vec<Value> {
-        self.objects
-            .read()
-            .expect("cache lock")
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Records an object the controller itself just wrote, so its next decision sees it even
-    /// before the watch delivers it. A newer revision from the watch wins.
-    pub fn write_through(&self, obj: &Value) {
-        let mut objects = self.objects.write().expect("cache lock");
-        let key = key_of(obj);
-        let rv = |v: &Value| {
-            v.pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .and_then(|r| r.parse::<i64>().ok())
-                .unwrap_or(0)
+    async fn list(&self) -> Result<(Vec<Value>, Revision), ApiError> {
+        let scope = Scope {
+            kind: self.kind,
+            namespace: None,
         };
-        if objects.get(&key).is_none_or(|old| rv(old) <= rv(obj)) {
-            objects.insert(key, slim(obj.clone()));
-        }
+        let all = self
+            .registry
+            .list_all(scope, &ListRequest::default())
+            .await?;
+        Ok((all.items, all.revision))
     }
 
-    fn replace(&self, items: Vec<Value>) -> Vec<Key> {
-        let mut objects = self.objects.write().expect("cache lock");
-        let mut changed: Vec<Key> = objects.keys().cloned().collect();
-        objects.clear();
-        for obj in items {
-            let k = key_of(&obj);
-            changed.push(k.clone());
-            objects.insert(k, slim(obj));
-        }
-        changed.sort();
-        changed.dedup();
-        changed
-    }
-
-    fn apply(&self, type_: &str, obj: &Value) -> Key {
-        let key = key_of(obj);
-        let mut objects = self.objects.write().expect("cache lock");
-        if type_ == "DELETED" {
-            objects.remove(&key);
-        } else {
-            objects.insert(key.clone(), slim(obj.clone()));
-        }
-        key
+    async fn watch(&self, from: Revision) -> Result<WatchStream<ApiError>, ApiError> {
+        let (backlog, live) = match self.watch.subscribe(from) {
+            Subscription::TooOld => {
+                let gone = Watched::Gone("older than the watch cache".into());
+                return Ok(futures::stream::once(async move { Ok(gone) }).boxed());
+            }
+            Subscription::Cached { backlog, live } => (backlog, live),
+        };
+        let backlog =
+            futures::stream::iter(backlog.into_iter().map(|e| Ok(CacheMessage::Event(e))));
+        let live = futures::stream::unfold(live, |mut live| async move {
+            let msg = live.recv().await;
+            (!matches!(msg, Err(RecvError::Closed))).then_some((msg, live))
+        });
+        let stream = backlog
+            .chain(live)
+            .scan((from, false), |(last, ended), msg| {
+                let next = if *ended {
+                    None
+                } else {
+                    Some(translate(msg, last, ended))
+                };
+                async move { next }
+            })
+            .filter_map(|item| async move { item.map(Ok) });
+        Ok(stream.boxed())
     }
 }
 
-/// Where the informer is.
-enum State {
-    /// Needs a full list.
-    Relist,
-    /// Listed at a revision; watch from there.
-    Watch(i64),
+/// One message of the watch cache as a watch item: events at or before `last` are skipped
+/// (the backlog and the live feed overlap); a reset or a lagging receiver is Gone and ends
+/// the watch (`ended`).
+fn translate(
+    msg: Result<CacheMessage, RecvError>,
+    last: &mut Revision,
+    ended: &mut bool,
+) -> Option<Watched> {
+    match msg {
+        Ok(CacheMessage::Event(ev)) if ev.revision <= *last => None,
+        Ok(CacheMessage::Event(ev)) => {
+            *last = ev.revision;
+            Some(Watched::Event(ev.event.clone()))
+        }
+        Ok(CacheMessage::Reset) => {
+            *ended = true;
+            Some(Watched::Gone("the watch cache lost history".into()))
+        }
+        Err(RecvError::Lagged(n)) => {
+            *ended = true;
+            Some(Watched::Gone(format!("{n} events behind")))
+        }
+        Err(RecvError::Closed) => None,
+    }
 }
 
 /// Keeps `cache` equal to the objects of `kind` and calls `changed` with each key that changed.
@@ -112,64 +118,57 @@ pub async fn run(
     cache: Arc<Cache>,
     changed: impl Fn(Key) + Send + Sync,
 ) {
-    let mut state = State::Relist;
-    loop {
-        state = match state {
-            State::Relist => match list_all(&registry, kind).await {
-                Ok((items, rev)) => {
-                    for key in cache.replace(items) {
-                        changed(key);
-                    }
-                    State::Watch(rev)
-                }
-                Err(e) => {
-                    tracing::warn!(kind = kind.kind, error = %e, "informer cannot list; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    State::Relist
-                }
-            },
-            State::Watch(rev) => match watch.subscribe(rev) {
-                Subscription::TooOld => State::Relist,
-                Subscription::Cached { backlog, mut live } => {
-                    let mut last = rev;
-                    for ev in backlog {
-                        last = ev.revision;
-                        changed(cache.apply(ev.type_, &ev.object));
-                    }
-                    loop {
-                        match live.recv().await {
-                            Ok(ev) if ev.type_ == "RESET" => break State::Relist,
-                            Ok(ev) if ev.revision <= last => {}
-                            Ok(ev) => {
-                                last = ev.revision;
-                                changed(cache.apply(ev.type_, &ev.object));
-                            }
-                            Err(RecvError::Lagged(_)) => break State::Relist,
-                            Err(RecvError::Closed) => return,
-                        }
-                    }
-                }
-            },
-        };
-    }
+    Informer::new(RegistrySource::new(registry, watch, kind), cache)
+        .with_backoff(Backoff::fixed(RETRY))
+        .with_name(kind.plural)
+        .run(changed)
+        .await
 }
 
-async fn list_all(
-    registry: &Registry,
-    kind: &'static KindInfo,
-) -> catalyst_apiserver::error::ApiResult<(Vec<Value>, i64)> {
-    let scope = Scope {
-        kind,
-        namespace: None,
-    };
-    let mut req = ListRequest::default();
-    let mut items = Vec::new();
-    loop {
-        let page = registry.list(scope, &req).await?;
-        items.extend(page.items);
-        match page.continue_token {
-            Some(c) => req.continue_token = Some(c),
-            None => return Ok((items, page.revision)),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use catalyst_apiserver::store::EventKind;
+    use catalyst_apiserver::watch::CachedEvent;
+    use catalyst_client::WatchEvent;
+    use serde_json::json;
+
+    fn event(revision: Revision) -> Result<CacheMessage, RecvError> {
+        let obj = json!({"metadata": {"name": "a", "resourceVersion": revision.to_string()}});
+        Ok(CacheMessage::Event(Arc::new(CachedEvent::from_store(
+            EventKind::Updated,
+            revision,
+            obj,
+        ))))
+    }
+
+    #[test]
+    fn cache_events_pass_once_in_order() {
+        let (mut last, mut ended) = (5, false);
+        assert_eq!(translate(event(5), &mut last, &mut ended), None);
+        let Some(Watched::Event(WatchEvent::Modified(obj))) =
+            translate(event(6), &mut last, &mut ended)
+        else {
+            panic!("an event")
+        };
+        assert_eq!(obj["metadata"]["resourceVersion"], "6");
+        assert_eq!(translate(event(6), &mut last, &mut ended), None);
+        assert_eq!((last, ended), (6, false));
+    }
+
+    #[test]
+    fn a_reset_or_a_lagging_watcher_is_gone() {
+        let (mut last, mut ended) = (5, false);
+        assert!(matches!(
+            translate(Ok(CacheMessage::Reset), &mut last, &mut ended),
+            Some(Watched::Gone(_))
+        ));
+        assert!(ended);
+        let mut ended = false;
+        assert!(matches!(
+            translate(Err(RecvError::Lagged(3)), &mut last, &mut ended),
+            Some(Watched::Gone(_))
+        ));
+        assert!(ended);
     }
 }

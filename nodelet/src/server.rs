@@ -17,13 +17,13 @@ use catalyst_schemas::template::Template;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 
-use crate::api::{gs_path, Client, API};
 use crate::cni::Network;
 use crate::console::Console;
 use crate::ctd::{Containerd, TaskState};
 use crate::image;
 use crate::spec::{self, Placement, Resolved};
 use crate::Error;
+use catalyst_client::{gs_path, Client, API};
 
 /// Container label: the GameServer's uid.
 pub const LABEL_UID: &str = "catalyst.dev/uid";

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::api::API;
 use crate::server::Runtime;
+use catalyst_client::API;
 
 /// Dials and serves the tunnel forever, redialling with backoff.
 pub async fn run(rt: Arc<Runtime>) {

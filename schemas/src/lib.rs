@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod template;
 pub mod tunnel;
 pub mod validation;
+pub mod watch;
 
 pub use alert::AlertRule;
 pub use backup::{Backup, Restore};
@@ -31,3 +32,4 @@ pub use schedule::Schedule;
 pub use template::Template;
 pub use tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest};
 pub use validation::{Cause, ValidationError};
+pub use watch::{Status, WatchEvent};

@@ -77,8 +77,9 @@ enum Command {
 
 /// Runs the command; the exit status, or why it failed.
 async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
-    let connect =
-        || -> Result<Client, ClientError> { Ok(Client::new(Config::load(cli.config.as_deref())?)) };
+    let connect = || -> Result<Client, ClientError> {
+        Ok(Client::from_config(&Config::load(cli.config.as_deref())?))
+    };
     let client = match &cli.command {
         Command::Explain(args) => return args.run(out),
         Command::Completion(args) => return args.run(&mut Cli::command(), "catalystctl", out),
@@ -91,7 +92,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
     let ns = cli
         .namespace
         .clone()
-        .unwrap_or_else(|| client.config.namespace.clone());
+        .unwrap_or_else(|| client.namespace().to_owned());
     let (c, ns) = (&client, ns.as_str());
     match &cli.command {
         Command::Apply(args) => args.run(c, ns, out).await,

@@ -1,6 +1,8 @@
 //! Shared by the end-to-end tests: a `catalyst nodelet` process (optionally inside a network
-//! namespace), catalystctl, waits, and a minimal HTTP client.
+//! namespace), catalystctl, waits, a blocking API client and a raw HTTP probe of game servers.
 #![allow(dead_code)]
+
+pub mod api;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -306,12 +308,14 @@ pub fn host_port(obj: &Value) -> u16 {
         .expect("a host port") as u16
 }
 
-pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    http_get_at(&format!("127.0.0.1:{port}"), path)
+/// Probes a game server's HTTP port on 127.0.0.1 (a raw socket, not an API client).
+pub fn probe_http(port: u16, path: &str) -> std::io::Result<String> {
+    probe_http_at(&format!("127.0.0.1:{port}"), path)
 }
 
-/// GET `path` from `addr` (`ip:port`), HTTP/1.0; the whole response.
-pub fn http_get_at(addr: &str, path: &str) -> std::io::Result<String> {
+/// GET `path` from a game server at `addr` (`ip:port`) over a raw socket, HTTP/1.0; the whole
+/// response.
+pub fn probe_http_at(addr: &str, path: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
@@ -385,24 +389,7 @@ pub fn node_with_ports(server: &Server, name: &str, min: u16) {
 
 /// GET a path of the API server with the admin token; the body.
 pub fn api_text(server: &Server, path: &str) -> String {
-    let addr = server
-        .url
-        .trim_start_matches("http://")
-        .replace("0.0.0.0", "127.0.0.1");
-    let mut s = TcpStream::connect(&addr).expect("api server");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
-        server.token
-    )
-    .expect("request");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("response");
-    resp.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    api::Api::of(server).text(path)
 }
 
 /// Panics when the host's NAT table still maps `port` (a port mapping left behind).

@@ -9,9 +9,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::header;
 use axum::response::Response;
-use catalyst_schemas::API_VERSION;
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
 use super::request::{truthy, Params};
@@ -20,7 +19,8 @@ use crate::registry::{meta_str, ListRequest, Scope};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::state::AppState;
 use crate::store::Revision;
-use crate::watch::{event_line, event_type, CachedEvent, Subscription, WatchCache};
+use crate::watch::{event_line, CacheMessage, CachedEvent, Subscription, WatchCache};
+use catalyst_schemas::watch::{Bookmark, WatchEvent};
 
 /// What a watcher is interested in.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ impl Filter {
 }
 
 fn error_line(e: &ApiError) -> Bytes {
-    event_line("ERROR", &e.status())
+    event_line(&WatchEvent::<Value>::Error(e.status_object()))
 }
 
 /// Serves a watch of `scope` as NDJSON, or over `ws` when the client asked for a WebSocket.
@@ -92,7 +92,7 @@ pub(super) async fn watch(
     let prefix = scope.prefix();
     tokio::spawn(async move {
         for obj in initial {
-            if tx.send(event_line("ADDED", &obj)).await.is_err() {
+            if tx.send(event_line(&WatchEvent::Added(&obj))).await.is_err() {
                 metrics.watch_ended();
                 return;
             }
@@ -182,15 +182,15 @@ impl WatchFeed {
                         _ = &mut ended => return,
                         _ = tick.tick(), if self.bookmarks => {
                             let rev = self.cache.newest().max(last);
-                            let mark = json!({"apiVersion": API_VERSION, "metadata": {"resourceVersion": rev.to_string()}});
-                            if !send(event_line("BOOKMARK", &mark)).await { return }
+                            let mark = WatchEvent::<Value>::Bookmark(Bookmark::at(rev));
+                            if !send(event_line(&mark)).await { return }
                         }
                         ev = live.recv() => match ev {
-                            Ok(ev) if ev.type_ == "RESET" => {
+                            Ok(CacheMessage::Reset) => {
                                 let _ = send(error_line(&ApiError::Gone("the watch cache lost history; re-list and watch again".into()))).await;
                                 return;
                             }
-                            Ok(ev) => if !self.forward(&ev, &mut last, tx).await { return },
+                            Ok(CacheMessage::Event(ev)) => if !self.forward(&ev, &mut last, tx).await { return },
                             Err(broadcast::error::RecvError::Lagged(n)) => {
                                 let _ = send(error_line(&ApiError::Gone(format!(
                                     "watcher too slow: {n} events behind; re-list and watch again"
@@ -217,7 +217,7 @@ impl WatchFeed {
                         item = stream.next() => match item {
                             Some(Ok(ev)) => {
                                 let Ok(object) = crate::registry::from_kv(&ev.kv) else { continue };
-                                let cached = CachedEvent::new(event_type(ev.kind), ev.kv.mod_revision, object);
+                                let cached = CachedEvent::from_store(ev.kind, ev.kv.mod_revision, object);
                                 if !self.forward(&cached, &mut last, tx).await { return }
                             }
                             Some(Err(e)) => {
@@ -242,7 +242,7 @@ impl WatchFeed {
             return true;
         }
         *last = ev.revision;
-        if !self.filter.matches(&ev.object) {
+        if !self.filter.matches(ev.object()) {
             return true;
         }
         tx.send(ev.line.clone()).await.is_ok()

@@ -1,0 +1,22 @@
+//! The Catalyst API client: the client config, a [`Client`] with a base URL and bearer token
+//! whose failures carry the API's Status, path helpers, list (every page) and watch (a stream
+//! of typed events), and the [`informer`]: a local cache kept current by list + watch + relist
+//! over any [`informer::ListWatch`] source.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod informer;
+pub mod paths;
+pub mod source;
+pub mod watch;
+
+pub use catalyst_schemas::watch::{Status, WatchEvent};
+pub use client::{Client, List, ListParams};
+pub use config::Config;
+pub use error::{format_status, Error, Result};
+pub use paths::{collection_path, gs_path, object_path, query, API};
+pub use watch::Watched;
+
+/// A resourceVersion as a number (the store's revision).
+pub type Revision = i64;

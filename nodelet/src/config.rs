@@ -1,0 +1,85 @@
+//! How a nodelet runs: the server, its identity, directories, limits and networking.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{image, spec, userns};
+
+/// How a nodelet runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// API server URL.
+    pub server: String,
+    /// The join token (its value).
+    pub join_token: String,
+    /// The Node name.
+    pub name: String,
+    /// Where servers' data and the nodelet's state live.
+    pub data_dir: PathBuf,
+    /// containerd's socket.
+    pub containerd_socket: PathBuf,
+    /// The address players reach this node at (reported in status.addresses).
+    pub address: Option<String>,
+    /// Labels to put on the Node.
+    pub labels: BTreeMap<String, String>,
+    /// uid servers run as, inside their user namespace (host uid: the server's range + uid).
+    pub uid: u32,
+    /// gid, inside the user namespace.
+    pub gid: u32,
+    /// The machine-wide directory of uid range claims.
+    pub idmap_dir: PathBuf,
+    /// The host uid of the first server range.
+    pub uid_base: u32,
+    /// How many ranges of 65536 ids may be handed out.
+    pub uid_ranges: u32,
+    /// Directories `oci-archive:` images may be read from (besides `<data-dir>/images` and
+    /// `/var/lib/catalyst/images`).
+    pub image_dirs: Vec<PathBuf>,
+    /// The most an image's layers may weigh (as stored), pulled or imported.
+    pub max_image_bytes: u64,
+    /// Limits for servers that set none (a Node's `spec.defaultResources` overrides them).
+    pub default_limits: spec::DefaultLimits,
+    /// The CNI bridge name.
+    pub bridge: String,
+    /// The subnet for servers.
+    pub subnet: String,
+    /// Where the CNI plugins are (found when None).
+    pub cni_bin_dir: Option<PathBuf>,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// A Docker-style auth file with registry credentials.
+    pub registry_auth: Option<PathBuf>,
+    /// Registries that may be used over plain HTTP (loopback ones always may).
+    pub insecure_registries: Vec<String>,
+}
+
+impl Config {
+    /// Defaults for a node name, server and token.
+    pub fn new(server: &str, join_token: &str, name: &str) -> Self {
+        Self {
+            server: server.to_owned(),
+            join_token: join_token.trim().to_owned(),
+            name: name.to_owned(),
+            data_dir: PathBuf::from("./catalyst-nodelet"),
+            containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),
+            address: None,
+            labels: BTreeMap::new(),
+            uid: 1000,
+            gid: 1000,
+            idmap_dir: PathBuf::from(userns::DEFAULT_CLAIMS_DIR),
+            uid_base: userns::DEFAULT_BASE,
+            uid_ranges: userns::DEFAULT_COUNT,
+            default_limits: spec::DefaultLimits::default(),
+            image_dirs: Vec::new(),
+            max_image_bytes: image::DEFAULT_MAX_PULL_BYTES,
+            bridge: "catalyst0".into(),
+            subnet: "10.89.0.0/16".into(),
+            cni_bin_dir: None,
+            heartbeat: Duration::from_secs(5),
+            registry_auth: std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".docker/config.json")),
+            insecure_registries: Vec::new(),
+        }
+    }
+}
