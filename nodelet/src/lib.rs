@@ -8,16 +8,18 @@ pub mod console;
 pub mod ctd;
 pub mod image;
 pub mod metrics;
+pub mod ownership;
 pub mod pack;
 pub mod registry;
 pub mod rootfs;
+pub mod runtime;
 pub mod seccomp;
-pub mod server;
 pub mod spec;
 pub mod startup;
 pub mod supervisor;
 pub mod tunnel;
 pub mod userns;
+pub mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,7 +34,8 @@ use tokio::sync::watch;
 use crate::api::{ApiError, Client, API};
 use crate::cni::Network;
 use crate::ctd::{Containerd, TaskEvent};
-use crate::server::{Runtime, Worker, LABEL_UID};
+use crate::runtime::{Runtime, LABEL_UID};
+use crate::worker::Worker;
 
 /// Anything the nodelet's parts report.
 #[derive(Debug, thiserror::Error)]
@@ -420,7 +423,7 @@ async fn sample_loop(rt: Arc<Runtime>) {
         {
             for c in containers {
                 let (Some(uid), Some(nsname)) =
-                    (c.labels.get(LABEL_UID), c.labels.get(server::LABEL_NAME))
+                    (c.labels.get(LABEL_UID), c.labels.get(runtime::LABEL_NAME))
                 else {
                     continue;
                 };

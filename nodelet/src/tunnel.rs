@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::api::API;
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 
 /// A request from the API server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
