@@ -7,7 +7,7 @@ use catalyst_client::API;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 use crate::{metrics, spec};
 
 fn node_addresses(config: &Config) -> Vec<String> {

@@ -11,13 +11,14 @@ pub mod error;
 pub mod heartbeat;
 pub mod image;
 pub mod metrics;
+pub mod ownership;
 pub mod pack;
 pub mod registry;
 pub mod retry;
 pub mod rootfs;
+pub mod runtime;
 pub mod sampler;
 pub mod seccomp;
-pub mod server;
 pub mod servers;
 pub mod spec;
 pub mod startup;
@@ -25,6 +26,7 @@ pub mod supervisor;
 pub mod task_events;
 pub mod tunnel;
 pub mod userns;
+pub mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -36,7 +38,7 @@ pub use error::{Error, Result};
 use crate::cni::Network;
 use crate::ctd::Containerd;
 use crate::retry::backoff;
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 
 /// Runs until `shutdown` resolves. Game servers keep running when the nodelet stops.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::server::{self, Runtime, LABEL_UID};
+use crate::runtime::{self, Runtime, LABEL_UID};
 use crate::{ctd, metrics};
 
 /// How often running servers' metrics are sampled.
@@ -23,7 +23,7 @@ pub async fn sample_loop(rt: Arc<Runtime>) {
         {
             for c in containers {
                 let (Some(uid), Some(nsname)) =
-                    (c.labels.get(LABEL_UID), c.labels.get(server::LABEL_NAME))
+                    (c.labels.get(LABEL_UID), c.labels.get(runtime::LABEL_NAME))
                 else {
                     continue;
                 };

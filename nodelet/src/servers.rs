@@ -12,7 +12,8 @@ use catalyst_schemas::object::uid_of;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::server::{Runtime, Worker, LABEL_UID};
+use crate::runtime::{Runtime, LABEL_UID};
+use crate::worker::Worker;
 
 /// One worker per server uid: each gets the newest object, or `None` when its server is gone.
 struct Servers {

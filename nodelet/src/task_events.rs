@@ -7,7 +7,7 @@ use futures::StreamExt;
 
 use crate::ctd::TaskEvent;
 use crate::retry::backoff;
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 
 /// Task exits and OOM kills from containerd wake the worker of their container. After a gap
 /// in the stream every worker looks again, so no exit goes unnoticed.

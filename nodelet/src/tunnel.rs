@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 use catalyst_client::API;
 
 /// Dials and serves the tunnel forever, redialling with backoff.

@@ -313,6 +313,22 @@ pub struct InstallSpec {
     pub entrypoint: Option<String>,
     /// The script.
     pub script: String,
+    /// Seconds the script may run before it is killed and the install fails; default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+}
+
+impl InstallSpec {
+    /// The default of `timeoutSeconds`.
+    pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3600;
+
+    /// How long the script may run.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(
+            self.timeout_seconds
+                .unwrap_or(Self::DEFAULT_TIMEOUT_SECONDS),
+        ))
+    }
 }
 
 impl Validate for GameServerSpec {
@@ -378,6 +394,13 @@ impl Validate for GameServerSpec {
             );
             if let Some(image) = &install.image {
                 causes.rule(&p.child("image"), image_reference(image));
+            }
+            if let Some(t) = install.timeout_seconds {
+                causes.check(
+                    (1..=86_400).contains(&t),
+                    &p.child("timeoutSeconds"),
+                    "must be between 1 and 86400",
+                );
             }
         }
     }

@@ -130,7 +130,8 @@ pub enum Event {
     TransferSucceeded,
     /// The node heartbeat was lost.
     NodeLost,
-    /// Something failed that needs a change to fix (image, install, transfer).
+    /// Something failed that needs a change to fix (image, install, transfer, a start of a
+    /// stopped or crashed server whose spec cannot run).
     Failed,
     /// A user or controller asks to try again from the start (reinstall, spec change after Error).
     Reset,
@@ -212,7 +213,14 @@ pub fn transition(from: Phase, event: Event) -> Result<Phase, IllegalTransition>
         ) => P::Unknown,
 
         (
-            P::Pending | P::Scheduled | P::Installing | P::Starting | P::Stopping | P::Transferring,
+            P::Pending
+            | P::Scheduled
+            | P::Installing
+            | P::Starting
+            | P::Stopping
+            | P::Stopped
+            | P::Crashed
+            | P::Transferring,
             E::Failed,
         ) => P::Error,
 
@@ -277,12 +285,14 @@ mod tests {
         (P::Stopped, E::TransferStarted, P::Transferring),
         (P::Stopped, E::NodeLost, P::Unknown),
         (P::Stopped, E::Reset, P::Pending),
+        (P::Stopped, E::Failed, P::Error),
         (P::Crashed, E::InstallStarted, P::Installing),
         (P::Crashed, E::Started, P::Starting),
         (P::Crashed, E::Suspended, P::Suspended),
         (P::Crashed, E::TransferStarted, P::Transferring),
         (P::Crashed, E::NodeLost, P::Unknown),
         (P::Crashed, E::Reset, P::Pending),
+        (P::Crashed, E::Failed, P::Error),
         (P::Suspended, E::Resumed, P::Pending),
         (P::Transferring, E::TransferSucceeded, P::Stopped),
         (P::Transferring, E::NodeLost, P::Unknown),

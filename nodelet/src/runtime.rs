@@ -1,0 +1,128 @@
+//! What every server worker shares: the node's containerd, API client, network, id ranges and
+//! limits, and the per-server consoles and wake-ups. Imports the nodelet's building blocks,
+//! never the worker.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::cni::Network;
+use crate::console::Console;
+use crate::ctd::Containerd;
+use crate::spec;
+use catalyst_client::Client;
+
+/// Container label: the GameServer's uid.
+pub const LABEL_UID: &str = "catalyst.dev/uid";
+/// Container label: namespace/name.
+pub const LABEL_NAME: &str = "catalyst.dev/gameserver";
+/// Container label: the generation the container was made from.
+pub const LABEL_GENERATION: &str = "catalyst.dev/generation";
+
+/// What every worker shares.
+#[derive(Debug)]
+pub struct Runtime {
+    /// containerd.
+    pub ctd: Containerd,
+    /// API client with the node token.
+    pub api: Client,
+    /// CNI networking.
+    pub net: Network,
+    /// This node's name.
+    pub node: String,
+    /// The nodelet's data directory.
+    pub data_dir: PathBuf,
+    /// uid servers run as, inside their user namespace.
+    pub uid: u32,
+    /// gid, inside the user namespace.
+    pub gid: u32,
+    /// Limits for servers that set none.
+    pub defaults: Mutex<spec::DefaultLimits>,
+    /// The Node's spec as last read (host network and port range rules).
+    pub node_spec: Mutex<Option<catalyst_schemas::node::NodeSpec>>,
+    /// Where images may come from and how large they may be.
+    pub images: crate::image::ImagePolicy,
+    /// Host uid ranges, one per server.
+    pub ids: crate::userns::IdAllocator,
+    /// Open consoles by GameServer uid.
+    pub consoles: Mutex<HashMap<String, Arc<Console>>>,
+    /// Wake-ups by container id.
+    pub wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Containers that saw an OOM kill since their task started.
+    pub oom: Mutex<HashSet<String>>,
+    /// Registry credentials and insecure registries.
+    pub registries: crate::registry::Registries,
+    /// The last metrics sample of every running server and the node (Prometheus).
+    pub samples: Mutex<Vec<crate::metrics::Sample>>,
+    /// One fetch per image at a time: servers sharing an image wait for the first one's pull.
+    pub image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Runtime {
+    /// The container id of a server.
+    pub fn container_id(uid: &str) -> String {
+        format!("gs-{uid}")
+    }
+
+    /// The server's data directory (mounted at /home/container).
+    pub fn server_dir(&self, uid: &str) -> PathBuf {
+        self.data_dir.join("servers").join(uid)
+    }
+
+    /// The server's runtime directory (FIFOs, console log, worker state).
+    pub fn run_dir(&self, uid: &str) -> PathBuf {
+        self.data_dir.join("run").join(uid)
+    }
+
+    /// The console of a server, opened on first use.
+    pub fn console(&self, uid: &str) -> Result<Arc<Console>, crate::console::ConsoleError> {
+        let mut consoles = self.consoles.lock().expect("consoles lock");
+        if let Some(c) = consoles.get(uid) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Console::open(&self.run_dir(uid))?);
+        consoles.insert(uid.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// The console of a server if it is open.
+    pub fn console_if_open(&self, uid: &str) -> Option<Arc<Console>> {
+        self.consoles
+            .lock()
+            .expect("consoles lock")
+            .get(uid)
+            .cloned()
+    }
+
+    /// The install container of a server's container.
+    pub fn install_id(cid: &str) -> String {
+        format!("{cid}-install")
+    }
+
+    /// The wake-up of a container's worker (made on first use).
+    pub fn waker(&self, cid: &str) -> Arc<Notify> {
+        self.wakers
+            .lock()
+            .expect("wakers lock")
+            .entry(cid.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Wakes the worker of a container (its install container's wakes the same worker).
+    pub fn wake(&self, cid: &str) {
+        let cid = cid.strip_suffix("-install").unwrap_or(cid);
+        if let Some(n) = self.wakers.lock().expect("wakers lock").get(cid) {
+            n.notify_one();
+        }
+    }
+
+    /// Wakes every worker (after a gap in containerd's event stream).
+    pub fn wake_all(&self) {
+        for n in self.wakers.lock().expect("wakers lock").values() {
+            n.notify_one();
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! What the executor acts through: containerd ([`ContainerRuntime`]), CNI ([`Network`]), the API
+//! ([`StatusWriter`]) and time ([`Clock`]), with the real implementations over the nodelet's
+//! shared [`Runtime`]. Tests put recording fakes in their place (`worker/fake.rs`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use catalyst_schemas::gameserver::{NetworkMode, PortStatus};
+use catalyst_schemas::template::Template;
+use containerd_client::types::Mount;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::console::{Console, ConsoleError};
+use crate::image::Image;
+use crate::ownership::chown_tree;
+use crate::runtime::{Runtime, LABEL_GENERATION, LABEL_NAME, LABEL_UID};
+use crate::spec::{self, Placement, Resolved};
+use crate::userns::IdRange;
+use crate::worker::plan::Task;
+use crate::{Error, Result};
+use catalyst_client::{gs_path, API};
+
+/// Which of a server's containers to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerKind {
+    /// The game server itself.
+    Main,
+    /// The install script, run as root in the server's user namespace with the data directory
+    /// at `/mnt/server`.
+    Install {
+        /// The script's text.
+        script: String,
+        /// The interpreter.
+        entrypoint: String,
+    },
+}
+
+/// Where a server's containers run: its data directory, host id range and namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The data directory (owned by the server's user).
+    pub data_dir: PathBuf,
+    /// The host id range.
+    pub range: IdRange,
+    /// The user namespace file.
+    pub userns: PathBuf,
+    /// The network namespace file (bridge networking only).
+    pub netns: Option<PathBuf>,
+    /// The namespaces were made anew: an old network attachment must go.
+    pub fresh: bool,
+}
+
+/// A container to make.
+#[derive(Debug)]
+pub struct NewContainer<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Main or install.
+    pub kind: &'a ContainerKind,
+    /// The server resolved against its template.
+    pub resolved: &'a Resolved,
+    /// The image, present and verified.
+    pub image: &'a Image,
+    /// Where it runs.
+    pub sandbox: &'a Sandbox,
+    /// The server's `namespace/name` (a label; the name is the hostname).
+    pub namespace: &'a str,
+    /// The server's name.
+    pub name: &'a str,
+    /// The generation the container is made from (a label).
+    pub generation: i64,
+}
+
+/// A held per-image lock: servers sharing an image wait for the first one's fetch.
+pub type ImageLock = Box<dyn Send>;
+
+/// containerd, the server's files and namespaces, as the worker needs them.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
+    /// The task of container `id`.
+    async fn task(&self, id: &str) -> Result<Task>;
+    /// Sends `signal` to the task's process (`all`: every process of the container).
+    async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()>;
+    /// Deletes an exited task.
+    async fn delete_task(&self, id: &str) -> Result<()>;
+    /// Kills and removes a container with its task and snapshot; absent parts are fine.
+    async fn remove(&self, id: &str) -> Result<()>;
+    /// True when the OOM killer hit the container since its task started.
+    fn oom_killed(&self, id: &str) -> bool;
+    /// Forgets OOM kills seen so far (a new task starts).
+    fn forget_oom(&self, id: &str);
+    /// The server's console (output of its containers, commands to its stdin).
+    fn console(&self) -> std::result::Result<Arc<Console>, ConsoleError>;
+    /// Checks the node's rules (host network, host port range) for the server.
+    fn check_allowed(&self, resolved: &Resolved) -> Result<()>;
+    /// Takes the lock of an image.
+    async fn lock_image(&self, image: &str) -> ImageLock;
+    /// True when the image is in containerd.
+    async fn image_present(&self, image: &str) -> Result<bool>;
+    /// Makes sure the image is present and verified; the bytes fetched when it was not.
+    async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)>;
+    /// The data directory, id range and namespaces of the server.
+    async fn sandbox(&self, network: NetworkMode) -> Result<Sandbox>;
+    /// Creates container `id` (a fresh one; an old one of that id is removed) and returns the
+    /// mounts of its root filesystem.
+    async fn create(&self, container: &NewContainer<'_>) -> Result<Vec<Mount>>;
+    /// Creates and starts the task of container `id` with the console's FIFOs as stdio.
+    async fn start(&self, id: &str, mounts: Vec<Mount>) -> Result<()>;
+    /// Gives the data directory back to the server's user (after an install ran as root).
+    async fn own_data(&self) -> Result<()>;
+    /// Removes the server's namespaces; with `gone`, also its data, id range and runtime state.
+    async fn release(&self, gone: bool) -> Result<()>;
+}
+
+/// The server's network attachment.
+#[async_trait]
+pub trait Network: Send + Sync + std::fmt::Debug {
+    /// Attaches container `id`'s network namespace with these port mappings.
+    async fn attach(&self, id: &str, ports: &[PortStatus]) -> Result<()>;
+    /// Removes the attachment and its port mappings; absent is fine.
+    async fn detach(&self, id: &str, ports: &[PortStatus]) -> Result<()>;
+}
+
+/// The API side: status writes, Events, and the one read a worker needs (templates).
+#[async_trait]
+pub trait StatusWriter: Send + Sync + std::fmt::Debug {
+    /// Merges `status` into the server's status; returns the object written.
+    async fn patch_status(&self, gs: &Value, status: Value) -> Result<Value>;
+    /// Records an Event about the server (failures are logged, not returned).
+    async fn event(&self, gs: &Value, type_: &str, reason: &str, message: &str);
+    /// A template by name; None when it does not exist.
+    async fn template(&self, name: &str) -> Result<Option<Template>>;
+}
+
+/// The time deadlines are measured on.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> Instant;
+}
+
+/// Everything a worker acts through.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// containerd and the server's files.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// CNI.
+    pub network: Arc<dyn Network>,
+    /// The API.
+    pub status: Arc<dyn StatusWriter>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Env {
+    /// The real parts, for server `uid`.
+    pub fn real(rt: Arc<Runtime>, uid: &str) -> Self {
+        Env {
+            runtime: Arc::new(Containers {
+                rt: rt.clone(),
+                uid: uid.to_owned(),
+            }),
+            network: Arc::new(Cni(rt.clone())),
+            status: Arc::new(Api(rt)),
+            clock: Arc::new(TokioClock),
+        }
+    }
+}
+
+/// tokio's clock (paused in tests that pause it).
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// The API through the node's client.
+#[derive(Debug)]
+struct Api(Arc<Runtime>);
+
+#[async_trait]
+impl StatusWriter for Api {
+    async fn patch_status(&self, gs: &Value, status: Value) -> Result<Value> {
+        let ns = gs
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        let name = catalyst_schemas::object::name_of(gs);
+        let path = format!("{}/status", gs_path(ns, name));
+        Ok(self.0.api.patch(&path, json!({ "status": status })).await?)
+    }
+
+    async fn event(&self, gs: &Value, type_: &str, reason: &str, message: &str) {
+        self.0.api.event(gs, type_, reason, message).await;
+    }
+
+    async fn template(&self, name: &str) -> Result<Option<Template>> {
+        // templates are cluster-wide
+        match self.0.api.get(&format!("{API}/templates/{name}")).await {
+            Ok(v) => Ok(Some(serde_json::from_value(v)?)),
+            Err(e) if e.code() == Some(404) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// CNI through the node's network.
+#[derive(Debug)]
+struct Cni(Arc<Runtime>);
+
+#[async_trait]
+impl Network for Cni {
+    async fn attach(&self, id: &str, ports: &[PortStatus]) -> Result<()> {
+        self.0.net.attach(id, ports).await?;
+        Ok(())
+    }
+
+    async fn detach(&self, id: &str, ports: &[PortStatus]) -> Result<()> {
+        Ok(self.0.net.detach(id, ports).await?)
+    }
+}
+
+/// containerd and the node's files for one server.
+#[derive(Debug)]
+struct Containers {
+    rt: Arc<Runtime>,
+    uid: String,
+}
+
+impl Containers {
+    fn cid(&self) -> String {
+        Runtime::container_id(&self.uid)
+    }
+
+    /// The host uid and gid of the server's user.
+    fn host_ids(&self, range: IdRange) -> (u32, u32) {
+        (
+            range.host(self.rt.uid).unwrap_or(range.start),
+            range.host(self.rt.gid).unwrap_or(range.start),
+        )
+    }
+
+    /// The data directory and its id range; the directory belongs to the server's user,
+    /// re-owned when it does not (a new range, an upgrade).
+    async fn placement_dirs(&self) -> Result<(PathBuf, IdRange)> {
+        let dir = self.rt.server_dir(&self.uid);
+        std::fs::create_dir_all(&dir)?;
+        let range = self.rt.ids.claim(&dir)?;
+        let (uid, gid) = self.host_ids(range);
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(&dir)?;
+        if (m.uid(), m.gid()) != (uid, gid) {
+            chown_off_runtime(dir.clone(), uid, gid).await?;
+        }
+        Ok((dir, range))
+    }
+}
+
+async fn chown_off_runtime(dir: PathBuf, uid: u32, gid: u32) -> Result<()> {
+    tokio::task::spawn_blocking(move || chown_tree(&dir, uid, gid))
+        .await
+        .map_err(|e| Error::Config(format!("chown: {e}")))??;
+    Ok(())
+}
+
+#[async_trait]
+impl ContainerRuntime for Containers {
+    async fn task(&self, id: &str) -> Result<Task> {
+        Ok(Task::from(
+            self.rt.ctd.task_state(id).await?.map(|(s, _)| s),
+        ))
+    }
+
+    async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        Ok(self.rt.ctd.task_kill(id, signal, all).await?)
+    }
+
+    async fn delete_task(&self, id: &str) -> Result<()> {
+        self.rt.ctd.task_delete(id).await?;
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        remove_container(&self.rt.ctd, id).await
+    }
+
+    fn oom_killed(&self, id: &str) -> bool {
+        self.rt.oom.lock().expect("oom").contains(id) || crate::metrics::oom_kills(id) > 0
+    }
+
+    fn forget_oom(&self, id: &str) {
+        self.rt.oom.lock().expect("oom").remove(id);
+    }
+
+    fn console(&self) -> std::result::Result<Arc<Console>, ConsoleError> {
+        self.rt.console(&self.uid)
+    }
+
+    fn check_allowed(&self, resolved: &Resolved) -> Result<()> {
+        // defence in depth: what the scheduler checked, checked again where it matters
+        if let Some(node) = self.rt.node_spec.lock().expect("node spec").as_ref() {
+            catalyst_schemas::node::host_network_allowed(node, resolved.network)
+                .and_then(|()| catalyst_schemas::node::host_ports_allowed(node, &resolved.ports))
+                .map_err(Error::NotAllowed)?;
+        }
+        Ok(())
+    }
+
+    async fn lock_image(&self, image: &str) -> ImageLock {
+        let lock = self
+            .rt
+            .image_locks
+            .lock()
+            .expect("image locks")
+            .entry(image.to_owned())
+            .or_default()
+            .clone();
+        Box::new(lock.lock_owned().await)
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool> {
+        Ok(crate::image::present(&self.rt.ctd, image).await?)
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)> {
+        Ok(
+            crate::image::ensure_with(&self.rt.ctd, &self.rt.registries, &self.rt.images, image)
+                .await?,
+        )
+    }
+
+    async fn sandbox(&self, network: NetworkMode) -> Result<Sandbox> {
+        let cid = self.cid();
+        let (data_dir, range) = self.placement_dirs().await?;
+        let netns = (network == NetworkMode::Bridge).then(|| crate::cni::netns_path(&cid));
+        let fresh = !crate::userns::reusable(&cid, range, netns.as_deref());
+        // the server's user namespace, and its network namespace owned by it, shared by the
+        // install and the main container (like a pod's)
+        let userns = crate::userns::ensure(&cid, range, netns.as_deref()).await?;
+        Ok(Sandbox {
+            data_dir,
+            range,
+            userns,
+            netns,
+            fresh,
+        })
+    }
+
+    async fn create(&self, c: &NewContainer<'_>) -> Result<Vec<Mount>> {
+        let NewContainer {
+            id,
+            kind,
+            resolved,
+            image,
+            sandbox,
+            ..
+        } = *c;
+        let run_dir = self.rt.run_dir(&self.uid);
+        let labels = HashMap::from([
+            (LABEL_UID.to_owned(), self.uid.clone()),
+            (LABEL_NAME.to_owned(), format!("{}/{}", c.namespace, c.name)),
+            (LABEL_GENERATION.to_owned(), c.generation.to_string()),
+        ]);
+        let placement = Placement {
+            id,
+            hostname: c.name,
+            data_dir: &sandbox.data_dir,
+            netns: sandbox.netns.as_deref(),
+            userns: &sandbox.userns,
+            range: sandbox.range,
+            uid: self.rt.uid,
+            gid: self.rt.gid,
+            defaults: *self.rt.defaults.lock().expect("defaults"),
+            server_uid: &self.uid,
+        };
+        let env = spec::environment(resolved, &image.config, &placement);
+        let oci = match kind {
+            ContainerKind::Main => {
+                let args = spec::argv(resolved, &image.config)?;
+                spec::runtime_spec(resolved, args, env, &placement, true)?
+            }
+            ContainerKind::Install { script, entrypoint } => {
+                let script_dir = run_dir.join("install");
+                std::fs::create_dir_all(&script_dir)?;
+                std::fs::write(script_dir.join("install.sh"), script)?;
+                let args = vec![entrypoint.clone(), "/mnt/install/install.sh".to_owned()];
+                let mut oci = spec::runtime_spec(resolved, args, env, &placement, false)?;
+                spec::install_layout(&mut oci, &sandbox.data_dir, &script_dir);
+                oci
+            }
+        };
+        let oci = serde_json::to_vec(&oci)?;
+        // a fresh container each start: it carries the current spec and generation
+        let ctd = &self.rt.ctd;
+        let _ = ctd.task_delete(id).await;
+        ctd.container_delete(id).await?;
+        ctd.snapshot_remove(id).await?;
+        // the snapshot is held by a lease until the container refers to it: containerd's
+        // garbage collector (run when any other lease ends, e.g. another image import) would
+        // otherwise take it in between
+        let lease = ctd.lease_create().await?;
+        let made = async {
+            let mounts = ctd.snapshot_prepare(Some(&lease), id, &image.top).await?;
+            // /tmp writable whatever the image made of it; for an install, the image's files
+            // given to the server's range so that root inside may install packages
+            let target = run_dir.join(format!("rootfs-{id}"));
+            let touches = crate::rootfs::Touches {
+                remap: matches!(kind, ContainerKind::Install { .. }).then_some(sandbox.range),
+            };
+            let m = mounts.clone();
+            tokio::task::spawn_blocking(move || crate::rootfs::prepare(&m, &target, touches))
+                .await
+                .map_err(|e| Error::Config(format!("rootfs: {e}")))??;
+            ctd.container_create(id, &image.name, labels, oci).await?;
+            Ok::<_, Error>(mounts)
+        }
+        .await;
+        let _ = ctd.lease_delete(&lease, false).await;
+        made
+    }
+
+    async fn start(&self, id: &str, mounts: Vec<Mount>) -> Result<()> {
+        let (stdin, stdout, stderr) = Console::fifo_paths(&self.rt.run_dir(&self.uid));
+        self.rt
+            .ctd
+            .task_create(id, mounts, &stdin, &stdout, &stderr)
+            .await?;
+        self.rt.ctd.task_start(id).await?;
+        Ok(())
+    }
+
+    async fn own_data(&self) -> Result<()> {
+        let (dir, range) = self.placement_dirs().await?;
+        let (uid, gid) = self.host_ids(range);
+        chown_off_runtime(dir, uid, gid).await
+    }
+
+    async fn release(&self, gone: bool) -> Result<()> {
+        let cid = self.cid();
+        crate::userns::remove_ns_file(&crate::userns::userns_path(&cid));
+        if gone {
+            let dir = self.rt.server_dir(&self.uid);
+            let _ = std::fs::remove_dir_all(&dir);
+            self.rt.ids.release(&dir)?;
+            self.rt.wakers.lock().expect("wakers").remove(&cid);
+            self.rt.consoles.lock().expect("consoles").remove(&self.uid);
+            let _ = std::fs::remove_dir_all(self.rt.run_dir(&self.uid));
+        }
+        Ok(())
+    }
+}
+
+/// Kills a container's task (all its processes), waits for it briefly, and removes the task,
+/// the container and its snapshot. Absent pieces are fine.
+pub async fn remove_container(ctd: &crate::ctd::Containerd, id: &str) -> Result<()> {
+    if let Some((state, _)) = ctd.task_state(id).await? {
+        if !matches!(state, crate::ctd::TaskState::Stopped(_)) {
+            ctd.task_kill(id, 9, true).await?;
+            let wait = ctd.task_wait(id);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait).await;
+        }
+        ctd.task_delete(id).await?;
+    }
+    ctd.container_delete(id).await?;
+    ctd.snapshot_remove(id).await?;
+    Ok(())
+}

@@ -1,0 +1,369 @@
+//! Recording fakes of the executor's traits, for tests: a containerd whose tasks are a map, a
+//! network and an API that remember every call, and a clock moved by hand.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use catalyst_schemas::gameserver::{NetworkMode, PortStatus};
+use catalyst_schemas::lifecycle::can_move;
+use catalyst_schemas::object::phase_of;
+use catalyst_schemas::template::Template;
+use containerd_client::types::Mount;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::env::{
+    Clock, ContainerKind, ContainerRuntime, Env, ImageLock, Network, NewContainer, Sandbox,
+    StatusWriter,
+};
+use super::plan::Task;
+use crate::console::{Console, ConsoleError};
+use crate::image::Image;
+use crate::spec::Resolved;
+use crate::userns::IdRange;
+use crate::{Error, Result};
+
+/// A containerd of maps.
+#[derive(Debug)]
+pub struct FakeRuntime {
+    /// Tasks by container id.
+    pub tasks: Mutex<HashMap<String, Task>>,
+    /// Every call, in order, e.g. `create gs-u1-install`, `kill gs-u1 9`.
+    pub calls: Mutex<Vec<String>>,
+    /// When each task was started (on the tokio clock).
+    pub starts: Mutex<Vec<(String, Instant)>>,
+    /// A started main task exits at once with this code.
+    pub crash_with: Mutex<Option<u32>>,
+    dir: tempfile::TempDir,
+    console: Mutex<Option<Arc<Console>>>,
+}
+
+impl FakeRuntime {
+    /// An empty node.
+    pub fn new() -> Self {
+        FakeRuntime {
+            tasks: Mutex::default(),
+            calls: Mutex::default(),
+            starts: Mutex::default(),
+            crash_with: Mutex::default(),
+            dir: tempfile::tempdir().expect("tmp"),
+            console: Mutex::default(),
+        }
+    }
+
+    /// Sets the task of container `id`.
+    pub fn set(&self, id: &str, task: Task) {
+        self.tasks
+            .lock()
+            .expect("tasks")
+            .insert(id.to_owned(), task);
+    }
+
+    /// The task of container `id`.
+    pub fn get(&self, id: &str) -> Task {
+        *self
+            .tasks
+            .lock()
+            .expect("tasks")
+            .get(id)
+            .unwrap_or(&Task::Absent)
+    }
+
+    /// The calls so far whose text starts with `prefix`.
+    pub fn calls_of(&self, prefix: &str) -> Vec<String> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    fn record(&self, call: String) {
+        self.calls.lock().expect("calls").push(call);
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn task(&self, id: &str) -> Result<Task> {
+        Ok(self.get(id))
+    }
+
+    async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        self.record(format!(
+            "kill {id} {signal}{}",
+            if all { " all" } else { "" }
+        ));
+        if signal == 9 && self.get(id) == Task::Running {
+            self.set(id, Task::Exited(137));
+        }
+        Ok(())
+    }
+
+    async fn delete_task(&self, id: &str) -> Result<()> {
+        self.record(format!("delete-task {id}"));
+        if matches!(self.get(id), Task::Exited(_)) {
+            self.set(id, Task::Absent);
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        self.record(format!("remove {id}"));
+        self.set(id, Task::Absent);
+        Ok(())
+    }
+
+    fn oom_killed(&self, _id: &str) -> bool {
+        false
+    }
+
+    fn forget_oom(&self, _id: &str) {}
+
+    fn console(&self) -> std::result::Result<Arc<Console>, ConsoleError> {
+        let mut c = self.console.lock().expect("console");
+        if let Some(c) = c.as_ref() {
+            return Ok(c.clone());
+        }
+        let made = Arc::new(Console::open(self.dir.path())?);
+        *c = Some(made.clone());
+        Ok(made)
+    }
+
+    fn check_allowed(&self, _resolved: &Resolved) -> Result<()> {
+        Ok(())
+    }
+
+    async fn lock_image(&self, _image: &str) -> ImageLock {
+        Box::new(())
+    }
+
+    async fn image_present(&self, _image: &str) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)> {
+        if image.contains("missing") {
+            return Err(Error::Config(format!("no image {image}")));
+        }
+        Ok((
+            Image {
+                name: image.to_owned(),
+                top: "sha256:top".into(),
+                config: Default::default(),
+            },
+            None,
+        ))
+    }
+
+    async fn sandbox(&self, network: NetworkMode) -> Result<Sandbox> {
+        Ok(Sandbox {
+            data_dir: self.dir.path().join("data"),
+            range: IdRange {
+                start: 1 << 30,
+                size: 65536,
+            },
+            userns: self.dir.path().join("userns"),
+            netns: (network == NetworkMode::Bridge).then(|| self.dir.path().join("netns")),
+            fresh: false,
+        })
+    }
+
+    async fn create(&self, c: &NewContainer<'_>) -> Result<Vec<Mount>> {
+        let kind = match c.kind {
+            ContainerKind::Main => "main",
+            ContainerKind::Install { .. } => "install",
+        };
+        self.record(format!("create {} {kind}", c.id));
+        Ok(vec![])
+    }
+
+    async fn start(&self, id: &str, _mounts: Vec<Mount>) -> Result<()> {
+        self.record(format!("start {id}"));
+        self.starts
+            .lock()
+            .expect("starts")
+            .push((id.to_owned(), Instant::now()));
+        let crash = *self.crash_with.lock().expect("crash");
+        let task = match crash {
+            Some(code) if !id.ends_with("-install") => Task::Exited(code),
+            _ => Task::Running,
+        };
+        self.set(id, task);
+        Ok(())
+    }
+
+    async fn own_data(&self) -> Result<()> {
+        self.record("own-data".into());
+        Ok(())
+    }
+
+    async fn release(&self, gone: bool) -> Result<()> {
+        self.record(format!("release gone={gone}"));
+        Ok(())
+    }
+}
+
+/// A network that remembers.
+#[derive(Debug, Default)]
+pub struct FakeNetwork {
+    /// `attach <id>` / `detach <id>`, in order.
+    pub calls: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Network for FakeNetwork {
+    async fn attach(&self, id: &str, _ports: &[PortStatus]) -> Result<()> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("attach {id}"));
+        Ok(())
+    }
+
+    async fn detach(&self, id: &str, _ports: &[PortStatus]) -> Result<()> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("detach {id}"));
+        Ok(())
+    }
+}
+
+/// An API server holding one GameServer; status writes obey the lifecycle like the real one.
+#[derive(Debug)]
+pub struct FakeStatus {
+    /// The object as stored.
+    pub object: Mutex<Value>,
+    /// Events recorded: (type, reason, message).
+    pub events: Mutex<Vec<(String, String, String)>>,
+    /// Every phase written, in order.
+    pub phases: Mutex<Vec<String>>,
+}
+
+impl FakeStatus {
+    /// Holding `object`.
+    pub fn new(object: Value) -> Self {
+        FakeStatus {
+            object: Mutex::new(object),
+            events: Mutex::default(),
+            phases: Mutex::default(),
+        }
+    }
+
+    /// The reasons of the events recorded so far.
+    pub fn reasons(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .expect("events")
+            .iter()
+            .map(|(_, r, _)| r.clone())
+            .collect()
+    }
+
+    /// The stored object.
+    pub fn get(&self) -> Value {
+        self.object.lock().expect("object").clone()
+    }
+}
+
+#[async_trait]
+impl StatusWriter for FakeStatus {
+    async fn patch_status(&self, _gs: &Value, status: Value) -> Result<Value> {
+        let mut obj = self.object.lock().expect("object");
+        let from = phase_of(&obj);
+        let mut next = obj.clone();
+        if next.get("status").is_none_or(Value::is_null) {
+            next["status"] = json!({});
+        }
+        for (k, v) in status.as_object().cloned().unwrap_or_default() {
+            next["status"][&k] = v;
+        }
+        let to = phase_of(&next);
+        if !can_move(from, to) {
+            return Err(Error::Config(format!(
+                "status write refused: {from} -> {to}"
+            )));
+        }
+        if from != to || status.get("phase").is_some() {
+            self.phases.lock().expect("phases").push(to.to_string());
+        }
+        let rv = catalyst_schemas::object::resource_version(&next).unwrap_or(0) + 1;
+        next["metadata"]["resourceVersion"] = json!(rv.to_string());
+        *obj = next.clone();
+        Ok(next)
+    }
+
+    async fn event(&self, _gs: &Value, type_: &str, reason: &str, message: &str) {
+        self.events.lock().expect("events").push((
+            type_.to_owned(),
+            reason.to_owned(),
+            message.to_owned(),
+        ));
+    }
+
+    async fn template(&self, _name: &str) -> Result<Option<Template>> {
+        Ok(None)
+    }
+}
+
+/// A clock moved by hand.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<Instant>);
+
+impl ManualClock {
+    /// Starting now.
+    pub fn new() -> Self {
+        ManualClock(Mutex::new(Instant::now()))
+    }
+
+    /// Moves time on.
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().expect("clock") += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        *self.0.lock().expect("clock")
+    }
+}
+
+/// The fakes together, and the environment over them.
+#[derive(Debug, Clone)]
+pub struct Fakes {
+    /// containerd.
+    pub runtime: Arc<FakeRuntime>,
+    /// CNI.
+    pub network: Arc<FakeNetwork>,
+    /// The API.
+    pub status: Arc<FakeStatus>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Fakes {
+    /// Fakes holding `object`, on `clock`.
+    pub fn new(object: Value, clock: Arc<dyn Clock>) -> Self {
+        Fakes {
+            runtime: Arc::new(FakeRuntime::new()),
+            network: Arc::new(FakeNetwork::default()),
+            status: Arc::new(FakeStatus::new(object)),
+            clock,
+        }
+    }
+
+    /// The worker's environment over the fakes.
+    pub fn env(&self) -> Env {
+        Env {
+            runtime: self.runtime.clone(),
+            network: self.network.clone(),
+            status: self.status.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! One worker per GameServer bound to this node: it converges containerd toward the server's
+//! spec and reports the lifecycle through `/status`.
+//!
+//! Each pass observes (the main and install tasks, the ready line, OOM kills, the resolved
+//! spec), decides with the pure [`plan::plan`], and carries the [`plan::Plan`] out through the
+//! traits of [`env`]. Nothing waits inline: a pass returns when it has acted, and the worker
+//! sleeps until a wake-up source fires — a new version of the object, a task exit or OOM on
+//! containerd's event stream, the ready line on the console, or the next deadline (stop,
+//! install, crash backoff) the plan named.
+//!
+//! The verbs live in their own files: [`start`] (start, adopt, ready), [`stop`] (stop, kill,
+//! stopping an install), [`exit`] (exits, lost tasks, failures), [`install`] and [`cleanup`];
+//! [`exec`] dispatches a plan and writes the lifecycle events it causes.
+
+mod cleanup;
+pub mod env;
+mod exec;
+mod exit;
+#[cfg(test)]
+mod fake;
+mod install;
+pub mod plan;
+mod start;
+mod stop;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use catalyst_schemas::gameserver::GameServer;
+use catalyst_schemas::object::{is_newer_or_same, name_of};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+use crate::runtime::Runtime;
+use crate::spec::{self, Resolved};
+use env::Env;
+use plan::{Memory, Observed};
+
+/// What a worker keeps on disk across nodelet restarts (`run/<uid>/state.json`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Persisted {
+    /// The restartedAt annotation value already acted on.
+    #[serde(default)]
+    restarted_at: Option<String>,
+    /// A stop was asked for the current task.
+    #[serde(default)]
+    stop_asked: bool,
+}
+
+/// When the worker looks next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// When woken (and every 30 s regardless).
+    Idle,
+    /// After this long at the latest.
+    After(Duration),
+}
+
+/// How long an idle worker sleeps before it looks again anyway.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// A worker for one GameServer.
+pub struct Worker {
+    env: Env,
+    uid: String,
+    cid: String,
+    install_id: String,
+    state_file: Option<PathBuf>,
+    rx: watch::Receiver<Option<Value>>,
+    gs: Value,
+    memory: Memory,
+    ready: Arc<AtomicBool>,
+    ready_watch: Option<tokio::task::JoinHandle<()>>,
+    waker: Arc<Notify>,
+    start_failures: u32,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("uid", &self.uid).finish()
+    }
+}
+
+/// Attempts of a start that fails for a transient reason before the server goes to Error.
+const START_RETRIES: u32 = 3;
+
+impl Worker {
+    /// Starts a worker; it runs until the channel closes (the object is gone and cleaned up).
+    pub fn spawn(rt: Arc<Runtime>, uid: String, rx: watch::Receiver<Option<Value>>) {
+        let cid = Runtime::container_id(&uid);
+        let waker = rt.waker(&cid);
+        let state_file = rt.run_dir(&uid).join("state.json");
+        let env = Env::real(rt, &uid);
+        let w = Worker::new(env, uid, rx, waker, Some(state_file));
+        tokio::spawn(w.run());
+    }
+
+    /// A worker over `env` (the real one, or fakes in tests); `state_file` keeps what must
+    /// survive a restart.
+    fn new(
+        env: Env,
+        uid: String,
+        rx: watch::Receiver<Option<Value>>,
+        waker: Arc<Notify>,
+        state_file: Option<PathBuf>,
+    ) -> Self {
+        let cid = Runtime::container_id(&uid);
+        let persisted: Persisted = state_file
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        let gs = rx.borrow().clone().unwrap_or(Value::Null);
+        Worker {
+            env,
+            install_id: Runtime::install_id(&cid),
+            uid,
+            cid,
+            state_file,
+            rx,
+            gs,
+            memory: Memory {
+                restarted_at: persisted.restarted_at,
+                stop_asked: persisted.stop_asked,
+                ..Memory::default()
+            },
+            ready: Arc::new(AtomicBool::new(false)),
+            ready_watch: None,
+            waker,
+            start_failures: 0,
+        }
+    }
+
+    async fn run(mut self) {
+        let mut failures = 0u32;
+        loop {
+            let next = match self.pass().await {
+                Ok(None) => return,
+                Ok(Some(n)) => {
+                    failures = 0;
+                    n
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(server = name_of(&self.gs), error = %e, "worker pass failed");
+                    Next::After(Duration::from_millis(200 * (1 << failures.min(8))))
+                }
+            };
+            let sleep = match next {
+                Next::Idle => IDLE,
+                Next::After(d) => d,
+            };
+            tokio::select! {
+                r = self.rx.changed() => {
+                    if r.is_err() {
+                        // the manager dropped us: nodelet shutting down
+                        return;
+                    }
+                }
+                _ = self.waker.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// One pass: take the latest object, then clean up (gone) or plan and act. `None` when the
+    /// server is gone and everything of it removed.
+    async fn pass(&mut self) -> crate::Result<Option<Next>> {
+        if let Some(latest) = self.rx.borrow_and_update().clone() {
+            if is_newer_or_same(&latest, &self.gs) {
+                self.gs = latest;
+            }
+        }
+        if self.rx.borrow().is_none() {
+            self.clean_up_gone().await?;
+            tracing::info!(uid = self.uid, "server gone; container removed");
+            return Ok(None);
+        }
+        let gs = self.typed()?;
+        let observed = self.observe(&gs).await?;
+        let plan = plan::plan(&observed, &gs, &self.memory, self.env.clock.now());
+        tracing::debug!(server = gs.metadata.name, ?plan, "worker plan");
+        self.execute(plan, &gs, observed).await.map(Some)
+    }
+
+    /// What runs, and the spec resolved against its template.
+    async fn observe(&mut self, gs: &GameServer) -> crate::Result<Observed> {
+        let rt = &self.env.runtime;
+        let main = rt.task(&self.cid).await?;
+        let install = rt.task(&self.install_id).await?;
+        Ok(Observed {
+            main,
+            install,
+            ready: self.ready.load(Ordering::SeqCst),
+            oom: rt.oom_killed(&self.cid),
+            resolved: self.resolve(gs).await?,
+        })
+    }
+
+    /// The server resolved against its template; an API failure is an error of the pass, a
+    /// missing template or a bad spec is the server's problem.
+    async fn resolve(&self, gs: &GameServer) -> crate::Result<Result<Resolved, String>> {
+        let template = match &gs.spec.template {
+            Some(name) => self.env.status.template(name).await?,
+            None => None,
+        };
+        Ok(spec::resolve(gs, template.as_ref()).map_err(|e| e.to_string()))
+    }
+
+    fn save(&self) {
+        let Some(file) = &self.state_file else { return };
+        let persisted = Persisted {
+            restarted_at: self.memory.restarted_at.clone(),
+            stop_asked: self.memory.stop_asked,
+        };
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = file.with_extension("json.tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&persisted).expect("json")).is_ok() {
+            let _ = std::fs::rename(&tmp, file);
+        }
+    }
+
+    fn set_stop_asked(&mut self, asked: bool) {
+        if self.memory.stop_asked != asked {
+            self.memory.stop_asked = asked;
+            self.save();
+        }
+    }
+
+    fn typed(&self) -> crate::Result<GameServer> {
+        let mut v = self.gs.clone();
+        if v.get("status").is_none_or(Value::is_null) {
+            v["status"] = json!({});
+        }
+        Ok(serde_json::from_value(v)?)
+    }
+
+    async fn event(&self, type_: &str, reason: &str, message: &str) {
+        self.env
+            .status
+            .event(&self.gs, type_, reason, message)
+            .await;
+    }
+
+    fn console_line(&self, line: &str) {
+        if let Ok(c) = self.env.runtime.console() {
+            c.system(line);
+        }
+    }
+}

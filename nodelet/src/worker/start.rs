@@ -1,0 +1,261 @@
+//! Starting a server: the image, the sandbox, the network and the container, then its task;
+//! taking over a task that already runs; and the ready line.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant as WallInstant;
+
+use catalyst_schemas::gameserver::{GameServer, NetworkMode};
+use catalyst_schemas::lifecycle::Event;
+use containerd_client::types::Mount;
+use serde_json::json;
+
+use super::env::{ContainerKind, NewContainer};
+use super::exec::SOON;
+use super::plan::{backoff, Launch};
+use super::{Next, Worker, START_RETRIES};
+use crate::spec::Resolved;
+use crate::Error;
+
+/// The status reason of a failed start or install: an image that cannot be had says so.
+pub(super) fn failure_reason(e: &Error, otherwise: &'static str) -> &'static str {
+    match e {
+        Error::Image(_) => "ImagePullFailed",
+        Error::NotAllowed(_) => "NotAllowedOnNode",
+        _ => otherwise,
+    }
+}
+
+impl Worker {
+    /// The status bookkeeping of a launch: restart count, crash-loop warning, the restart
+    /// annotation acknowledged.
+    pub(super) async fn launch_bookkeeping(&mut self, launch: &Launch) -> crate::Result<()> {
+        if let Some(count) = launch.restart_count {
+            self.patch_status(json!({ "restartCount": count })).await?;
+        }
+        if launch.crash_loop {
+            let count = launch.restart_count.unwrap_or_default();
+            self.event(
+                "Warning",
+                "CrashLoop",
+                &format!(
+                    "restarted {count} times after crashes; next restart in {}s",
+                    backoff(count).as_secs()
+                ),
+            )
+            .await;
+        }
+        if let Some(ack) = &launch.acknowledge_restart {
+            self.memory.restarted_at = Some(ack.clone());
+            self.save();
+        }
+        Ok(())
+    }
+
+    /// Fetches the image, makes the sandbox, attaches the network and creates container `id`.
+    pub(super) async fn prepare_container(
+        &mut self,
+        id: &str,
+        kind: &ContainerKind,
+        gs: &GameServer,
+        resolved: &Resolved,
+        image_ref: &str,
+    ) -> crate::Result<Vec<Mount>> {
+        let rt = self.env.runtime.clone();
+        rt.check_allowed(resolved)?;
+        let lock = rt.lock_image(image_ref).await;
+        if !rt.image_present(image_ref).await? {
+            let what = if image_ref.starts_with("oci-archive:") {
+                "importing"
+            } else {
+                "pulling"
+            };
+            let msg = format!("{what} image {image_ref}");
+            self.console_line(&msg);
+            self.event("Normal", "Pulling", &msg).await;
+        }
+        let started = WallInstant::now();
+        let (image, fetched) = rt.ensure_image(image_ref).await?;
+        if let Some(bytes) = fetched {
+            let msg = format!(
+                "image {image_ref}: {:.1} MiB of layers in {:.1} s",
+                bytes as f64 / (1 << 20) as f64,
+                started.elapsed().as_secs_f64()
+            );
+            self.console_line(&msg);
+            self.event("Normal", "Pulled", &msg).await;
+        }
+        drop(lock);
+        let sandbox = rt.sandbox(resolved.network).await?;
+        let bridge = resolved.network == NetworkMode::Bridge;
+        let ports = gs.status.clone().unwrap_or_default().ports;
+        if bridge && sandbox.fresh {
+            // the namespaces were made anew: an attachment to an old network namespace (its
+            // address, its port mappings) must go first
+            let _ = self.env.network.detach(&self.cid, &ports).await;
+        }
+        // The network and the container are independent until the task starts: set both up
+        // at once (the CNI plugins take most of a start's time).
+        let net = async {
+            if bridge {
+                self.env.network.attach(&self.cid, &ports).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let namespace = gs.metadata.namespace.clone().unwrap_or_default();
+        let container = NewContainer {
+            id,
+            kind,
+            resolved,
+            image: &image,
+            sandbox: &sandbox,
+            namespace: &namespace,
+            name: &gs.metadata.name,
+            generation: gs.metadata.generation.unwrap_or(0),
+        };
+        let (net, mounts) = tokio::join!(net, rt.create(&container));
+        net?;
+        mounts
+    }
+
+    /// Starts the server's container; `events` (Started) are written once its task runs.
+    pub(super) async fn start(
+        &mut self,
+        gs: &GameServer,
+        resolved: &Resolved,
+        launch: Launch,
+        events: &[Event],
+    ) -> crate::Result<Next> {
+        self.launch_bookkeeping(&launch).await?;
+        self.console_line("starting the server");
+        let cid = self.cid.clone();
+        let prepared = self
+            .prepare_container(&cid, &ContainerKind::Main, gs, resolved, &resolved.image)
+            .await;
+        let mounts = match prepared {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = failure_reason(&e, "StartFailed");
+                return self.start_failed(gs, reason, e).await;
+            }
+        };
+        self.ready.store(false, Ordering::SeqCst);
+        self.env.runtime.forget_oom(&cid);
+        self.set_stop_asked(false);
+        if let Err(e) = self.env.runtime.start(&cid, mounts).await {
+            let _ = self.env.runtime.delete_task(&cid).await;
+            return self.start_failed(gs, "StartFailed", e).await;
+        }
+        self.start_failures = 0;
+        self.report(events, json!({"reason": null, "message": null}))
+            .await?;
+        self.event("Normal", "Started", "the server's process started")
+            .await;
+        let typed = self.typed()?;
+        self.watch_ready(&typed);
+        Ok(Next::After(SOON))
+    }
+
+    /// A start that failed: networking and containerd hiccups are retried (with the worker's
+    /// backoff) a few times before the server goes to Error; a missing image or a bad spec is
+    /// reported at once.
+    async fn start_failed(
+        &mut self,
+        gs: &GameServer,
+        reason: &str,
+        e: Error,
+    ) -> crate::Result<Next> {
+        let transient = matches!(e, Error::Cni(_) | Error::Containerd(_) | Error::Io(_));
+        if transient && self.start_failures < START_RETRIES {
+            self.start_failures += 1;
+            self.console_line(&format!("start failed ({e}); trying again"));
+            let ports = gs.status.clone().unwrap_or_default().ports;
+            let _ = self.env.network.detach(&self.cid, &ports).await;
+            return Err(e);
+        }
+        self.start_failures = 0;
+        self.fail(reason, &e.to_string(), &[Event::Failed]).await
+    }
+
+    /// A task runs that the status does not show: report it started and watch for the ready
+    /// line.
+    pub(super) async fn adopt(&mut self, gs: &GameServer, events: &[Event]) -> crate::Result<Next> {
+        tracing::info!(server = self.name(), "adopting a running container");
+        self.report(events, json!({})).await?;
+        self.event(
+            "Normal",
+            "Adopted",
+            "the nodelet took over the server's running container",
+        )
+        .await;
+        self.watch_ready(gs);
+        Ok(Next::After(SOON))
+    }
+
+    /// The task runs and the ready line has not been seen: make sure something watches for it.
+    pub(super) fn await_ready(&mut self, gs: &GameServer) -> crate::Result<Next> {
+        self.watch_ready(gs);
+        if self.ready.load(Ordering::SeqCst) {
+            return Ok(Next::After(SOON));
+        }
+        Ok(Next::Idle)
+    }
+
+    /// The ready line was seen.
+    pub(super) async fn mark_ready(&mut self, events: &[Event]) -> crate::Result<Next> {
+        self.report(events, json!({"reason": null, "message": null}))
+            .await?;
+        self.event("Normal", "Ready", "the server is ready").await;
+        self.console_line("server is ready");
+        Ok(Next::Idle)
+    }
+
+    /// Follows the console for the ready pattern (no pattern: ready at once); the match wakes
+    /// the worker.
+    pub(super) fn watch_ready(&mut self, gs: &GameServer) {
+        if self.ready_watch.as_ref().is_some_and(|h| !h.is_finished())
+            || self.ready.load(Ordering::SeqCst)
+        {
+            return;
+        }
+        let pattern = gs
+            .spec
+            .ready
+            .as_ref()
+            .and_then(|r| regex::Regex::new(&r.log_pattern).ok());
+        let Some(re) = pattern else {
+            self.ready.store(true, Ordering::SeqCst);
+            return;
+        };
+        let Ok(console) = self.env.runtime.console() else {
+            return;
+        };
+        let (seen, mut rx) = console.follow(Some(200));
+        if seen.iter().any(|l| re.is_match(l)) {
+            self.ready.store(true, Ordering::SeqCst);
+            return;
+        }
+        let ready = self.ready.clone();
+        let waker = self.waker.clone();
+        self.ready_watch = Some(tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(line) if re.is_match(&line) => {
+                        ready.store(true, Ordering::SeqCst);
+                        waker.notify_one();
+                        return;
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+
+    /// Stops following the console for the ready line (the task ended).
+    pub(super) fn forget_ready(&mut self) {
+        if let Some(h) = self.ready_watch.take() {
+            h.abort();
+        }
+        self.ready.store(false, Ordering::SeqCst);
+    }
+}

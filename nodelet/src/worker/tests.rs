@@ -1,0 +1,340 @@
+//! The executor on recording fakes: installs that a stop interrupts or a deadline ends, crash
+//! loop backoff on a paused clock, re-adoption, refused transitions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+use super::fake::{Fakes, ManualClock};
+use super::plan::Task;
+use super::*;
+use crate::worker::env::TokioClock;
+
+const UID: &str = "u1";
+const MAIN: &str = "gs-u1";
+const INSTALL: &str = "gs-u1-install";
+
+fn object(phase: &str, spec: Value) -> Value {
+    let mut spec_v =
+        json!({"image": "busybox", "stop": {"signal": "SIGINT", "timeoutSeconds": 20}});
+    for (k, v) in spec.as_object().cloned().unwrap_or_default() {
+        spec_v[k] = v;
+    }
+    json!({
+        "apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer",
+        "metadata": {"name": "gs", "namespace": "default", "uid": UID, "generation": 1,
+                     "resourceVersion": "5"},
+        "spec": spec_v,
+        "status": {"phase": phase, "nodeName": "n1"},
+    })
+}
+
+struct Rig {
+    fakes: Fakes,
+    tx: watch::Sender<Option<Value>>,
+    worker: Worker,
+}
+
+fn rig(obj: Value, clock: Arc<dyn env::Clock>) -> Rig {
+    let fakes = Fakes::new(obj.clone(), clock);
+    let (tx, rx) = watch::channel(Some(obj));
+    let worker = Worker::new(
+        fakes.env(),
+        UID.to_owned(),
+        rx,
+        Arc::new(Notify::new()),
+        None,
+    );
+    Rig { fakes, tx, worker }
+}
+
+impl Rig {
+    /// Changes the stored object as a user would, and tells the worker.
+    fn update(&self, f: impl FnOnce(&mut Value)) {
+        let mut obj = self.fakes.status.object.lock().expect("object");
+        f(&mut obj);
+        let rv = catalyst_schemas::object::resource_version(&obj).unwrap_or(0) + 1;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.tx.send_replace(Some(obj.clone()));
+    }
+
+    async fn pass(&mut self) -> Next {
+        self.worker
+            .pass()
+            .await
+            .expect("a pass")
+            .expect("the server is not gone")
+    }
+
+    fn phase(&self) -> String {
+        self.fakes.status.get()["status"]["phase"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_stop_interrupts_a_running_install_without_waiting_for_it() {
+    let clock = Arc::new(ManualClock::new());
+    let mut r = rig(
+        object(
+            "Scheduled",
+            json!({"install": {"script": "sleep 1000", "timeoutSeconds": 600}}),
+        ),
+        clock.clone(),
+    );
+    // the install starts and the pass returns at once with its deadline as the next wake-up
+    assert_eq!(r.pass().await, Next::After(Duration::from_secs(600)));
+    assert_eq!(r.phase(), "Installing");
+    assert_eq!(r.fakes.runtime.get(INSTALL), Task::Running);
+    assert_eq!(
+        r.fakes.runtime.calls_of("create"),
+        vec![format!("create {INSTALL} install")]
+    );
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(r.pass().await, Next::After(Duration::from_secs(540)));
+    // the user stops the server while the script runs
+    r.update(|o| o["spec"]["state"] = json!("Stopped"));
+    r.pass().await;
+    assert_eq!(
+        r.fakes.runtime.calls_of("kill"),
+        vec![format!("kill {INSTALL} 9 all")]
+    );
+    assert_eq!(r.phase(), "Stopping");
+    // its exit: stopped, not failed, not installed; the main container never made
+    r.pass().await;
+    assert_eq!(r.phase(), "Stopped");
+    assert_eq!(r.fakes.runtime.get(INSTALL), Task::Absent);
+    let obj = r.fakes.status.get();
+    assert!(!catalyst_schemas::object::condition_true(&obj, "Installed"));
+    assert!(r
+        .fakes
+        .runtime
+        .calls_of(&format!("create {MAIN} "))
+        .is_empty());
+    assert!(r
+        .fakes
+        .status
+        .reasons()
+        .contains(&"InstallStopped".to_owned()));
+    assert_eq!(r.pass().await, Next::Idle);
+    // started again: the install runs again
+    r.update(|o| o["spec"]["state"] = json!("Running"));
+    r.pass().await;
+    assert_eq!(r.phase(), "Installing");
+    assert_eq!(r.fakes.runtime.calls_of("create").len(), 2);
+}
+
+#[tokio::test]
+async fn a_delete_interrupts_a_running_install_and_cleans_up() {
+    let mut r = rig(
+        object("Scheduled", json!({"install": {"script": "sleep 1000"}})),
+        Arc::new(ManualClock::new()),
+    );
+    r.pass().await;
+    assert_eq!(r.phase(), "Installing");
+    r.update(|o| {
+        o["metadata"]["deletionTimestamp"] = json!("2026-11-30T00:00:00Z");
+        o["metadata"]["finalizers"] = json!(["catalyst.dev/gameserver"]);
+    });
+    r.pass().await; // kill
+    r.pass().await; // its exit
+    r.pass().await; // clean up
+    assert_eq!(r.phase(), "Stopped");
+    let calls = r.fakes.runtime.calls.lock().expect("calls").clone();
+    assert!(calls.contains(&format!("remove {MAIN}")), "{calls:?}");
+    assert!(
+        calls.contains(&"release gone=false".to_owned()),
+        "{calls:?}"
+    );
+    // gone from the API: everything, data included
+    r.tx.send_replace(None);
+    assert!(r.worker.pass().await.expect("pass").is_none());
+    assert!(r
+        .fakes
+        .runtime
+        .calls_of("release")
+        .contains(&"release gone=true".to_owned()));
+}
+
+#[tokio::test]
+async fn an_install_past_its_deadline_is_killed_and_fails() {
+    let clock = Arc::new(ManualClock::new());
+    let mut r = rig(
+        object(
+            "Scheduled",
+            json!({"install": {"script": "sleep 1000", "timeoutSeconds": 30}}),
+        ),
+        clock.clone(),
+    );
+    r.pass().await;
+    clock.advance(Duration::from_secs(30));
+    r.pass().await;
+    assert_eq!(
+        r.fakes.runtime.calls_of("kill"),
+        vec![format!("kill {INSTALL} 9 all")]
+    );
+    assert_eq!(r.phase(), "Installing");
+    r.pass().await;
+    assert_eq!(r.phase(), "Error");
+    let obj = r.fakes.status.get();
+    assert_eq!(obj["status"]["reason"], "InstallFailed");
+    assert!(obj["status"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("timeout")));
+    let installed = catalyst_schemas::object::conditions_of(&obj);
+    assert!(installed
+        .iter()
+        .any(|c| c.type_ == "Installed" && c.reason == "InstallFailed"));
+    assert_eq!(r.fakes.runtime.calls_of("own-data").len(), 1);
+}
+
+#[tokio::test]
+async fn a_successful_install_is_followed_by_the_start() {
+    let mut r = rig(
+        object("Scheduled", json!({"install": {"script": "true"}})),
+        Arc::new(ManualClock::new()),
+    );
+    r.pass().await;
+    r.fakes.runtime.set(INSTALL, Task::Exited(0));
+    r.pass().await;
+    assert_eq!(r.phase(), "Stopped");
+    assert!(catalyst_schemas::object::condition_true(
+        &r.fakes.status.get(),
+        "Installed"
+    ));
+    r.pass().await;
+    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.fakes.runtime.get(MAIN), Task::Running);
+    assert_eq!(
+        *r.fakes.status.phases.lock().expect("phases"),
+        vec!["Installing", "Stopped", "Starting"]
+    );
+}
+
+/// Crashes restart after 1, 2, 4, 8, 16 s (tokio's clock, paused and auto-advanced), and the
+/// fifth restart in a row is reported as a crash loop.
+#[tokio::test(start_paused = true)]
+async fn crash_loop_restarts_back_off_on_the_clock() {
+    let r = rig(
+        object("Scheduled", json!({"restartPolicy": "Always"})),
+        Arc::new(TokioClock),
+    );
+    *r.fakes.runtime.crash_with.lock().expect("crash") = Some(1);
+    let fakes = r.fakes.clone();
+    let _tx = r.tx;
+    let task = tokio::spawn(r.worker.run());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while fakes.runtime.starts.lock().expect("starts").len() < 6 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not restarted enough"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    task.abort();
+    let starts = fakes.runtime.starts.lock().expect("starts").clone();
+    let gaps: Vec<u64> = starts
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1).as_secs())
+        .collect();
+    assert_eq!(gaps, vec![1, 2, 4, 8, 16]);
+    let obj = fakes.status.get();
+    assert_eq!(obj["status"]["restartCount"], 5);
+    assert_eq!(obj["status"]["phase"], "Crashed");
+    assert!(fakes.status.reasons().contains(&"CrashLoop".to_owned()));
+}
+
+#[tokio::test]
+async fn a_running_container_found_after_a_restart_is_adopted() {
+    let mut r = rig(object("Stopped", json!({})), Arc::new(ManualClock::new()));
+    r.fakes.runtime.set(MAIN, Task::Running);
+    r.pass().await;
+    assert_eq!(r.phase(), "Starting");
+    assert!(r.fakes.status.reasons().contains(&"Adopted".to_owned()));
+    // no ready pattern: ready at once
+    r.pass().await;
+    assert_eq!(r.phase(), "Running");
+    assert_eq!(r.pass().await, Next::Idle);
+    // nothing was made or killed
+    assert!(r.fakes.runtime.calls_of("create").is_empty());
+    assert!(r.fakes.runtime.calls_of("kill").is_empty());
+}
+
+#[tokio::test]
+async fn a_running_install_found_after_a_restart_gets_a_deadline_not_a_second_run() {
+    let mut r = rig(
+        object(
+            "Installing",
+            json!({"install": {"script": "x", "timeoutSeconds": 90}}),
+        ),
+        Arc::new(ManualClock::new()),
+    );
+    r.fakes.runtime.set(INSTALL, Task::Running);
+    assert_eq!(r.pass().await, Next::After(Duration::from_secs(90)));
+    assert!(r.fakes.runtime.calls_of("create").is_empty());
+    assert!(r.fakes.runtime.calls_of("remove").is_empty());
+}
+
+#[tokio::test]
+async fn a_stop_signal_then_sigkill_at_the_deadline() {
+    let clock = Arc::new(ManualClock::new());
+    let mut r = rig(
+        object("Running", json!({"state": "Stopped"})),
+        clock.clone(),
+    );
+    r.fakes.runtime.set(MAIN, Task::Running);
+    assert_eq!(r.pass().await, Next::After(Duration::from_secs(20)));
+    assert_eq!(
+        r.fakes.runtime.calls_of("kill"),
+        vec![format!("kill {MAIN} 2")]
+    );
+    assert_eq!(r.phase(), "Stopping");
+    clock.advance(Duration::from_secs(20));
+    r.pass().await;
+    assert_eq!(
+        r.fakes.runtime.calls_of("kill"),
+        vec![format!("kill {MAIN} 2"), format!("kill {MAIN} 9 all")]
+    );
+    r.pass().await;
+    assert_eq!(r.phase(), "Stopped");
+    assert_eq!(r.fakes.status.get()["status"]["lastExit"]["exitCode"], 137);
+}
+
+#[tokio::test]
+async fn a_refused_transition_is_surfaced_as_an_event() {
+    // a task runs while the status says Error (someone wrote it): stopping it cannot move the
+    // phase by StopRequested
+    let mut r = rig(object("Error", json!({})), Arc::new(ManualClock::new()));
+    r.fakes.runtime.set(MAIN, Task::Running);
+    r.pass().await;
+    assert!(r
+        .fakes
+        .status
+        .reasons()
+        .contains(&"IllegalTransition".to_owned()));
+    assert_eq!(r.phase(), "Error");
+    // the stop is still carried out
+    assert_eq!(
+        r.fakes.runtime.calls_of("kill"),
+        vec![format!("kill {MAIN} 2")]
+    );
+}
+
+#[tokio::test]
+async fn a_start_whose_image_cannot_be_had_goes_to_error_from_stopped() {
+    let mut r = rig(
+        object("Stopped", json!({"image": "missing:1"})),
+        Arc::new(ManualClock::new()),
+    );
+    r.pass().await;
+    assert_eq!(r.phase(), "Error");
+    // no made-up Starting on the way
+    assert_eq!(
+        *r.fakes.status.phases.lock().expect("phases"),
+        vec!["Error"]
+    );
+}
