@@ -11,7 +11,7 @@ use super::oci::{
     CONTAINERD_NAME, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, REF_NAME,
 };
 use super::policy::open_archive;
-use super::resolve::{host_arch, select};
+use super::resolve::{host_arch, select, ManifestWalk, Step};
 use super::tarball::{normalize_member, tar_number, Packing};
 use super::unpack::hash_layer;
 use super::*;
@@ -657,4 +657,56 @@ fn member_paths_are_normalised_and_dotdot_is_dropped() {
         Some("blobs/sha256")
     );
     assert_eq!(normalize_member("../index.json"), None);
+}
+
+#[test]
+fn the_walk_follows_at_most_four_nested_indexes_to_the_manifest() {
+    let img = image_blobs();
+    // `n` indexes, each naming the next document, then the manifest
+    let chain_of = |n: usize| {
+        let mut chain = vec![img.manifest.clone()];
+        for i in 0..n {
+            let media = if i == 0 { OCI_MANIFEST } else { OCI_INDEX };
+            let to = chain.last().expect("doc");
+            chain.push(
+                serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                    "manifests": [{"mediaType": media, "digest": pack::digest(to),
+                    "size": to.len()}]}))
+                .expect("json"),
+            );
+        }
+        chain.reverse();
+        chain
+    };
+    let top = |data: &[u8]| {
+        let mut d = entry(&pack::digest(data), None, None);
+        d.media_type = OCI_INDEX.into();
+        d
+    };
+    let chain = chain_of(4);
+    let mut walk = ManifestWalk::new("t", top(&chain[0]));
+    for (i, data) in chain.iter().enumerate() {
+        match walk.step(data.clone()).expect("step") {
+            Step::Fetch(next) => assert_eq!(next.digest, pack::digest(&chain[i + 1])),
+            Step::Done(m) => {
+                assert_eq!(i, 4);
+                assert_eq!(m.layers.len(), 1);
+            }
+        }
+    }
+    let docs = walk.into_docs();
+    assert_eq!(docs.len(), 5);
+    assert_eq!(docs[0].1, chain[0]);
+    assert_eq!(docs[4].0.media_type, OCI_MANIFEST);
+    // a fifth index is refused
+    let chain = chain_of(5);
+    let mut walk = ManifestWalk::new("t", top(&chain[0]));
+    for data in chain.iter().take(4) {
+        assert!(matches!(walk.step(data.clone()), Ok(Step::Fetch(_))));
+    }
+    let e = walk
+        .step(chain[4].clone())
+        .expect_err("too deep")
+        .to_string();
+    assert!(e.contains("nested too deep"), "{e}");
 }
