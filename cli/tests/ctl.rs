@@ -126,6 +126,30 @@ mod sync_http {
                 (code, resp.json().await.unwrap_or(Value::Null))
             })
         }
+
+        /// GET a path; the body as text.
+        pub fn text(&self, path: &str) -> String {
+            self.rt.block_on(async {
+                let resp = self
+                    .http
+                    .get(format!("{}{path}", self.base))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await
+                    .unwrap();
+                resp.text().await.unwrap()
+            })
+        }
+    }
+
+    /// Watch requests open on the server now (its `catalyst_apiserver_watches` gauge).
+    pub fn open_watches(client: &Client) -> i64 {
+        client
+            .text("/metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix("catalyst_apiserver_watches "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("the catalyst_apiserver_watches gauge")
     }
 }
 
@@ -328,6 +352,8 @@ fn wait_edit_describe_explain_and_friends() {
         "1s",
     ]);
     assert_eq!(code(&out), 1, "times out: {:?}", text(&out));
+    let http = server.http();
+    let watches_before = sync_http::open_watches(&http);
     let waiter = {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalystctl"));
         cmd.args([
@@ -341,8 +367,17 @@ fn wait_edit_describe_explain_and_friends() {
         .stdout(Stdio::piped());
         cmd.spawn().unwrap()
     };
-    std::thread::sleep(Duration::from_millis(500));
-    let (c, body) = server.http().send(
+    // the waiter found the condition unmet and opened its watch: the change below reaches it
+    // through the watch, not through its first read
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sync_http::open_watches(&http) <= watches_before {
+        assert!(
+            Instant::now() < deadline,
+            "catalystctl wait never opened its watch"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (c, body) = http.send(
         reqwest::Method::PATCH,
         "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/survival/status",
         "application/merge-patch+json",
