@@ -497,9 +497,18 @@ fn containerd_restarts_are_ridden_out_and_deaths_reported() {
     let vpid = env.ctd.task_pid(&vcid).expect("victim task");
 
     // containerd goes down; while it is away the victim's process is killed
+    let socket = env.ctd.socket.clone();
     let ctd = &mut env.ctd;
     let victim_killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
+        // only once containerd is really down (its socket refuses), so nothing sees the death
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd never went down"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = std::process::Command::new("kill")
             .args(["-9", &vpid.to_string()])
             .output();
