@@ -409,8 +409,23 @@ fn the_nodelet_rides_out_an_api_server_restart() {
         "  stop: {command: stop-now, timeoutSeconds: 3}\n",
     );
 
+    let failed_heartbeats = || {
+        std::fs::read_to_string(ndir.join("nodelet.log"))
+            .unwrap_or_default()
+            .matches("heartbeat failed")
+            .count()
+    };
+    let failed_before = failed_heartbeats();
     drop(server); // SIGKILL
-    std::thread::sleep(Duration::from_secs(8));
+    let down = std::time::Instant::now();
+    // the nodelet has noticed the API server is gone (a heartbeat failed) before we judge how it
+    // copes; the outage lasts at least 8 s either way
+    eventually(
+        "the nodelet notices the API server is gone",
+        Duration::from_secs(30),
+        || failed_heartbeats() > failed_before,
+    );
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(down.elapsed()));
     let served = probe_http(port, "/index.html");
     assert!(
         served.is_ok(),

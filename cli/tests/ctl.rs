@@ -66,6 +66,16 @@ impl Ctl for Server {
     }
 }
 
+/// Watch requests open on the server now (its `catalyst_apiserver_watches` gauge).
+fn open_watches(client: &api::Api) -> i64 {
+    client
+        .text("/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix("catalyst_apiserver_watches "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the catalyst_apiserver_watches gauge")
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -265,6 +275,8 @@ fn wait_edit_describe_explain_and_friends() {
         "1s",
     ]);
     assert_eq!(code(&out), 1, "times out: {:?}", text(&out));
+    let http = server.http();
+    let watches_before = open_watches(&http);
     let waiter = {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalystctl"));
         cmd.args([
@@ -278,8 +290,17 @@ fn wait_edit_describe_explain_and_friends() {
         .stdout(Stdio::piped());
         cmd.spawn().unwrap()
     };
-    std::thread::sleep(Duration::from_millis(500));
-    let (c, body) = server.http().send(
+    // the waiter found the condition unmet and opened its watch: the change below reaches it
+    // through the watch, not through its first read
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open_watches(&http) <= watches_before {
+        assert!(
+            Instant::now() < deadline,
+            "catalystctl wait never opened its watch"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (c, body) = http.send(
         reqwest::Method::PATCH,
         "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/survival/status",
         "application/merge-patch+json",

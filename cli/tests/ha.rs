@@ -2,7 +2,8 @@
 //! controllers; `kill -9` of the leader → the other schedules within 20 s.
 //!
 //! Needs `CATALYST_TEST_POSTGRES_URL` and `CATALYST_TEST_ETCD` (scripts/test sets them); a backend
-//! left out of `CATALYST_TEST_BACKENDS` is skipped.
+//! left out of `CATALYST_TEST_BACKENDS` is skipped: its test prints
+//! `skipped: <backend> (CATALYST_TEST_BACKENDS=…) <test>` and `scripts/test` counts it as skipped.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,11 +12,18 @@ use std::time::{Duration, Instant};
 use catalyst_e2e::Server;
 use serde_json::{json, Value};
 
-fn enabled(backend: &str) -> bool {
-    std::env::var("CATALYST_TEST_BACKENDS")
-        .unwrap_or_else(|_| "sqlite,postgres,etcd".into())
-        .split(',')
-        .any(|b| b.trim() == backend)
+/// Whether `backend` is in `CATALYST_TEST_BACKENDS`; if not, says that `test` is skipped.
+fn enabled(backend: &str, test: &str) -> bool {
+    let list =
+        std::env::var("CATALYST_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,etcd".into());
+    if list.split(',').any(|b| b.trim() == backend) {
+        return true;
+    }
+    // straight to stderr in one write: the harness captures only the print macros, and a
+    // skipped test must show as skipped even when it passes
+    let line = format!("skipped: {backend} (CATALYST_TEST_BACKENDS={list}) {test}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    false
 }
 
 fn start(dir: &Path, store: &str) -> Server {
@@ -171,7 +179,7 @@ fn leader_fails_over(store: &str) {
 
 #[test]
 fn postgres_leader_killed_the_standby_takes_over() {
-    if !enabled("postgres") {
+    if !enabled("postgres", "postgres_leader_killed_the_standby_takes_over") {
         return;
     }
     let admin = std::env::var("CATALYST_TEST_POSTGRES_URL")
@@ -199,7 +207,7 @@ fn postgres_leader_killed_the_standby_takes_over() {
 
 #[test]
 fn etcd_leader_killed_the_standby_takes_over() {
-    if !enabled("etcd") {
+    if !enabled("etcd", "etcd_leader_killed_the_standby_takes_over") {
         return;
     }
     let hosts =

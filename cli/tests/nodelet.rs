@@ -197,13 +197,19 @@ fn a_game_server_lives_on_real_containerd() {
     );
 
     // kill -9 of the nodelet: the server keeps running, the restarted nodelet re-adopts it
+    let adopted_before = adopted_events(server, &uid);
     nodelet.kill9();
     assert!(
         probe_http(port, "/index.html").is_ok(),
         "server answers while the nodelet is down"
     );
     nodelet.restart(&ndir);
-    std::thread::sleep(Duration::from_secs(3));
+    // the new nodelet's worker has examined the server and kept its task before we look
+    eventually(
+        "the restarted nodelet records Adopted for web",
+        Duration::from_secs(30),
+        || adopted_events(server, &uid) > adopted_before,
+    );
     assert_untouched(server, &env.ctd, "web", &cid, pid);
 
     // stop by console command: exit 0 → Stopped, host port closed
@@ -491,9 +497,18 @@ fn containerd_restarts_are_ridden_out_and_deaths_reported() {
     let vpid = env.ctd.task_pid(&vcid).expect("victim task");
 
     // containerd goes down; while it is away the victim's process is killed
+    let socket = env.ctd.socket.clone();
     let ctd = &mut env.ctd;
     let victim_killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
+        // only once containerd is really down (its socket refuses), so nothing sees the death
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd never went down"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = std::process::Command::new("kill")
             .args(["-9", &vpid.to_string()])
             .output();
@@ -519,4 +534,28 @@ fn containerd_restarts_are_ridden_out_and_deaths_reported() {
     eventually("the survivor answers", Duration::from_secs(10), || {
         probe_http(host_port(&again), "/index.html").is_ok()
     });
+}
+
+/// How many `Adopted` Events the nodelet recorded about the server with this uid (one per
+/// nodelet start that found the server's task running and kept it).
+fn adopted_events(server: &catalyst_e2e::Server, uid: &str) -> usize {
+    let list: Value = serde_json::from_str(&api_text(
+        server,
+        "/apis/catalyst.dev/v1alpha1/namespaces/default/events",
+    ))
+    .expect("events json");
+    list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|e| {
+                    e.pointer("/spec/reason").and_then(Value::as_str) == Some("Adopted")
+                        && e.pointer("/spec/involvedObject/uid")
+                            .and_then(Value::as_str)
+                            == Some(uid)
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }

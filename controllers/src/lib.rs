@@ -5,6 +5,7 @@
 pub mod informer;
 pub mod leader;
 pub mod manager;
+pub mod progress;
 pub mod queue;
 pub mod reconcilers;
 pub mod scheduling;

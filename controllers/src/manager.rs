@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::informer::{self, Cache, Key};
+use crate::progress::Progress;
 use crate::queue::WorkQueue;
 use crate::reconcilers::{reconcile_gameserver, reconcile_node, Action, Context, ReconcileError};
 use crate::scheduling::Strategy;
@@ -31,8 +32,13 @@ pub struct Config {
 /// The running controllers.
 #[derive(Debug)]
 pub struct Handle {
-    /// True while this process leads.
+    /// True while this process leads; sent after every election round, even when unchanged, so
+    /// `changed()` also tells that a round completed.
     pub leading: watch::Receiver<bool>,
+    /// What the GameServer worker has reconciled (keys `namespace/name`).
+    pub gameservers: Arc<Progress>,
+    /// What the Node worker has reconciled (keys: node names).
+    pub nodes: Arc<Progress>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -132,21 +138,30 @@ pub fn start(
             }
         }));
     }
+    let (gs_progress, node_progress) =
+        (Arc::new(Progress::default()), Arc::new(Progress::default()));
     // one scheduling worker: decisions are serialised, and each sees the last one's ports
     tasks.push(tokio::spawn(worker(
         gs_queue,
         leading.clone(),
+        (ctx.gameservers.clone(), gs_progress.clone()),
         ctx.clone(),
         |ctx, key| async move { reconcile_gameserver(&ctx, &key).await },
     )));
     tasks.push(tokio::spawn(worker(
         node_queue,
         leading.clone(),
+        (ctx.nodes.clone(), node_progress.clone()),
         ctx,
         |ctx, key| async move { reconcile_node(&ctx, &key).await },
     )));
     tasks.push(tokio::spawn(expire_events(ctx_registry, leading.clone())));
-    Handle { leading, tasks }
+    Handle {
+        leading,
+        gameservers: gs_progress,
+        nodes: node_progress,
+        tasks,
+    }
 }
 
 /// How long Events are kept.
@@ -193,9 +208,12 @@ fn is_pending(gs: &Value) -> bool {
     catalyst_schemas::object::phase_of(gs) == catalyst_schemas::lifecycle::Phase::Pending
 }
 
+/// Reconciles the keys of `queue` while leading; each success is recorded in `progress` with the
+/// revision of the cached object (in `cache`) the reconcile started from.
 async fn worker<F, Fut>(
     queue: Arc<WorkQueue<Key>>,
     leading: watch::Receiver<bool>,
+    (cache, progress): (Arc<Cache>, Arc<Progress>),
     ctx: Context,
     reconcile: F,
 ) where
@@ -208,9 +226,16 @@ async fn worker<F, Fut>(
             queue.succeeded(&key);
             continue;
         }
+        let started_at = cache
+            .get(&key)
+            .map(|o| catalyst_schemas::object::resource_version(&o).unwrap_or(0));
         match reconcile(ctx.clone(), key.clone()).await {
-            Ok(Action::Done) => queue.succeeded(&key),
+            Ok(Action::Done) => {
+                progress.record(&key, started_at);
+                queue.succeeded(&key);
+            }
             Ok(Action::RequeueAfter(d)) => {
+                progress.record(&key, started_at);
                 queue.succeeded(&key);
                 queue.add_after(key, d);
             }

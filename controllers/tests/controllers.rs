@@ -315,7 +315,13 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
         .unwrap()
         .unwrap();
     let second = start(&registry, &state, "server-2");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // a round of the standby's election completed (it read the lease server-1 holds) before the
+    // assertion, so "not leading" is its decision, not a lack of one
+    let mut standby_rounds = second.leading.clone();
+    tokio::time::timeout(Duration::from_secs(10), standby_rounds.changed())
+        .await
+        .expect("the standby completes an election round")
+        .unwrap();
     assert!(
         *first.leading.borrow() && !*second.leading.borrow(),
         "exactly one leader"
@@ -367,7 +373,7 @@ async fn deletion_waits_until_nothing_runs_and_frees_the_ports() {
     let dir = tempfile::tempdir().unwrap();
     let (registry, state) = setup(dir.path()).await;
     add_node(&registry, "node-a", "4", 0, (7000, 7000)).await;
-    start(&registry, &state, "server-1");
+    let controllers = start(&registry, &state, "server-1");
     let gs_scope = scope("gameservers", Some("default"));
     add_gs(&registry, "idle", json!({"image": "busybox"})).await;
     let idle = wait_for(&registry, "gameservers", Some("default"), "idle", |o| {
@@ -430,7 +436,16 @@ async fn deletion_waits_until_nothing_runs_and_frees_the_ports() {
         .delete(gs_scope, "busy", None, false)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // the controller has reconciled the server as deleting (or later) before we look
+    let deleting = registry.get(gs_scope, "busy").await.unwrap();
+    assert!(deleting.pointer("/metadata/deletionTimestamp").is_some());
+    let rv = catalyst_schemas::object::resource_version(&deleting).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        controllers.gameservers.wait_for("default/busy", rv),
+    )
+    .await
+    .expect("the controller reconciles the deletion");
     assert!(
         registry.get(gs_scope, "busy").await.is_ok(),
         "still there while Running"

@@ -1,0 +1,81 @@
+//! The usage index: what the servers bound to each node hold (resources and host ports), kept
+//! current one server at a time.
+
+use std::collections::BTreeMap;
+
+use catalyst_schemas::gameserver::Protocol;
+
+use super::ports::{release, take, Used};
+use super::request::Amounts;
+
+/// A host port in use on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostPort {
+    /// The port.
+    pub port: u16,
+    /// TCP, UDP or both.
+    pub protocol: Protocol,
+}
+
+/// A server already bound to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// The node.
+    pub node: String,
+    /// What it requests.
+    pub requests: Amounts,
+    /// Its host ports.
+    pub ports: Vec<HostPort>,
+}
+
+/// What the servers bound to one node hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeUsage {
+    /// Their summed requests.
+    pub allocated: Amounts,
+    /// Their host ports.
+    pub used: Used,
+}
+
+/// Per-node usage, kept current one server at a time (no rescans of every server).
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    by_server: BTreeMap<String, Bound>,
+    per_node: BTreeMap<String, NodeUsage>,
+}
+
+impl Usage {
+    /// Records what server `key` holds now (`None`: nothing).
+    pub fn set(&mut self, key: &str, bound: Option<Bound>) {
+        if let Some(old) = self.by_server.remove(key) {
+            if let Some(n) = self.per_node.get_mut(&old.node) {
+                n.allocated = n.allocated.sub(old.requests);
+                for hp in &old.ports {
+                    release(&mut n.used, hp.port, hp.protocol);
+                }
+            }
+        }
+        if let Some(b) = bound {
+            let n = self.per_node.entry(b.node.clone()).or_default();
+            n.allocated = n.allocated.add(b.requests);
+            for hp in &b.ports {
+                take(&mut n.used, hp.port, hp.protocol);
+            }
+            self.by_server.insert(key.to_owned(), b);
+        }
+    }
+
+    /// What a node's servers hold.
+    pub fn node(&self, name: &str) -> Option<&NodeUsage> {
+        self.per_node.get(name)
+    }
+
+    /// The usage of a list of bound servers.
+    pub fn of(bound: &[Bound]) -> Self {
+        let mut u = Self::default();
+        for (i, b) in bound.iter().enumerate() {
+            u.set(&i.to_string(), Some(b.clone()));
+        }
+        u
+    }
+}

@@ -1,0 +1,73 @@
+//! What controllers and the nodelet report of a GameServer: its status, host ports and last exit.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::spec::Protocol;
+use crate::lifecycle::Phase;
+use crate::meta::Condition;
+
+/// What controllers and the nodelet observe of a game server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GameServerStatus {
+    /// Where the server is in its lifecycle.
+    #[serde(default)]
+    pub phase: Phase,
+    /// The node it is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// The address players connect to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Ports with their allocated host ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortStatus>,
+    /// Restarts after crashes since the last start asked by a user.
+    #[serde(default)]
+    pub restart_count: i64,
+    /// How the last run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<ExitStatus>,
+    /// A CamelCase reason for the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A message for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The generation this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Observations: Scheduled, Installed, Ready, …
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A port with its host port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortStatus {
+    /// The port's name.
+    pub name: String,
+    /// The port inside the container.
+    pub container_port: i64,
+    /// The port on the node.
+    pub host_port: i64,
+    /// TCP, UDP or both.
+    pub protocol: Protocol,
+}
+
+/// How a run of the server ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitStatus {
+    /// The process exit code.
+    pub exit_code: i64,
+    /// True when the kernel's OOM killer ended it.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
