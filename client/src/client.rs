@@ -283,11 +283,7 @@ impl Client {
             if let Some(page_items) = page.get("items").and_then(Value::as_array) {
                 items.extend(page_items.iter().cloned());
             }
-            let revision = page
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0);
+            let revision = catalyst_schemas::object::resource_version(&page).unwrap_or(0);
             match page.pointer("/metadata/continue").and_then(Value::as_str) {
                 Some(c) if !c.is_empty() => c.clone_into(&mut token),
                 _ => return Ok(List { items, revision }),

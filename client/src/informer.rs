@@ -4,7 +4,7 @@
 //! a watch that can no longer continue (410 Gone, a lagging watcher, a cache reset) goes back
 //! to a fresh list.
 //!
-//! Sources implement [`ListWatch`]: the HTTP client ([`crate::source::HttpSource`]) and, in
+//! Sources implement [`ListWatch`]: the HTTP client (`HttpSource` in `source`) and, in
 //! the controllers, the API server's registry and watch cache in the same process.
 
 use std::collections::BTreeMap;

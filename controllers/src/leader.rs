@@ -7,7 +7,7 @@ use catalyst_apiserver::error::ApiError;
 use catalyst_apiserver::registry::{Part, Registry, Scope};
 use catalyst_schemas::event::LeaseSpec;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 
 /// The Lease the controllers elect on.
@@ -87,10 +87,7 @@ pub async fn run(registry: Registry, me: String, duration: Duration, leading: wa
                 registry.create(scope, obj, false).await.is_ok()
             }
             (_, Ok(obj)) => {
-                let rv = obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .and_then(|r| r.parse().ok());
+                let rv = catalyst_schemas::object::resource_version(obj);
                 let transitions = spec.as_ref().map_or(0, |s| s.lease_transitions);
                 let acquiring = decision == Decision::Acquire;
                 let me2 = me.clone();

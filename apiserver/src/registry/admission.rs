@@ -31,12 +31,7 @@ pub(in crate::registry) fn check_transition(
     if kind.kind != "GameServer" {
         return Ok(());
     }
-    let phase = |v: &Value| -> lifecycle::Phase {
-        v.pointer("/status/phase")
-            .cloned()
-            .and_then(|p| serde_json::from_value(p).ok())
-            .unwrap_or_default()
-    };
+    let phase = catalyst_schemas::object::phase_of;
     let (from, to) = (phase(old), phase(new));
     if lifecycle::can_move(from, to) {
         Ok(())

@@ -1,6 +1,7 @@
 //! `start`, `stop`, `restart` of a GameServer and `cordon`, `uncordon` of a Node: one merge
 //! patch each.
 
+use catalyst_schemas::object::RESTARTED_AT;
 use serde_json::{json, Value};
 
 use super::error::Outcome;
@@ -8,9 +9,6 @@ use super::out::Out;
 use super::request::patch_object;
 use super::target::kind;
 use crate::client::Client;
-
-/// The annotation `restart` sets, as `kubectl rollout restart` does.
-pub const RESTARTED_AT: &str = "catalyst.dev/restartedAt";
 
 /// Arguments of `start`, `stop` and `restart`.
 #[derive(Debug, Clone, clap::Args)]

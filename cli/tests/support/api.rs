@@ -62,6 +62,18 @@ impl Api {
         ct: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.try_send(method, path, ct, body)
+            .expect("the api server answers")
+    }
+
+    /// As [`Api::send`], but None when the server cannot be reached (it may be down on purpose).
+    pub fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        ct: &str,
+        body: Option<Value>,
+    ) -> Option<(u16, Value)> {
         self.rt.block_on(async {
             let mut req = self.client.request(method, path);
             if let Some(b) = body {
@@ -69,9 +81,9 @@ impl Api {
                     .header("Content-Type", ct)
                     .body(serde_json::to_vec(&b).expect("json"));
             }
-            let resp = req.send().await.expect("api server");
+            let resp = req.send().await.ok()?;
             let code = resp.status().as_u16();
-            (code, resp.json().await.unwrap_or(Value::Null))
+            Some((code, resp.json().await.unwrap_or(Value::Null)))
         })
     }
 }

@@ -49,7 +49,8 @@ pub struct Sandbox {
     pub userns: PathBuf,
     /// The network namespace file (bridge networking only).
     pub netns: Option<PathBuf>,
-    /// The namespaces were made anew: an old network attachment must go.
+    /// The namespaces cannot be reused and are about to be made anew: an old network
+    /// attachment must go first.
     pub fresh: bool,
 }
 
@@ -102,8 +103,10 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn image_present(&self, image: &str) -> Result<bool>;
     /// Makes sure the image is present and verified; the bytes fetched when it was not.
     async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)>;
-    /// The data directory, id range and namespaces of the server.
+    /// The data directory and id range of the server, and where its namespaces are.
     async fn sandbox(&self, network: NetworkMode) -> Result<Sandbox>;
+    /// Makes the sandbox's user (and network) namespaces, or keeps them when reusable.
+    async fn make_namespaces(&self, sandbox: &Sandbox) -> Result<()>;
     /// Creates container `id` (a fresh one; an old one of that id is removed) and returns the
     /// mounts of its root filesystem.
     async fn create(&self, container: &NewContainer<'_>) -> Result<Vec<Mount>>;
@@ -339,16 +342,22 @@ impl ContainerRuntime for Containers {
         let (data_dir, range) = self.placement_dirs().await?;
         let netns = (network == NetworkMode::Bridge).then(|| crate::cni::netns_path(&cid));
         let fresh = !crate::userns::reusable(&cid, range, netns.as_deref());
-        // the server's user namespace, and its network namespace owned by it, shared by the
-        // install and the main container (like a pod's)
-        let userns = crate::userns::ensure(&cid, range, netns.as_deref()).await?;
         Ok(Sandbox {
             data_dir,
             range,
-            userns,
+            userns: crate::userns::userns_path(&cid),
             netns,
             fresh,
         })
+    }
+
+    async fn make_namespaces(&self, sandbox: &Sandbox) -> Result<()> {
+        // the server's user namespace, and its network namespace owned by it, shared by the
+        // install and the main container (like a pod's)
+        let made =
+            crate::userns::ensure(&self.cid(), sandbox.range, sandbox.netns.as_deref()).await?;
+        debug_assert_eq!(made, sandbox.userns);
+        Ok(())
     }
 
     async fn create(&self, c: &NewContainer<'_>) -> Result<Vec<Mount>> {

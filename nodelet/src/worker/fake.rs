@@ -173,6 +173,11 @@ impl ContainerRuntime for FakeRuntime {
         })
     }
 
+    async fn make_namespaces(&self, _sandbox: &Sandbox) -> Result<()> {
+        self.record("namespaces".into());
+        Ok(())
+    }
+
     async fn create(&self, c: &NewContainer<'_>) -> Result<Vec<Mount>> {
         let kind = match c.kind {
             ContainerKind::Main => "main",

@@ -38,7 +38,7 @@ use tokio::sync::{watch, Notify};
 use crate::runtime::Runtime;
 use crate::spec::{self, Resolved};
 use env::Env;
-use plan::{Memory, Observed};
+use plan::{Memory, Observed, Plan};
 
 /// What a worker keeps on disk across nodelet restarts (`run/<uid>/state.json`).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -78,6 +78,8 @@ pub struct Worker {
     ready_watch: Option<tokio::task::JoinHandle<()>>,
     waker: Arc<Notify>,
     start_failures: u32,
+    /// No pass has looked at containerd yet.
+    first_look: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -133,6 +135,7 @@ impl Worker {
             ready_watch: None,
             waker,
             start_failures: 0,
+            first_look: true,
         }
     }
 
@@ -185,6 +188,21 @@ impl Worker {
         let observed = self.observe(&gs).await?;
         let plan = plan::plan(&observed, &gs, &self.memory, self.env.clock.now());
         tracing::debug!(server = gs.metadata.name, ?plan, "worker plan");
+        let first_look = std::mem::replace(&mut self.first_look, false);
+        if first_look
+            && observed.main == plan::Task::Running
+            && matches!(plan, Plan::Nothing | Plan::AwaitReady | Plan::MarkReady)
+        {
+            // a task this worker did not start, kept as it is (a nodelet restart); Plan::Adopt
+            // says so itself
+            tracing::info!(server = gs.metadata.name, "adopting a running container");
+            self.event(
+                "Normal",
+                "Adopted",
+                "the nodelet took over the server's running container",
+            )
+            .await;
+        }
         self.execute(plan, &gs, observed).await.map(Some)
     }
 

@@ -93,6 +93,7 @@ impl Worker {
             // address, its port mappings) must go first
             let _ = self.env.network.detach(&self.cid, &ports).await;
         }
+        rt.make_namespaces(&sandbox).await?;
         // The network and the container are independent until the task starts: set both up
         // at once (the CNI plugins take most of a start's time).
         let net = async {

@@ -338,3 +338,21 @@ async fn a_start_whose_image_cannot_be_had_goes_to_error_from_stopped() {
         vec!["Error"]
     );
 }
+
+#[tokio::test]
+async fn a_running_server_kept_after_a_nodelet_restart_is_announced_once() {
+    let mut r = rig(object("Running", json!({})), Arc::new(ManualClock::new()));
+    r.fakes.runtime.set(MAIN, Task::Running);
+    assert_eq!(r.pass().await, Next::Idle);
+    assert_eq!(r.pass().await, Next::Idle);
+    let adopted = r
+        .fakes
+        .status
+        .reasons()
+        .iter()
+        .filter(|r| *r == "Adopted")
+        .count();
+    assert_eq!(adopted, 1);
+    assert_eq!(r.phase(), "Running");
+    assert!(r.fakes.runtime.calls.lock().expect("calls").is_empty());
+}

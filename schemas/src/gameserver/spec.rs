@@ -252,7 +252,8 @@ impl InstallSpec {
     /// How long the script may run.
     pub fn timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(u64::from(
-            self.timeout_seconds.unwrap_or(Self::DEFAULT_TIMEOUT_SECONDS),
+            self.timeout_seconds
+                .unwrap_or(Self::DEFAULT_TIMEOUT_SECONDS),
         ))
     }
 }
