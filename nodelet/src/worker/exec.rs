@@ -115,20 +115,25 @@ impl Worker {
         Ok(())
     }
 
-    /// Sets a condition (typed; the transition time stays while the status holds).
-    pub(super) async fn set_condition(
-        &mut self,
+    /// Adds the server's conditions with one set (typed; the transition time stays while the
+    /// status holds) to a status patch, so the condition is written with the phase.
+    pub(super) fn with_condition(
+        &self,
+        status: &mut Value,
         type_: &str,
         ok: bool,
         reason: &str,
         message: &str,
-    ) -> crate::Result<()> {
-        let mut status = json!({ "conditions": self.gs.pointer("/status/conditions").cloned().unwrap_or(json!([])) });
+    ) {
+        status["conditions"] = self
+            .gs
+            .pointer("/status/conditions")
+            .cloned()
+            .unwrap_or(json!([]));
         catalyst_schemas::object::put_condition(
-            &mut status,
+            status,
             catalyst_schemas::Condition::new(type_, ok, reason, message, generation_of(&self.gs)),
         );
-        self.patch_status(status).await
     }
 
     pub(super) fn name(&self) -> String {

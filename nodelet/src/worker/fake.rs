@@ -30,8 +30,10 @@ use crate::{Error, Result};
 pub struct FakeRuntime {
     /// Tasks by container id.
     pub tasks: Mutex<HashMap<String, Task>>,
-    /// Every call, in order, e.g. `create gs-u1-install`, `kill gs-u1 9`.
-    pub calls: Mutex<Vec<String>>,
+    /// Every call, in order, e.g. `create gs-u1-install`, `kill gs-u1 9` (the network's too).
+    pub calls: Arc<Mutex<Vec<String>>>,
+    /// What `sandbox` says of the namespaces.
+    pub fresh: Mutex<bool>,
     /// When each task was started (on the tokio clock).
     pub starts: Mutex<Vec<(String, Instant)>>,
     /// A started main task exits at once with this code.
@@ -45,7 +47,8 @@ impl FakeRuntime {
     pub fn new() -> Self {
         FakeRuntime {
             tasks: Mutex::default(),
-            calls: Mutex::default(),
+            calls: Arc::default(),
+            fresh: Mutex::new(false),
             starts: Mutex::default(),
             crash_with: Mutex::default(),
             dir: tempfile::tempdir().expect("tmp"),
@@ -138,8 +141,9 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
-    async fn lock_image(&self, _image: &str) -> ImageLock {
-        Box::new(())
+    async fn lock_image(&self, image: &str) -> ImageLock {
+        self.record(format!("lock {image}"));
+        Box::new(Unlock(self.calls.clone(), image.to_owned()))
     }
 
     async fn image_present(&self, _image: &str) -> Result<bool> {
@@ -147,6 +151,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)> {
+        self.record(format!("fetch {image}"));
         if image.contains("missing") {
             return Err(Error::Config(format!("no image {image}")));
         }
@@ -169,7 +174,7 @@ impl ContainerRuntime for FakeRuntime {
             },
             userns: self.dir.path().join("userns"),
             netns: (network == NetworkMode::Bridge).then(|| self.dir.path().join("netns")),
-            fresh: false,
+            fresh: *self.fresh.lock().expect("fresh"),
         })
     }
 
@@ -213,11 +218,23 @@ impl ContainerRuntime for FakeRuntime {
     }
 }
 
-/// A network that remembers.
+/// Records `unlock <image>` when an image lock is let go.
+struct Unlock(Arc<Mutex<Vec<String>>>, String);
+
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .expect("calls")
+            .push(format!("unlock {}", self.1));
+    }
+}
+
+/// A network that remembers, in the runtime's call log.
 #[derive(Debug, Default)]
 pub struct FakeNetwork {
-    /// `attach <id>` / `detach <id>`, in order.
-    pub calls: Mutex<Vec<String>>,
+    /// `attach <id>` / `detach <id>`, in order, among the runtime's calls.
+    pub calls: Arc<Mutex<Vec<String>>>,
 }
 
 #[async_trait]
@@ -354,9 +371,12 @@ pub struct Fakes {
 impl Fakes {
     /// Fakes holding `object`, on `clock`.
     pub fn new(object: Value, clock: Arc<dyn Clock>) -> Self {
+        let runtime = Arc::new(FakeRuntime::new());
         Fakes {
-            runtime: Arc::new(FakeRuntime::new()),
-            network: Arc::new(FakeNetwork::default()),
+            network: Arc::new(FakeNetwork {
+                calls: runtime.calls.clone(),
+            }),
+            runtime,
             status: Arc::new(FakeStatus::new(object)),
             clock,
         }

@@ -51,9 +51,11 @@ impl Worker {
         };
         if let Err(e) = started {
             let _ = self.env.runtime.remove(&id).await;
+            // networking and containerd hiccups are retried like a start's
             let reason = failure_reason(&e, "InstallFailed");
-            return self.fail(reason, &e.to_string(), &[Event::Failed]).await;
+            return self.start_failed(&gs, reason, e).await;
         }
+        self.start_failures = 0;
         self.set_stop_asked(false);
         self.memory.install_killed = false;
         self.memory.install_timed_out = false;
@@ -91,13 +93,31 @@ impl Worker {
         timed_out: bool,
         events: &[Event],
     ) -> crate::Result<Next> {
+        // the container goes last: until the outcome is written, the next pass finds the
+        // exit again instead of running the script anew
         let id = self.install_id.clone();
-        self.env.runtime.remove(&id).await?;
         self.env.runtime.own_data().await?;
+        self.install_outcome(code, interrupted, timed_out, events)
+            .await?;
         self.memory.install_deadline = None;
         self.memory.install_killed = false;
         self.memory.install_timed_out = false;
         self.set_stop_asked(false);
+        self.env.runtime.remove(&id).await?;
+        Ok(if interrupted || (code == 0 && !timed_out) {
+            Next::After(SOON)
+        } else {
+            Next::Idle
+        })
+    }
+
+    async fn install_outcome(
+        &mut self,
+        code: u32,
+        interrupted: bool,
+        timed_out: bool,
+        events: &[Event],
+    ) -> crate::Result<()> {
         let console = self.env.runtime.console()?;
         if interrupted {
             console.system("install script stopped");
@@ -112,22 +132,22 @@ impl Worker {
                 "the install script was stopped; it runs again at the next start",
             )
             .await;
-            return Ok(Next::After(SOON));
+            return Ok(());
         }
         if code == 0 && !timed_out {
             console.system("install script finished");
-            self.report(events, json!({"reason": "Installed", "message": null}))
-                .await?;
-            self.set_condition(
+            let mut status = json!({"reason": "Installed", "message": null});
+            self.with_condition(
+                &mut status,
                 "Installed",
                 true,
                 "InstallSucceeded",
                 "the install script exited 0",
-            )
-            .await?;
+            );
+            self.report(events, status).await?;
             self.event("Normal", "Installed", "the install script exited 0")
                 .await;
-            return Ok(Next::After(SOON));
+            return Ok(());
         }
         let tail = console.tail(Some(10)).join("\n");
         let msg = if timed_out {
@@ -136,16 +156,15 @@ impl Worker {
             format!("the install script exited with code {code}")
         };
         console.system(&msg);
-        self.report(events, json!({"reason": "InstallFailed", "message": msg}))
-            .await?;
-        self.set_condition("Installed", false, "InstallFailed", &msg)
-            .await?;
+        let mut status = json!({"reason": "InstallFailed", "message": msg});
+        self.with_condition(&mut status, "Installed", false, "InstallFailed", &msg);
+        self.report(events, status).await?;
         self.event(
             "Warning",
             "InstallFailed",
             &format!("{msg}; last lines:\n{tail}"),
         )
         .await;
-        Ok(Next::Idle)
+        Ok(())
     }
 }

@@ -80,6 +80,8 @@ pub struct Worker {
     start_failures: u32,
     /// No pass has looked at containerd yet.
     first_look: bool,
+    /// The spec as last resolved against its template.
+    last_resolved: Option<Resolved>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -136,6 +138,7 @@ impl Worker {
             waker,
             start_failures: 0,
             first_look: true,
+            last_resolved: None,
         }
     }
 
@@ -154,9 +157,11 @@ impl Worker {
                     Next::After(Duration::from_millis(200 * (1 << failures.min(8))))
                 }
             };
+            // a deadline far away is still looked at every IDLE: a missed exit event costs
+            // at most that
             let sleep = match next {
                 Next::Idle => IDLE,
-                Next::After(d) => d,
+                Next::After(d) => d.min(IDLE),
             };
             tokio::select! {
                 r = self.rx.changed() => {
@@ -188,7 +193,10 @@ impl Worker {
         let observed = self.observe(&gs).await?;
         let plan = plan::plan(&observed, &gs, &self.memory, self.env.clock.now());
         tracing::debug!(server = gs.metadata.name, ?plan, "worker plan");
-        let first_look = std::mem::replace(&mut self.first_look, false);
+        let first_look = self.first_look && observed.main != plan::Task::Unknown;
+        if observed.main != plan::Task::Unknown {
+            self.first_look = false;
+        }
         if first_look
             && observed.main == plan::Task::Running
             && matches!(plan, Plan::Nothing | Plan::AwaitReady | Plan::MarkReady)
@@ -222,12 +230,27 @@ impl Worker {
 
     /// The server resolved against its template; an API failure is an error of the pass, a
     /// missing template or a bad spec is the server's problem.
-    async fn resolve(&self, gs: &GameServer) -> crate::Result<Result<Resolved, String>> {
+    /// While the API cannot be asked for the template, the last resolution stands in, so
+    /// deadlines (stop, install) are kept during an API outage.
+    async fn resolve(&mut self, gs: &GameServer) -> crate::Result<Result<Resolved, String>> {
         let template = match &gs.spec.template {
-            Some(name) => self.env.status.template(name).await?,
+            Some(name) => match self.env.status.template(name).await {
+                Ok(t) => t,
+                Err(e) => match &self.last_resolved {
+                    Some(r) => {
+                        tracing::debug!(error = %e, "template unreadable; using the last one");
+                        return Ok(Ok(r.clone()));
+                    }
+                    None => return Err(e),
+                },
+            },
             None => None,
         };
-        Ok(spec::resolve(gs, template.as_ref()).map_err(|e| e.to_string()))
+        let resolved = spec::resolve(gs, template.as_ref()).map_err(|e| e.to_string());
+        if let Ok(r) = &resolved {
+            self.last_resolved = Some(r.clone());
+        }
+        Ok(resolved)
     }
 
     fn save(&self) {

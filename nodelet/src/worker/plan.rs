@@ -271,7 +271,13 @@ impl Plan {
                 code: 0,
                 timed_out: false,
                 ..
+            } if from == Phase::Stopping => vec![Event::Stopped],
+            Plan::FinishInstall {
+                code: 0,
+                timed_out: false,
+                ..
             } => vec![Event::InstallSucceeded],
+            Plan::FinishInstall { .. } if from == Phase::Stopping => vec![Event::Failed],
             Plan::FinishInstall { .. } => vec![Event::InstallFailed],
             Plan::Start(_) => vec![Event::Started],
             Plan::Fail { .. } => vec![Event::Failed],
@@ -315,12 +321,15 @@ pub fn plan(observed: &Observed, gs: &GameServer, memory: &Memory, now: Instant)
             };
         }
         Task::Exited(code) => {
+            // killed for a stop (or a stop was asked as it ended): a script that got to exit 0
+            // still counts as installed
             return Plan::FinishInstall {
                 code,
                 interrupted: !memory.install_timed_out
-                    && (memory.stop_asked || phase == Phase::Stopping || !want_run),
+                    && code != 0
+                    && (memory.install_killed || memory.stop_asked),
                 timed_out: memory.install_timed_out,
-            }
+            };
         }
         Task::Unknown => return Plan::Retry(UNKNOWN_RETRY),
         Task::Absent => {}

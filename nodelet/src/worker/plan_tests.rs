@@ -461,6 +461,17 @@ fn an_install_exit_succeeds_fails_or_counts_as_stopped() {
         }
     );
     assert_eq!(p.events(Phase::Stopping), vec![Event::Stopped]);
+    // a script that got to exit 0 as the stop came: installed, and stopped
+    let p = decide(&stopped, Task::Absent, Task::Exited(0), &asked);
+    assert_eq!(
+        p,
+        Plan::FinishInstall {
+            code: 0,
+            interrupted: false,
+            timed_out: false
+        }
+    );
+    assert_eq!(p.events(Phase::Stopping), vec![Event::Stopped]);
     // the install container comes first even if a main task is somehow there
     assert!(matches!(
         decide(&gs, Task::Running, Task::Exited(0), &m),
@@ -508,6 +519,14 @@ fn every_plan_s_events_walk_the_table_from_the_phases_it_is_made_in() {
         Memory {
             crashed_at: Some(now - Duration::from_secs(120)),
             install_deadline: Some(now + Duration::from_secs(5)),
+            ..Memory::default()
+        },
+        Memory {
+            stop_asked: true,
+            stop_deadline: Some(now),
+            install_killed: true,
+            install_timed_out: true,
+            install_deadline: Some(now),
             ..Memory::default()
         },
     ];

@@ -159,7 +159,7 @@ impl Worker {
     /// A start that failed: networking and containerd hiccups are retried (with the worker's
     /// backoff) a few times before the server goes to Error; a missing image or a bad spec is
     /// reported at once.
-    async fn start_failed(
+    pub(super) async fn start_failed(
         &mut self,
         gs: &GameServer,
         reason: &str,

@@ -19,7 +19,6 @@ impl Worker {
     ) -> crate::Result<Next> {
         self.set_stop_asked(true);
         self.memory.stop_deadline = Some(self.env.clock.now() + timeout);
-        self.report(events, json!({})).await?;
         let console = self.env.runtime.console()?;
         match how {
             StopHow::Command(cmd) => {
@@ -34,6 +33,9 @@ impl Worker {
                 self.env.runtime.kill(&self.cid, number, false).await?;
             }
         }
+        // the stop is on its way before the status says so: a failed write must not turn a
+        // graceful stop into the SIGKILL at the deadline
+        self.report(events, json!({})).await?;
         Ok(Next::After(timeout))
     }
 

@@ -145,11 +145,15 @@ async fn a_delete_interrupts_a_running_install_and_cleans_up() {
     r.pass().await; // clean up
     assert_eq!(r.phase(), "Stopped");
     let calls = r.fakes.runtime.calls.lock().expect("calls").clone();
-    assert!(calls.contains(&format!("remove {MAIN}")), "{calls:?}");
-    assert!(
-        calls.contains(&"release gone=false".to_owned()),
-        "{calls:?}"
-    );
+    for call in [
+        format!("kill {INSTALL} 9 all"),
+        format!("remove {MAIN}"),
+        format!("remove {INSTALL}"),
+        format!("detach {MAIN}"),
+        "release gone=false".to_owned(),
+    ] {
+        assert!(calls.contains(&call), "{call}: {calls:?}");
+    }
     // gone from the API: everything, data included
     r.tx.send_replace(None);
     assert!(r.worker.pass().await.expect("pass").is_none());
@@ -355,4 +359,45 @@ async fn a_running_server_kept_after_a_nodelet_restart_is_announced_once() {
     assert_eq!(adopted, 1);
     assert_eq!(r.phase(), "Running");
     assert!(r.fakes.runtime.calls.lock().expect("calls").is_empty());
+}
+
+#[tokio::test]
+async fn an_install_that_ends_well_as_a_stop_comes_counts_as_installed() {
+    let mut r = rig(
+        object("Scheduled", json!({"install": {"script": "true"}})),
+        Arc::new(ManualClock::new()),
+    );
+    r.pass().await;
+    r.update(|o| o["spec"]["state"] = json!("Stopped"));
+    // it exited 0 before the worker got to kill it
+    r.fakes.runtime.set(INSTALL, Task::Exited(0));
+    r.pass().await;
+    assert_eq!(r.phase(), "Stopped");
+    assert!(catalyst_schemas::object::condition_true(
+        &r.fakes.status.get(),
+        "Installed"
+    ));
+    assert!(r.fakes.runtime.calls_of("kill").is_empty());
+}
+
+#[tokio::test]
+async fn a_fresh_sandbox_drops_the_old_attachment_before_its_namespaces_are_made() {
+    let mut r = rig(object("Scheduled", json!({})), Arc::new(ManualClock::new()));
+    *r.fakes.runtime.fresh.lock().expect("fresh") = true;
+    r.pass().await;
+    assert_eq!(r.phase(), "Starting");
+    let calls = r.fakes.runtime.calls.lock().expect("calls").clone();
+    let at = |c: &str| {
+        calls
+            .iter()
+            .position(|x| x == c)
+            .unwrap_or_else(|| panic!("{c}: {calls:?}"))
+    };
+    // the image's lock is held over its fetch only
+    assert!(at("lock busybox") < at("fetch busybox"));
+    assert!(at("fetch busybox") < at("unlock busybox"));
+    assert!(at("detach gs-u1") < at("namespaces"));
+    assert!(at("namespaces") < at("attach gs-u1"));
+    assert!(at("namespaces") < at("create gs-u1 main"));
+    assert!(at("create gs-u1 main") < at("start gs-u1"));
 }
