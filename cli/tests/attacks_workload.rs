@@ -265,7 +265,13 @@ fn a_hostile_server_and_its_install_script_stay_in_their_box() {
     };
     assert_eq!(claims(&uid_of(&a)), 1, "box-a holds one claim");
     ok(ctl(server, &["delete", "gs", "box-a", "--wait"], None));
-    assert_eq!(claims(&uid_of(&a)), 0, "box-a's range is released");
+    // the object is gone once the nodelet reported it stopped; the range goes when the nodelet
+    // then sees it gone
+    eventually(
+        "box-a's range is released",
+        std::time::Duration::from_secs(30),
+        || claims(&uid_of(&a)) == 0,
+    );
     assert!(!catalyst_nodelet::userns::userns_path(&cid_a).exists());
 }
 
