@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p catalyst-cli --bench nodelet` (root; containerd, runc, CNI plugins, busybox).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -105,13 +105,23 @@ impl Api {
     }
 }
 
-/// The nodelet process, killed even when the benchmark panics.
-struct Guard(Child);
+/// The nodelet process (and its data dir), killed even when the benchmark panics.
+struct Guard(Child, PathBuf);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        // uid range claims of its servers: the last ones are released only after the nodelet
+        // saw them gone, which a kill may cut short
+        if let Ok(claims) = std::fs::read_dir("/var/lib/catalyst/idmap") {
+            for c in claims.flatten() {
+                let owner = std::fs::read_to_string(c.path()).unwrap_or_default();
+                if Path::new(owner.trim()).starts_with(&self.1) {
+                    let _ = std::fs::remove_file(c.path());
+                }
+            }
+        }
         // the bridge the nodelet made; its servers are gone by now
         let _ = Command::new("ip")
             .args(["link", "delete", "cat-bench0"])
@@ -191,7 +201,7 @@ fn main() {
         .send()
         .expect("node");
     assert!(r.status().is_success(), "node: {:?}", r.text());
-    let node = Guard(nodelet(&server, &ctd, &ndir));
+    let node = Guard(nodelet(&server, &ctd, &ndir), ndir.clone());
     let api = Api {
         http,
         url: server.url.clone(),
