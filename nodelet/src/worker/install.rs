@@ -58,7 +58,9 @@ impl Worker {
         self.start_failures = 0;
         self.set_stop_asked(false);
         self.memory.install_killed = false;
+        self.memory.install_kill_deadline = None;
         self.memory.install_timed_out = false;
+        self.save();
         let timeout = install.timeout();
         self.memory.install_deadline = Some(self.env.clock.now() + timeout);
         self.event("Normal", "InstallStarted", "the install script runs")
@@ -101,8 +103,10 @@ impl Worker {
             .await?;
         self.memory.install_deadline = None;
         self.memory.install_killed = false;
+        self.memory.install_kill_deadline = None;
         self.memory.install_timed_out = false;
         self.set_stop_asked(false);
+        self.save();
         self.env.runtime.remove(&id).await?;
         Ok(if interrupted || (code == 0 && !timed_out) {
             Next::After(SOON)

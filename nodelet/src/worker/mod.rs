@@ -50,6 +50,9 @@ struct Persisted {
     /// A stop was asked for the current task.
     #[serde(default)]
     stop_asked: bool,
+    /// The running install was killed for its timeout.
+    #[serde(default)]
+    install_timed_out: bool,
 }
 
 /// When the worker looks next.
@@ -131,6 +134,7 @@ impl Worker {
             memory: Memory {
                 restarted_at: persisted.restarted_at,
                 stop_asked: persisted.stop_asked,
+                install_timed_out: persisted.install_timed_out,
                 ..Memory::default()
             },
             ready: Arc::new(AtomicBool::new(false)),
@@ -258,6 +262,7 @@ impl Worker {
         let persisted = Persisted {
             restarted_at: self.memory.restarted_at.clone(),
             stop_asked: self.memory.stop_asked,
+            install_timed_out: self.memory.install_timed_out,
         };
         if let Some(dir) = file.parent() {
             let _ = std::fs::create_dir_all(dir);

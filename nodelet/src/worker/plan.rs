@@ -78,6 +78,8 @@ pub struct Memory {
     pub install_deadline: Option<Instant>,
     /// The install was killed (stop or timeout); waiting for it to go.
     pub install_killed: bool,
+    /// When a killed install that is still there is killed again.
+    pub install_kill_deadline: Option<Instant>,
     /// The install was killed because it ran past its deadline.
     pub install_timed_out: bool,
     /// When the server last crashed (the backoff counts from here).
@@ -309,7 +311,12 @@ pub fn plan(observed: &Observed, gs: &GameServer, memory: &Memory, now: Instant)
     match observed.install {
         Task::Running => {
             if memory.install_killed {
-                return Plan::WaitInstall(KILL_GRACE);
+                return match memory.install_kill_deadline {
+                    Some(d) if now < d => Plan::WaitInstall(left(d)),
+                    _ => Plan::StopInstall {
+                        timed_out: memory.install_timed_out,
+                    },
+                };
             }
             if !want_run || memory.stop_asked {
                 return Plan::StopInstall { timed_out: false };

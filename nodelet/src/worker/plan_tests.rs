@@ -396,18 +396,31 @@ fn a_running_install_waits_times_out_or_is_stopped() {
         assert_eq!(p, Plan::StopInstall { timed_out: false }, "{extra}");
         assert_eq!(p.events(Phase::Installing), vec![Event::StopRequested]);
     }
-    // killed: wait for it to go
+    // killed: wait for it to go, and kill it again if it has not gone
     let killed = Memory {
         install_killed: true,
+        install_kill_deadline: Some(now + KILL_GRACE),
         stop_asked: true,
         ..running.clone()
     };
     let stopped = server(Phase::Stopping, json!({"spec": {"state": "Stopped"}}));
     let o = observed(&stopped, Task::Absent, Task::Running);
-    assert!(matches!(
+    assert_eq!(
         plan(&o, &stopped, &killed, now),
-        Plan::WaitInstall(_)
-    ));
+        Plan::WaitInstall(KILL_GRACE)
+    );
+    let p = plan(&o, &stopped, &killed, now + KILL_GRACE);
+    assert_eq!(p, Plan::StopInstall { timed_out: false });
+    assert!(p.events(Phase::Stopping).is_empty());
+    let timed_out = Memory {
+        install_timed_out: true,
+        stop_asked: false,
+        ..killed
+    };
+    assert_eq!(
+        plan(&o, &gs, &timed_out, now + KILL_GRACE),
+        Plan::StopInstall { timed_out: true }
+    );
 }
 
 #[test]

@@ -54,17 +54,24 @@ impl Worker {
         timed_out: bool,
         events: &[Event],
     ) -> crate::Result<Next> {
-        if timed_out {
+        let again = self.memory.install_killed;
+        if again {
+            self.console_line("the install script is still there; killing it again");
+        } else if timed_out {
             self.memory.install_timed_out = true;
+            self.save();
             self.console_line("the install script ran past its timeout; killing it");
         } else {
             self.set_stop_asked(true);
             self.console_line("stopping: killing the install script");
-            self.report(events, json!({})).await?;
         }
         let id = self.install_id.clone();
         self.env.runtime.kill(&id, 9, true).await?;
         self.memory.install_killed = true;
+        self.memory.install_kill_deadline = Some(self.env.clock.now() + KILL_GRACE);
+        if !again && !timed_out {
+            self.report(events, json!({})).await?;
+        }
         Ok(Next::After(KILL_GRACE))
     }
 }

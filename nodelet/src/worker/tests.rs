@@ -401,3 +401,51 @@ async fn a_fresh_sandbox_drops_the_old_attachment_before_its_namespaces_are_made
     assert!(at("namespaces") < at("create gs-u1 main"));
     assert!(at("create gs-u1 main") < at("start gs-u1"));
 }
+
+#[tokio::test]
+async fn an_install_that_outlives_its_kill_is_killed_again_and_its_timeout_remembered() {
+    let clock = Arc::new(ManualClock::new());
+    let mut r = rig(
+        object(
+            "Scheduled",
+            json!({"install": {"script": "x", "timeoutSeconds": 30}}),
+        ),
+        clock.clone(),
+    );
+    r.pass().await;
+    clock.advance(Duration::from_secs(30));
+    r.pass().await;
+    // SIGKILL did not take (a process stuck in the kernel)
+    r.fakes.runtime.set(INSTALL, Task::Running);
+    assert_eq!(r.pass().await, Next::After(Duration::from_secs(5)));
+    clock.advance(Duration::from_secs(5));
+    r.pass().await;
+    assert_eq!(
+        r.fakes.runtime.calls_of("kill"),
+        vec![
+            format!("kill {INSTALL} 9 all"),
+            format!("kill {INSTALL} 9 all")
+        ]
+    );
+    // a new worker (a nodelet restart) still knows it was the timeout
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("state.json");
+    r.worker.state_file = Some(state.clone());
+    r.worker.save();
+    let (_tx, rx) = watch::channel(Some(r.fakes.status.get()));
+    let mut again = Worker::new(
+        r.fakes.env(),
+        UID.to_owned(),
+        rx,
+        Arc::new(Notify::new()),
+        Some(state),
+    );
+    assert!(again.memory.install_timed_out);
+    r.fakes.runtime.set(INSTALL, Task::Exited(137));
+    again.pass().await.expect("pass");
+    let obj = r.fakes.status.get();
+    assert_eq!(obj["status"]["phase"], "Error");
+    assert!(obj["status"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("timeout")));
+}
