@@ -124,8 +124,14 @@ pub fn start(
             node_queue.clone(),
         );
         tasks.push(tokio::spawn(async move {
+            // `leading` is sent after every election round, changed or not: only a round that
+            // makes this replica the leader re-queues everything
+            let mut led = false;
             while leading.changed().await.is_ok() {
-                if *leading.borrow() {
+                let now = *leading.borrow_and_update();
+                let became = now && !led;
+                led = now;
+                if became {
                     ctx.gameservers
                         .all()
                         .iter()
