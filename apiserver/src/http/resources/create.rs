@@ -7,10 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
-use super::request::{default_manager, parse_body, Params, Target};
+use super::request::{parse_body, Params, Target};
 use crate::apply;
 use crate::error::ApiResult;
-use crate::registry::Scope;
 use crate::state::AppState;
 
 /// `POST` on a collection.
@@ -21,21 +20,9 @@ pub(super) async fn collection_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    create(s, t.scope()?, p, headers, body).await
-}
-
-async fn create(
-    s: AppState,
-    scope: Scope<'_>,
-    p: Params,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
+    let scope = t.scope()?;
     let obj = parse_body(&headers, &body)?;
-    let manager = p
-        .field_manager
-        .clone()
-        .unwrap_or_else(|| default_manager(&headers));
+    let manager = p.manager(&headers);
     let written = s
         .registry
         .create(scope, apply::track_create(obj, &manager), p.dry_run()?)

@@ -10,18 +10,8 @@ use serde_json::Value;
 
 use super::request::{Params, Target};
 use crate::error::{ApiError, ApiResult};
-use crate::registry::{meta_str, parse_revision, Scope};
+use crate::registry::{meta_str, parse_revision};
 use crate::state::AppState;
-
-/// `DELETE` on an object.
-pub(super) async fn object_delete(
-    State(s): State<AppState>,
-    Path(t): Path<Target>,
-    Query(p): Query<Params>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    delete(s, t.scope()?, t.name(), p, body).await
-}
 
 /// Options a DELETE body may carry.
 #[derive(Debug, Default, Deserialize)]
@@ -37,13 +27,14 @@ struct Preconditions {
     resource_version: Option<String>,
 }
 
-async fn delete(
-    s: AppState,
-    scope: Scope<'_>,
-    name: &str,
-    p: Params,
+/// `DELETE` on an object.
+pub(super) async fn object_delete(
+    State(s): State<AppState>,
+    Path(t): Path<Target>,
+    Query(p): Query<Params>,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let (scope, name) = (t.scope()?, t.name());
     let options: DeleteOptions = if body.is_empty() {
         DeleteOptions::default()
     } else {

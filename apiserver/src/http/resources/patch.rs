@@ -9,10 +9,10 @@ use axum::Json;
 use serde_json::Value;
 
 use super::create::created;
-use super::request::{default_manager, parse_body, truthy, Params, Target};
+use super::request::{parse_body, truthy, Params, Target};
 use crate::apply;
 use crate::error::{ApiError, ApiResult};
-use crate::registry::{parse_revision, Part, Scope};
+use crate::registry::parse_revision;
 use crate::state::AppState;
 
 /// Response header of apply patches: `true` when the apply changed the object.
@@ -26,18 +26,7 @@ pub(super) async fn object_patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    patch(s, t.scope()?, t.name(), t.part()?, p, headers, body).await
-}
-
-async fn patch(
-    s: AppState,
-    scope: Scope<'_>,
-    name: &str,
-    part: Part,
-    p: Params,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
+    let (scope, name, part) = (t.scope()?, t.name(), t.part()?);
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -90,10 +79,7 @@ async fn patch(
             "a merge patch is a JSON object".into(),
         ));
     }
-    let manager = p
-        .field_manager
-        .clone()
-        .unwrap_or_else(|| default_manager(&headers));
+    let manager = p.manager(&headers);
     let pinned = patch
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)

@@ -6,10 +6,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::request::{default_manager, parse_body, Params, Target};
+use super::request::{parse_body, Params, Target};
 use crate::apply;
 use crate::error::{ApiError, ApiResult};
-use crate::registry::{meta_str, parse_revision, Part, Scope};
+use crate::registry::{meta_str, parse_revision};
 use crate::state::AppState;
 
 /// `PUT` on an object or its status.
@@ -20,23 +20,9 @@ pub(super) async fn object_put(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    replace(s, t.scope()?, t.name(), t.part()?, p, headers, body).await
-}
-
-async fn replace(
-    s: AppState,
-    scope: Scope<'_>,
-    name: &str,
-    part: Part,
-    p: Params,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
+    let (scope, name, part) = (t.scope()?, t.name(), t.part()?);
     let obj = parse_body(&headers, &body)?;
-    let manager = p
-        .field_manager
-        .clone()
-        .unwrap_or_else(|| default_manager(&headers));
+    let manager = p.manager(&headers);
     let pinned = meta_str(&obj, "resourceVersion")
         .map(parse_revision)
         .transpose()?;

@@ -34,6 +34,13 @@ pub(super) fn truthy(v: &Option<String>) -> bool {
 }
 
 impl Params {
+    /// The field manager a write is recorded for: `fieldManager`, else the client's product.
+    pub(super) fn manager(&self, headers: &HeaderMap) -> String {
+        self.field_manager
+            .clone()
+            .unwrap_or_else(|| default_manager(headers))
+    }
+
     pub(super) fn dry_run(&self) -> ApiResult<bool> {
         match self.dry_run.as_deref() {
             None => Ok(false),
