@@ -12,19 +12,7 @@ use std::time::{Duration, Instant};
 use catalyst_e2e::Server;
 use serde_json::{json, Value};
 
-/// Whether `backend` is in `CATALYST_TEST_BACKENDS`; if not, says that `test` is skipped.
-fn enabled(backend: &str, test: &str) -> bool {
-    let list =
-        std::env::var("CATALYST_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,etcd".into());
-    if list.split(',').any(|b| b.trim() == backend) {
-        return true;
-    }
-    // straight to stderr in one write: the harness captures only the print macros, and a
-    // skipped test must show as skipped even when it passes
-    let line = format!("skipped: {backend} (CATALYST_TEST_BACKENDS={list}) {test}\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-    false
-}
+use catalyst_e2e::backend_enabled as enabled;
 
 fn start(dir: &Path, store: &str) -> Server {
     Server::start(env!("CARGO_BIN_EXE_catalyst"), dir, &["--store", store])

@@ -86,6 +86,21 @@ impl Drop for Server {
     }
 }
 
+/// Whether store `backend` is in `CATALYST_TEST_BACKENDS` (all three when unset); if not,
+/// says that `test` is skipped. The line goes straight to stderr in one write: the harness
+/// captures only the print macros, and a skipped test must show as skipped even when it passes
+/// (`scripts/test` counts these lines).
+pub fn backend_enabled(backend: &str, test: &str) -> bool {
+    let list =
+        std::env::var("CATALYST_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,etcd".into());
+    if list.split(',').any(|b| b.trim() == backend) {
+        return true;
+    }
+    let line = format!("skipped: {backend} (CATALYST_TEST_BACKENDS={list}) {test}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    false
+}
+
 /// Resident memory of a process in MiB (0 when it is gone).
 pub fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
