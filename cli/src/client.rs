@@ -2,5 +2,5 @@
 //! verbs use.
 
 pub use catalyst_client::{
-    collection_path, format_status, object_path, Client, Config, Error as ClientError,
+    collection_path, format_status, object_path, query, Client, Config, Error as ClientError,
 };

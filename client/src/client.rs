@@ -240,29 +240,9 @@ impl Client {
 
     /// Records an Event about `object` (best effort: a failure is logged).
     pub async fn event(&self, object: &Value, type_: &str, reason: &str, message: &str) {
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let ns = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        let kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("GameServer");
-        let now = chrono::Utc::now();
-        let event = json!({
-            "apiVersion": "catalyst.dev/v1alpha1", "kind": "Event",
-            "metadata": {"generateName": format!("{name}."), "namespace": ns},
-            "spec": {
-                "involvedObject": {"kind": kind, "name": name, "namespace": ns,
-                                   "uid": object.pointer("/metadata/uid")},
-                "reason": reason, "message": message, "type": type_, "count": 1,
-                "firstTimestamp": now, "lastTimestamp": now, "source": self.component,
-            }
-        });
+        let event =
+            catalyst_schemas::event::event_about(object, type_, reason, message, &self.component);
+        let ns = catalyst_schemas::object::namespace_of(&event).unwrap_or("default");
         if let Err(e) = self
             .post(&format!("{API}/namespaces/{ns}/events"), event)
             .await

@@ -86,5 +86,10 @@ mod tests {
             "?fieldSelector=status.nodeName%3Dn1"
         );
         assert_eq!(query(&[]), "");
+        assert_eq!(
+            query(&[("labelSelector", "a in (b,c)".into()), ("x", String::new())]),
+            "?labelSelector=a%20in%20%28b%2Cc%29"
+        );
+        assert_eq!(query(&[("x", String::new())]), "");
     }
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::object::{name_of, namespace_of};
 use crate::resource::{resource, NoStatus, Validate};
 use crate::validation::{self, Causes, FieldPath};
 
@@ -147,6 +148,58 @@ impl Validate for LeaseSpec {
             self.lease_transitions >= 0,
             &path.child("leaseTransitions"),
             "must not be negative",
+        );
+    }
+}
+
+/// A new Event (as JSON, ready to create in its namespace) that `source` saw `reason` happen
+/// to `involved`; it lands in the object's namespace, `default` for cluster-scoped ones.
+pub fn event_about(
+    involved: &serde_json::Value,
+    type_: &str,
+    reason: &str,
+    message: &str,
+    source: &str,
+) -> serde_json::Value {
+    let name = name_of(involved);
+    let ns = namespace_of(involved).unwrap_or("default");
+    let kind = involved
+        .get("kind")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let now = Utc::now();
+    serde_json::json!({
+        "apiVersion": crate::API_VERSION, "kind": "Event",
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "spec": {
+            "involvedObject": {"kind": kind, "name": name, "namespace": ns,
+                               "uid": involved.pointer("/metadata/uid")},
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now, "source": source,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_about_an_object_names_it_and_lands_in_its_namespace() {
+        let gs = serde_json::json!({"kind": "GameServer",
+            "metadata": {"name": "web", "namespace": "team", "uid": "u1"}});
+        let ev = event_about(&gs, "Warning", "Crashed", "exited with code 1", "nodelet");
+        assert_eq!(ev["metadata"]["namespace"], "team");
+        assert_eq!(ev["metadata"]["generateName"], "web.");
+        let spec: EventSpec = serde_json::from_value(ev["spec"].clone()).expect("an EventSpec");
+        assert_eq!(spec.reason, "Crashed");
+        assert_eq!(ev["spec"]["involvedObject"]["uid"], "u1");
+        assert_eq!(ev["spec"]["involvedObject"]["kind"], "GameServer");
+        assert_eq!(ev["spec"]["source"], "nodelet");
+        let node = serde_json::json!({"kind": "Node", "metadata": {"name": "n1"}});
+        assert_eq!(
+            event_about(&node, "Normal", "x", "", "controller")["metadata"]["namespace"],
+            "default"
         );
     }
 }

@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::error::{CtlError, Outcome};
 use super::manifest::{read_manifests, Manifest};
 use super::out::Out;
-use super::request::{query, FIELD_MANAGER};
+use super::request::FIELD_MANAGER;
 use super::target::kind;
-use crate::client::{collection_path, object_path, Client, ClientError};
+use crate::client::{collection_path, object_path, query, Client, ClientError};
 
 /// Arguments of `apply`.
 #[derive(Debug, Clone, clap::Args)]

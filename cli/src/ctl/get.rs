@@ -5,9 +5,9 @@ use serde_json::{json, Value};
 
 use super::error::{CtlError, Outcome};
 use super::out::Out;
-use super::request::{follow, query, resource_version};
+use super::request::{follow, resource_version};
 use super::target::kind;
-use crate::client::{collection_path, object_path, Client};
+use crate::client::{collection_path, object_path, query, Client};
 use crate::output::{self, Format};
 
 /// Arguments of `get`.

@@ -1,4 +1,4 @@
-//! Requests several commands share: query strings, following a watch, merge patches.
+//! Requests several commands share: following a watch, merge patches.
 
 use catalyst_schemas::KindInfo;
 use futures::StreamExt;
@@ -12,37 +12,11 @@ use crate::client::{object_path, Client};
 /// The field manager `catalystctl` writes as.
 pub const FIELD_MANAGER: &str = "catalystctl";
 
-/// `?k=v&…` from the pairs with a value, percent-encoded; empty when none has one.
-pub fn query(pairs: &[(&str, String)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `metadata.resourceVersion` of an object or list, `0` when absent.
 pub fn resource_version(obj: &Value) -> String {
-    obj.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("0")
-        .to_owned()
+    catalyst_schemas::object::resource_version(obj)
+        .unwrap_or(0)
+        .to_string()
 }
 
 /// Follows a watch, calling `each` with every event until it returns false or the stream ends.
@@ -106,18 +80,4 @@ pub async fn patch_object(
         .await?;
     out.line(format_args!("{}/{name} {done}", kind.singular))?;
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_strings_are_encoded() {
-        assert_eq!(
-            query(&[("labelSelector", "a in (b,c)".into()), ("x", String::new())]),
-            "?labelSelector=a%20in%20%28b%2Cc%29"
-        );
-        assert_eq!(query(&[("x", String::new())]), "");
-    }
 }

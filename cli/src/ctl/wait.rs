@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::error::{CtlError, Outcome};
 use super::out::Out;
-use super::request::{follow, query, resource_version};
+use super::request::{follow, resource_version};
 use super::target::kind_and_name;
-use crate::client::{collection_path, object_path, Client};
+use crate::client::{collection_path, object_path, query, Client};
 
 /// Arguments of `wait`.
 #[derive(Debug, Clone, clap::Args)]

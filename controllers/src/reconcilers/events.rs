@@ -1,8 +1,7 @@
 //! Events the reconcilers record about the objects they act on.
 
 use catalyst_apiserver::registry::{Registry, Scope};
-use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::context::kind;
 
@@ -17,28 +16,14 @@ pub async fn record_event(
     reason: &str,
     message: &str,
 ) {
-    let kind_name = involved.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = involved
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let ns = involved
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    let now = Utc::now();
-    let event = json!({
-        "apiVersion": catalyst_schemas::API_VERSION, "kind": "Event",
-        "metadata": {"generateName": format!("{name}."), "namespace": ns},
-        "spec": {
-            "involvedObject": {"kind": kind_name, "name": name, "namespace": ns, "uid": involved.pointer("/metadata/uid")},
-            "reason": reason, "message": message, "type": type_, "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now, "source": "controller",
-        }
-    });
+    let event =
+        catalyst_schemas::event::event_about(involved, type_, reason, message, "controller");
+    let ns = catalyst_schemas::object::namespace_of(&event)
+        .unwrap_or("default")
+        .to_owned();
     let scope = Scope {
         kind: kind("events"),
-        namespace: Some(ns),
+        namespace: Some(&ns),
     };
     if let Err(e) = registry.create(scope, event, false).await {
         tracing::warn!(error = %e, reason, "cannot record an event");
