@@ -191,6 +191,13 @@ impl FieldSelector {
         })
     }
 
+    /// Whether one of the requirements is `field=value`.
+    pub fn requires_equal(&self, field: &str, value: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(f, eq, v)| f == field && *eq && v == value)
+    }
+
     /// The name a selector pins with `metadata.name=…`, if any.
     pub fn pinned_name(&self) -> Option<&str> {
         self.0

@@ -120,14 +120,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     let join_token = config.data_dir.join("join-token");
     let server_url = format!("http://{addr}");
     if !admin_config.exists() {
-        let token = Authenticator::issue(
-            &store,
-            &Identity {
-                role: "admin".into(),
-                name: "admin".into(),
-            },
-        )
-        .await?;
+        let token = Authenticator::issue(&store, &Identity::new("admin", "admin")).await?;
         write_private(&admin_config, &client_config(&server_url, &token))?;
     } else {
         // keep the token, follow the address (the port may have changed)
@@ -141,14 +134,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         write_private(&admin_config, &client_config(&server_url, &token))?;
     }
     if !join_token.exists() {
-        let token = Authenticator::issue(
-            &store,
-            &Identity {
-                role: "join".into(),
-                name: "nodes".into(),
-            },
-        )
-        .await?;
+        let token = Authenticator::issue(&store, &Identity::new("join", "nodes")).await?;
         write_private(&join_token, &format!("{token}\n"))?;
     }
     let auth = Authenticator::load(store.clone()).await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use catalyst_schemas::KINDS;
 
-use crate::auth::Authenticator;
+use crate::auth::{Access, Authenticator};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::StoreError;
@@ -26,6 +26,8 @@ pub struct AppState {
     pub caches: Arc<HashMap<&'static str, Arc<WatchCache>>>,
     /// Bearer-token checks.
     pub auth: Arc<Authenticator>,
+    /// What authorization reads: mirrors of nodes (and the access kinds).
+    pub access: Arc<Access>,
     /// Request counters and histograms.
     pub metrics: Arc<Metrics>,
     /// Bookmark interval (shorter in tests).
@@ -51,10 +53,12 @@ impl AppState {
             let cache = WatchCache::start(registry.store().clone(), kind, window).await?;
             caches.insert(kind.plural, cache);
         }
+        let access = Access::start(&registry, &caches).await;
         Ok(Self {
             registry,
             caches: Arc::new(caches),
             auth: Arc::new(auth),
+            access: Arc::new(access),
             metrics: Arc::new(Metrics::default()),
             bookmark_interval: BOOKMARK_INTERVAL,
             tunnels: Arc::default(),

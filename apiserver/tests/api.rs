@@ -36,20 +36,8 @@ async fn api_window(setup: impl AsyncFnOnce(&Arc<dyn Store>), window: usize) -> 
         .unwrap();
     setup(&store).await;
     let auth = Authenticator::fixed(&[
-        (
-            TOKEN,
-            Identity {
-                role: "admin".into(),
-                name: "admin".into(),
-            },
-        ),
-        (
-            JOIN_TOKEN,
-            Identity {
-                role: "join".into(),
-                name: "nodes".into(),
-            },
-        ),
+        (TOKEN, Identity::new("admin", "admin")),
+        (JOIN_TOKEN, Identity::new("join", "nodes")),
     ]);
     let mut state = AppState::with_window(Registry::new(store.clone()), auth, window)
         .await

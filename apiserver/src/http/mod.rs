@@ -26,7 +26,7 @@ pub fn app(state: AppState) -> Router {
         .merge(resources::routes())
         .merge(tunnel::routes())
         .layer(middleware::from_fn_with_state(
-            state.auth.clone(),
+            state.clone(),
             crate::auth::authenticate,
         ));
     Router::new()

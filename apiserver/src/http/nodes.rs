@@ -1,6 +1,7 @@
 //! Node joins: a nodelet trades the cluster's join token for a token of its own (role `node`,
-//! named after its Node) at `POST /auth/v1/join`. What such a token may do is decided in
-//! `crate::auth::node_may`.
+//! named after its Node and tied to that Node's uid) at `POST /auth/v1/join`. A name that is
+//! already a Node is 409 unless the request carries that node's current credential (which it
+//! then trades for a new one). What a node token may do is decided in `crate::auth::node`.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +14,7 @@ use serde_json::json;
 
 use crate::auth::{bearer_token, Authenticator, Identity};
 use crate::error::ApiError;
+use crate::registry::meta_str;
 use crate::registry::Scope;
 use crate::state::AppState;
 
@@ -23,10 +25,17 @@ pub fn routes() -> Router<AppState> {
 
 /// The body of `POST /auth/v1/join`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JoinRequest {
     /// The name the node registers under.
     pub node_name: String,
+    /// Labels the Node gets when it is created (a node cannot relabel itself later).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+fn uid_of(obj: &serde_json::Value) -> Option<String> {
+    meta_str(obj, "uid").map(str::to_owned)
 }
 
 /// `POST /auth/v1/join` with the join token: registers the Node (if new) and answers with a
@@ -55,7 +64,7 @@ async fn join_inner(
         .verify(token)
         .await
         .ok_or_else(|| ApiError::Unauthorized("invalid join token".into()))?;
-    if identity.role != "join" && identity.role != "admin" {
+    if !matches!(identity.role.as_str(), "join" | "admin" | "node") {
         return Err(ApiError::Forbidden(format!(
             "a {} token cannot join nodes; use the join token",
             identity.role
@@ -64,34 +73,78 @@ async fn join_inner(
     let req: JoinRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("body: {e} (expected {{\"nodeName\": …}})")))?;
     let kind = lookup_kind("nodes").expect("nodes kind");
-    let node = json!({
-        "apiVersion": API_VERSION, "kind": "Node",
-        "metadata": {"name": req.node_name},
-        "spec": {},
-    });
-    match state
-        .registry
-        .create(
-            Scope {
-                kind,
-                namespace: None,
-            },
-            node,
-            false,
-        )
-        .await
-    {
-        Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e),
+    if let Err(e) = catalyst_schemas::validation::dns_label(&req.node_name) {
+        return Err(ApiError::BadRequest(format!(
+            "nodeName {:?}: {e}",
+            req.node_name
+        )));
     }
-    let identity = Identity {
+    // a node credential rotates only itself
+    if identity.role == "node"
+        && (identity.name != req.node_name || !state.access.node_valid(&identity))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "node {} cannot join as {}",
+            identity.name, req.node_name
+        )));
+    }
+    let scope = Scope {
+        kind,
+        namespace: None,
+    };
+    let uid = match state.registry.get(scope, &req.node_name).await {
+        Ok(existing) if identity.role == "node" => uid_of(&existing),
+        Ok(_) => {
+            return Err(ApiError::Conflict {
+                message: format!(
+                    "node {:?} has already joined: present its current credential to rejoin, or delete the Node first",
+                    req.node_name
+                ),
+                causes: vec![catalyst_schemas::Cause {
+                    field: "nodeName".into(),
+                    message: "already a Node".into(),
+                }],
+            })
+        }
+        Err(ApiError::NotFound { .. }) if identity.role == "node" => {
+            return Err(ApiError::Forbidden("the node's Node is gone".into()))
+        }
+        Err(ApiError::NotFound { .. }) => {
+            let node = json!({
+                "apiVersion": API_VERSION, "kind": "Node",
+                "metadata": {"name": req.node_name, "labels": req.labels},
+                "spec": {},
+            });
+            match state.registry.create(scope, node, false).await {
+                Ok(w) => uid_of(&w.object),
+                Err(ApiError::AlreadyExists { .. }) => {
+                    return Err(ApiError::Conflict {
+                        message: format!("node {:?} joined at the same time", req.node_name),
+                        causes: vec![],
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    let identity_new = Identity {
         role: "node".into(),
         name: req.node_name.clone(),
+        uid,
     };
-    let token = Authenticator::issue(state.registry.store(), &identity)
+    let token_new = Authenticator::issue(state.registry.store(), &identity_new)
         .await
         .map_err(ApiError::from)?;
-    state.auth.remember(&token, identity);
+    if identity.role == "node" {
+        // the old credential ends with the rotation
+        let old = crate::auth::hash(token);
+        if let Err(e) = state.auth.revoke_hash(&old).await {
+            tracing::warn!(error = %e, "cannot revoke the rotated node credential");
+        }
+    }
+    state.auth.remember(&token_new, identity_new);
+    let token = token_new;
     tracing::info!(node = req.node_name, "node joined");
     Ok((
         StatusCode::CREATED,

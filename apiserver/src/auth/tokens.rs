@@ -1,31 +1,40 @@
 //! Bearer tokens: random 256-bit secrets handed to clients once, kept in the store only as
 //! SHA-256 hashes under `/_catalyst/tokens/`, so every API server of a cluster accepts them.
-//! Also who may do what: the [`authenticate`] middleware in front of the API, and what a node
-//! token may reach ([`node_may`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
 use crate::store::{ListOptions, Store, StoreError};
 
 /// Where token hashes live in the store (outside every kind's prefix, so not in the API).
 pub const TOKEN_PREFIX: &str = "/_catalyst/tokens/";
 
-/// Who a token belongs to.
+/// Who a token belongs to, as stored beside its hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
-    /// `admin`, or `join` for the node join token.
+    /// `admin` (the bootstrap administrator), `join` (the node join token) or `node`.
     pub role: String,
-    /// A name for logs.
+    /// The administrator's or the node's name.
     pub name: String,
+    /// For a node: the uid of the Node it joined as. The token dies with that Node object (a
+    /// Node re-created under the same name does not revive it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+impl Identity {
+    /// An identity without a uid.
+    pub fn new(role: &str, name: &str) -> Self {
+        Self {
+            role: role.to_owned(),
+            name: name.to_owned(),
+            uid: None,
+        }
+    }
 }
 
 /// A new random token (64 hex digits).
@@ -122,6 +131,43 @@ impl Authenticator {
             .insert(hash(token), identity);
     }
 
+    /// Deletes every token whose identity `pick` chooses, from the store and from memory;
+    /// returns how many.
+    pub async fn revoke(&self, pick: impl Fn(&Identity) -> bool) -> Result<usize, StoreError> {
+        let mut gone = 0;
+        if let Some(store) = &self.store {
+            let page = store.list(TOKEN_PREFIX, &ListOptions::default()).await?;
+            for kv in page.items {
+                let Ok(id) = serde_json::from_slice::<Identity>(&kv.value) else {
+                    continue;
+                };
+                if pick(&id) {
+                    match store.delete(&kv.key, None).await {
+                        Ok(_) | Err(StoreError::NotFound { .. }) => gone += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        self.known
+            .write()
+            .expect("token lock")
+            .retain(|_, id| !pick(id));
+        Ok(gone)
+    }
+
+    /// Deletes the token with SHA-256 `hash`, from the store and from memory.
+    pub async fn revoke_hash(&self, hash: &str) -> Result<(), StoreError> {
+        if let Some(store) = &self.store {
+            match store.delete(&format!("{TOKEN_PREFIX}{hash}"), None).await {
+                Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.known.write().expect("token lock").remove(hash);
+        Ok(())
+    }
+
     /// Stores a new token's hash; returns the token.
     pub async fn issue(store: &Arc<dyn Store>, identity: &Identity) -> Result<String, StoreError> {
         let token = new_token();
@@ -154,138 +200,9 @@ pub fn request_token(headers: &HeaderMap, query: Option<&str>) -> Option<String>
     })
 }
 
-/// Whether a request may go on: `token` is whether one was sent, `identity` whom it belongs
-/// to (None: unknown). Admins may do anything, nodes what [`node_may`] allows; the join token
-/// only buys a node credential (`POST /auth/v1/join`, not behind this check) and reads nothing.
-///
-/// # Errors
-/// 401 without a token or with an unknown one, 403 when the identity may not do this.
-pub fn authorize(
-    token: bool,
-    identity: Option<&Identity>,
-    method: &Method,
-    path: &str,
-) -> Result<(), ApiError> {
-    match (token, identity) {
-        (false, _) => Err(ApiError::Unauthorized(
-            "missing bearer token: send Authorization: Bearer <token>".into(),
-        )),
-        (true, None) => Err(ApiError::Unauthorized("invalid bearer token".into())),
-        (true, Some(id)) if id.role == "admin" => Ok(()),
-        (true, Some(id)) if id.role == "node" && node_may(&id.name, method, path) => Ok(()),
-        (true, Some(id)) => Err(ApiError::Forbidden(format!(
-            "a {} token ({}) may not {method} {path}",
-            id.role, id.name
-        ))),
-    }
-}
-
-/// Middleware: lets a request through when its token [`authorize`]s it, else answers 401/403.
-pub async fn authenticate(
-    State(auth): State<Arc<Authenticator>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let token = request_token(req.headers(), req.uri().query());
-    let identity = match &token {
-        Some(t) => auth.verify(t).await,
-        None => None,
-    };
-    match authorize(
-        token.is_some(),
-        identity.as_ref(),
-        req.method(),
-        req.uri().path(),
-    ) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-/// What a node token may do: read and write its own Node (and its status), read GameServers
-/// and Templates, write GameServer status, create Events, and use its tunnel. Nothing else.
-pub fn node_may(node: &str, method: &Method, path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/apis/catalyst.dev/v1alpha1") else {
-        return false;
-    };
-    let rest = rest.trim_start_matches('/');
-    if rest.is_empty() {
-        return *method == Method::GET;
-    }
-    let segs: Vec<&str> = rest.split('/').collect();
-    let segs: &[&str] = match segs.as_slice() {
-        ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
-        s => s,
-    };
-    let read = *method == Method::GET;
-    let write = matches!(*method, Method::PUT | Method::PATCH);
-    match segs {
-        ["nodes", name] => *name == node && (read || write),
-        ["nodes", name, "status"] => *name == node && (read || write),
-        ["nodes", name, "tunnel"] => *name == node && read,
-        ["gameservers"] | ["gameservers", _] | ["templates"] | ["templates", _] => read,
-        ["gameservers", _, "status"] => read || write,
-        ["events"] => *method == Method::POST,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn id(role: &str, name: &str) -> Identity {
-        Identity {
-            role: role.into(),
-            name: name.into(),
-        }
-    }
-
-    #[test]
-    fn a_node_token_reaches_only_its_own_node_and_server_status() {
-        let p = "/apis/catalyst.dev/v1alpha1";
-        let ok = |m: Method, path: &str| node_may("node-a", &m, &format!("{p}{path}"));
-        assert!(ok(Method::GET, "/nodes/node-a"));
-        assert!(ok(Method::PATCH, "/nodes/node-a/status"));
-        assert!(!ok(Method::PATCH, "/nodes/node-b/status"));
-        assert!(!ok(Method::DELETE, "/nodes/node-a"));
-        assert!(!ok(Method::POST, "/nodes"));
-        assert!(ok(Method::GET, "/gameservers"));
-        assert!(ok(Method::GET, "/namespaces/default/gameservers/x"));
-        assert!(ok(
-            Method::PATCH,
-            "/namespaces/default/gameservers/x/status"
-        ));
-        assert!(!ok(Method::PATCH, "/namespaces/default/gameservers/x"));
-        assert!(!ok(Method::DELETE, "/namespaces/default/gameservers/x"));
-        assert!(!ok(Method::POST, "/namespaces/default/gameservers"));
-        assert!(ok(Method::POST, "/namespaces/default/events"));
-        assert!(!ok(Method::GET, "/namespaces/default/backups"));
-        assert!(!ok(Method::GET, "/healthz"));
-    }
-
-    #[test]
-    fn authorization_is_401_without_a_known_token_and_403_beyond_the_role() {
-        let gs = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers";
-        let status = |token, identity: Option<&Identity>, m: Method| {
-            authorize(token, identity, &m, gs).map_err(|e| e.code().as_u16())
-        };
-        assert_eq!(status(false, None, Method::GET), Err(401));
-        assert_eq!(status(true, None, Method::GET), Err(401));
-        assert_eq!(
-            status(true, Some(&id("admin", "a")), Method::DELETE),
-            Ok(())
-        );
-        assert_eq!(status(true, Some(&id("node", "n1")), Method::GET), Ok(()));
-        assert_eq!(
-            status(true, Some(&id("node", "n1")), Method::POST),
-            Err(403)
-        );
-        assert_eq!(
-            status(true, Some(&id("join", "nodes")), Method::GET),
-            Err(403)
-        );
-    }
 
     #[test]
     fn tokens_come_from_the_bearer_header_or_the_access_token_parameter() {
