@@ -149,21 +149,24 @@ fn is_metrics(req: &Request) -> bool {
 }
 
 /// Middleware: authenticates the request, authorizes it, and passes the [`Caller`] on as a
-/// request extension; else answers 401 or 403.
+/// request extension; else answers 401 or 403. The response carries the caller too (as a
+/// response extension), for the layers outside this one (audit).
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let token = request_token(req.headers(), req.uri().query());
     let caller = match resolve(&state, token.as_deref()).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    match authorize(&state, &caller, req).await {
+    let mut response = match authorize(&state, &caller, req).await {
         Ok(mut req) => {
-            req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(caller.clone());
             next.run(req).await
         }
         Err(e) => {
             tracing::info!(caller = caller.key(), error = %e, "request denied");
             e.into_response()
         }
-    }
+    };
+    response.extensions_mut().insert(caller);
+    response
 }
