@@ -3,7 +3,10 @@
 use crate::meta::API_VERSION;
 use crate::resource::KindInfo;
 use crate::validation::{Cause, ValidationError};
-use crate::{AlertRule, Backup, Event, GameServer, Lease, Node, Restore, Schedule, Template};
+use crate::{
+    AlertRule, ApiKey, Backup, ClusterRoleBinding, Event, GameServer, Lease, Node, Quota, Restore,
+    Role, RoleBinding, Schedule, Template, User,
+};
 
 /// Every kind of the API.
 pub static KINDS: &[KindInfo] = &[
@@ -16,6 +19,12 @@ pub static KINDS: &[KindInfo] = &[
     KindInfo::of::<AlertRule>(),
     KindInfo::of::<Event>(),
     KindInfo::of::<Lease>(),
+    KindInfo::of::<User>(),
+    KindInfo::of::<ApiKey>(),
+    KindInfo::of::<Role>(),
+    KindInfo::of::<RoleBinding>(),
+    KindInfo::of::<ClusterRoleBinding>(),
+    KindInfo::of::<Quota>(),
 ];
 
 /// The kind named `name` (kind, plural, singular or short name, any case).
@@ -266,6 +275,12 @@ spec:
             serde_json::json!({"kind": "AlertRule", "metadata": {"name": "al"}, "spec": {"condition": {"event": "Crash"}, "notifications": [{"webhook": {"url": "https://example.invalid/x"}}]}}),
             serde_json::json!({"kind": "Event", "metadata": {"name": "e.1"}, "spec": {"involvedObject": {"kind": "GameServer", "name": "a"}, "reason": "Scheduled"}}),
             serde_json::json!({"kind": "Lease", "metadata": {"name": "controller-leader"}, "spec": {}}),
+            serde_json::json!({"kind": "User", "metadata": {"name": "alice"}}),
+            serde_json::json!({"kind": "ApiKey", "metadata": {"name": "k"}, "spec": {"owner": "alice"}}),
+            serde_json::json!({"kind": "Role", "metadata": {"name": "r"}, "spec": {"rules": [{"resources": ["*"], "verbs": ["get"]}]}}),
+            serde_json::json!({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "default"}, "spec": {"roleRef": "r", "subjects": [{"kind": "User", "name": "alice"}]}}),
+            serde_json::json!({"kind": "ClusterRoleBinding", "metadata": {"name": "b"}, "spec": {"roleRef": "r", "subjects": [{"kind": "Group", "name": "staff"}]}}),
+            serde_json::json!({"kind": "Quota", "metadata": {"name": "q", "namespace": "default"}}),
         ];
         assert_eq!(examples.len(), KINDS.len());
         for mut ex in examples {

@@ -53,6 +53,54 @@ impl Quantity {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// `self + other`, written in the shortest exact form (`3Gi`, `4500m`, `2G`); saturates
+    /// instead of overflowing.
+    pub fn add(&self, other: &Quantity) -> Quantity {
+        Self::from_nanos(self.nanos.saturating_add(other.nanos))
+    }
+
+    /// The quantity of `nanos` nano-units, written in the shortest exact form.
+    fn from_nanos(nanos: i128) -> Quantity {
+        Self {
+            text: canonical(nanos),
+            nanos,
+        }
+    }
+}
+
+/// The shortest exact text for `nanos`: a whole number with the suffix (none, decimal, then
+/// binary, on ties) that writes it in the fewest characters, else `m`, `u` or `n`.
+fn canonical(nanos: i128) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    const UNIT: u128 = 1_000_000_000;
+    if n % UNIT != 0 {
+        for (div, suffix) in [(1_000_000, "m"), (1_000, "u"), (1, "n")] {
+            if n % div == 0 {
+                return format!("{sign}{}{suffix}", n / div);
+            }
+        }
+    }
+    let v = n / UNIT;
+    let mut best = v.to_string();
+    if v != 0 {
+        let decimal = (1..)
+            .zip(["k", "M", "G", "T", "P", "E"])
+            .map(|(e, s)| (1000u128.pow(e), s));
+        let binary = (1..)
+            .zip(["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"])
+            .map(|(e, s)| (1u128 << (10 * e), s));
+        for (m, suffix) in decimal.chain(binary) {
+            if v % m == 0 {
+                let text = format!("{}{suffix}", v / m);
+                if text.len() < best.len() {
+                    best = text;
+                }
+            }
+        }
+    }
+    format!("{sign}{best}")
 }
 
 fn ceil_div(n: i128, d: i128) -> i64 {
@@ -206,6 +254,21 @@ mod tests {
 
     fn q(s: &str) -> Quantity {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn sums_are_exact_and_written_short() {
+        let sum = |a: &str, b: &str| q(a).add(&q(b)).to_string();
+        assert_eq!(sum("1Gi", "2Gi"), "3Gi");
+        assert_eq!(sum("1500m", "3"), "4500m");
+        assert_eq!(sum("1", "1"), "2");
+        assert_eq!(sum("1G", "1G"), "2G");
+        assert_eq!(sum("1Gi", "512Mi"), "1536Mi");
+        assert_eq!(sum("0", "0"), "0");
+        assert_eq!(sum("1", "-3"), "-2");
+        assert_eq!(sum("1n", "1"), "1000000001n");
+        assert_eq!(q("1Gi").add(&q("1Mi")), q("1025Mi"));
+        assert_eq!(sum("1Gi", "1Mi").parse::<Quantity>().unwrap(), q("1025Mi"));
     }
 
     #[test]
