@@ -69,6 +69,14 @@ pub enum ApiError {
     /// 503: a node is not connected.
     #[error("{0}")]
     Unavailable(String),
+    /// 429, with the seconds to wait (`Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        /// For people.
+        message: String,
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
 }
 
 impl ApiError {
@@ -86,6 +94,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -104,6 +113,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Internal(_) => "InternalError",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
         }
     }
 
@@ -168,7 +178,18 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Internal(_)) {
             tracing::error!(error = %self, "internal error");
         }
-        (self.code(), axum::Json(self.status())).into_response()
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        let mut response = (self.code(), axum::Json(self.status())).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 

@@ -144,6 +144,7 @@ pub const SELECTABLE_FIELDS: &[&str] = &[
     "status.phase",
     "spec.nodeName",
     "status.nodeName",
+    "spec.owner",
 ];
 
 /// A parsed field selector: equalities and inequalities on [`SELECTABLE_FIELDS`].

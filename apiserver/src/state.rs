@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use catalyst_schemas::KINDS;
 
+use crate::auth::jwt::Sessions;
+use crate::auth::throttle::{Policy, Throttle};
 use crate::auth::{Access, Authenticator};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -26,8 +28,14 @@ pub struct AppState {
     pub caches: Arc<HashMap<&'static str, Arc<WatchCache>>>,
     /// Bearer-token checks.
     pub auth: Arc<Authenticator>,
-    /// What authorization reads: mirrors of nodes (and the access kinds).
+    /// What authorization reads: mirrors of nodes and the access kinds.
     pub access: Arc<Access>,
+    /// Login sessions (JWTs, refresh tokens).
+    pub sessions: Arc<Sessions>,
+    /// Failed logins and joins per account (or node name).
+    pub account_throttle: Arc<Throttle>,
+    /// Failed logins and joins per source address.
+    pub address_throttle: Arc<Throttle>,
     /// Request counters and histograms.
     pub metrics: Arc<Metrics>,
     /// Bookmark interval (shorter in tests).
@@ -54,11 +62,20 @@ impl AppState {
             caches.insert(kind.plural, cache);
         }
         let access = Access::start(&registry, &caches).await;
+        let sessions = Sessions::load(registry.store().clone())
+            .await
+            .map_err(|e| match e {
+                crate::auth::jwt::SessionError::Store(e) => e,
+                other => StoreError::Corrupt(other.to_string()),
+            })?;
         Ok(Self {
             registry,
             caches: Arc::new(caches),
             auth: Arc::new(auth),
             access: Arc::new(access),
+            sessions: Arc::new(sessions),
+            account_throttle: Arc::new(Throttle::new(Policy::ACCOUNT)),
+            address_throttle: Arc::new(Throttle::new(Policy::ADDRESS)),
             metrics: Arc::new(Metrics::default()),
             bookmark_interval: BOOKMARK_INTERVAL,
             tunnels: Arc::default(),

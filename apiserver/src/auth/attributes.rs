@@ -3,25 +3,7 @@
 
 use axum::http::Method;
 
-/// The API group of every Catalyst kind.
-pub const GROUP: &str = "catalyst.dev";
-
-/// What a request does (the shape of `catalyst_schemas::rbac::Attributes`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attributes {
-    /// get, list, watch, create, update, patch, delete, deletecollection.
-    pub verb: String,
-    /// `catalyst.dev`.
-    pub api_group: String,
-    /// The plural.
-    pub resource: String,
-    /// `status`, `logs`, `command`, …
-    pub subresource: Option<String>,
-    /// The namespace of the path.
-    pub namespace: Option<String>,
-    /// The object's name, when the path names one.
-    pub name: Option<String>,
-}
+pub use catalyst_schemas::rbac::{Attributes, GROUP};
 
 /// The API's path prefix.
 pub const API: &str = "/apis/catalyst.dev/v1alpha1";

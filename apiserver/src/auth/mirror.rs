@@ -77,6 +77,11 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
         self.items.read().expect("mirror lock").values().any(pred)
     }
 
+    /// How many changes the mirror has seen (only grows).
+    pub fn generation(&self) -> u64 {
+        *self.changed.borrow()
+    }
+
     /// A receiver that sees every change.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()

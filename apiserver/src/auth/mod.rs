@@ -19,12 +19,19 @@ use crate::state::AppState;
 use crate::watch::WatchCache;
 
 pub mod attributes;
+pub mod jwt;
 pub mod mirror;
 pub mod node;
+pub mod password;
+pub mod rbac;
+pub mod records;
+pub mod throttle;
 pub mod tokens;
+pub mod totp;
 
 pub use attributes::Attributes;
 pub use mirror::Mirror;
+pub use rbac::Rbac;
 pub use tokens::{bearer_token, hash, new_token, request_token, Authenticator, Identity};
 
 /// Who a request comes from, once its credential checks out.
@@ -33,6 +40,20 @@ pub enum Caller {
     /// The bootstrap administrator (`admin.yaml`): every right, whatever the RBAC objects say,
     /// so a cluster cannot lock itself out.
     Admin(String),
+    /// A User, logged in (JWT).
+    User {
+        /// The User's name.
+        name: String,
+        /// Its groups.
+        groups: Vec<String>,
+    },
+    /// An ApiKey, acting for its owner.
+    ApiKey {
+        /// The key's name.
+        name: String,
+        /// The User it belongs to.
+        owner: String,
+    },
     /// A nodelet, by its Node's name.
     Node(String),
     /// The join token: it only buys node credentials at `POST /auth/v1/join`.
@@ -40,12 +61,39 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// A stable key for per-identity limits: `admin:NAME`, `node:NAME`, `join`.
+    /// A stable key for per-identity limits: `admin:NAME`, `user:NAME`, `apikey:NAME`,
+    /// `node:NAME`, `join`.
     pub fn key(&self) -> String {
+        format!("{}:{}", self.kind(), self.name())
+    }
+
+    /// `admin`, `user`, `apikey`, `node` or `join`.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Caller::Admin(n) => format!("admin:{n}"),
-            Caller::Node(n) => format!("node:{n}"),
-            Caller::Join => "join".into(),
+            Caller::Admin(_) => "admin",
+            Caller::User { .. } => "user",
+            Caller::ApiKey { .. } => "apikey",
+            Caller::Node(_) => "node",
+            Caller::Join => "join",
+        }
+    }
+
+    /// The name (the key's name for a key; `join` for the join token).
+    pub fn name(&self) -> &str {
+        match self {
+            Caller::Admin(n) | Caller::Node(n) => n,
+            Caller::User { name, .. } | Caller::ApiKey { name, .. } => name,
+            Caller::Join => "join",
+        }
+    }
+
+    /// The user a request acts for: the user, a key's owner, the administrator.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Caller::Admin(n) => Some(n),
+            Caller::User { name, .. } => Some(name),
+            Caller::ApiKey { owner, .. } => Some(owner),
+            Caller::Node(_) | Caller::Join => None,
         }
     }
 }
@@ -55,6 +103,8 @@ impl Caller {
 pub struct Access {
     /// Node name → uid.
     pub nodes: Arc<Mirror<String>>,
+    /// Users, keys, roles and bindings.
+    pub rbac: Rbac,
 }
 
 fn node_uid(obj: &Value) -> Option<String> {
@@ -68,14 +118,29 @@ impl Access {
         caches: &std::collections::HashMap<&'static str, Arc<WatchCache>>,
     ) -> Self {
         let kind = |p: &str| lookup_kind(p).expect("access kind");
+        let r = registry.clone();
+        let cache = |p: &str| caches[p].clone();
+        let (nodes, users, keys, roles, bindings, cluster_bindings) = tokio::join!(
+            Mirror::start(r.clone(), cache("nodes"), kind("nodes"), node_uid),
+            Mirror::start(r.clone(), cache("users"), kind("users"), rbac::user_entry),
+            Mirror::start(r.clone(), cache("apikeys"), kind("apikeys"), rbac::key_entry),
+            Mirror::start(r.clone(), cache("roles"), kind("roles"), rbac::role_entry),
+            Mirror::start(
+                r.clone(),
+                cache("rolebindings"),
+                kind("rolebindings"),
+                rbac::binding_entry
+            ),
+            Mirror::start(
+                r.clone(),
+                cache("clusterrolebindings"),
+                kind("clusterrolebindings"),
+                rbac::binding_entry
+            ),
+        );
         Self {
-            nodes: Mirror::start(
-                registry.clone(),
-                caches["nodes"].clone(),
-                kind("nodes"),
-                node_uid,
-            )
-            .await,
+            nodes,
+            rbac: Rbac::new(users, keys, roles, bindings, cluster_bindings),
         }
     }
 
@@ -87,10 +152,88 @@ impl Access {
             (None, _) => false,
         }
     }
+
+    /// The caller a user may act as now, or why not (gone, disabled).
+    pub fn user_caller(&self, name: &str) -> Result<Caller, ApiError> {
+        match self.rbac.users.get(name) {
+            Some(u) if !u.spec.disabled => Ok(Caller::User {
+                name: name.to_owned(),
+                groups: u.spec.groups,
+            }),
+            Some(_) => Err(ApiError::Unauthorized(format!("user {name} is disabled"))),
+            None => Err(ApiError::Unauthorized(format!("user {name} does not exist"))),
+        }
+    }
+
+    /// The caller of an API key credential, or why not (key gone or replaced, expired, owner
+    /// gone or disabled).
+    pub fn key_caller(&self, identity: &Identity) -> Result<Caller, ApiError> {
+        let key = self
+            .rbac
+            .keys
+            .get(&identity.name)
+            .filter(|k| identity.uid.as_deref() == Some(k.uid.as_str()))
+            .ok_or_else(|| ApiError::Unauthorized(format!("API key {} was deleted", identity.name)))?;
+        if key.spec.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
+            return Err(ApiError::Unauthorized(format!(
+                "API key {} has expired",
+                identity.name
+            )));
+        }
+        self.user_caller(&key.spec.owner)?;
+        Ok(Caller::ApiKey {
+            name: identity.name.clone(),
+            owner: key.spec.owner,
+        })
+    }
+
+    /// Whether `caller` still stands (for long-lived requests: watches, streams, tunnels).
+    pub fn still_valid(&self, caller: &Caller) -> bool {
+        match caller {
+            Caller::Admin(_) | Caller::Join => true,
+            Caller::Node(n) => self.nodes.get(n).is_some(),
+            Caller::User { name, .. } => self.user_caller(name).is_ok(),
+            Caller::ApiKey { name, owner } => {
+                self.rbac.keys.get(name).is_some_and(|k| {
+                    k.spec.owner == *owner
+                        && k.spec.expires_at.is_none_or(|t| t > chrono::Utc::now())
+                }) && self.user_caller(owner).is_ok()
+            }
+        }
+    }
+
+    /// Resolves once `caller` no longer stands: deleted or disabled user, deleted or expired
+    /// key, deleted Node. Checked on every change of the access objects and every second.
+    pub async fn revoked(self: Arc<Self>, caller: Caller) {
+        let mut users = self.rbac.users.changes();
+        let mut keys = self.rbac.keys.changes();
+        let mut nodes = self.nodes.changes();
+        loop {
+            if !self.still_valid(&caller) {
+                return;
+            }
+            tokio::select! {
+                _ = users.changed() => {}
+                _ = keys.changed() => {}
+                _ = nodes.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Whether `caller` may do `a` by RBAC (nodes and the join token are decided elsewhere).
+    pub fn may(&self, caller: &Caller, a: &Attributes) -> bool {
+        match caller {
+            Caller::Admin(_) => true,
+            Caller::User { name, groups } => self.rbac.user_may(name, groups, a),
+            Caller::ApiKey { name, owner } => self.rbac.key_may(name, owner, a),
+            Caller::Node(_) | Caller::Join => false,
+        }
+    }
 }
 
-/// The caller of a token: 401 without one, with an unknown one, or with a node credential
-/// whose Node is gone.
+/// The caller of a token: 401 without one, with an unknown one, or with a credential whose
+/// subject is gone (Node deleted, user disabled, key deleted or expired).
 ///
 /// # Errors
 /// [`ApiError::Unauthorized`].
@@ -98,6 +241,14 @@ pub async fn resolve(state: &AppState, token: Option<&str>) -> Result<Caller, Ap
     let token = token.ok_or_else(|| {
         ApiError::Unauthorized("missing bearer token: send Authorization: Bearer <token>".into())
     })?;
+    if jwt::Sessions::looks_like_jwt(token) {
+        let claims = state
+            .sessions
+            .verify(token)
+            .await
+            .ok_or_else(|| ApiError::Unauthorized("invalid or expired access token".into()))?;
+        return state.access.user_caller(&claims.sub);
+    }
     let identity = state
         .auth
         .verify(token)
@@ -106,6 +257,7 @@ pub async fn resolve(state: &AppState, token: Option<&str>) -> Result<Caller, Ap
     match identity.role.as_str() {
         "admin" => Ok(Caller::Admin(identity.name)),
         "join" => Ok(Caller::Join),
+        "apikey" => state.access.key_caller(&identity),
         "node" if state.access.node_valid(&identity) => Ok(Caller::Node(identity.name)),
         "node" => Err(ApiError::Unauthorized(format!(
             "the credential of node {} was revoked: its Node is gone",
@@ -117,17 +269,76 @@ pub async fn resolve(state: &AppState, token: Option<&str>) -> Result<Caller, Ap
     }
 }
 
+fn deny(caller: &Caller, what: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "{} {} may not {what}",
+        caller.kind(),
+        caller.name()
+    ))
+}
+
+fn describe(a: &Attributes) -> String {
+    let res = match &a.subresource {
+        Some(s) => format!("{}/{s}", a.resource),
+        None => a.resource.clone(),
+    };
+    let mut out = format!("{} {res}", a.verb);
+    if let Some(n) = &a.name {
+        out.push_str(&format!(" {n:?}"));
+    }
+    if let Some(ns) = &a.namespace {
+        out.push_str(&format!(" in namespace {ns}"));
+    }
+    out
+}
+
+/// What users and keys may do without a binding: read their own User, and manage their own
+/// API keys (a key's rights are checked when it is written: never more than its owner's).
+fn self_service(state: &AppState, caller: &Caller, a: &Attributes, query: Option<&str>) -> bool {
+    let Some(me) = caller.user() else {
+        return false;
+    };
+    match (a.resource.as_str(), a.subresource.as_deref(), a.verb.as_str()) {
+        ("users", None, "get") => a.name.as_deref() == Some(me),
+        ("apikeys", None, "create") => true,
+        ("apikeys", None, "get" | "delete") => a
+            .name
+            .as_deref()
+            .and_then(|n| state.access.rbac.keys.get(n))
+            .is_some_and(|k| k.spec.owner == me),
+        ("apikeys", None, "list" | "watch") => query
+            .and_then(|q| node::query_param(q, "fieldSelector"))
+            .and_then(|s| crate::selector::FieldSelector::parse(&s).ok())
+            .is_some_and(|s| s.requires_equal("spec.owner", me)),
+        _ => false,
+    }
+}
+
+/// Paths outside the resource API any signed-in user or key may use: discovery, OpenAPI, and
+/// their own session, password, second factor and access questions.
+fn open_to_users(method: &Method, path: &str) -> bool {
+    match *method {
+        Method::GET => {
+            path == "/apis"
+                || path == attributes::API
+                || path == "/openapi/v3"
+                || path == "/auth/v1/whoami"
+        }
+        _ => matches!(
+            path,
+            "/auth/v1/password" | "/auth/v1/totp" | "/auth/v1/totp/confirm" | "/auth/v1/access-review"
+        ),
+    }
+}
+
 /// Decides `req` for `caller`; returns it (a node's status write may have been read and
 /// rebuilt) or why not.
 ///
 /// # Errors
 /// 403 when the caller may not.
-pub async fn authorize(
-    state: &AppState,
-    caller: &Caller,
-    req: Request,
-) -> Result<Request, ApiError> {
-    let attrs = attributes::of(req.method(), req.uri().path(), req.uri().query());
+pub async fn authorize(state: &AppState, caller: &Caller, req: Request) -> Result<Request, ApiError> {
+    let query = req.uri().query().map(str::to_owned);
+    let attrs = attributes::of(req.method(), req.uri().path(), query.as_deref());
     match (caller, attrs) {
         (Caller::Admin(_), _) => Ok(req),
         (Caller::Join, _) => Err(ApiError::Forbidden(
@@ -141,6 +352,26 @@ pub async fn authorize(
             req.method(),
             req.uri().path()
         ))),
+        (_, Some(a)) => {
+            if state.access.may(caller, &a) || self_service(state, caller, &a, query.as_deref()) {
+                Ok(req)
+            } else {
+                Err(deny(caller, &describe(&a)))
+            }
+        }
+        (_, None) => {
+            let path = req.uri().path();
+            let metrics = Attributes::new("get", "metrics");
+            let audit = Attributes::new("list", "auditrecords");
+            let ok = open_to_users(req.method(), path)
+                || (path == "/metrics" && state.access.may(caller, &metrics))
+                || (path == "/auth/v1/audit" && state.access.may(caller, &audit));
+            if ok {
+                Ok(req)
+            } else {
+                Err(deny(caller, &format!("{} {path}", req.method())))
+            }
+        }
     }
 }
 
