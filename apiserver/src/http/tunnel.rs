@@ -153,6 +153,7 @@ pub async fn logs(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let owner = owner(&headers, &uri);
+    let deadline = tokio::time::Instant::now() + state.tunnels.config().ask_timeout;
     let (mut answers, first) = ask(&state, &owner, &ns, &name, |uid| TunnelOp::Logs {
         uid,
         tail: q.tail_lines,
@@ -161,7 +162,6 @@ pub async fn logs(
     .await?;
     let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     if !q.follow {
-        let deadline = tokio::time::Instant::now() + state.tunnels.config().ask_timeout;
         let body = tokio::time::timeout_at(deadline, collect_lines(first, &mut answers))
             .await
             .map_err(|_| TunnelError::Timeout {
