@@ -69,14 +69,20 @@ pub enum ApiError {
     /// 503: a node is not connected.
     #[error("{0}")]
     Unavailable(String),
-    /// 429, with the seconds to wait (`Retry-After`).
+    /// 413: a request body over its limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 429: a limit on concurrent work; retry after `retry_after_seconds`.
     #[error("{message}")]
     TooManyRequests {
         /// For people.
         message: String,
-        /// Seconds until a retry may succeed.
-        retry_after: u64,
+        /// The `Retry-After` header and `details.retryAfterSeconds`.
+        retry_after_seconds: u64,
     },
+    /// 504: a node did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl ApiError {
@@ -94,7 +100,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -113,7 +121,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Internal(_) => "InternalError",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::PayloadTooLarge(_) => "RequestEntityTooLarge",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
+            ApiError::Timeout(_) => "Timeout",
         }
     }
 
@@ -135,6 +145,10 @@ impl ApiError {
                 details.kind = Some(kind.clone());
                 details.name = Some(name.clone());
             }
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => details.retry_after_seconds = Some(*retry_after_seconds),
             _ => {}
         }
         let mut status = Status::failure(self.code().as_u16(), self.reason(), self.to_string());
@@ -178,15 +192,15 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Internal(_)) {
             tracing::error!(error = %self, "internal error");
         }
-        let retry_after = match &self {
-            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
-            _ => None,
-        };
         let mut response = (self.code(), axum::Json(self.status())).into_response();
-        if let Some(secs) = retry_after {
+        if let ApiError::TooManyRequests {
+            retry_after_seconds,
+            ..
+        } = self
+        {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(secs),
+                axum::http::HeaderValue::from(retry_after_seconds),
             );
         }
         response

@@ -3,6 +3,13 @@
 //! [`TunnelAnswer`] frames (both in `catalyst_schemas::tunnel`). This module owns the open
 //! connections and the request/answer bookkeeping; the HTTP routes that use them are in
 //! `http::tunnel`.
+//!
+//! A tunnel is shared by every request to its node, so no request may hold it up: the loop
+//! that reads a nodelet's frames never waits. Each request has its own bounded buffer of
+//! answers ([`TunnelConfig::stream_buffer`]); a reader that lets it fill has its stream
+//! dropped (it gets a last `Failed` answer and the nodelet a `cancel`). Requests are limited
+//! per node and per owner (429), asks time out (504), and when a tunnel closes every request
+//! on it ends at once (503).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,28 +25,169 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 
-type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Answer>>>>;
+/// Limits and timeouts of the node tunnels (defaults in [`TunnelConfig::default`]).
+#[derive(Debug, Clone)]
+pub struct TunnelConfig {
+    /// How long a node may take to answer an ask (command, metrics, logs without follow, the
+    /// start of a follow) and to accept a request frame: 10 s.
+    pub ask_timeout: Duration,
+    /// Answers buffered per request; a reader that falls this far behind loses its stream: 256.
+    pub stream_buffer: usize,
+    /// Open requests (streams and asks) per node: 256.
+    pub max_streams_per_node: usize,
+    /// Open requests per owner across all nodes: 32.
+    pub max_streams_per_owner: usize,
+    /// The `Retry-After` of a 429: 1 s.
+    pub retry_after: Duration,
+    /// How often the API server pings a nodelet: 20 s.
+    pub ping_interval: Duration,
+    /// How long `/metrics` waits for a node's metrics: 2 s.
+    pub scrape_timeout: Duration,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        Self {
+            ask_timeout: Duration::from_secs(10),
+            stream_buffer: 256,
+            max_streams_per_node: 256,
+            max_streams_per_owner: 32,
+            retry_after: Duration::from_secs(1),
+            ping_interval: Duration::from_secs(20),
+            scrape_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a tunnel request failed; each maps to an [`ApiError`].
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    /// 503: the node has no tunnel to this API server.
+    #[error("node {node:?} has no tunnel to this API server")]
+    NotConnected {
+        /// The node.
+        node: String,
+    },
+    /// 503: the tunnel closed before the request was answered.
+    #[error("node {node:?} tunnel closed")]
+    Closed {
+        /// The node.
+        node: String,
+    },
+    /// 429: the node has `limit` open requests.
+    #[error("node {node:?} has {limit} open console and metrics requests, the most it may have")]
+    NodeBusy {
+        /// The node.
+        node: String,
+        /// The limit.
+        limit: usize,
+        /// When to retry.
+        retry_after: Duration,
+    },
+    /// 429: the owner has `limit` open requests.
+    #[error("you have {limit} open console and metrics requests, the most you may have")]
+    OwnerBusy {
+        /// The limit.
+        limit: usize,
+        /// When to retry.
+        retry_after: Duration,
+    },
+    /// 504: the node did not answer in time.
+    #[error("node {node:?} did not answer within {after:?}")]
+    Timeout {
+        /// The node.
+        node: String,
+        /// The timeout.
+        after: Duration,
+    },
+}
+
+impl From<TunnelError> for ApiError {
+    fn from(e: TunnelError) -> Self {
+        let message = e.to_string();
+        match e {
+            TunnelError::NotConnected { .. } | TunnelError::Closed { .. } => {
+                ApiError::Unavailable(message)
+            }
+            TunnelError::NodeBusy { retry_after, .. }
+            | TunnelError::OwnerBusy { retry_after, .. } => ApiError::TooManyRequests {
+                message,
+                retry_after_seconds: retry_after.as_secs().max(1),
+            },
+            TunnelError::Timeout { .. } => ApiError::Timeout(message),
+        }
+    }
+}
+
+/// The open requests of one tunnel: where each one's answers go.
+#[derive(Debug, Default)]
+struct Routes {
+    open: HashMap<u64, mpsc::Sender<Answer>>,
+    /// Set when the tunnel closed: no request may join it any more.
+    closed: bool,
+}
 
 #[derive(Debug, Clone)]
 struct Conn {
     tx: mpsc::Sender<String>,
-    pending: Pending,
+    routes: Arc<Mutex<Routes>>,
     generation: u64,
 }
+
+type Owners = Arc<Mutex<HashMap<String, usize>>>;
 
 /// The open tunnels of this API server, by node name.
 #[derive(Debug, Default)]
 pub struct Tunnels {
+    config: TunnelConfig,
     nodes: Mutex<HashMap<String, Conn>>,
+    owners: Owners,
     next: AtomicU64,
 }
 
-/// Answers from a nodelet to one request; dropping it cancels the request.
+/// One owner's hold on one request slot; dropping it frees the slot.
+#[derive(Debug)]
+struct OwnerSlot {
+    owners: Owners,
+    owner: String,
+}
+
+impl OwnerSlot {
+    fn take(owners: &Owners, owner: &str, limit: usize) -> Option<Self> {
+        let mut map = owners.lock().expect("owners");
+        let n = map.get(owner).copied().unwrap_or(0);
+        if n >= limit {
+            return None;
+        }
+        map.insert(owner.to_owned(), n + 1);
+        Some(Self {
+            owners: owners.clone(),
+            owner: owner.to_owned(),
+        })
+    }
+}
+
+impl Drop for OwnerSlot {
+    fn drop(&mut self) {
+        let mut map = self.owners.lock().expect("owners");
+        if let Some(n) = map.get_mut(&self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.owner);
+            }
+        }
+    }
+}
+
+/// Answers from a nodelet to one request; dropping it cancels the request and frees its slot.
 #[derive(Debug)]
 pub struct Answers {
     rx: mpsc::Receiver<Answer>,
     id: u64,
+    node: String,
     conn: Conn,
+    timeout: Duration,
+    _slot: OwnerSlot,
 }
 
 impl Answers {
@@ -47,23 +195,94 @@ impl Answers {
     pub async fn next(&mut self) -> Option<Answer> {
         self.rx.recv().await
     }
+
+    /// The next answer within the ask timeout.
+    ///
+    /// # Errors
+    /// [`TunnelError::Timeout`] when none came in time, [`TunnelError::Closed`] when the
+    /// tunnel closed.
+    pub async fn next_in_time(&mut self) -> Result<Answer, TunnelError> {
+        match tokio::time::timeout(self.timeout, self.rx.recv()).await {
+            Ok(Some(a)) => Ok(a),
+            Ok(None) => Err(TunnelError::Closed {
+                node: self.node.clone(),
+            }),
+            Err(_) => Err(TunnelError::Timeout {
+                node: self.node.clone(),
+                after: self.timeout,
+            }),
+        }
+    }
+
+    /// The node this request went to.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
 }
 
 impl Drop for Answers {
     fn drop(&mut self) {
-        self.conn.pending.lock().expect("pending").remove(&self.id);
-        let cancel = TunnelRequest {
-            id: self.id,
-            op: TunnelOp::Cancel,
-        };
-        let _ = self
+        let open = self
             .conn
-            .tx
-            .try_send(serde_json::to_string(&cancel).expect("requests encode"));
+            .routes
+            .lock()
+            .expect("routes")
+            .open
+            .remove(&self.id);
+        if open.is_some() {
+            // still running on the node: tell it to stop
+            let _ = self.conn.tx.try_send(encode(&TunnelRequest {
+                id: self.id,
+                op: TunnelOp::Cancel,
+            }));
+        }
     }
 }
 
+fn encode(request: &TunnelRequest) -> String {
+    serde_json::to_string(request).expect("requests encode")
+}
+
+/// Hands one answer frame to its request without waiting: a request whose buffer has one
+/// free slot left is ended there with a `Failed` answer (429) and cancelled on the node.
+/// Returns the id of a request dropped this way.
+fn deliver(routes: &Mutex<Routes>, frame: TunnelAnswer) -> Option<u64> {
+    let mut routes = routes.lock().expect("routes");
+    let id = frame.id;
+    let tx = routes.open.get(&id)?;
+    if frame.answer.is_last() {
+        // non-last answers leave a slot free, so the last one always fits
+        let tx = routes.open.remove(&id)?;
+        let _ = tx.try_send(frame.answer);
+        return None;
+    }
+    if tx.capacity() > 1 {
+        let _ = tx.try_send(frame.answer);
+        return None;
+    }
+    let tx = routes.open.remove(&id)?;
+    let behind = tx.max_capacity() - 1;
+    let _ = tx.try_send(Answer::Failed {
+        code: 429,
+        error: format!("stream dropped: the reader fell {behind} answers behind"),
+    });
+    Some(id)
+}
+
 impl Tunnels {
+    /// No tunnels yet, with these limits.
+    pub fn new(config: TunnelConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &TunnelConfig {
+        &self.config
+    }
+
     /// Names of the nodes with a tunnel to this API server.
     pub fn nodes(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -78,143 +297,277 @@ impl Tunnels {
     }
 
     /// The game server and node metrics of every connected node, as Prometheus text (one
-    /// HELP/TYPE per family); a node that does not answer within 2 s is left out.
+    /// HELP/TYPE per family); nodes are asked at once, and a node that does not answer within
+    /// [`TunnelConfig::scrape_timeout`] is left out.
     pub async fn prometheus(&self) -> String {
-        let mut answers = Vec::new();
-        for node in self.nodes() {
-            let Ok(mut a) = self.request(&node, TunnelOp::Prometheus).await else {
-                continue;
-            };
-            if let Ok(Some(Answer::End { result })) =
-                tokio::time::timeout(Duration::from_secs(2), a.next()).await
-            {
-                answers.push(result.unwrap_or(Value::Null));
+        let asks = self.nodes().into_iter().map(|node| async move {
+            let owner = format!("system:scrape:{node}");
+            let mut a = self
+                .request(&node, &owner, TunnelOp::Prometheus)
+                .await
+                .ok()?;
+            match tokio::time::timeout(self.config.scrape_timeout, a.next()).await {
+                Ok(Some(Answer::End { result })) => Some((node, result.unwrap_or(Value::Null))),
+                _ => None,
             }
-        }
+        });
+        let answers: Vec<(String, Value)> = futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         render_prometheus(&answers)
     }
 
-    /// Sends a request to a node; its answers arrive on the returned receiver.
+    /// Sends a request to a node on behalf of `owner` (an opaque key the per-owner limit
+    /// counts by); its answers arrive on the returned [`Answers`], which holds the request's
+    /// slot until dropped.
     ///
     /// # Errors
-    /// 503 when the node has no tunnel to this API server or it just closed.
-    pub async fn request(&self, node: &str, op: TunnelOp) -> Result<Answers, ApiError> {
+    /// [`TunnelError::NotConnected`] / [`TunnelError::Closed`] when the node has no tunnel
+    /// to this API server or it just closed; [`TunnelError::OwnerBusy`] /
+    /// [`TunnelError::NodeBusy`] over a limit; [`TunnelError::Timeout`] when the tunnel does
+    /// not take the request in time.
+    pub async fn request(
+        &self,
+        node: &str,
+        owner: &str,
+        op: TunnelOp,
+    ) -> Result<Answers, TunnelError> {
         let conn = self
             .nodes
             .lock()
             .expect("tunnels")
             .get(node)
             .cloned()
-            .ok_or_else(|| {
-                ApiError::Unavailable(format!("node {node:?} has no tunnel to this API server"))
+            .ok_or_else(|| TunnelError::NotConnected {
+                node: node.to_owned(),
             })?;
+        let cfg = &self.config;
+        let slot = OwnerSlot::take(&self.owners, owner, cfg.max_streams_per_owner).ok_or(
+            TunnelError::OwnerBusy {
+                limit: cfg.max_streams_per_owner,
+                retry_after: cfg.retry_after,
+            },
+        )?;
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let frame = serde_json::to_string(&TunnelRequest { id, op }).expect("requests encode");
-        let (tx, rx) = mpsc::channel(256);
-        conn.pending.lock().expect("pending").insert(id, tx);
-        conn.tx
-            .send(frame)
-            .await
-            .map_err(|_| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
-        Ok(Answers { rx, id, conn })
+        let (tx, rx) = mpsc::channel(cfg.stream_buffer.max(2));
+        {
+            let mut routes = conn.routes.lock().expect("routes");
+            if routes.closed {
+                return Err(TunnelError::Closed {
+                    node: node.to_owned(),
+                });
+            }
+            if routes.open.len() >= cfg.max_streams_per_node {
+                return Err(TunnelError::NodeBusy {
+                    node: node.to_owned(),
+                    limit: cfg.max_streams_per_node,
+                    retry_after: cfg.retry_after,
+                });
+            }
+            routes.open.insert(id, tx);
+        }
+        let answers = Answers {
+            rx,
+            id,
+            node: node.to_owned(),
+            conn: conn.clone(),
+            timeout: cfg.ask_timeout,
+            _slot: slot,
+        };
+        let frame = encode(&TunnelRequest { id, op });
+        match tokio::time::timeout(cfg.ask_timeout, conn.tx.send(frame)).await {
+            Ok(Ok(())) => Ok(answers),
+            Ok(Err(_)) => Err(TunnelError::Closed {
+                node: node.to_owned(),
+            }),
+            Err(_) => Err(TunnelError::Timeout {
+                node: node.to_owned(),
+                after: cfg.ask_timeout,
+            }),
+        }
     }
 
-    /// Serves one nodelet's WebSocket until it closes: sends requests, pings every 20 s, and
-    /// routes answers to their requests. A newer tunnel of the same node replaces this one.
+    /// Serves one nodelet's WebSocket until it closes: a writer sends requests and pings, a
+    /// reader routes answers to their requests without ever waiting on one (see [`deliver`]).
+    /// A newer tunnel of the same node replaces this one. When it closes, every request still
+    /// open on it ends (its [`Answers`] yield None).
     pub async fn serve(&self, node: String, socket: WebSocket) {
         let (tx, mut rx) = mpsc::channel::<String>(256);
-        let pending: Pending = Arc::default();
+        let routes: Arc<Mutex<Routes>> = Arc::default();
         let generation = self.next.fetch_add(1, Ordering::Relaxed);
         self.nodes.lock().expect("tunnels").insert(
             node.clone(),
             Conn {
-                tx,
-                pending: pending.clone(),
+                tx: tx.clone(),
+                routes: routes.clone(),
                 generation,
             },
         );
         tracing::info!(node, "node tunnel open");
         let (mut sink, mut stream) = socket.split();
-        let mut ping = tokio::time::interval(Duration::from_secs(20));
-        loop {
-            tokio::select! {
-                out = rx.recv() => {
-                    let Some(text) = out else { break };
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
-                }
-                _ = ping.tick() => {
-                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                        break;
-                    }
-                }
-                msg = stream.next() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                        Some(Ok(_)) => continue,
-                    };
-                    let Ok(frame) = serde_json::from_str::<TunnelAnswer>(&text) else { continue };
-                    let last = frame.answer.is_last();
-                    let target = {
-                        let mut p = pending.lock().expect("pending");
-                        if last { p.remove(&frame.id) } else { p.get(&frame.id).cloned() }
-                    };
-                    if let Some(t) = target {
-                        let _ = t.send(frame.answer).await;
-                    }
+        let ping_every = self.config.ping_interval;
+        let writer = async {
+            let mut ping = tokio::time::interval(ping_every);
+            loop {
+                let msg = tokio::select! {
+                    out = rx.recv() => match out {
+                        Some(text) => Message::Text(text.into()),
+                        None => break,
+                    },
+                    _ = ping.tick() => Message::Ping(Bytes::new()),
+                };
+                if sink.send(msg).await.is_err() {
+                    break;
                 }
             }
+        };
+        let reader = async {
+            while let Some(msg) = stream.next().await {
+                let text = match msg {
+                    Ok(Message::Text(t)) => t,
+                    Ok(Message::Close(_)) => break,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(node, error = %e, "node tunnel read failed");
+                        break;
+                    }
+                };
+                let frame = match serde_json::from_str::<TunnelAnswer>(&text) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::debug!(node, error = %e, "undecodable tunnel frame ignored");
+                        continue;
+                    }
+                };
+                if let Some(id) = deliver(&routes, frame) {
+                    tracing::warn!(node, id, "tunnel stream dropped: its reader is too slow");
+                    let _ = tx.try_send(encode(&TunnelRequest {
+                        id,
+                        op: TunnelOp::Cancel,
+                    }));
+                }
+            }
+        };
+        tokio::select! {
+            () = writer => {}
+            () = reader => {}
         }
-        let mut nodes = self.nodes.lock().expect("tunnels");
-        if nodes.get(&node).is_some_and(|c| c.generation == generation) {
-            nodes.remove(&node);
+        {
+            let mut nodes = self.nodes.lock().expect("tunnels");
+            if nodes.get(&node).is_some_and(|c| c.generation == generation) {
+                nodes.remove(&node);
+            }
         }
-        pending.lock().expect("pending").clear();
+        let mut routes = routes.lock().expect("routes");
+        routes.closed = true;
+        routes.open.clear();
         tracing::info!(node, "node tunnel closed");
     }
 }
 
-/// Renders nodes' `{"families": [{name, type, help}], "samples": [{metric, labels, value}]}`.
-pub fn render_prometheus(answers: &[Value]) -> String {
-    let mut families: Vec<(String, String, String)> = Vec::new();
-    for a in answers {
+/// Whether `name` is a metric name of the Prometheus text format that a node may publish:
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, under `catalyst_gameserver_` or `catalyst_node_` (so a node
+/// cannot pass for the API server's own families).
+fn node_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':');
+    first_ok
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        && (name.starts_with("catalyst_gameserver_") || name.starts_with("catalyst_node_"))
+}
+
+/// Whether `name` is a label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not reserved (`__…`).
+fn label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+/// A label value escaped as the text format wants: `\\`, `\"` and `\n`.
+fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// HELP text escaped as the text format wants: `\\` and `\n`.
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A sample value as the text format writes it (`NaN`, `+Inf`, `-Inf`).
+fn sample_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// Renders nodes' `{"families": [{name, type, help}], "samples": [{metric, labels, value}]}`
+/// answers, each with the name of the node whose tunnel it came by.
+///
+/// What a node sends cannot break the exposition: families whose name is not a valid node
+/// metric name ([`node_metric_name`]) are dropped with their samples, unknown types become
+/// `untyped`, HELP and label values are escaped, labels with invalid names are dropped,
+/// samples without a numeric value are dropped, and the `node` label is always the tunnel's
+/// node (a node cannot speak for another).
+pub fn render_prometheus(answers: &[(String, Value)]) -> String {
+    const TYPES: [&str; 5] = ["counter", "gauge", "histogram", "summary", "untyped"];
+    let mut families: Vec<(String, &str, String)> = Vec::new();
+    for (_, a) in answers {
         for f in a["families"].as_array().into_iter().flatten() {
-            let name = f["name"].as_str().unwrap_or_default().to_owned();
-            if !name.is_empty() && !families.iter().any(|(n, _, _)| *n == name) {
-                families.push((
-                    name,
-                    f["type"].as_str().unwrap_or("untyped").to_owned(),
-                    f["help"].as_str().unwrap_or_default().to_owned(),
-                ));
+            let name = f["name"].as_str().unwrap_or_default();
+            if !node_metric_name(name) || families.iter().any(|(n, _, _)| n == name) {
+                continue;
             }
+            let typ = f["type"].as_str().unwrap_or_default();
+            let typ = TYPES
+                .iter()
+                .find(|t| **t == typ)
+                .copied()
+                .unwrap_or("untyped");
+            let help = escape_help(f["help"].as_str().unwrap_or_default());
+            families.push((name.to_owned(), typ, help));
         }
     }
     let mut out = String::new();
     for (name, typ, help) in &families {
         let mut lines = Vec::new();
-        for a in answers {
+        for (node, a) in answers {
             for s in a["samples"].as_array().into_iter().flatten() {
                 if s["metric"].as_str() != Some(name) {
                     continue;
                 }
-                let labels: Vec<String> = s["labels"]
+                let Some(value) = s["value"].as_f64() else {
+                    continue;
+                };
+                let mut labels: std::collections::BTreeMap<&str, &str> = s["labels"]
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .map(|(k, v)| {
-                        let v = v.as_str().unwrap_or_default();
-                        format!(
-                            "{k}=\"{}\"",
-                            v.replace('\\', "\\\\")
-                                .replace('"', "\\\"")
-                                .replace('\n', "\\n")
-                        )
-                    })
+                    .filter(|(k, _)| label_name(k))
+                    .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
                     .collect();
-                let value = s["value"].as_f64().unwrap_or(f64::NAN);
-                lines.push(format!("{name}{{{}}} {value}\n", labels.join(",")));
+                labels.insert("node", node);
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape_label_value(v)))
+                    .collect();
+                lines.push(format!(
+                    "{name}{{{}}} {}\n",
+                    labels.join(","),
+                    sample_value(value)
+                ));
             }
         }
         if !lines.is_empty() {
@@ -230,15 +583,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn node(n: &str, name: &str) -> (String, Value) {
+        let v = json!({
+            "families": [{"name": "catalyst_gameserver_memory_bytes", "type": "gauge", "help": "Memory."}],
+            "samples": [{"metric": "catalyst_gameserver_memory_bytes",
+                         "labels": {"name": name, "node": n}, "value": 1024.0}],
+        });
+        (n.to_owned(), v)
+    }
+
     #[test]
     fn node_metrics_render_with_one_help_and_type_per_family() {
-        let node = |n: &str, name: &str| {
-            json!({
-                "families": [{"name": "catalyst_gameserver_memory_bytes", "type": "gauge", "help": "Memory."}],
-                "samples": [{"metric": "catalyst_gameserver_memory_bytes",
-                             "labels": {"name": name, "node": n}, "value": 1024.0}],
-            })
-        };
         let text = render_prometheus(&[node("n1", "a"), node("n2", "b\"q")]);
         assert_eq!(
             text.matches("# TYPE catalyst_gameserver_memory_bytes gauge")
@@ -250,5 +605,147 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("name=\"b\\\"q\""), "{text}");
+    }
+
+    /// Every line of an exposition is a comment or `name{labels} value`, with labels that
+    /// parse: what Prometheus would accept.
+    fn assert_well_formed(text: &str) {
+        for line in text.lines() {
+            if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect(line);
+            assert!(value.parse::<f64>().is_ok() || value == "+Inf", "{line}");
+            let (name, labels) = series.split_once('{').expect(line);
+            assert!(node_metric_name(name), "{line}");
+            let mut rest = labels.strip_suffix('}').expect(line);
+            while !rest.is_empty() {
+                let (k, v) = rest.split_once("=\"").expect(line);
+                assert!(label_name(k), "{line}");
+                let mut end = None;
+                let mut escaped = false;
+                for (i, c) in v.char_indices() {
+                    match (escaped, c) {
+                        (true, '\\' | '"' | 'n') => escaped = false,
+                        (true, _) => panic!("bad escape in {line}"),
+                        (false, '\\') => escaped = true,
+                        (false, '"') => {
+                            end = Some(i);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                let end = end.expect(line);
+                rest = v[end + 1..].strip_prefix(',').unwrap_or(&v[end + 1..]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_hostile_node_cannot_inject_lines_or_names_into_the_exposition() {
+        let hostile = json!({
+            "families": [
+                {"name": "catalyst_gameserver_memory_bytes", "type": "gauge\nevil_metric 3",
+                 "help": "Memory.\nevil_metric 4"},
+                {"name": "catalyst_gameserver_x{a=\"b\"} 1\nevil_metric", "type": "gauge", "help": ""},
+                {"name": "catalyst_apiserver_requests_total", "type": "counter", "help": ""},
+                {"name": "evil_metric", "type": "gauge", "help": ""},
+            ],
+            "samples": [
+                {"metric": "catalyst_gameserver_memory_bytes",
+                 "labels": {"name": "a\"} 1\nevil_metric 2", "node": "someone-else",
+                            "bad\"} 1\nevil": "x", "__name__": "evil_metric"},
+                 "value": 1.0},
+                {"metric": "catalyst_gameserver_memory_bytes", "labels": {}, "value": "1\nevil 5"},
+                {"metric": "catalyst_gameserver_x{a=\"b\"} 1\nevil_metric", "labels": {}, "value": 1},
+                {"metric": "catalyst_apiserver_requests_total", "labels": {}, "value": 1},
+                {"metric": "evil_metric", "labels": {}, "value": 1},
+            ],
+        });
+        let text = render_prometheus(&[("n1".into(), hostile), node("n2", "b")]);
+        assert_well_formed(&text);
+        assert!(!text.lines().any(|l| l.starts_with("evil")), "{text}");
+        assert!(!text.contains("catalyst_apiserver"), "{text}");
+        assert!(!text.contains("catalyst_gameserver_x"), "{text}");
+        assert!(
+            text.contains(
+                "catalyst_gameserver_memory_bytes{name=\"a\\\"} 1\\nevil_metric 2\",node=\"n1\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE catalyst_gameserver_memory_bytes untyped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP catalyst_gameserver_memory_bytes Memory.\\nevil_metric 4\n"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 4, "{text}");
+    }
+
+    #[test]
+    fn values_use_the_text_formats_spelling_of_infinities() {
+        assert_eq!(sample_value(f64::INFINITY), "+Inf");
+        assert_eq!(sample_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(sample_value(f64::NAN), "NaN");
+        assert_eq!(sample_value(2.5), "2.5");
+    }
+
+    fn line(id: u64) -> TunnelAnswer {
+        TunnelAnswer::new(id, Answer::Line("x".into()))
+    }
+
+    #[test]
+    fn a_full_buffer_drops_its_stream_with_a_last_failure_and_leaves_others_alone() {
+        let routes = Mutex::new(Routes::default());
+        let (slow_tx, mut slow) = mpsc::channel(3);
+        let (fast_tx, mut fast) = mpsc::channel(3);
+        routes.lock().unwrap().open.insert(1, slow_tx);
+        routes.lock().unwrap().open.insert(2, fast_tx);
+        assert_eq!(deliver(&routes, line(1)), None);
+        assert_eq!(deliver(&routes, line(1)), None);
+        assert_eq!(
+            deliver(&routes, line(1)),
+            Some(1),
+            "the third fills the buffer"
+        );
+        assert_eq!(deliver(&routes, line(1)), None, "nothing more for it");
+        assert!(!routes.lock().unwrap().open.contains_key(&1));
+        for _ in 0..2 {
+            assert_eq!(slow.try_recv().unwrap(), Answer::Line("x".into()));
+        }
+        assert!(matches!(
+            slow.try_recv().unwrap(),
+            Answer::Failed { code: 429, .. }
+        ));
+        assert!(slow.try_recv().is_err());
+        // the other stream still flows, and its last answer always fits
+        assert_eq!(deliver(&routes, line(2)), None);
+        assert_eq!(deliver(&routes, line(2)), None);
+        let end = TunnelAnswer::new(2, Answer::End { result: None });
+        assert_eq!(deliver(&routes, end), None);
+        assert_eq!(fast.try_recv().unwrap(), Answer::Line("x".into()));
+        assert_eq!(fast.try_recv().unwrap(), Answer::Line("x".into()));
+        assert_eq!(fast.try_recv().unwrap(), Answer::End { result: None });
+        assert!(routes.lock().unwrap().open.is_empty());
+    }
+
+    #[test]
+    fn tunnel_errors_become_statuses_with_retry_after() {
+        let busy = ApiError::from(TunnelError::OwnerBusy {
+            limit: 32,
+            retry_after: Duration::from_millis(200),
+        });
+        assert_eq!(busy.code().as_u16(), 429);
+        assert_eq!(busy.status()["details"]["retryAfterSeconds"], 1);
+        let late = ApiError::from(TunnelError::Timeout {
+            node: "n".into(),
+            after: Duration::from_secs(10),
+        });
+        assert_eq!((late.code().as_u16(), late.reason()), (504, "Timeout"));
+        let closed = ApiError::from(TunnelError::Closed { node: "n".into() });
+        assert_eq!(closed.code().as_u16(), 503);
     }
 }

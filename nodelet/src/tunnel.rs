@@ -3,16 +3,23 @@
 //! console logs (tail and follow), console commands, metrics — so nodes behind NAT need no
 //! inbound port. The frames ([`TunnelRequest`] in, [`TunnelAnswer`] out) are defined in
 //! `catalyst_schemas::tunnel`, shared with the API server.
+//!
+//! One request never holds up another: each runs in a task of its own and may have at most
+//! [`STREAM_FRAMES`] answers waiting for the socket ([`StreamTx`]); a log follower that is
+//! out of room stops reading its console subscription, which skips lines (and says how many)
+//! rather than buffering them. At most [`MAX_REQUESTS`] requests run at once; frames over
+//! [`MAX_FRAME_BYTES`] from the API server close the tunnel.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use catalyst_schemas::tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest};
+use catalyst_schemas::tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest, MAX_FRAME_BYTES};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::runtime::Runtime;
@@ -47,14 +54,89 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
             .parse()
             .map_err(|_| "token is not a header value".to_owned())?,
     );
-    let (ws, _) = tokio_tungstenite::connect_async(request)
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), false)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("tunnel to the API server open");
+    serve(rt, ws).await
+}
+
+/// Answers from one request to the API server may wait for the socket at most this many
+/// at a time; the request's task waits for room, the others do not.
+pub const STREAM_FRAMES: usize = 64;
+/// Requests that may run at once; more are refused with 429.
+pub const MAX_REQUESTS: usize = 512;
+
+/// The tunnel's WebSocket limits: messages and frames up to [`MAX_FRAME_BYTES`].
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+}
+
+/// An answer on its way to the socket, with the room it takes in its request's budget.
+type Outgoing = (TunnelAnswer, Option<OwnedSemaphorePermit>);
+
+/// The sending side of one request: answers go to the shared writer, at most
+/// [`STREAM_FRAMES`] (the budget) waiting at a time.
+#[derive(Debug, Clone)]
+pub struct StreamTx {
+    id: u64,
+    out: mpsc::UnboundedSender<Outgoing>,
+    budget: Arc<Semaphore>,
+}
+
+/// The tunnel is gone: nothing more can be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("the tunnel closed")]
+pub struct Closed;
+
+impl StreamTx {
+    /// A sender for request `id` with room for `frames` answers in flight.
+    fn new(id: u64, out: mpsc::UnboundedSender<Outgoing>, frames: usize) -> Self {
+        Self {
+            id,
+            out,
+            budget: Arc::new(Semaphore::new(frames)),
+        }
+    }
+
+    /// Queues an answer once this request has room; waits only on this request's budget.
+    ///
+    /// # Errors
+    /// [`Closed`] when the tunnel is gone.
+    pub async fn send(&self, answer: Answer) -> Result<(), Closed> {
+        let permit = self
+            .budget
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Closed)?;
+        self.out
+            .send((TunnelAnswer::new(self.id, answer), Some(permit)))
+            .map_err(|_| Closed)
+    }
+
+    /// Queues an answer outside the budget (refusals by the read loop, which never waits).
+    fn send_now(&self, answer: Answer) {
+        let _ = self.out.send((TunnelAnswer::new(self.id, answer), None));
+    }
+}
+
+/// Serves an open tunnel until it closes: each request runs in its own task.
+async fn serve<S>(rt: &Arc<Runtime>, ws: S) -> Result<(), String>
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures::Sink<Message>
+        + Send
+        + 'static,
+    <S as futures::Sink<Message>>::Error: Send,
+{
     let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<TunnelAnswer>(1024);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let writer = tokio::spawn(async move {
-        while let Some(answer) = rx.recv().await {
+        // a permit is held until its answer is on the socket
+        while let Some((answer, _permit)) = rx.recv().await {
             let text = serde_json::to_string(&answer).expect("answers encode");
             if sink.send(Message::Text(text.into())).await.is_err() {
                 return;
@@ -88,11 +170,10 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
                     .ok()
                     .and_then(|v| v.get("id").and_then(Value::as_u64))
                 {
-                    let refused = Answer::Failed {
+                    StreamTx::new(id, tx.clone(), 1).send_now(Answer::Failed {
                         code: 400,
                         error: format!("unknown request: {e}"),
-                    };
-                    let _ = tx.send(TunnelAnswer::new(id, refused)).await;
+                    });
                 }
                 continue;
             }
@@ -105,7 +186,15 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
             continue;
         }
         let id = req.id;
-        let h = tokio::spawn(handle(rt.clone(), req, tx.clone()));
+        let stream_tx = StreamTx::new(id, tx.clone(), STREAM_FRAMES);
+        if running.len() >= MAX_REQUESTS {
+            stream_tx.send_now(Answer::Failed {
+                code: 429,
+                error: format!("the node runs {MAX_REQUESTS} requests, the most it takes"),
+            });
+            continue;
+        }
+        let h = tokio::spawn(handle(rt.clone(), req, stream_tx));
         running.insert(id, h.abort_handle());
     };
     for h in running.values() {
@@ -115,9 +204,8 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
     result
 }
 
-async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: mpsc::Sender<TunnelAnswer>) {
-    let id = req.id;
-    let send = |answer: Answer| tx.send(TunnelAnswer::new(id, answer));
+async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: StreamTx) {
+    let send = |answer: Answer| tx.send(answer);
     let fail = |code: u16, error: String| Answer::Failed { code, error };
     let uid = match &req.op {
         TunnelOp::Prometheus => {
@@ -205,5 +293,43 @@ async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: mpsc::Sender<TunnelAns
             .await;
         }
         TunnelOp::Prometheus | TunnelOp::Cancel => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stream_out_of_room_waits_alone_and_the_others_keep_sending() {
+        let (out, mut rx) = mpsc::unbounded_channel();
+        let stuck = StreamTx::new(1, out.clone(), 2);
+        let other = StreamTx::new(2, out.clone(), 2);
+        let line = || Answer::Line("x".into());
+        stuck.send(line()).await.expect("room");
+        stuck.send(line()).await.expect("room");
+        let third = tokio::spawn({
+            let stuck = stuck.clone();
+            async move { stuck.send(line()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!third.is_finished(), "no room for a third answer in flight");
+        tokio::time::timeout(Duration::from_millis(50), other.send(line()))
+            .await
+            .expect("another stream is not held up")
+            .expect("sent");
+        // the writer puts the first answer on the socket: its room frees up
+        let (first, permit) = rx.recv().await.expect("an answer");
+        assert_eq!(first.id, 1);
+        drop(permit);
+        tokio::time::timeout(Duration::from_secs(1), third)
+            .await
+            .expect("room again")
+            .expect("task")
+            .expect("sent");
+        // a refusal by the read loop never waits
+        StreamTx::new(3, out.clone(), 1).send_now(Answer::Started);
+        drop(rx);
+        assert!(other.send(line()).await.is_err(), "closed tunnel");
     }
 }

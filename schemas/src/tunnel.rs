@@ -17,6 +17,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The largest WebSocket message (and frame) either side of a tunnel accepts: a peer that
+/// sends more is cut off. Console lines are at most 8 KiB, so only a broken or hostile peer
+/// comes near it.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
 /// A request frame from the API server: an id that correlates the answers, and what to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TunnelRequest {

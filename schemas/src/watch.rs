@@ -123,6 +123,9 @@ pub struct StatusDetails {
     /// The fields at fault.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<Cause>,
+    /// For a 429: seconds to wait before retrying.
+    #[serde(rename = "retryAfterSeconds", skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl Status {

@@ -76,7 +76,7 @@ impl Throttle {
         match entries.get(key).and_then(|e| e.until) {
             Some(until) if until > now => Err(ApiError::TooManyRequests {
                 message: format!("too many failed {what}; try again later"),
-                retry_after: (until - now).as_secs().max(1),
+                retry_after_seconds: (until - now).as_secs().max(1),
             }),
             _ => Ok(()),
         }

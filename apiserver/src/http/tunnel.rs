@@ -1,23 +1,34 @@
 //! The HTTP face of the node tunnels: the nodelet's WebSocket
 //! (`GET …/nodes/NAME/tunnel`) and what users reach through it: a server's console lines
 //! (`…/gameservers/NAME/logs`), console commands (`…/command`) and resource use (`…/metrics`).
+//!
+//! The limits of `crate::tunnel` apply (requests per node and per owner, the ask timeout);
+//! here a command's body is bounded ([`COMMAND_BODY_BYTES`]) and so is a nodelet's frame
+//! ([`MAX_FRAME_BYTES`]).
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
+use axum::Extension;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use catalyst_schemas::lookup_kind;
-use catalyst_schemas::tunnel::{Answer, TunnelOp};
+use catalyst_schemas::tunnel::{Answer, TunnelOp, MAX_FRAME_BYTES};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::registry::{meta_str, Scope};
 use crate::state::AppState;
-use crate::tunnel::Answers;
+use crate::tunnel::{Answers, TunnelError};
+
+/// The largest body `POST …/command` takes.
+pub const COMMAND_BODY_BYTES: usize = 64 * 1024;
+/// The most a `logs` request without `follow` returns; the rest is cut.
+pub const LOGS_BYTES: usize = 16 * 1024 * 1024;
 
 /// The tunnel, logs, command and metrics routes.
 pub fn routes() -> Router<AppState> {
@@ -42,10 +53,29 @@ pub fn routes() -> Router<AppState> {
 pub async fn tunnel(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Option<Extension<Caller>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let tunnels = state.tunnels.clone();
-    ws.on_upgrade(move |socket| async move { tunnels.serve(name, socket).await })
+    let access = state.access.clone();
+    let caller = caller.map_or(Caller::Join, |c| c.0);
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            // a deleted Node's tunnel closes with its credential
+            tokio::select! {
+                () = tunnels.serve(name.clone(), socket) => {}
+                () = access.revoked(caller) => {
+                    tracing::info!(node = name, "node credential revoked: tunnel closed");
+                }
+            }
+        })
+}
+
+/// Whom the per-owner request limit counts a request against: the authenticated caller
+/// (`user:NAME`, `apikey:NAME`, …).
+fn owner(caller: Option<&Caller>) -> String {
+    caller.map_or_else(|| "anonymous".to_owned(), Caller::key)
 }
 
 /// The node and uid of a GameServer.
@@ -69,20 +99,19 @@ async fn locate(state: &AppState, ns: &str, name: &str) -> Result<(String, Strin
     Ok((node, meta_str(&obj, "uid").unwrap_or_default().to_owned()))
 }
 
-/// Sends a request about a GameServer (`op` made from the server's uid) to the server's node;
-/// returns the answers and the first one, or the node's error as an ApiError.
+/// Sends a request about a GameServer (`op` made from the server's uid) to the server's node
+/// for `owner`; returns the answers and the first one (within the ask timeout), or the node's
+/// error as an ApiError.
 async fn ask(
     state: &AppState,
+    owner: &str,
     ns: &str,
     name: &str,
     op: impl FnOnce(String) -> TunnelOp,
 ) -> Result<(Answers, Answer), ApiError> {
     let (node, uid) = locate(state, ns, name).await?;
-    let mut answers = state.tunnels.request(&node, op(uid)).await?;
-    let first = answers
-        .next()
-        .await
-        .ok_or_else(|| ApiError::Unavailable(format!("node {node:?} tunnel closed")))?;
+    let mut answers = state.tunnels.request(&node, owner, op(uid)).await?;
+    let first = answers.next_in_time().await?;
     match answer_error(&first) {
         Some(e) => Err(e),
         None => Ok((answers, first)),
@@ -101,6 +130,10 @@ fn answer_error(answer: &Answer) -> Option<ApiError> {
             name: msg,
         },
         400 => ApiError::BadRequest(msg),
+        429 => ApiError::TooManyRequests {
+            message: msg,
+            retry_after_seconds: 1,
+        },
         409 => ApiError::Conflict {
             message: msg,
             causes: vec![],
@@ -122,35 +155,81 @@ pub struct LogsQuery {
 }
 
 /// `GET …/namespaces/NS/gameservers/NAME/logs?follow=true&tailLines=N`: console lines as
-/// text/plain, one per line.
+/// text/plain, one per line. Without `follow` the whole answer must come within the ask
+/// timeout (504 otherwise) and is cut at [`LOGS_BYTES`]; with it, the stream runs until the
+/// client or the node ends it, and a client that stops reading has it dropped.
 pub async fn logs(
     State(state): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<LogsQuery>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Response, ApiError> {
-    let (answers, first) = ask(&state, &ns, &name, |uid| TunnelOp::Logs {
+    let owner = owner(caller.as_deref());
+    let deadline = tokio::time::Instant::now() + state.tunnels.config().ask_timeout;
+    let (mut answers, first) = ask(&state, &owner, &ns, &name, |uid| TunnelOp::Logs {
         uid,
         tail: q.tail_lines,
         follow: q.follow,
     })
     .await?;
-    let body = futures::stream::unfold((Some(first), answers), |(first, mut answers)| async move {
+    let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if !q.follow {
+        let body = tokio::time::timeout_at(deadline, collect_lines(first, &mut answers))
+            .await
+            .map_err(|_| TunnelError::Timeout {
+                node: answers.node().to_owned(),
+                after: state.tunnels.config().ask_timeout,
+            })?;
+        return Ok((text, body).into_response());
+    }
+    let body = futures::stream::unfold(Some((Some(first), answers)), |s| async move {
+        let (first, mut answers) = s?;
         let answer = match first {
             Some(a) => a,
             None => answers.next().await?,
         };
-        let chunk = match answer {
-            Answer::Line(l) => format!("{l}\n"),
-            Answer::Started => String::new(),
-            Answer::End { .. } | Answer::Failed { .. } => return None,
+        let (chunk, more) = match answer {
+            Answer::Line(l) => (format!("{l}\n"), true),
+            Answer::Started => (String::new(), true),
+            Answer::Failed { error, .. } => (format!("[catalyst] {error}\n"), false),
+            Answer::End { .. } => return None,
         };
-        Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (None, answers)))
+        let next = more.then_some((None, answers));
+        Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), next))
     });
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from_stream(body),
-    )
-        .into_response())
+    Ok((text, Body::from_stream(body)).into_response())
+}
+
+/// The lines of a finished logs request, up to [`LOGS_BYTES`].
+async fn collect_lines(first: Answer, answers: &mut Answers) -> String {
+    let mut out = String::new();
+    let mut next = Some(first);
+    loop {
+        let answer = match next.take() {
+            Some(a) => a,
+            None => match answers.next().await {
+                Some(a) => a,
+                None => break,
+            },
+        };
+        match answer {
+            Answer::Line(l) if out.len() + l.len() < LOGS_BYTES => {
+                out.push_str(&l);
+                out.push('\n');
+            }
+            Answer::Line(_) => {
+                out.push_str("[catalyst] output cut\n");
+                break;
+            }
+            Answer::Started => {}
+            Answer::Failed { error, .. } => {
+                out.push_str(&format!("[catalyst] {error}\n"));
+                break;
+            }
+            Answer::End { .. } => break,
+        }
+    }
+    out
 }
 
 /// Body of the command endpoint.
@@ -160,20 +239,33 @@ pub struct CommandBody {
     pub command: String,
 }
 
-/// `POST …/namespaces/NS/gameservers/NAME/command` with `{"command": "say hi"}`.
+/// `POST …/namespaces/NS/gameservers/NAME/command` with `{"command": "say hi"}`; a body over
+/// [`COMMAND_BODY_BYTES`] gets 413.
 pub async fn command(
     State(state): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
-    Json(body): Json<CommandBody>,
+    caller: Option<Extension<Caller>>,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    let bytes = axum::body::to_bytes(body, COMMAND_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!(
+                "a command body may have at most {COMMAND_BODY_BYTES} bytes"
+            ))
+        })?;
+    let body: CommandBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("command body: {e}")))?;
     if body.command.contains(['\n', '\r', '\0']) {
         return Err(ApiError::BadRequest(
             "command: must be one line without NUL bytes".into(),
         ));
     }
-    ask(&state, &ns, &name, |uid| TunnelOp::Command {
-        uid,
-        text: body.command,
+    ask(&state, &owner(caller.as_deref()), &ns, &name, |uid| {
+        TunnelOp::Command {
+            uid,
+            text: body.command,
+        }
     })
     .await?;
     Ok((
@@ -187,8 +279,10 @@ pub async fn command(
 pub async fn metrics(
     State(state): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Response, ApiError> {
-    let (_, first) = ask(&state, &ns, &name, |uid| TunnelOp::Metrics { uid }).await?;
+    let owner = owner(caller.as_deref());
+    let (_, first) = ask(&state, &owner, &ns, &name, |uid| TunnelOp::Metrics { uid }).await?;
     let result = match first {
         Answer::End { result } => result.unwrap_or(Value::Null),
         _ => Value::Null,
