@@ -326,7 +326,11 @@ fn open_to_users(method: &Method, path: &str) -> bool {
         }
         _ => matches!(
             path,
-            "/auth/v1/password" | "/auth/v1/totp" | "/auth/v1/totp/confirm" | "/auth/v1/access-review"
+            "/auth/v1/password"
+                | "/auth/v1/totp"
+                | "/auth/v1/totp/confirm"
+                | "/auth/v1/access-review"
+                | "/auth/v1/keys/rotate"
         ),
     }
 }
@@ -379,6 +383,17 @@ fn is_metrics(req: &Request) -> bool {
     req.uri().path() == "/metrics"
 }
 
+/// Ends a streaming answer (a watch, a followed log) once its caller no longer stands: a
+/// deleted or disabled user, a deleted or expired key, a deleted Node.
+fn cut_when_revoked(response: Response, access: Arc<Access>, caller: Caller) -> Response {
+    use futures::StreamExt;
+    let (parts, body) = response.into_parts();
+    let stream = body
+        .into_data_stream()
+        .take_until(Box::pin(access.revoked(caller)));
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
 /// Middleware: authenticates the request, authorizes it, and passes the [`Caller`] on as a
 /// request extension; else answers 401 or 403. The response carries the caller too (as a
 /// response extension), for the layers outside this one (audit).
@@ -388,10 +403,20 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let streams = *req.method() == Method::GET
+        && req
+            .uri()
+            .query()
+            .is_some_and(|q| attributes::is_watch(Some(q)) || q.contains("follow=true"));
     let mut response = match authorize(&state, &caller, req).await {
         Ok(mut req) => {
             req.extensions_mut().insert(caller.clone());
-            next.run(req).await
+            let response = next.run(req).await;
+            if streams {
+                cut_when_revoked(response, state.access.clone(), caller.clone())
+            } else {
+                response
+            }
         }
         Err(e) => {
             tracing::info!(caller = caller.key(), error = %e, "request denied");

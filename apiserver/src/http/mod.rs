@@ -10,6 +10,7 @@ use crate::error::ApiError;
 
 pub mod discovery;
 pub mod health;
+pub mod login;
 pub mod nodes;
 pub mod resources;
 pub mod tunnel;
@@ -25,6 +26,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::metrics_routes())
         .merge(resources::routes())
         .merge(tunnel::routes())
+        .merge(login::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authenticate,
@@ -32,6 +34,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(nodes::routes())
+        .merge(login::open_routes())
         .merge(api)
         .fallback(|| async {
             ApiError::NotFound {
