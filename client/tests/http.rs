@@ -22,10 +22,7 @@ async fn serve() -> (Client, tempfile::TempDir) {
         .unwrap();
     let auth = Authenticator::fixed(&[(
         TOKEN,
-        Identity {
-            role: "admin".into(),
-            name: "admin".into(),
-        },
+        Identity::new("admin", "admin"),
     )]);
     let state = AppState::new(Registry::new(store), auth).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
