@@ -2,6 +2,7 @@
 //! admission, server-side apply, the watch cache, and the Kubernetes-style HTTP API.
 
 pub mod apply;
+pub mod audit;
 pub mod auth;
 pub mod codec;
 pub mod error;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::{self, AuditError, Auditor};
 use crate::auth::{Authenticator, Identity};
 use crate::http::app;
 use crate::registry::Registry;
@@ -24,6 +25,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The store URL; default SQLite in the data dir.
     pub store: Option<String>,
+    /// Also append the audit records to this file, one JSON line each.
+    pub audit_log: Option<PathBuf>,
+    /// How long audit records are kept ([`audit::DEFAULT_RETENTION`] by default).
+    pub audit_retention: Duration,
 }
 
 /// Why the server could not start or stopped.
@@ -41,6 +46,9 @@ pub enum ServerError {
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit log file.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// The listener.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -93,6 +101,7 @@ pub struct Running {
     /// The state the handlers share.
     pub state: AppState,
     listener: tokio::net::TcpListener,
+    audit_retention: Duration,
 }
 
 /// Opens the store, makes the bootstrap credentials on first start, binds the listener.
@@ -138,30 +147,43 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         write_private(&join_token, &format!("{token}\n"))?;
     }
     let auth = Authenticator::load(store.clone()).await?;
-    let state = AppState::new(Registry::new(store.clone()), auth).await?;
+    let mut state = AppState::new(Registry::new(store.clone()), auth).await?;
+    if let Some(path) = &config.audit_log {
+        state.audit = Arc::new(Auditor::start(store.clone(), Some(path))?);
+    }
     Ok(Running {
         addr,
         admin_config,
         join_token,
         state,
         listener,
+        audit_retention: config.audit_retention,
     })
 }
 
 impl Running {
-    /// Serves until `shutdown` resolves, keeping the history bounded meanwhile.
+    /// Serves until `shutdown` resolves, keeping the history bounded and the audit log within
+    /// its retention meanwhile; the audit records of the last requests are written before it
+    /// returns. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let store: Arc<dyn Store> = self.state.registry.store().clone();
-        let compactor = store::spawn_compactor(store, HISTORY, Duration::from_secs(60));
+        let compactor = store::spawn_compactor(store.clone(), HISTORY, Duration::from_secs(60));
+        let purger = audit::spawn_purger(store, self.audit_retention, audit::PURGE_EVERY);
         let addr = self.addr;
-        let result = axum::serve(self.listener, app(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| ServerError::Listen { addr, source });
+        let auditor = self.state.audit.clone();
+        let result = axum::serve(
+            self.listener,
+            app(self.state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServerError::Listen { addr, source });
         compactor.abort();
+        purger.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), auditor.sync()).await;
         result
     }
 }

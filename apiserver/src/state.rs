@@ -1,5 +1,5 @@
 //! The state every HTTP handler shares: the registry, the watch caches, the authenticator, the
-//! metrics and the node tunnels. It holds these plain types and knows no handler.
+//! metrics, the node tunnels and the audit writer. It holds these plain types and knows no handler.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use catalyst_schemas::KINDS;
 
+use crate::audit::Auditor;
 use crate::auth::jwt::Sessions;
 use crate::auth::throttle::{Policy, Throttle};
 use crate::auth::{Access, Authenticator};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// Open node tunnels.
     pub tunnels: Arc<Tunnels>,
+    /// The audit log's writer (the store only; the server replaces it to add a file).
+    pub audit: Arc<Auditor>,
 }
 
 impl AppState {
@@ -68,6 +71,8 @@ impl AppState {
                 crate::auth::jwt::SessionError::Store(e) => e,
                 other => StoreError::Corrupt(other.to_string()),
             })?;
+        let audit = Auditor::start(registry.store().clone(), None)
+            .expect("an audit writer without a file opens nothing");
         Ok(Self {
             registry,
             caches: Arc::new(caches),
@@ -79,6 +84,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             bookmark_interval: BOOKMARK_INTERVAL,
             tunnels: Arc::default(),
+            audit: Arc::new(audit),
         })
     }
 }

@@ -99,7 +99,7 @@ async fn a_node_reads_only_its_own_servers_and_their_templates() {
         format!("{API}/namespaces/default/backups"),
         format!("{API}/namespaces/default/schedules"),
         format!("{NODES}/node-b"),
-        format!("{NODES}"),
+        NODES.to_owned(),
         "/metrics".to_owned(),
     ] {
         assert_eq!(get(&other).await, StatusCode::FORBIDDEN, "{other}");

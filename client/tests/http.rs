@@ -20,13 +20,7 @@ async fn serve() -> (Client, tempfile::TempDir) {
     let store = store::open(&format!("sqlite://{}", dir.path().join("c.db").display()))
         .await
         .unwrap();
-    let auth = Authenticator::fixed(&[(
-        TOKEN,
-        Identity {
-            role: "admin".into(),
-            name: "admin".into(),
-        },
-    )]);
+    let auth = Authenticator::fixed(&[(TOKEN, Identity::new("admin", "admin"))]);
     let state = AppState::new(Registry::new(store), auth).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -131,10 +131,12 @@ impl Sessions {
                 {
                     Ok(_) => ring,
                     // another API server made it first: use theirs
-                    Err(StoreError::AlreadyExists { .. }) => records::read::<KeyRing>(&store, JWT_KEYS)
-                        .await?
-                        .map(|(r, _)| r)
-                        .unwrap_or_default(),
+                    Err(StoreError::AlreadyExists { .. }) => {
+                        records::read::<KeyRing>(&store, JWT_KEYS)
+                            .await?
+                            .map(|(r, _)| r)
+                            .unwrap_or_default()
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -207,8 +209,12 @@ impl Sessions {
             iss: ISSUER.into(),
             jti: uuid::Uuid::new_v4().simple().to_string(),
         };
-        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret_of(&key)))
-            .map_err(|e| SessionError::Sign(e.to_string()))?;
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(&secret_of(&key)),
+        )
+        .map_err(|e| SessionError::Sign(e.to_string()))?;
         Ok((token, expires))
     }
 
@@ -227,9 +233,13 @@ impl Sessions {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 5;
-        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&secret_of(&key)), &validation)
-            .ok()
-            .map(|d| d.claims)
+        jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&secret_of(&key)),
+            &validation,
+        )
+        .ok()
+        .map(|d| d.claims)
     }
 
     /// Whether a bearer token looks like a JWT (three base64url parts), not one of our opaque
@@ -271,7 +281,10 @@ impl Sessions {
     ///
     /// # Errors
     /// The store's, signing.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Option<(String, Session)>, SessionError> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+    ) -> Result<Option<(String, Session)>, SessionError> {
         let key = format!("{REFRESH}{}", hash(refresh_token));
         let Some((record, rev)) = records::read::<Refresh>(&self.store, &key).await? else {
             return Ok(None);
@@ -359,7 +372,10 @@ mod tests {
         let first = s.open("alice").await.unwrap();
         let (user, second) = s.refresh(&first.refresh_token).await.unwrap().unwrap();
         assert_eq!(user, "alice");
-        assert!(s.refresh(&first.refresh_token).await.unwrap().is_none(), "used");
+        assert!(
+            s.refresh(&first.refresh_token).await.unwrap().is_none(),
+            "used"
+        );
         assert!(s.close(&second.refresh_token).await.unwrap());
         assert!(s.refresh(&second.refresh_token).await.unwrap().is_none());
         let third = s.open("alice").await.unwrap();

@@ -123,7 +123,12 @@ impl Access {
         let (nodes, users, keys, roles, bindings, cluster_bindings) = tokio::join!(
             Mirror::start(r.clone(), cache("nodes"), kind("nodes"), node_uid),
             Mirror::start(r.clone(), cache("users"), kind("users"), rbac::user_entry),
-            Mirror::start(r.clone(), cache("apikeys"), kind("apikeys"), rbac::key_entry),
+            Mirror::start(
+                r.clone(),
+                cache("apikeys"),
+                kind("apikeys"),
+                rbac::key_entry
+            ),
             Mirror::start(r.clone(), cache("roles"), kind("roles"), rbac::role_entry),
             Mirror::start(
                 r.clone(),
@@ -161,7 +166,9 @@ impl Access {
                 groups: u.spec.groups,
             }),
             Some(_) => Err(ApiError::Unauthorized(format!("user {name} is disabled"))),
-            None => Err(ApiError::Unauthorized(format!("user {name} does not exist"))),
+            None => Err(ApiError::Unauthorized(format!(
+                "user {name} does not exist"
+            ))),
         }
     }
 
@@ -173,7 +180,9 @@ impl Access {
             .keys
             .get(&identity.name)
             .filter(|k| identity.uid.as_deref() == Some(k.uid.as_str()))
-            .ok_or_else(|| ApiError::Unauthorized(format!("API key {} was deleted", identity.name)))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized(format!("API key {} was deleted", identity.name))
+            })?;
         if key.spec.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
             return Err(ApiError::Unauthorized(format!(
                 "API key {} has expired",
@@ -298,7 +307,11 @@ fn self_service(state: &AppState, caller: &Caller, a: &Attributes, query: Option
     let Some(me) = caller.user() else {
         return false;
     };
-    match (a.resource.as_str(), a.subresource.as_deref(), a.verb.as_str()) {
+    match (
+        a.resource.as_str(),
+        a.subresource.as_deref(),
+        a.verb.as_str(),
+    ) {
         ("users", None, "get") => a.name.as_deref() == Some(me),
         ("apikeys", None, "create") => true,
         ("apikeys", None, "get" | "delete") => a
@@ -340,7 +353,11 @@ fn open_to_users(method: &Method, path: &str) -> bool {
 ///
 /// # Errors
 /// 403 when the caller may not.
-pub async fn authorize(state: &AppState, caller: &Caller, req: Request) -> Result<Request, ApiError> {
+pub async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    req: Request,
+) -> Result<Request, ApiError> {
     let query = req.uri().query().map(str::to_owned);
     let attrs = attributes::of(req.method(), req.uri().path(), query.as_deref());
     match (caller, attrs) {

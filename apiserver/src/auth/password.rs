@@ -49,7 +49,9 @@ pub fn check_rules(user: &str, password: &str) -> Result<(), PasswordError> {
         )));
     }
     if password.eq_ignore_ascii_case(user) {
-        return Err(PasswordError::Weak("a password is not the user name".into()));
+        return Err(PasswordError::Weak(
+            "a password is not the user name".into(),
+        ));
     }
     Ok(())
 }
@@ -106,7 +108,11 @@ pub async fn set(store: &Arc<dyn Store>, user: &str, password: &str) -> Result<(
 ///
 /// # Errors
 /// The store's.
-pub async fn verify(store: &Arc<dyn Store>, user: &str, password: &str) -> Result<bool, StoreError> {
+pub async fn verify(
+    store: &Arc<dyn Store>,
+    user: &str,
+    password: &str,
+) -> Result<bool, StoreError> {
     if password.len() > MAX_LEN {
         return Ok(false);
     }

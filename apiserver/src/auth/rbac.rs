@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use catalyst_schemas::access::{ApiKeySpec, RoleBindingSpec, RoleGrant, SubjectKind, UserSpec};
 use catalyst_schemas::access::RoleSpec;
+use catalyst_schemas::access::{ApiKeySpec, RoleBindingSpec, RoleGrant, SubjectKind, UserSpec};
 use catalyst_schemas::rbac::{allowed, Attributes, Grant};
 use serde_json::Value;
 
@@ -131,7 +131,12 @@ impl Rbac {
     }
 
     /// What bindings give `kind`/`name` (and, for users, their `groups`).
-    pub fn bound_grants(&self, kind: SubjectKind, name: &str, groups: &[String]) -> Arc<Vec<Grant>> {
+    pub fn bound_grants(
+        &self,
+        kind: SubjectKind,
+        name: &str,
+        groups: &[String],
+    ) -> Arc<Vec<Grant>> {
         let memo_key = format!("{kind:?}:{name}:{}", groups.join(","));
         let generation = self.generation();
         {
@@ -157,9 +162,11 @@ impl Rbac {
             .chain(self.bindings.values())
         {
             if names_me(&b) {
-                if let Some(g) =
-                    self.grant_of(&b.spec.role_ref, b.namespace.as_deref(), &b.spec.resource_names)
-                {
+                if let Some(g) = self.grant_of(
+                    &b.spec.role_ref,
+                    b.namespace.as_deref(),
+                    &b.spec.resource_names,
+                ) {
                     grants.push(g);
                 }
             }
@@ -194,7 +201,11 @@ impl Rbac {
     /// owner's limit.
     pub fn key_own_grants(&self, key: &str, spec: &ApiKeySpec) -> Vec<Grant> {
         let mut grants = self.key_grants(&spec.roles);
-        grants.extend(self.bound_grants(SubjectKind::ApiKey, key, &[]).iter().cloned());
+        grants.extend(
+            self.bound_grants(SubjectKind::ApiKey, key, &[])
+                .iter()
+                .cloned(),
+        );
         grants
     }
 

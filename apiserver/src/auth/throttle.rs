@@ -105,7 +105,11 @@ impl Throttle {
         e.last = now;
         if e.failures > self.policy.free {
             let exp = (e.failures - self.policy.free - 1).min(20);
-            let wait = self.policy.base.saturating_mul(1 << exp).min(self.policy.max);
+            let wait = self
+                .policy
+                .base
+                .saturating_mul(1 << exp)
+                .min(self.policy.max);
             e.until = Some(now + wait);
         }
     }

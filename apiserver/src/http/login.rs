@@ -87,8 +87,12 @@ async fn login(
     let req: LoginRequest = parse(&body)?;
     let account = format!("login:{}", req.username);
     let address = format!("login-from:{}", source(&extensions));
-    state.address_throttle.check(&address, "logins from this address")?;
-    state.account_throttle.check(&account, "logins for this user")?;
+    state
+        .address_throttle
+        .check(&address, "logins from this address")?;
+    state
+        .account_throttle
+        .check(&account, "logins for this user")?;
     let store = state.registry.store();
     let fail = |why: &str| {
         state.account_throttle.failed(&account);
@@ -245,7 +249,9 @@ async fn own_password(
         state.account_throttle.failed(&key);
         return Err(ApiError::Forbidden("the current password is wrong".into()));
     }
-    password::set(store, &user, &req.password).await.map_err(weak)?;
+    password::set(store, &user, &req.password)
+        .await
+        .map_err(weak)?;
     // other sessions end with the old password
     let _ = state.sessions.close_all(&user).await;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -403,10 +409,7 @@ async fn rotate_keys(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
-    if !state
-        .access
-        .may(&caller, &Attributes::new("*", "*"))
-    {
+    if !state.access.may(&caller, &Attributes::new("*", "*")) {
         return Err(ApiError::Forbidden(
             "only administrators rotate the signing keys".into(),
         ));

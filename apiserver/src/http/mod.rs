@@ -1,13 +1,14 @@
 //! The HTTP API: Kubernetes-style REST and watch for every kind, discovery, OpenAPI, health,
 //! metrics, node joins and node tunnels. Each submodule exposes its own `routes()`; [`app`]
 //! only merges them and adds the layers (authentication in front of the API, request metrics
-//! around everything). Tests drive the router with `oneshot`, without a socket.
+//! and the audit log around everything). Tests drive the router with `oneshot`, without a socket.
 
 use axum::middleware;
 use axum::Router;
 
 use crate::error::ApiError;
 
+pub mod audit;
 pub mod discovery;
 pub mod health;
 pub mod login;
@@ -27,6 +28,7 @@ pub fn app(state: AppState) -> Router {
         .merge(resources::routes())
         .merge(tunnel::routes())
         .merge(login::routes())
+        .merge(audit::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authenticate,
@@ -45,6 +47,11 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::record,
+        ))
+        // outermost: it sees every answer, joins and refusals included
+        .layer(middleware::from_fn_with_state(
+            state.audit.clone(),
+            crate::audit::record,
         ))
         .with_state(state)
 }

@@ -12,7 +12,7 @@ use catalyst_schemas::{lookup_kind, API_VERSION};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{bearer_token, Authenticator, Identity};
+use crate::auth::{bearer_token, Authenticator, Caller, Identity};
 use crate::error::ApiError;
 use crate::registry::meta_str;
 use crate::registry::Scope;
@@ -39,22 +39,29 @@ fn uid_of(obj: &serde_json::Value) -> Option<String> {
 }
 
 /// `POST /auth/v1/join` with the join token: registers the Node (if new) and answers with a
-/// node token `{"nodeName": …, "token": …}`. An admin token may also join a node.
+/// node token `{"nodeName": …, "token": …}`. An admin token may also join a node. The answer
+/// carries the [`Caller`] of a valid token as a response extension, for the audit log.
 pub async fn join(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    match join_inner(&state, &headers, &body).await {
+    let mut caller = None;
+    let mut response = match join_inner(&state, &headers, &body, &mut caller).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let Some(c) = caller {
+        response.extensions_mut().insert(c);
     }
+    response
 }
 
 async fn join_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
+    caller: &mut Option<Caller>,
 ) -> Result<Response, ApiError> {
     let token = bearer_token(headers).ok_or_else(|| {
         ApiError::Unauthorized("missing bearer token: send the join token".into())
@@ -64,6 +71,12 @@ async fn join_inner(
         .verify(token)
         .await
         .ok_or_else(|| ApiError::Unauthorized("invalid join token".into()))?;
+    *caller = match identity.role.as_str() {
+        "join" => Some(Caller::Join),
+        "admin" => Some(Caller::Admin(identity.name.clone())),
+        "node" => Some(Caller::Node(identity.name.clone())),
+        _ => None,
+    };
     if !matches!(identity.role.as_str(), "join" | "admin" | "node") {
         return Err(ApiError::Forbidden(format!(
             "a {} token cannot join nodes; use the join token",

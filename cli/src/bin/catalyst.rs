@@ -53,6 +53,20 @@ struct ServerArgs {
     /// besides `<data-dir>/nodelet/images` and `/var/lib/catalyst/images`.
     #[arg(long = "image-dir", requires = "with_nodelet")]
     image_dirs: Vec<std::path::PathBuf>,
+    /// Also append every audit record (writes and refused requests) to this file, one JSON
+    /// line each.
+    #[arg(long, env = "CATALYST_AUDIT_LOG")]
+    audit_log: Option<std::path::PathBuf>,
+    /// How long audit records are kept in the store: 30d, 12h, 90m, …
+    #[arg(long, default_value = "30d", value_parser = parse_retention)]
+    audit_retention: std::time::Duration,
+}
+
+fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
+    match catalyst_schemas::validation::duration(s)? {
+        0 => Err("the audit retention must be longer than 0s".into()),
+        secs => Ok(std::time::Duration::from_secs(secs)),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,6 +176,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
         store: args.store,
+        audit_log: args.audit_log,
+        audit_retention: args.audit_retention,
     })
     .await
     .context("starting the API server")?;

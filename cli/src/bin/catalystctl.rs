@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use catalyst_cli::client::{Client, ClientError, Config};
 use catalyst_cli::ctl::apply::ApplyArgs;
+use catalyst_cli::ctl::audit::AuditArgs;
 use catalyst_cli::ctl::completion::CompletionArgs;
 use catalyst_cli::ctl::console::CommandArgs;
 use catalyst_cli::ctl::delete::DeleteArgs;
@@ -71,6 +72,8 @@ enum Command {
     Explain(ExplainArgs),
     /// Print the client and server versions.
     Version(VersionArgs),
+    /// Show the audit log: writes and refused requests, newest last (administrators).
+    Audit(AuditArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
 }
@@ -109,6 +112,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Say(args) => args.run(c, ns, out).await,
         Command::Cordon(args) => args.run(true, c, out).await,
         Command::Uncordon(args) => args.run(false, c, out).await,
+        Command::Audit(args) => args.run(c, out).await,
         Command::Explain(_) | Command::Completion(_) | Command::Version(_) => {
             unreachable!("answered above")
         }

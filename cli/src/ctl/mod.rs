@@ -4,6 +4,7 @@
 //! objects), [`manifest`] (reading files), [`request`] (queries, watches, patches).
 
 pub mod apply;
+pub mod audit;
 pub mod completion;
 pub mod console;
 pub mod delete;
