@@ -148,6 +148,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     }
     let auth = Authenticator::load(store.clone()).await?;
     let mut state = AppState::new(Registry::new(store.clone()), auth).await?;
+    seed_builtin_roles(&state.registry).await?;
     if let Some(path) = &config.audit_log {
         state.audit = Arc::new(Auditor::start(store.clone(), Some(path))?);
     }
@@ -159,6 +160,48 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         listener,
         audit_retention: config.audit_retention,
     })
+}
+
+/// Creates the built-in Roles (admin, operator, viewer, billing and Pterodactyl's subuser
+/// permissions), and brings back to their built-in rules any that were changed.
+pub async fn seed_builtin_roles(registry: &Registry) -> Result<(), ServerError> {
+    let kind = catalyst_schemas::lookup_kind("roles").expect("roles kind");
+    let scope = crate::registry::Scope {
+        kind,
+        namespace: None,
+    };
+    for role in catalyst_schemas::rbac::builtin_roles() {
+        let name = role.metadata.name.clone();
+        let obj = serde_json::to_value(&role).expect("a Role encodes");
+        match registry.create(scope, obj.clone(), false).await {
+            Ok(_) | Err(crate::error::ApiError::AlreadyExists { .. }) => {}
+            Err(e) => {
+                return Err(ServerError::Store(StoreError::Corrupt(format!(
+                    "cannot create the built-in role {name}: {e}"
+                ))))
+            }
+        }
+        let restore = serde_json::json!({"metadata": {"labels": obj["metadata"]["labels"]}});
+        let result = registry
+            .update_with(
+                scope,
+                &name,
+                None,
+                crate::registry::Part::Main,
+                false,
+                |cur| {
+                    let mut next = cur.clone();
+                    next["spec"] = obj["spec"].clone();
+                    crate::registry::merge(&mut next, &restore);
+                    Ok(next)
+                },
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(role = name, error = %e, "cannot restore a built-in role");
+        }
+    }
+    Ok(())
 }
 
 impl Running {

@@ -64,7 +64,11 @@ impl AppState {
             let cache = WatchCache::start(registry.store().clone(), kind, window).await?;
             caches.insert(kind.plural, cache);
         }
-        let access = Access::start(&registry, &caches).await;
+        let access = Arc::new(Access::start(&registry, &caches).await);
+        let check = access.clone();
+        registry.set_write_check(Arc::new(move |plural, obj| {
+            crate::auth::escalation::check_write(&check, plural, obj)
+        }));
         let sessions = Sessions::load(registry.store().clone())
             .await
             .map_err(|e| match e {
@@ -77,7 +81,7 @@ impl AppState {
             registry,
             caches: Arc::new(caches),
             auth: Arc::new(auth),
-            access: Arc::new(access),
+            access,
             sessions: Arc::new(sessions),
             account_throttle: Arc::new(Throttle::new(Policy::ACCOUNT)),
             address_throttle: Arc::new(Throttle::new(Policy::ADDRESS)),

@@ -19,6 +19,7 @@ use crate::state::AppState;
 use crate::watch::WatchCache;
 
 pub mod attributes;
+pub mod escalation;
 pub mod jwt;
 pub mod mirror;
 pub mod node;
@@ -428,7 +429,9 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
     let mut response = match authorize(&state, &caller, req).await {
         Ok(mut req) => {
             req.extensions_mut().insert(caller.clone());
-            let response = next.run(req).await;
+            let response = escalation::CALLER
+                .scope(caller.clone(), next.run(req))
+                .await;
             if streams {
                 cut_when_revoked(response, state.access.clone(), caller.clone())
             } else {

@@ -168,6 +168,19 @@ impl Authenticator {
         Ok(())
     }
 
+    /// Stores the hash of `token` (made by the caller) for `identity`; returns it.
+    pub async fn issue_secret(
+        store: &Arc<dyn Store>,
+        token: &str,
+        identity: &Identity,
+    ) -> Result<String, StoreError> {
+        let value = serde_json::to_vec(identity).expect("identity encodes");
+        store
+            .create(&format!("{TOKEN_PREFIX}{}", hash(token)), &value)
+            .await?;
+        Ok(token.to_owned())
+    }
+
     /// Stores a new token's hash; returns the token.
     pub async fn issue(store: &Arc<dyn Store>, identity: &Identity) -> Result<String, StoreError> {
         let token = new_token();

@@ -109,7 +109,12 @@ pub struct Written {
 #[derive(Clone)]
 pub struct Registry {
     pub(in crate::registry) store: Arc<dyn Store>,
+    pub(in crate::registry) write_check: Arc<std::sync::OnceLock<WriteCheck>>,
 }
+
+/// A check of every object about to be written (kind plural, the object as it will be
+/// stored): the API server's escalation checks.
+pub type WriteCheck = Arc<dyn Fn(&'static str, &Value) -> Result<(), ApiError> + Send + Sync>;
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,7 +127,27 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// Object operations over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            write_check: Arc::default(),
+        }
+    }
+
+    /// Installs the check every write passes (once; later calls are ignored). Every clone of
+    /// this registry shares it.
+    pub fn set_write_check(&self, check: WriteCheck) {
+        let _ = self.write_check.set(check);
+    }
+
+    pub(in crate::registry) fn check_write(
+        &self,
+        plural: &'static str,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
+        match self.write_check.get() {
+            Some(check) => check(plural, obj),
+            None => Ok(()),
+        }
     }
 
     /// The store.

@@ -62,6 +62,7 @@ impl Registry {
             o.remove("status");
         }
         let mut obj = admit(kind, obj)?;
+        self.check_write(kind.plural, &obj)?;
         if dry_run {
             return Ok(Written {
                 object: obj,
@@ -151,6 +152,7 @@ impl Registry {
             let current = from_kv(&kv)?;
             let submitted = change(&current)?;
             let next = prepare_update(kind, &current, submitted, part)?;
+            self.check_write(kind.plural, &next)?;
             if same_object(&current, &next) {
                 return Ok(Written {
                     object: current,

@@ -62,6 +62,9 @@ impl Api {
         let state = AppState::new(Registry::new(store.clone()), auth)
             .await
             .unwrap();
+        catalyst_apiserver::server::seed_builtin_roles(&state.registry)
+            .await
+            .unwrap();
         Api {
             app: app(state.clone()),
             state,
