@@ -13,5 +13,6 @@ pub mod selector;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod tunnel;
 pub mod watch;

@@ -2,7 +2,8 @@
 //! (`/apis/catalyst.dev/v1alpha1/nodes/NAME/tunnel`) and answers requests that arrive on it —
 //! console logs (tail and follow), console commands, metrics — so nodes behind NAT need no
 //! inbound port. The frames ([`TunnelRequest`] in, [`TunnelAnswer`] out) are defined in
-//! `catalyst_schemas::tunnel`, shared with the API server.
+//! `catalyst_schemas::tunnel`, shared with the API server. Over `wss://` it trusts the CA the
+//! API client trusts (the one the join token pins), else the system's roots.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,9 +48,17 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
             .parse()
             .map_err(|_| "token is not a header value".to_owned())?,
     );
-    let (ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let connector = if ws_base.starts_with("wss://") {
+        Some(tokio_tungstenite::Connector::Rustls(tls_config(
+            rt.api.ca_pem(),
+        )?))
+    } else {
+        None
+    };
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+            .await
+            .map_err(|e| e.to_string())?;
     tracing::info!("tunnel to the API server open");
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<TunnelAnswer>(1024);
@@ -113,6 +122,35 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
     }
     writer.abort();
     result
+}
+
+/// A rustls client config (ring provider) trusting exactly `ca_pem`, else the system's roots.
+pub fn tls_config(ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("the CA: {e}"))?;
+                roots.add(cert).map_err(|e| format!("the CA: {e}"))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err("no CA to trust".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: mpsc::Sender<TunnelAnswer>) {
