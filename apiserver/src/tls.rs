@@ -16,8 +16,8 @@ use axum::routing::get;
 use axum::Router;
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -151,7 +151,10 @@ fn key_from_pem(what: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsErr
 
 /// SHA-256 of a certificate's DER, hex.
 pub fn sha256_hex(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One certificate as PEM.
@@ -344,10 +347,7 @@ pub fn ensure_serving(
         std::fs::read_to_string(&crt),
         std::fs::read_to_string(&key),
     ) {
-        if m.sans == sans
-            && m.ca_sha256 == ca_sha256
-            && m.not_after - now > RENEW_DAYS * 86_400
-        {
+        if m.sans == sans && m.ca_sha256 == ca_sha256 && m.not_after - now > RENEW_DAYS * 86_400 {
             return Ok((c, k));
         }
     }
@@ -492,10 +492,12 @@ mod tests {
         for c in certs_from_pem("ca", ca.as_bytes()).unwrap() {
             roots.add(c).unwrap();
         }
-        let verifier =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), crypto_provider())
-                .build()
-                .unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            roots.into(),
+            crypto_provider(),
+        )
+        .build()
+        .unwrap();
         let certs = certs_from_pem("chain", chain.as_bytes()).unwrap();
         verifier
             .verify_server_cert(
@@ -521,7 +523,14 @@ mod tests {
         );
         assert_eq!(
             sans,
-            ["10.1.2.3", "127.0.0.1", "::1", "localhost", "box-1", "api.example.com"]
+            [
+                "10.1.2.3",
+                "127.0.0.1",
+                "::1",
+                "localhost",
+                "box-1",
+                "api.example.com"
+            ]
         );
         // a wildcard address names no host; a host name that is no DNS name is left out
         let sans = default_sans(listen("0.0.0.0:1"), Some("bad name!"), &[]);
@@ -531,9 +540,20 @@ mod tests {
     #[test]
     fn the_serving_certificate_is_signed_by_the_ca_for_every_name_and_no_other() {
         let ca = generate_ca().unwrap();
-        let sans = default_sans(listen("10.1.2.3:7443"), Some("box"), &["api.example".into()]);
+        let sans = default_sans(
+            listen("10.1.2.3:7443"),
+            Some("box"),
+            &["api.example".into()],
+        );
         let (chain, _key) = generate_serving(&ca, &sans).unwrap();
-        for name in ["10.1.2.3", "127.0.0.1", "::1", "localhost", "box", "api.example"] {
+        for name in [
+            "10.1.2.3",
+            "127.0.0.1",
+            "::1",
+            "localhost",
+            "box",
+            "api.example",
+        ] {
             assert!(verifies(&ca.cert, &chain, name), "{name}");
         }
         assert!(!verifies(&ca.cert, &chain, "10.9.9.9"));
@@ -558,7 +578,11 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "the key is the owner's only");
 
-        let more = vec!["127.0.0.1".to_owned(), "localhost".to_owned(), "n1".to_owned()];
+        let more = vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+            "n1".to_owned(),
+        ];
         let (changed, _) = ensure_serving(dir.path(), &ca, &more).unwrap();
         assert_ne!(first, changed);
         assert!(verifies(&ca.cert, &changed, "n1"));
@@ -586,10 +610,19 @@ mod tests {
         std::fs::create_dir_all(&d1).unwrap();
         std::fs::create_dir_all(&d2).unwrap();
         let tls = TlsConfig::default();
-        let s1 = prepare(&tls, &d1, listen("127.0.0.1:1"), &store).await.unwrap().unwrap();
-        let s2 = prepare(&tls, &d2, listen("127.0.0.1:2"), &store2).await.unwrap().unwrap();
+        let s1 = prepare(&tls, &d1, listen("127.0.0.1:1"), &store)
+            .await
+            .unwrap()
+            .unwrap();
+        let s2 = prepare(&tls, &d2, listen("127.0.0.1:2"), &store2)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(s1.ca_sha256, s2.ca_sha256);
-        assert_eq!(s1.ca_pem, std::fs::read_to_string(d2.join("ca.crt")).unwrap());
+        assert_eq!(
+            s1.ca_pem,
+            std::fs::read_to_string(d2.join("ca.crt")).unwrap()
+        );
         let c1 = std::fs::read_to_string(d1.join("server.crt")).unwrap();
         assert!(verifies(&s2.ca_pem, &c1, "localhost"));
     }
@@ -650,7 +683,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(s.ca_sha256, ca_sha);
-        assert!(store.get(CA_KEY).await.unwrap().is_none(), "no cluster CA made");
+        assert!(
+            store.get(CA_KEY).await.unwrap().is_none(),
+            "no cluster CA made"
+        );
     }
 
     #[test]

@@ -229,12 +229,7 @@ impl Client {
                 "the join token pins a CA, but {base} is not https://"
             )));
         }
-        let fetch = Self::with_http(
-            http_client(USER_AGENT, Trust::Unverified)?,
-            base,
-            "",
-            None,
-        );
+        let fetch = Self::with_http(http_client(USER_AGENT, Trust::Unverified)?, base, "", None);
         let req = fetch
             .http
             .get(format!("{}/cacerts", fetch.base))

@@ -85,8 +85,7 @@ mod tests {
 
     #[test]
     fn an_old_config_without_a_ca_still_reads() {
-        let c: Config =
-            yaml_serde::from_str("server: http://127.0.0.1:7443\ntoken: t\n").unwrap();
+        let c: Config = yaml_serde::from_str("server: http://127.0.0.1:7443\ntoken: t\n").unwrap();
         assert_eq!(c.namespace, "default");
         assert_eq!(c.ca_pem().unwrap(), None);
     }
@@ -101,10 +100,9 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.ca_pem().unwrap().as_deref(), Some(pem.as_bytes()));
-        let bad: Config = yaml_serde::from_str(
-            "server: https://h:1\ncertificateAuthorityData: '!!'\ntoken: t\n",
-        )
-        .unwrap();
+        let bad: Config =
+            yaml_serde::from_str("server: https://h:1\ncertificateAuthorityData: '!!'\ntoken: t\n")
+                .unwrap();
         assert!(matches!(bad.ca_pem(), Err(Error::Config(_))));
     }
 }

@@ -15,9 +15,9 @@ pub mod watch;
 pub use catalyst_schemas::watch::{Status, WatchEvent};
 pub use client::{Client, Joined, List, ListParams};
 pub use config::Config;
-pub use pin::JoinToken;
 pub use error::{format_status, Error, Result};
 pub use paths::{collection_path, gs_path, object_path, query, API};
+pub use pin::JoinToken;
 pub use watch::Watched;
 
 /// A resourceVersion as a number (the store's revision).

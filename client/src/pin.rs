@@ -36,7 +36,9 @@ impl JoinToken {
             )));
         }
         if secret.is_empty() {
-            return Err(Error::Config("the join token has no secret after `::`".into()));
+            return Err(Error::Config(
+                "the join token has no secret after `::`".into(),
+            ));
         }
         Ok(Self {
             ca_sha256: Some(hash.to_ascii_lowercase()),

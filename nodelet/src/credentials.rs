@@ -41,9 +41,13 @@ pub async fn credentials(config: &Config) -> Result<Client> {
             Err(e) => return Err(e.into()),
         }
     }
-    let joined =
-        Client::join_trusting(&config.server, &config.join_token, &config.name, ca.as_deref())
-            .await?;
+    let joined = Client::join_trusting(
+        &config.server,
+        &config.join_token,
+        &config.name,
+        ca.as_deref(),
+    )
+    .await?;
     write_private(&token_path, joined.token.as_bytes())?;
     Ok(Client::with_ca(&config.server, &joined.token, ca.as_deref())?.with_component(COMPONENT))
 }

@@ -55,10 +55,9 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
     } else {
         None
     };
-    let (ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
-            .await
-            .map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!("tunnel to the API server open");
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<TunnelAnswer>(1024);
