@@ -14,5 +14,6 @@ pub mod selector;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod tunnel;
 pub mod watch;

@@ -1,5 +1,5 @@
-//! `catalyst server`: the data directory, the store, the bootstrap credentials and the HTTP
-//! listener.
+//! `catalyst server`: the data directory, the store, the bootstrap credentials and the HTTPS
+//! listener (plain HTTP on loopback when asked; see [`crate::tls`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use crate::http::app;
 use crate::registry::Registry;
 use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
+use crate::tls::{self, ServerTls, TlsConfig, TlsError};
 
 /// Revisions of history kept for watchers that resume.
 pub const HISTORY: i64 = 100_000;
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     pub audit_log: Option<PathBuf>,
     /// How long audit records are kept ([`audit::DEFAULT_RETENTION`] by default).
     pub audit_retention: Duration,
+    /// HTTPS (the default) or plain HTTP, and which certificates.
+    pub tls: TlsConfig,
 }
 
 /// Why the server could not start or stopped.
@@ -49,6 +52,9 @@ pub enum ServerError {
     /// The audit log file.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// TLS set-up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The listener.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -84,9 +90,19 @@ fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-/// The client config `catalystctl` reads.
-pub fn client_config(server: &str, token: &str) -> String {
-    format!("apiVersion: catalyst.dev/v1alpha1\nkind: Config\nserver: {server}\ntoken: {token}\nnamespace: default\n")
+/// The client config `catalystctl` reads; `ca_pem` is the CA it trusts (as
+/// `certificateAuthorityData`, base64 of the PEM).
+pub fn client_config(server: &str, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine;
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "certificateAuthorityData: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
+        .unwrap_or_default();
+    format!("apiVersion: catalyst.dev/v1alpha1\nkind: Config\nserver: {server}\n{ca}token: {token}\nnamespace: default\n")
 }
 
 /// A started server: its address and the task serving it.
@@ -100,6 +116,8 @@ pub struct Running {
     pub join_token: PathBuf,
     /// The state the handlers share.
     pub state: AppState,
+    /// HTTPS; None for plain HTTP.
+    pub tls: Option<ServerTls>,
     listener: tokio::net::TcpListener,
     audit_retention: Duration,
 }
@@ -125,14 +143,18 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
             source,
         })?;
 
+    let tls = tls::prepare(&config.tls, &config.data_dir, addr, &store).await?;
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.as_str());
+    let ca_sha256 = tls.as_ref().map(|t| t.ca_sha256.as_str());
+
     let admin_config = config.data_dir.join("admin.yaml");
     let join_token = config.data_dir.join("join-token");
-    let server_url = format!("http://{addr}");
+    let server_url = url_of(addr, tls.is_some());
     if !admin_config.exists() {
         let token = Authenticator::issue(&store, &Identity::new("admin", "admin")).await?;
-        write_private(&admin_config, &client_config(&server_url, &token))?;
+        write_private(&admin_config, &client_config(&server_url, &token, ca_pem))?;
     } else {
-        // keep the token, follow the address (the port may have changed)
+        // keep the token, follow the address (the port may have changed) and the CA
         let text = std::fs::read_to_string(&admin_config).map_err(io(&admin_config))?;
         let token = text
             .lines()
@@ -140,11 +162,18 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
             .unwrap_or("")
             .trim()
             .to_owned();
-        write_private(&admin_config, &client_config(&server_url, &token))?;
+        write_private(&admin_config, &client_config(&server_url, &token, ca_pem))?;
     }
-    if !join_token.exists() {
-        let token = Authenticator::issue(&store, &Identity::new("join", "nodes")).await?;
-        write_private(&join_token, &format!("{token}\n"))?;
+    // the join token pins the CA: its secret stays, its pin follows the CA
+    let secret = match std::fs::read_to_string(&join_token) {
+        Ok(t) => tls::join_token_secret(t.trim()).to_owned(),
+        Err(_) => {
+            Authenticator::issue(&store, &Identity::new("join", "nodes")).await?
+        }
+    };
+    let token_text = format!("{}\n", tls::pinned_join_token(ca_sha256, &secret));
+    if std::fs::read_to_string(&join_token).ok().as_deref() != Some(token_text.as_str()) {
+        write_private(&join_token, &token_text)?;
     }
     let auth = Authenticator::load(store.clone()).await?;
     let mut state = AppState::new(Registry::new(store.clone()), auth).await?;
@@ -157,6 +186,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         admin_config,
         join_token,
         state,
+        tls,
         listener,
         audit_retention: config.audit_retention,
     })
@@ -204,7 +234,32 @@ pub async fn seed_builtin_roles(registry: &Registry) -> Result<(), ServerError> 
     Ok(())
 }
 
+/// `https://ADDR`, or `http://ADDR` without TLS; a wildcard address (`0.0.0.0`, `::`) becomes
+/// loopback, which clients on this machine reach and the generated certificate names.
+pub fn url_of(mut addr: SocketAddr, tls: bool) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("{}://{addr}", if tls { "https" } else { "http" })
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Running {
+    /// `https://ADDR` (`http://` without TLS; loopback for a wildcard listen address).
+    pub fn url(&self) -> String {
+        url_of(self.addr, self.tls.is_some())
+    }
+
+    /// The CA clients trust (PEM), when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
     /// Serves until `shutdown` resolves, keeping the history bounded and the audit log within
     /// its retention meanwhile; the audit records of the last requests are written before it
     /// returns. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
@@ -217,16 +272,83 @@ impl Running {
         let purger = audit::spawn_purger(store, self.audit_retention, audit::PURGE_EVERY);
         let addr = self.addr;
         let auditor = self.state.audit.clone();
-        let result = axum::serve(
-            self.listener,
-            app(self.state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServerError::Listen { addr, source });
+        let ca: Option<Arc<str>> = self.tls.as_ref().map(|t| Arc::from(t.ca_pem.as_str()));
+        let router = tls::routes(ca).merge(app(self.state));
+        let result = match self.tls {
+            None => axum::serve(
+                self.listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| ServerError::Listen { addr, source }),
+            Some(t) => {
+                serve_tls(self.listener, t.config, router, shutdown).await;
+                Ok(())
+            }
+        };
         compactor.abort();
         purger.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), auditor.sync()).await;
         result
     }
+}
+
+/// Accepts TLS connections and serves `router` on each (HTTP/1.1 with upgrades, or HTTP/2)
+/// until `shutdown` resolves, then waits for open connections to finish, as `axum::serve`
+/// does. A failed accept or handshake only drops that connection.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // e.g. out of file descriptors: back off rather than spin
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }

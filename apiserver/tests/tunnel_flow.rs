@@ -43,10 +43,7 @@ async fn env(config: TunnelConfig) -> Env {
     let store = store::open(&format!("sqlite://{}", dir.path().join("c.db").display()))
         .await
         .unwrap();
-    let admin = |name: &str| Identity {
-        role: "admin".into(),
-        name: name.into(),
-    };
+    let admin = |name: &str| Identity::new("admin", name);
     let auth = Authenticator::fixed(&[(ALICE, admin("alice")), (BOB, admin("bob"))]);
     let mut state = AppState::new(Registry::new(store), auth).await.unwrap();
     state.tunnels = Arc::new(Tunnels::new(config));

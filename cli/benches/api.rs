@@ -62,7 +62,8 @@ async fn main() {
     let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &data, &[]);
     let pid = server.pid();
     let (base, token) = (server.url.clone(), server.token.clone());
-    let http = reqwest::Client::builder()
+    let http = server
+        .async_http_builder()
         .pool_max_idle_per_host(2 * WATCHERS)
         .build()
         .unwrap();

@@ -89,7 +89,7 @@ async fn main() {
     let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &data, &[]);
     let pid = server.pid();
     let api = Api {
-        http: reqwest::Client::new(),
+        http: server.async_http_client(),
         base: server.url.clone(),
         token: server.token.clone(),
     };

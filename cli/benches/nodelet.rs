@@ -193,7 +193,7 @@ fn main() {
     // its own host ports, apart from the end-to-end tests' ranges
     let node_json = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node",
         "metadata": {"name": "bench"}, "spec": {"portRange": {"min": 7500, "max": 7999}, "allowHostNetwork": true}});
-    let http = reqwest::blocking::Client::new();
+    let http = server.http_client();
     let r = http
         .post(format!("{}/apis/catalyst.dev/v1alpha1/nodes", server.url))
         .bearer_auth(&server.token)

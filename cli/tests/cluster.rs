@@ -187,13 +187,14 @@ impl Drop for Host {
 #[test]
 fn two_nodes_in_their_own_network_namespaces_share_the_work() {
     let env = setup();
-    // the API server must be reachable from the hosts: it listens on every local address
+    // the API server must be reachable from the hosts: it listens on every local address, and
+    // its certificate names the address each host reaches it at
     drop(env.server);
     let server = Server::start_on(
         env!("CARGO_BIN_EXE_catalyst"),
         &env.root.join("server2"),
         "0.0.0.0:0",
-        &[],
+        &["--tls-san", "10.240.1.1", "--tls-san", "10.240.2.1"],
     );
     let port = server.url.rsplit(':').next().expect("port").to_owned();
     let hosts = [Host::create(1), Host::create(2)];
@@ -206,7 +207,7 @@ fn two_nodes_in_their_own_network_namespaces_share_the_work() {
         let args: Vec<String> = [
             "nodelet",
             "--server",
-            &format!("http://10.240.{n}.1:{port}"),
+            &format!("https://10.240.{n}.1:{port}"),
             "--join-token",
             &server.data_dir.join("join-token").display().to_string(),
             "--name",

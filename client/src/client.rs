@@ -1,6 +1,8 @@
-//! An authenticated client: requests with a bearer token, JSON answers, failures as the API's
-//! Status; node join, Event recording, list across pages and watch.
+//! An authenticated client: requests with a bearer token over HTTPS that trusts the cluster CA
+//! (or the system's roots), JSON answers, failures as the API's Status; node join (checking the
+//! CA against the join token's pin), Event recording, list across pages and watch.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -11,6 +13,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::paths::{query, API};
+use crate::pin::JoinToken;
 use crate::watch::{decode, Watched};
 use crate::Revision;
 
@@ -28,6 +31,17 @@ pub struct Client {
     namespace: String,
     timeout: Option<Duration>,
     component: String,
+    ca_pem: Option<Arc<[u8]>>,
+}
+
+/// What a node got from [`Client::join`]: its token, and the CA it checked against the join
+/// token's pin (None over plain HTTP or when the token pins nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The node token.
+    pub token: String,
+    /// The CA (PEM) the node should trust from now on.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Which objects a list or watch selects.
@@ -71,39 +85,111 @@ pub struct List {
     pub revision: Revision,
 }
 
-fn http_client(user_agent: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(user_agent)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .build()
-        .expect("an HTTP client builds")
+/// How a client checks the server's certificate.
+enum Trust<'a> {
+    /// The system's roots.
+    System,
+    /// This CA (PEM) and no other.
+    Only(&'a [u8]),
+    /// Nothing at all: only for fetching a CA that is checked against a pin afterwards.
+    Unverified,
 }
 
+fn http_client(user_agent: &str, trust: Trust<'_>) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(user_agent)
+        .connect_timeout(CONNECT_TIMEOUT);
+    match trust {
+        Trust::System => {}
+        Trust::Only(pem) => {
+            crate::pin::ca_sha256(pem)?;
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| Error::Tls(format!("the CA: {e}")))?;
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(cert);
+        }
+        Trust::Unverified => builder = builder.danger_accept_invalid_certs(true),
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Tls(format!("cannot build the HTTP client: {e}")))
+}
+
+const USER_AGENT: &str = concat!("catalyst-client/", env!("CARGO_PKG_VERSION"));
+
 impl Client {
-    /// A client of `base` (`http://host:port`) with `token`; its JSON verbs time out after 30
-    /// seconds (watches and [`Client::send`] do not).
+    /// A client of `base` (`https://host:port`) with `token`, trusting the system's roots; its
+    /// JSON verbs time out after 30 seconds (watches and [`Client::send`] do not).
     pub fn new(base: &str, token: &str) -> Self {
+        Self::with_http(
+            http_client(USER_AGENT, Trust::System).expect("an HTTP client builds"),
+            base,
+            token,
+            None,
+        )
+    }
+
+    /// As [`Client::new`], trusting exactly the CA `ca_pem` (PEM) when given, else the
+    /// system's roots.
+    ///
+    /// Fails with [`Error::Tls`] when `ca_pem` holds no usable certificate.
+    pub fn with_ca(base: &str, token: &str, ca_pem: Option<&[u8]>) -> Result<Self> {
+        let trust = ca_pem.map_or(Trust::System, Trust::Only);
+        Ok(Self::with_http(
+            http_client(USER_AGENT, trust)?,
+            base,
+            token,
+            ca_pem,
+        ))
+    }
+
+    fn with_http(http: reqwest::Client, base: &str, token: &str, ca: Option<&[u8]>) -> Self {
         Self {
-            http: http_client(concat!("catalyst-client/", env!("CARGO_PKG_VERSION"))),
+            http,
             base: base.trim_end_matches('/').to_owned(),
             token: token.trim().to_owned(),
             namespace: "default".to_owned(),
             timeout: Some(REQUEST_TIMEOUT),
             component: "catalyst-client".to_owned(),
+            ca_pem: ca.map(Arc::from),
         }
     }
 
     /// A client for a client config (`catalystctl`'s): its server, token and namespace, no
-    /// request timeout, and `catalystctl` as user agent and Event source.
+    /// request timeout, and `catalystctl` as user agent and Event source. It trusts exactly
+    /// the config's CA (`certificateAuthorityData`) when it has one, else the system's roots;
+    /// a CA that cannot be used (which [`Config::load`] already refuses) makes a client that
+    /// trusts nothing.
     pub fn from_config(config: &Config) -> Self {
+        let agent = concat!("catalystctl/", env!("CARGO_PKG_VERSION"));
+        let ca = config.ca_pem();
+        let http = match &ca {
+            Ok(Some(pem)) => http_client(agent, Trust::Only(pem)),
+            Ok(None) => http_client(agent, Trust::System),
+            Err(e) => Err(Error::Tls(e.to_string())),
+        };
+        let http = http.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the config's CA is unusable; trusting no server");
+            reqwest::Client::builder()
+                .tls_built_in_root_certs(false)
+                .build()
+                .expect("an HTTP client builds")
+        });
         Self {
-            http: http_client(concat!("catalystctl/", env!("CARGO_PKG_VERSION"))),
+            http,
             base: config.server.trim_end_matches('/').to_owned(),
             token: config.token.clone(),
             namespace: config.namespace.clone(),
             timeout: None,
             component: "catalystctl".to_owned(),
+            ca_pem: ca.ok().flatten().map(Arc::from),
         }
+    }
+
+    /// The CA (PEM) this client trusts, when it trusts one CA rather than the system's roots.
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca_pem.as_deref()
     }
 
     /// The same client, recording Events as `component` (e.g. `nodelet`).
@@ -127,17 +213,75 @@ impl Client {
         &self.namespace
     }
 
-    /// Trades a join token for a node token (`POST /auth/v1/join`).
+    /// The CA a join token pins, fetched from `base` and checked: for a `K10<hash>::` token
+    /// over https, `GET /cacerts` without verifying the server (nothing secret is sent), and
+    /// the answer's SHA-256 must be the pin. None for a token without a pin.
     ///
-    /// Fails with the server's Status, or [`Error::Decode`] when the answer has no token.
-    pub async fn join(base: &str, join_token: &str, node: &str) -> Result<String> {
-        let v = Self::new(base, join_token)
+    /// Fails with [`Error::CaMismatch`] when the server's CA is not the pinned one,
+    /// [`Error::Config`] for a pinned token over plain `http://`, [`Error::Unreachable`] or a
+    /// Status when `/cacerts` cannot be fetched.
+    pub async fn pinned_ca(base: &str, join_token: &JoinToken) -> Result<Option<Vec<u8>>> {
+        if join_token.ca_sha256.is_none() {
+            return Ok(None);
+        }
+        if !base.starts_with("https://") {
+            return Err(Error::Config(format!(
+                "the join token pins a CA, but {base} is not https://"
+            )));
+        }
+        let fetch = Self::with_http(http_client(USER_AGENT, Trust::Unverified)?, base, "", None);
+        let req = fetch
+            .http
+            .get(format!("{}/cacerts", fetch.base))
+            .timeout(REQUEST_TIMEOUT);
+        let resp = req.send().await.map_err(|e| fetch.unreachable(e))?;
+        let code = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| fetch.unreachable(e))?;
+        if code >= 400 {
+            return Err(Error::from_body(code, &bytes));
+        }
+        join_token.check(&bytes)?;
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// Trades a join token for a node token (`POST /auth/v1/join`). A token that pins a CA
+    /// (`K10<sha256>::<secret>`) first gets the server's CA and checks it against the pin
+    /// ([`Client::pinned_ca`]), then joins trusting that CA only; a token without a pin trusts
+    /// the system's roots.
+    ///
+    /// Fails with [`Error::CaMismatch`] (before the token is sent anywhere) when the server's
+    /// CA is not the pinned one, with the server's Status, or [`Error::Decode`] when the
+    /// answer has no token.
+    pub async fn join(base: &str, join_token: &str, node: &str) -> Result<Joined> {
+        Self::join_trusting(base, join_token, node, None).await
+    }
+
+    /// As [`Client::join`], with a CA already at hand (e.g. saved at an earlier join): it is
+    /// checked against the pin instead of fetching one.
+    ///
+    /// Fails as [`Client::join`] does.
+    pub async fn join_trusting(
+        base: &str,
+        join_token: &str,
+        node: &str,
+        known_ca: Option<&[u8]>,
+    ) -> Result<Joined> {
+        let parsed = JoinToken::parse(join_token)?;
+        let ca = match known_ca {
+            Some(pem) => {
+                parsed.check(pem)?;
+                Some(pem.to_vec())
+            }
+            None => Self::pinned_ca(base, &parsed).await?,
+        };
+        let v = Self::with_ca(base, &parsed.token, ca.as_deref())?
             .post("/auth/v1/join", json!({ "nodeName": node }))
             .await?;
-        v["token"]
+        let token = v["token"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| Error::Decode("join answered without a token".into()))
+            .ok_or_else(|| Error::Decode("join answered without a token".into()))?;
+        Ok(Joined { token, ca_pem: ca })
     }
 
     /// A request to `path` (which starts with `/`) with the token.

@@ -1,4 +1,5 @@
-//! The client config file (`admin.yaml`, `~/.catalyst/config`): server URL, token, namespace.
+//! The client config file (`admin.yaml`, `~/.catalyst/config`): server URL, the CA to trust,
+//! token, namespace.
 
 use std::path::{Path, PathBuf};
 
@@ -8,9 +9,13 @@ use crate::error::Error;
 
 /// The client config.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Config {
-    /// `http://host:port`.
+    /// `https://host:port` (or `http://` for a plain-HTTP server on loopback).
     pub server: String,
+    /// Base64 of the PEM of the CA to trust (and no other); the system's roots when absent.
+    #[serde(default)]
+    pub certificate_authority_data: Option<String>,
     /// The bearer token.
     pub token: String,
     /// The default namespace.
@@ -49,6 +54,55 @@ impl Config {
                 path.display()
             ))
         })?;
-        yaml_serde::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        let config: Self = yaml_serde::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        config
+            .ca_pem()
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    /// The CA's PEM, decoded from `certificateAuthorityData`.
+    ///
+    /// Fails with [`Error::Config`] when it is not base64 of a PEM certificate.
+    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, Error> {
+        use base64::Engine;
+        let Some(data) = &self.certificate_authority_data else {
+            return Ok(None);
+        };
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| Error::Config(format!("certificateAuthorityData is not base64: {e}")))?;
+        crate::pin::ca_sha256(&pem)
+            .map_err(|e| Error::Config(format!("certificateAuthorityData: {e}")))?;
+        Ok(Some(pem))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_config_without_a_ca_still_reads() {
+        let c: Config = yaml_serde::from_str("server: http://127.0.0.1:7443\ntoken: t\n").unwrap();
+        assert_eq!(c.namespace, "default");
+        assert_eq!(c.ca_pem().unwrap(), None);
+    }
+
+    #[test]
+    fn the_ca_is_base64_of_its_pem_and_garbage_is_refused() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
+        let c: Config = yaml_serde::from_str(&format!(
+            "server: https://h:1\ncertificateAuthorityData: {b64}\ntoken: t\n"
+        ))
+        .unwrap();
+        assert_eq!(c.ca_pem().unwrap().as_deref(), Some(pem.as_bytes()));
+        let bad: Config =
+            yaml_serde::from_str("server: https://h:1\ncertificateAuthorityData: '!!'\ntoken: t\n")
+                .unwrap();
+        assert!(matches!(bad.ca_pem(), Err(Error::Config(_))));
     }
 }

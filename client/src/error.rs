@@ -29,6 +29,18 @@ pub enum Error {
     /// The server's answer is not what the API sends.
     #[error("unexpected answer from the API server: {0}")]
     Decode(String),
+    /// The CA the server presents is not the one the join token pins: this is not the server
+    /// the token was made for (or someone is in between). Nothing was sent to it.
+    #[error("the API server's CA (sha256 {actual}) is not the one the join token pins (sha256 {expected}); refusing to join")]
+    CaMismatch {
+        /// The hash in the join token.
+        expected: String,
+        /// The hash of the CA the server served.
+        actual: String,
+    },
+    /// A CA certificate that cannot be used (not PEM, no certificate in it).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl Error {

@@ -18,10 +18,13 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// `<data-dir>/admin.yaml`.
     pub config: PathBuf,
-    /// `http://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (`http://` with `--insecure-http`).
     pub url: String,
     /// The admin token.
     pub token: String,
+    /// The CA the server's certificate chains to (`<data-dir>/ca.crt`, PEM); None over plain
+    /// HTTP.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Server {
@@ -55,7 +58,10 @@ impl Server {
             .next()
             .unwrap_or_default()
             .to_owned();
-        assert!(url.starts_with("http://"), "unexpected first line {line:?}");
+        assert!(
+            url.starts_with("https://") || url.starts_with("http://"),
+            "unexpected first line {line:?}"
+        );
         let config = data_dir.join("admin.yaml");
         let admin = std::fs::read_to_string(&config).expect("admin.yaml");
         assert!(admin.contains(&url), "admin.yaml names the server: {admin}");
@@ -64,12 +70,44 @@ impl Server {
             .find_map(|l| l.strip_prefix("token: "))
             .expect("a token in admin.yaml")
             .to_owned();
+        let ca_pem = url
+            .starts_with("https://")
+            .then(|| std::fs::read(data_dir.join("ca.crt")).expect("<data-dir>/ca.crt"));
         Server {
             child,
             data_dir: data_dir.to_owned(),
             config,
             url,
             token,
+            ca_pem,
+        }
+    }
+
+    /// A blocking HTTP client that trusts this server's CA (and no other); send the token
+    /// yourself (`.bearer_auth(&server.token)`).
+    pub fn http_client(&self) -> reqwest::blocking::Client {
+        let mut b = reqwest::blocking::Client::builder();
+        if let Some(pem) = &self.ca_pem {
+            b = b
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(pem).expect("CA PEM"));
+        }
+        b.build().expect("an HTTP client")
+    }
+
+    /// As [`Server::http_client`], async.
+    pub fn async_http_client(&self) -> reqwest::Client {
+        self.async_http_builder().build().expect("an HTTP client")
+    }
+
+    /// A builder of async clients trusting this server's CA, to add settings of one's own.
+    pub fn async_http_builder(&self) -> reqwest::ClientBuilder {
+        let b = reqwest::Client::builder();
+        match &self.ca_pem {
+            Some(pem) => b
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(pem).expect("CA PEM")),
+            None => b,
         }
     }
 

@@ -11,8 +11,12 @@ use crate::{image, spec, userns};
 pub struct Config {
     /// API server URL.
     pub server: String,
-    /// The join token (its value).
+    /// The join token (its value; `K10<CA sha256>::<secret>` pins the server's CA).
     pub join_token: String,
+    /// The CA (PEM) to trust, when known beforehand (the in-process nodelet of
+    /// `catalyst server --with-nodelet`); else the one the join token pins, fetched at the
+    /// first join and kept in `<data-dir>/ca.crt`.
+    pub ca_pem: Option<Vec<u8>>,
     /// The Node name.
     pub name: String,
     /// Where servers' data and the nodelet's state live.
@@ -60,6 +64,7 @@ impl Config {
         Self {
             server: server.to_owned(),
             join_token: join_token.trim().to_owned(),
+            ca_pem: None,
             name: name.to_owned(),
             data_dir: PathBuf::from("./catalyst-nodelet"),
             containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),

@@ -1,7 +1,8 @@
-//! The node token: reused from `<data-dir>/node-token` while the API server accepts it, else
-//! obtained with the join token and saved (owner-only).
+//! The node token and the CA: the CA the join token pins (`<data-dir>/ca.crt`, checked
+//! against the pin at every start), and the node token, reused from `<data-dir>/node-token`
+//! while the API server accepts it, else obtained with the join token and saved (owner-only).
 
-use catalyst_client::{Client, API};
+use catalyst_client::{Client, JoinToken, API};
 
 use crate::config::Config;
 use crate::error::Result;
@@ -10,11 +11,28 @@ use crate::error::Result;
 pub const COMPONENT: &str = "nodelet";
 
 /// The node token: reused from `<data-dir>/node-token` when the API server still accepts it,
-/// else obtained with the join token and saved.
+/// else obtained with the join token and saved. The client trusts the CA the join token pins
+/// (or the configured one, checked against the pin) and nothing else.
+///
+/// Fails with `catalyst_client::Error::CaMismatch` when the saved, configured or served CA is
+/// not the pinned one: this nodelet talks to no other server.
 pub async fn credentials(config: &Config) -> Result<Client> {
-    let path = config.data_dir.join("node-token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let c = Client::new(&config.server, t.trim()).with_component(COMPONENT);
+    let token_path = config.data_dir.join("node-token");
+    let ca_path = config.data_dir.join("ca.crt");
+    let pin = JoinToken::parse(&config.join_token)?;
+    let ca = match (&config.ca_pem, std::fs::read(&ca_path)) {
+        (Some(ca), _) => Some(ca.clone()),
+        (None, Ok(saved)) => Some(saved),
+        (None, Err(_)) => Client::pinned_ca(&config.server, &pin).await?,
+    };
+    if let Some(ca) = &ca {
+        pin.check(ca)?;
+        if std::fs::read(&ca_path).ok().as_ref() != Some(ca) {
+            write_private(&ca_path, ca)?;
+        }
+    }
+    if let Ok(t) = std::fs::read_to_string(&token_path) {
+        let c = Client::with_ca(&config.server, t.trim(), ca.as_deref())?.with_component(COMPONENT);
         match c.get(&format!("{API}/nodes/{}", config.name)).await {
             Ok(_) => return Ok(c),
             Err(e) if matches!(e.code(), Some(401 | 403 | 404)) => {
@@ -23,12 +41,18 @@ pub async fn credentials(config: &Config) -> Result<Client> {
             Err(e) => return Err(e.into()),
         }
     }
-    let token = Client::join(&config.server, &config.join_token, &config.name).await?;
-    write_private(&path, &token)?;
-    Ok(Client::new(&config.server, &token).with_component(COMPONENT))
+    let joined = Client::join_trusting(
+        &config.server,
+        &config.join_token,
+        &config.name,
+        ca.as_deref(),
+    )
+    .await?;
+    write_private(&token_path, joined.token.as_bytes())?;
+    Ok(Client::with_ca(&config.server, &joined.token, ca.as_deref())?.with_component(COMPONENT))
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -38,7 +62,7 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(contents)?;
     f.sync_all()?;
     std::fs::rename(tmp, path)
 }

@@ -44,6 +44,22 @@ use crate::runtime::Runtime;
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let data_dir = std::fs::canonicalize(&config.data_dir)?;
+    // the API server first: a join token that pins another CA stops here, before anything
+    // on this machine is touched
+    let mut delays = backoff();
+    let api = loop {
+        match credentials::credentials(&config).await {
+            Ok(c) => break c,
+            Err(Error::Api(e))
+                if matches!(e, catalyst_client::Error::Unreachable { .. })
+                    || e.code() >= Some(500) =>
+            {
+                tracing::warn!(error = %e, "API server not reachable yet");
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let ctd = Containerd::connect(&config.containerd_socket).await?;
     let mut delays = backoff();
     let ctd_version = loop {
@@ -53,17 +69,6 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                 tracing::warn!(error = %e, "containerd not answering yet");
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
             }
-        }
-    };
-    let mut delays = backoff();
-    let api = loop {
-        match credentials::credentials(&config).await {
-            Ok(c) => break c,
-            Err(Error::Api(e)) if e.code().is_none() || e.code() >= Some(500) => {
-                tracing::warn!(error = %e, "API server not reachable yet");
-                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
-            }
-            Err(e) => return Err(e),
         }
     };
     let bin_dir = config

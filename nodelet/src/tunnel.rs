@@ -9,6 +9,9 @@
 //! out of room stops reading its console subscription, which skips lines (and says how many)
 //! rather than buffering them. At most [`MAX_REQUESTS`] requests run at once; frames over
 //! [`MAX_FRAME_BYTES`] from the API server close the tunnel.
+//!
+//! Over `wss://` it trusts the CA the API client trusts (the one the join token pins), else the
+//! system's roots.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,7 +57,14 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
             .parse()
             .map_err(|_| "token is not a header value".to_owned())?,
     );
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), false)
+    let connector = if ws_base.starts_with("wss://") {
+        Some(tokio_tungstenite::Connector::Rustls(tls_config(
+            rt.api.ca_pem(),
+        )?))
+    } else {
+        None
+    };
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config()), false, connector)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("tunnel to the API server open");
@@ -202,6 +212,35 @@ where
     }
     writer.abort();
     result
+}
+
+/// A rustls client config (ring provider) trusting exactly `ca_pem`, else the system's roots.
+pub fn tls_config(ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("the CA: {e}"))?;
+                roots.add(cert).map_err(|e| format!("the CA: {e}"))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err("no CA to trust".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: StreamTx) {

@@ -66,9 +66,11 @@ async fn join_inner(
     let token = bearer_token(headers).ok_or_else(|| {
         ApiError::Unauthorized("missing bearer token: send the join token".into())
     })?;
+    // the join token may carry the CA pin in front (`K10<sha256>::<secret>`); only the
+    // secret's hash is kept
     let identity = state
         .auth
-        .verify(token)
+        .verify(crate::tls::join_token_secret(token))
         .await
         .ok_or_else(|| ApiError::Unauthorized("invalid join token".into()))?;
     *caller = match identity.role.as_str() {

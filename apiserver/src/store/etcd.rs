@@ -15,6 +15,70 @@ use super::{
 
 const BACKEND: &str = "etcd";
 
+/// What an `etcd://` or `etcds://` URL says.
+#[derive(Debug, PartialEq, Eq)]
+struct EtcdUrl {
+    endpoints: Vec<String>,
+    prefix: String,
+    tls: bool,
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+impl EtcdUrl {
+    fn parse(url: &str) -> Result<Self> {
+        let invalid = |reason: &str| StoreError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (tls, rest) = match (url.strip_prefix("etcd://"), url.strip_prefix("etcds://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(invalid("expected etcd://host:port or etcds://host:port")),
+        };
+        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let hosts = hosts.trim_end_matches('/');
+        let mut parsed = Self {
+            endpoints: Vec::new(),
+            prefix: "/catalyst".to_owned(),
+            tls,
+            ca: None,
+            cert: None,
+            key: None,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("prefix", p)) if p.starts_with('/') => {
+                    parsed.prefix = p.trim_end_matches('/').to_owned()
+                }
+                Some(("ca", f)) if tls && !f.is_empty() => parsed.ca = Some(f.to_owned()),
+                Some(("cert", f)) if tls && !f.is_empty() => parsed.cert = Some(f.to_owned()),
+                Some(("key", f)) if tls && !f.is_empty() => parsed.key = Some(f.to_owned()),
+                _ => {
+                    return Err(invalid(&format!(
+                        "unknown or malformed option {pair:?} (prefix=/path; with etcds:// also \
+                         ca=FILE, cert=FILE, key=FILE)"
+                    )))
+                }
+            }
+        }
+        if parsed.cert.is_some() != parsed.key.is_some() {
+            return Err(invalid("cert=FILE and key=FILE go together"));
+        }
+        let scheme = if tls { "https" } else { "http" };
+        parsed.endpoints = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("{scheme}://{h}"))
+            .collect();
+        if parsed.endpoints.is_empty() {
+            return Err(invalid("no etcd endpoints"));
+        }
+        Ok(parsed)
+    }
+}
+
 /// The etcd store.
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -55,39 +119,34 @@ fn revision_error(e: etcd_client::Error, requested: Revision) -> StoreError {
 }
 
 impl EtcdStore {
-    /// Connects to `etcd://host:port[,host:port…][?prefix=/catalyst]`.
+    /// Connects to `etcd://host:port[,host:port…][?prefix=/catalyst]`, or over TLS to
+    /// `etcds://…[?ca=FILE][&cert=FILE&key=FILE]` (the CA to trust, else the system's roots;
+    /// a client certificate and key).
     pub async fn open(url: &str) -> Result<Self> {
-        let invalid = |reason: &str| StoreError::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let rest = url
-            .strip_prefix("etcd://")
-            .ok_or_else(|| invalid("expected etcd://host:port"))?;
-        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let hosts = hosts.trim_end_matches('/');
-        let mut prefix = "/catalyst".to_owned();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("prefix", p)) if p.starts_with('/') => {
-                    prefix = p.trim_end_matches('/').to_owned()
-                }
-                _ => {
-                    return Err(invalid(&format!(
-                        "unknown or malformed option {pair:?} (only prefix=/path)"
-                    )))
-                }
+        let parsed = EtcdUrl::parse(url)?;
+        let mut options = etcd_client::ConnectOptions::new();
+        if parsed.tls {
+            let read = |path: &str| {
+                std::fs::read(path).map_err(|e| StoreError::InvalidUrl {
+                    url: url.to_owned(),
+                    reason: format!("{path}: {e}"),
+                })
+            };
+            let mut tls = etcd_client::TlsOptions::new();
+            tls = match &parsed.ca {
+                Some(ca) => tls.ca_certificate(etcd_client::Certificate::from_pem(read(ca)?)),
+                None => tls.with_native_roots(),
+            };
+            if let (Some(cert), Some(key)) = (&parsed.cert, &parsed.key) {
+                tls = tls.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
             }
+            options = options.with_tls(tls);
         }
-        let endpoints: Vec<String> = hosts
-            .split(',')
-            .filter(|h| !h.is_empty())
-            .map(|h| format!("http://{h}"))
-            .collect();
-        if endpoints.is_empty() {
-            return Err(invalid("no etcd endpoints"));
-        }
-        let client = Client::connect(&endpoints, None).await.map_err(be)?;
+        let endpoints = parsed.endpoints;
+        let prefix = parsed.prefix;
+        let client = Client::connect(&endpoints, Some(options))
+            .await
+            .map_err(be)?;
         let store = Self { client, prefix };
         // Fail at start-up, not at the first request, when etcd is unreachable.
         store.current_revision().await?;
@@ -365,5 +424,29 @@ impl EtcdStore {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn etcds_urls_carry_the_ca_and_client_certificate_and_etcd_urls_no_tls() {
+        let u = EtcdUrl::parse("etcds://a:2379,b:2379?ca=/c.pem&cert=/x.pem&key=/x.key&prefix=/p/")
+            .unwrap();
+        assert_eq!(u.endpoints, ["https://a:2379", "https://b:2379"]);
+        assert!(u.tls);
+        assert_eq!(u.prefix, "/p");
+        assert_eq!(u.ca.as_deref(), Some("/c.pem"));
+        assert_eq!(u.cert.as_deref(), Some("/x.pem"));
+        let plain = EtcdUrl::parse("etcd://a:2379").unwrap();
+        assert_eq!(plain.endpoints, ["http://a:2379"]);
+        assert!(!plain.tls);
+        assert_eq!(plain.prefix, "/catalyst");
+        // TLS options need etcds://; a certificate needs its key
+        assert!(EtcdUrl::parse("etcd://a:2379?ca=/c.pem").is_err());
+        assert!(EtcdUrl::parse("etcds://a:2379?cert=/x.pem").is_err());
+        assert!(EtcdUrl::parse("etcds://").is_err());
     }
 }

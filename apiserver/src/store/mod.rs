@@ -218,8 +218,10 @@ impl std::fmt::Debug for dyn Store {
 
 /// Opens the store a URL names:
 /// - `sqlite://PATH` (created if absent),
-/// - `postgres://user:pass@host:port/db` (tables created if absent),
-/// - `etcd://host:port[,host:port…][?prefix=/catalyst]`.
+/// - `postgres://user:pass@host:port/db` (tables created if absent; TLS with
+///   `?sslmode=verify-full&sslrootcert=FILE`, as libpq reads them),
+/// - `etcd://host:port[,host:port…][?prefix=/catalyst]`, or `etcds://…` for TLS with
+///   `&ca=FILE` (else the system's roots) and `&cert=FILE&key=FILE` for a client certificate.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
@@ -228,9 +230,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => Ok(Arc::new(sql::SqlStore::open(url).await?)),
         #[cfg(feature = "etcd")]
-        "etcd" => Ok(Arc::new(etcd::EtcdStore::open(url).await?)),
+        "etcd" | "etcds" => Ok(Arc::new(etcd::EtcdStore::open(url).await?)),
         #[allow(unreachable_patterns)]
-        "sqlite" | "postgres" | "postgresql" | "etcd" => Err(StoreError::InvalidUrl {
+        "sqlite" | "postgres" | "postgresql" | "etcd" | "etcds" => Err(StoreError::InvalidUrl {
             url: url.to_owned(),
             reason: format!("the {scheme} backend is not built into this binary"),
         }),

@@ -60,6 +60,23 @@ struct ServerArgs {
     /// How long audit records are kept in the store: 30d, 12h, 90m, …
     #[arg(long, default_value = "30d", value_parser = parse_retention)]
     audit_retention: std::time::Duration,
+    /// Serve plain HTTP instead of HTTPS; only on a loopback listen address.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_ca", "tls_sans"])]
+    insecure_http: bool,
+    /// Serve this certificate chain (PEM, leaf first) instead of one signed by the cluster CA.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// With --tls-cert: the CA certificate admin.yaml carries and the join token pins;
+    /// default: the last certificate of the --tls-cert chain.
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Another host name or IP for the generated serving certificate (repeatable), besides the
+    /// listen IP, 127.0.0.1, ::1, localhost and the host name.
+    #[arg(long = "tls-san", conflicts_with = "tls_cert")]
+    tls_sans: Vec<String>,
 }
 
 fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
@@ -71,10 +88,11 @@ fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, clap::Args)]
 struct NodeletArgs {
-    /// The API server URL, e.g. http://127.0.0.1:7443.
+    /// The API server URL, e.g. https://10.0.0.1:7443.
     #[arg(long, env = "CATALYST_SERVER")]
     server: String,
-    /// The join token, or a file holding it (e.g. <server-data-dir>/join-token).
+    /// The join token, or a file holding it (e.g. <server-data-dir>/join-token). Its
+    /// `K10<sha256>::` prefix pins the server's CA: the nodelet trusts no other.
     #[arg(long, env = "CATALYST_JOIN_TOKEN")]
     join_token: String,
     /// The Node name; default: the host name.
@@ -172,12 +190,32 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    if args.insecure_http && !args.listen.ip().is_loopback() {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--insecure-http is allowed only on a loopback listen address, not {} \
+                     (drop it to serve HTTPS)",
+                    args.listen
+                ),
+            )
+            .exit();
+    }
     let running = catalyst_apiserver::server::start(catalyst_apiserver::server::ServerConfig {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
         store: args.store,
         audit_log: args.audit_log,
         audit_retention: args.audit_retention,
+        tls: catalyst_apiserver::tls::TlsConfig {
+            insecure_http: args.insecure_http,
+            sans: args.tls_sans,
+            cert: args.tls_cert,
+            key: args.tls_key,
+            ca: args.tls_ca,
+        },
     })
     .await
     .context("starting the API server")?;
@@ -198,7 +236,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             strategy: catalyst_controllers::scheduling::Strategy::Packed,
         },
     );
-    println!("Catalyst API server on http://{}", running.addr);
+    // the first line names the URL: scripts and the test harness read it
+    println!("Catalyst API server on {}", running.url());
     println!("  admin client config: {}", running.admin_config.display());
     println!("  node join token:     {}", running.join_token.display());
     println!(
@@ -225,8 +264,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         };
         let token = std::fs::read_to_string(&running.join_token).context("reading join-token")?;
         let name = args.node_name.unwrap_or_else(host_name);
-        let mut config =
-            catalyst_nodelet::Config::new(&format!("http://{}", running.addr), &token, &name);
+        let mut config = catalyst_nodelet::Config::new(&running.url(), &token, &name);
+        config.ca_pem = running.ca_pem().map(|p| p.as_bytes().to_vec());
         config.data_dir = args.data_dir.join("nodelet");
         config.containerd_socket = socket;
         config.image_dirs = args.image_dirs;
@@ -339,6 +378,9 @@ impl StoreArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Catalyst's own TLS configs name the ring provider; this covers libraries that ask rustls
+    // for the process default (the stores' TLS)
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -13,20 +13,24 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client of `base` with `token`.
-    pub fn new(base: &str, token: &str) -> Self {
+    /// A client of `base` with `token`, trusting the CA `ca_pem` (PEM) when given.
+    pub fn new(base: &str, token: &str, ca_pem: Option<&[u8]>) -> Self {
         Self {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime"),
-            client: catalyst_client::Client::new(base, token),
+            client: catalyst_client::Client::with_ca(base, token, ca_pem).expect("a client"),
         }
     }
 
-    /// A client of a test server with its admin token.
+    /// A client of a test server with its admin token, trusting its CA.
     pub fn of(server: &Server) -> Self {
-        Self::new(&server.url.replace("0.0.0.0", "127.0.0.1"), &server.token)
+        Self::new(
+            &server.url.replace("0.0.0.0", "127.0.0.1"),
+            &server.token,
+            server.ca_pem.as_deref(),
+        )
     }
 
     /// GET a JSON path.
