@@ -167,9 +167,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     // the join token pins the CA: its secret stays, its pin follows the CA
     let secret = match std::fs::read_to_string(&join_token) {
         Ok(t) => tls::join_token_secret(t.trim()).to_owned(),
-        Err(_) => {
-            Authenticator::issue(&store, &Identity::new("join", "nodes")).await?
-        }
+        Err(_) => Authenticator::issue(&store, &Identity::new("join", "nodes")).await?,
     };
     let token_text = format!("{}\n", tls::pinned_join_token(ca_sha256, &secret));
     if std::fs::read_to_string(&join_token).ok().as_deref() != Some(token_text.as_str()) {

@@ -323,7 +323,7 @@ async fn the_authorization_matrix_has_no_unexpected_allow_or_deny() {
             None,
             "A D D D D D D D D D",
         ),
-        (format!("{NODES}"), Method::GET, None, "A D A D D D D D D D"),
+        (NODES.to_string(), Method::GET, None, "A D A D D D D D D D"),
         (
             format!("{NODES}/node-a/status"),
             Method::PATCH,

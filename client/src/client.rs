@@ -253,11 +253,12 @@ impl Client {
     /// CA is not the pinned one, with the server's Status, or [`Error::Decode`] when the
     /// answer has no token.
     pub async fn join(base: &str, join_token: &str, node: &str) -> Result<Joined> {
-        Self::join_trusting(base, join_token, node, None).await
+        Self::join_trusting(base, join_token, node, None, &Default::default()).await
     }
 
     /// As [`Client::join`], with a CA already at hand (e.g. saved at an earlier join): it is
-    /// checked against the pin instead of fetching one.
+    /// checked against the pin instead of fetching one. A new Node gets `labels` (a node
+    /// cannot relabel itself afterwards).
     ///
     /// Fails as [`Client::join`] does.
     pub async fn join_trusting(
@@ -265,6 +266,7 @@ impl Client {
         join_token: &str,
         node: &str,
         known_ca: Option<&[u8]>,
+        labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<Joined> {
         let parsed = JoinToken::parse(join_token)?;
         let ca = match known_ca {
@@ -275,7 +277,10 @@ impl Client {
             None => Self::pinned_ca(base, &parsed).await?,
         };
         let v = Self::with_ca(base, &parsed.token, ca.as_deref())?
-            .post("/auth/v1/join", json!({ "nodeName": node }))
+            .post(
+                "/auth/v1/join",
+                json!({ "nodeName": node, "labels": labels }),
+            )
             .await?;
         let token = v["token"]
             .as_str()

@@ -46,6 +46,7 @@ pub async fn credentials(config: &Config) -> Result<Client> {
         &config.join_token,
         &config.name,
         ca.as_deref(),
+        &config.labels,
     )
     .await?;
     write_private(&token_path, joined.token.as_bytes())?;

@@ -36,18 +36,8 @@ fn node_addresses(config: &Config) -> Vec<String> {
 /// Reports the Node's status every `config.heartbeat`, forever.
 pub async fn heartbeat_loop(rt: Arc<Runtime>, config: Config, ctd_version: String) {
     let node_path = format!("{API}/nodes/{}", config.name);
-    let mut labelled = config.labels.is_empty();
+    // the Node's labels come with its join (a node cannot relabel itself)
     loop {
-        if !labelled {
-            match rt
-                .api
-                .patch(&node_path, json!({"metadata": {"labels": config.labels}}))
-                .await
-            {
-                Ok(_) => labelled = true,
-                Err(e) => tracing::warn!(error = %e, "cannot label the node"),
-            }
-        }
         let (cpus, mem, disk) = metrics::capacity(&rt.data_dir);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())

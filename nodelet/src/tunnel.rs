@@ -64,9 +64,14 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
     } else {
         None
     };
-    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config()), false, connector)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(ws_config()),
+        false,
+        connector,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!("tunnel to the API server open");
     serve(rt, ws).await
 }

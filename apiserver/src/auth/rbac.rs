@@ -80,6 +80,9 @@ pub fn binding_entry(obj: &Value) -> Option<BindingEntry> {
     })
 }
 
+/// Grants by subject, as of one generation of roles and bindings.
+type Memo = HashMap<String, Arc<Vec<Grant>>>;
+
 /// The RBAC mirrors and the memo of grants.
 #[derive(Debug)]
 pub struct Rbac {
@@ -93,7 +96,7 @@ pub struct Rbac {
     pub bindings: Arc<Mirror<BindingEntry>>,
     /// ClusterRoleBindings by name.
     pub cluster_bindings: Arc<Mirror<BindingEntry>>,
-    memo: Mutex<(u64, HashMap<String, Arc<Vec<Grant>>>)>,
+    memo: Mutex<(u64, Memo)>,
 }
 
 impl Rbac {

@@ -13,7 +13,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the API server and the controllers.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Runs a nodelet: registers this machine as a Node and runs its game servers in containerd.
     Nodelet(Box<NodeletArgs>),
     /// Images from this machine's files, for `oci-archive:` references.
@@ -389,7 +389,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Server(args) => serve(args).await?,
+        Command::Server(args) => serve(*args).await?,
         Command::Nodelet(args) => nodelet(*args).await?,
         Command::Image { command } => {
             let (output, paths, cmd) = match command {
