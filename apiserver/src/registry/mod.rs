@@ -9,6 +9,7 @@
 mod admission;
 mod gc;
 mod object;
+mod quota;
 mod read;
 mod types;
 mod write;

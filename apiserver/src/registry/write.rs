@@ -63,6 +63,9 @@ impl Registry {
         }
         let mut obj = admit(kind, obj)?;
         self.check_write(kind.plural, &obj)?;
+        if kind.plural == "gameservers" {
+            self.check_quota(scope.namespace, None, &obj).await?;
+        }
         if dry_run {
             return Ok(Written {
                 object: obj,
@@ -75,6 +78,9 @@ impl Registry {
             .await
             .map_err(|e| ApiError::from_store(e, kind.plural, &name))?;
         meta_mut(&mut obj).insert("resourceVersion".into(), rev.to_string().into());
+        if matches!(kind.plural, "gameservers" | "quotas") {
+            self.refresh_quota_usage(scope.namespace);
+        }
         Ok(Written {
             object: obj,
             changed: true,
@@ -153,6 +159,10 @@ impl Registry {
             let submitted = change(&current)?;
             let next = prepare_update(kind, &current, submitted, part)?;
             self.check_write(kind.plural, &next)?;
+            if kind.plural == "gameservers" && part == Part::Main {
+                self.check_quota(scope.namespace, Some(&current), &next)
+                    .await?;
+            }
             if same_object(&current, &next) {
                 return Ok(Written {
                     object: current,
@@ -181,6 +191,11 @@ impl Registry {
                 Ok(rev) => {
                     let mut object = next;
                     meta_mut(&mut object).insert("resourceVersion".into(), rev.to_string().into());
+                    let counted = (kind.plural == "gameservers" && part == Part::Main)
+                        || (kind.plural == "quotas" && part == Part::Main);
+                    if counted || finalized {
+                        self.refresh_quota_usage(scope.namespace);
+                    }
                     return Ok(Written {
                         object,
                         changed: true,
@@ -236,7 +251,12 @@ impl Registry {
                 return Ok(obj);
             }
             match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
-                Ok(_) => return Ok(obj),
+                Ok(_) => {
+                    if kind.plural == "gameservers" {
+                        self.refresh_quota_usage(scope.namespace);
+                    }
+                    return Ok(obj);
+                }
                 Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
                 Err(e) => return Err(ApiError::from_store(e, kind.plural, name)),
             }
