@@ -1,6 +1,6 @@
 //! API errors and their Kubernetes-style Status objects.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use catalyst_schemas::watch::{Status, StatusDetails};
 use catalyst_schemas::{Cause, ValidationError};
@@ -48,6 +48,25 @@ pub enum ApiError {
     /// 400.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 about one field of the request (a path's namespace or name, a query parameter).
+    #[error("{field}: {message}")]
+    BadField {
+        /// The field at fault, e.g. `metadata.name`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// 413: the body is over the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 429: a per-client allowance is used up; try again after `retry_after` seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        /// For people.
+        message: String,
+        /// Seconds to wait before trying again (the `Retry-After` header).
+        retry_after: u64,
+    },
     /// 401.
     #[error("{0}")]
     Unauthorized(String),
@@ -78,7 +97,9 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BadField { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -96,7 +117,9 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
-            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::BadRequest(_) | ApiError::BadField { .. } => "BadRequest",
+            ApiError::PayloadTooLarge(_) => "RequestEntityTooLarge",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
@@ -109,15 +132,22 @@ impl ApiError {
 
     /// The Status object, typed.
     pub fn status_object(&self) -> Status {
-        let causes: &[Cause] = match self {
-            ApiError::Invalid { source, .. } => &source.causes,
-            ApiError::Conflict { causes, .. } => causes,
-            _ => &[],
+        let causes: Vec<Cause> = match self {
+            ApiError::Invalid { source, .. } => source.causes.clone(),
+            ApiError::Conflict { causes, .. } => causes.clone(),
+            ApiError::BadField { field, message } => vec![Cause {
+                field: field.clone(),
+                message: message.clone(),
+            }],
+            _ => Vec::new(),
         };
         let mut details = StatusDetails {
-            causes: causes.to_vec(),
+            causes,
             ..Default::default()
         };
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            details.retry_after_seconds = Some(*retry_after);
+        }
         match self {
             ApiError::NotFound { kind, name }
             | ApiError::AlreadyExists { kind, name }
@@ -168,7 +198,13 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Internal(_)) {
             tracing::error!(error = %self, "internal error");
         }
-        (self.code(), axum::Json(self.status())).into_response()
+        let mut response = (self.code(), axum::Json(self.status())).into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
     }
 }
 

@@ -1,5 +1,5 @@
 //! The state every HTTP handler shares: the registry, the watch caches, the authenticator, the
-//! metrics and the node tunnels. It holds these plain types and knows no handler.
+//! metrics, the node tunnels and the per-client limits. It holds these plain types and knows no handler.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use catalyst_schemas::KINDS;
 
 use crate::auth::Authenticator;
+use crate::limits::WatchLimiter;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::StoreError;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// Open node tunnels.
     pub tunnels: Arc<Tunnels>,
+    /// Open watches per client (lower it in tests).
+    pub watch_limiter: Arc<WatchLimiter>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             bookmark_interval: BOOKMARK_INTERVAL,
             tunnels: Arc::default(),
+            watch_limiter: Arc::default(),
         })
     }
 }

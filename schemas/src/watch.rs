@@ -123,6 +123,9 @@ pub struct StatusDetails {
     /// The fields at fault.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<Cause>,
+    /// For 429s: seconds to wait before trying again.
+    #[serde(rename = "retryAfterSeconds", skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl Status {
