@@ -157,18 +157,26 @@ fn hostile_requests_get_statuses_and_the_server_stays_up_and_small() {
     // 8. names and namespaces that are not DNS names never reach the store
     for path in [
         format!("{GS}/default%2Fx"),
-        format!("{GS}/.."),
+        // a bare `..` (even as %2E%2E) the client's URL parser resolves away before sending;
+        // the in-process tests send it as is
+        format!("{GS}/a%2F.."),
         format!("{GS}/UPPER"),
         format!("{GS}/{}", "x".repeat(64)),
         "/apis/catalyst.dev/v1alpha1/namespaces/a%2Fb/gameservers".to_owned(),
         "/apis/catalyst.dev/v1alpha1/namespaces/Default/gameservers/a".to_owned(),
     ] {
         t.expect_status(Method::GET, &path, "application/json", Vec::new(), 400);
-        t.expect_status(Method::DELETE, &path, "application/json", Vec::new(), 400);
+        if !path.ends_with("gameservers") {
+            t.expect_status(Method::DELETE, &path, "application/json", Vec::new(), 400);
+        }
     }
+    // a verb a path does not take is a Status too
+    t.expect_status(Method::DELETE, GS, "application/json", Vec::new(), 405);
 
     // 9. a body over 3 MiB
-    let big = vec![b' '; 4 * 1024 * 1024];
+    // one byte past the limit: a far bigger body is refused as well, but the server stops
+    // reading it and the client may see the reset before the answer
+    let big = vec![b' '; 3 * 1024 * 1024 + 1];
     t.expect_status(Method::POST, GS, "application/json", big, 413);
 
     // 6. watches per client are capped at 100; a closed watch frees its slot

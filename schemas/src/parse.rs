@@ -53,7 +53,7 @@ pub enum ParseError {
 }
 
 /// The most a stream may expand to, in units of one node or one byte of a string: at least a
-/// million, else twice the input's length. Without aliases a document needs at most 1.5 units
+/// quarter million, else twice the input's length. Without aliases a document needs at most 1.5 units
 /// per byte of input (a two-byte escape decodes to three bytes), so only aliases replaying
 /// content reach this: the "billion laughs" bound.
 pub fn expansion_budget(input_len: usize) -> usize {
@@ -61,7 +61,7 @@ pub fn expansion_budget(input_len: usize) -> usize {
 }
 
 /// The floor of [`expansion_budget`].
-pub const MIN_EXPANSION_BUDGET: usize = 1_000_000;
+pub const MIN_EXPANSION_BUDGET: usize = 250_000;
 
 /// Reads a multi-document YAML stream (JSON is YAML too). Empty documents are skipped.
 ///

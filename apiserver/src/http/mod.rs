@@ -46,6 +46,9 @@ pub fn app(state: AppState) -> Router {
                 name: String::new(),
             }
         })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not allowed on this path"))
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     with_panic_guard(routes)
         .layer(middleware::from_fn_with_state(
