@@ -48,6 +48,14 @@ pub enum ApiError {
     /// 400.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 about one field of the request (a path's namespace or name, a query parameter).
+    #[error("{field}: {message}")]
+    BadField {
+        /// The field at fault, e.g. `metadata.name`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// 401.
     #[error("{0}")]
     Unauthorized(String),
@@ -92,7 +100,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BadField { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -113,7 +121,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
-            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::BadRequest(_) | ApiError::BadField { .. } => "BadRequest",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
@@ -129,13 +137,17 @@ impl ApiError {
 
     /// The Status object, typed.
     pub fn status_object(&self) -> Status {
-        let causes: &[Cause] = match self {
-            ApiError::Invalid { source, .. } => &source.causes,
-            ApiError::Conflict { causes, .. } => causes,
-            _ => &[],
+        let causes: Vec<Cause> = match self {
+            ApiError::Invalid { source, .. } => source.causes.clone(),
+            ApiError::Conflict { causes, .. } => causes.clone(),
+            ApiError::BadField { field, message } => vec![Cause {
+                field: field.clone(),
+                message: message.clone(),
+            }],
+            _ => Vec::new(),
         };
         let mut details = StatusDetails {
-            causes: causes.to_vec(),
+            causes,
             ..Default::default()
         };
         match self {

@@ -11,6 +11,7 @@ use crate::audit::Auditor;
 use crate::auth::jwt::Sessions;
 use crate::auth::throttle::{Policy, Throttle};
 use crate::auth::{Access, Authenticator};
+use crate::limits::WatchLimiter;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::StoreError;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub tunnels: Arc<Tunnels>,
     /// The audit log's writer (the store only; the server replaces it to add a file).
     pub audit: Arc<Auditor>,
+    /// Open watches per client (lower it in tests).
+    pub watch_limiter: Arc<WatchLimiter>,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             bookmark_interval: BOOKMARK_INTERVAL,
             tunnels: Arc::default(),
             audit: Arc::new(audit),
+            watch_limiter: Arc::default(),
         })
     }
 }

@@ -45,6 +45,14 @@ pub enum ParseError {
         /// The parser's message.
         message: String,
     },
+    /// Aliases expand the stream past its budget (see [`expansion_budget`]).
+    #[error("document {document}: aliases expand the text past {limit} nodes and string bytes; write the values out or use fewer aliases")]
+    TooLarge {
+        /// 1-based index of the document in the stream.
+        document: usize,
+        /// The budget, in nodes and string bytes.
+        limit: usize,
+    },
     /// A document is not a mapping.
     #[error("document {document}: expected a mapping with apiVersion, kind and metadata")]
     NotAnObject {
@@ -53,16 +61,43 @@ pub enum ParseError {
     },
 }
 
+/// The most a stream may expand to, in units of one node or one byte of a string: at least a
+/// quarter million, else twice the input's length. Without aliases a document needs at most 1.5 units
+/// per byte of input (a two-byte escape decodes to three bytes), so only aliases replaying
+/// content reach this: the "billion laughs" bound.
+pub fn expansion_budget(input_len: usize) -> usize {
+    input_len.saturating_mul(2).max(MIN_EXPANSION_BUDGET)
+}
+
+/// The floor of [`expansion_budget`].
+pub const MIN_EXPANSION_BUDGET: usize = 250_000;
+
 /// Reads a multi-document YAML stream (JSON is YAML too). Empty documents are skipped.
+///
+/// # Errors
+/// [`ParseError::Syntax`] for text that is not YAML, [`ParseError::TooLarge`] when aliases
+/// expand the stream past [`expansion_budget`] (refused while expanding, before the memory is
+/// taken), [`ParseError::NotAnObject`] for a document that is not a mapping.
 pub fn parse_documents(text: &str) -> Result<Vec<serde_json::Value>, ParseError> {
-    use serde::Deserialize;
+    use serde::de::DeserializeSeed;
     let mut out = Vec::new();
+    let budget = budget::Budget::new(expansion_budget(text.len()));
     for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
-        let value = serde_json::Value::deserialize(doc).map_err(|e| ParseError::Syntax {
-            document,
-            location: e.location().map(|l| (l.line(), l.column())),
-            message: e.to_string(),
+        let value = budget::Node(&budget).deserialize(doc).map_err(|e| {
+            // yaml_serde's own bound on alias jumps (100 per event) is the same refusal
+            let aliases = e.to_string().contains("repetition limit exceeded");
+            match budget.exceeded() || aliases {
+                true => ParseError::TooLarge {
+                    document,
+                    limit: budget.limit(),
+                },
+                false => ParseError::Syntax {
+                    document,
+                    location: e.location().map(|l| (l.line(), l.column())),
+                    message: e.to_string(),
+                },
+            }
         })?;
         match value {
             serde_json::Value::Null => {}
@@ -71,6 +106,150 @@ pub fn parse_documents(text: &str) -> Result<Vec<serde_json::Value>, ParseError>
         }
     }
     Ok(out)
+}
+
+/// A JSON value read from YAML with every node and string byte counted against a budget.
+mod budget {
+    use std::cell::Cell;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+
+    /// Units left for a stream; shared by its documents.
+    pub(super) struct Budget {
+        limit: usize,
+        left: Cell<usize>,
+        exceeded: Cell<bool>,
+    }
+
+    impl Budget {
+        pub(super) fn new(limit: usize) -> Self {
+            Self {
+                limit,
+                left: Cell::new(limit),
+                exceeded: Cell::new(false),
+            }
+        }
+
+        pub(super) fn limit(&self) -> usize {
+            self.limit
+        }
+
+        pub(super) fn exceeded(&self) -> bool {
+            self.exceeded.get()
+        }
+
+        fn spend<E: de::Error>(&self, units: usize) -> Result<(), E> {
+            match self.left.get().checked_sub(units) {
+                Some(left) => {
+                    self.left.set(left);
+                    Ok(())
+                }
+                None => {
+                    self.exceeded.set(true);
+                    Err(E::custom("aliases expand the document too far"))
+                }
+            }
+        }
+    }
+
+    /// Reads one node (and what it holds) as a `serde_json::Value`.
+    #[derive(Clone, Copy)]
+    pub(super) struct Node<'b>(pub(super) &'b Budget);
+
+    impl<'de> DeserializeSeed<'de> for Node<'_> {
+        type Value = Value;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    /// A mapping key: a string, counted like one.
+    struct Key<'b>(&'b Budget);
+
+    impl<'de> DeserializeSeed<'de> for Key<'_> {
+        type Value = String;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+            let key = String::deserialize(d)?;
+            self.0.spend(1 + key.len())?;
+            Ok(key)
+        }
+    }
+
+    use serde::Deserialize;
+
+    impl<'de> Visitor<'de> for Node<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any YAML value")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+            self.0.spend(1)?;
+            Ok(Value::Null)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+            self.visit_unit()
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+            self.0.spend(1)?;
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+            self.0.spend(1)?;
+            Ok(Value::Number(v.into()))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+            self.0.spend(1)?;
+            Ok(Value::Number(v.into()))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+            self.0.spend(1)?;
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+            self.0.spend(1 + v.len())?;
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+            self.0.spend(1 + v.len())?;
+            Ok(Value::String(v))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            self.0.spend(1)?;
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(self)? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            self.0.spend(1)?;
+            let mut out = Map::new();
+            while let Some(key) = map.next_key_seed(Key(self.0))? {
+                let value = map.next_value_seed(self)?;
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+    }
 }
 
 /// Finds the kind of an untyped object from its `apiVersion` and `kind`.
@@ -245,6 +424,69 @@ spec:
         assert_eq!(
             parse_documents("- 1\n").unwrap_err(),
             ParseError::NotAnObject { document: 1 }
+        );
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_before_they_expand() {
+        // 10^4 aliases of an anchor of 10^4 scalars: 10^8 nodes from about 50 KB
+        let bomb = format!(
+            "a: &a [{}x]\nb: [{}*a]\n",
+            "x,".repeat(10_000),
+            "*a,".repeat(10_000)
+        );
+        let started = std::time::Instant::now();
+        let err = parse_documents(&bomb).unwrap_err();
+        assert!(
+            matches!(err, ParseError::TooLarge { document: 1, limit } if limit == MIN_EXPANSION_BUDGET),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("aliases"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // nested laughs: 9 levels of 9 aliases
+        let mut laughs = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            laughs.push_str(&format!(
+                "l{i}: &l{i} [{}]\n",
+                vec![format!("*l{p}"); 9].join(", ")
+            ));
+        }
+        assert!(matches!(
+            parse_documents(&laughs).unwrap_err(),
+            ParseError::TooLarge { .. }
+        ));
+        // a long string replayed: bytes count, not only nodes
+        let long = format!(
+            "a: &a {}\nb: [{}*a]\n",
+            "y".repeat(100_000),
+            "*a,".repeat(20)
+        );
+        assert!(matches!(
+            parse_documents(&long).unwrap_err(),
+            ParseError::TooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn modest_aliases_and_large_plain_documents_still_parse() {
+        let docs =
+            parse_documents("base: &b {image: busybox, env: {A: x}}\none: *b\ntwo: *b\n").unwrap();
+        assert_eq!(docs[0]["two"]["env"]["A"], "x");
+        // 2 MB without aliases: within twice the input
+        let big = format!("a: [{}1]\n", "1,".repeat(1_000_000));
+        assert_eq!(
+            parse_documents(&big).unwrap()[0]["a"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1_000_001
+        );
+        // types are read as before
+        let v = &parse_documents("{n: 1, f: 1.5, b: true, s: x, z: ~, neg: -3}").unwrap()[0];
+        assert_eq!(
+            v,
+            &serde_json::json!({"n": 1, "f": 1.5, "b": true, "s": "x", "z": null, "neg": -3})
         );
     }
 

@@ -166,6 +166,8 @@ pub struct KindInfo {
     pub short_names: &'static [&'static str],
     /// Namespaced or cluster-scoped.
     pub namespaced: bool,
+    /// The syntax rule for names of this kind (a DNS label or subdomain).
+    pub name_rule: fn(&str) -> Result<(), String>,
     /// Decodes, defaults and validates an untyped object; returns it re-encoded.
     pub admit: fn(serde_json::Value) -> Result<serde_json::Value, ValidationError>,
     /// The JSON Schema of the kind.
@@ -181,6 +183,7 @@ impl KindInfo {
             singular: R::SINGULAR,
             short_names: R::SHORT_NAMES,
             namespaced: R::NAMESPACED,
+            name_rule: R::NAME_RULE,
             admit: admit::<R>,
             schema: schema::<R>,
         }

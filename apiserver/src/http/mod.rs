@@ -1,12 +1,19 @@
 //! The HTTP API: Kubernetes-style REST and watch for every kind, discovery, OpenAPI, health,
 //! metrics, node joins and node tunnels. Each submodule exposes its own `routes()`; [`app`]
-//! only merges them and adds the layers (authentication in front of the API, request metrics
-//! and the audit log around everything). Tests drive the router with `oneshot`, without a socket.
+//! only merges them and adds the layers (authentication in front of the API, the body limit,
+//! a panic guard that turns a handler's panic into a 500 Status, request metrics and the audit
+//! log around everything). Tests drive the router with `oneshot`, without a socket.
 
+use std::any::Any;
+
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
+use crate::limits::MAX_BODY_BYTES;
 
 pub mod audit;
 pub mod discovery;
@@ -33,7 +40,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::auth::authenticate,
         ));
-    Router::new()
+    let routes = Router::new()
         .merge(health::routes())
         .merge(nodes::routes())
         .merge(login::open_routes())
@@ -44,6 +51,11 @@ pub fn app(state: AppState) -> Router {
                 name: String::new(),
             }
         })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not allowed on this path"))
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    with_panic_guard(routes)
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::record,
@@ -54,4 +66,24 @@ pub fn app(state: AppState) -> Router {
             crate::audit::record,
         ))
         .with_state(state)
+}
+
+/// `router` with every panic of its handlers answered as a 500 Status (`InternalError`) instead
+/// of a dropped connection. The panic's message is logged here; its backtrace is logged by the
+/// process's panic hook (`catalyst` installs one).
+pub fn with_panic_guard<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(CatchPanicLayer::custom(panic_response))
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = what, "a request handler panicked; answered 500");
+    // the caller learns that something broke, not what: the message may hold internals
+    let error =
+        ApiError::Internal("internal error: the request failed in the server (logged)".into());
+    (error.code(), Json(error.status())).into_response()
 }

@@ -51,7 +51,8 @@ impl Registry {
             .ok_or_else(|| scope.not_found(name))
     }
 
-    /// Objects of a scope, filtered and paged.
+    /// Objects of a scope, filtered and paged: `req.limit` objects at most (all without a
+    /// limit), read from the store [`STORE_PAGE`] keys at a time.
     pub async fn list(&self, scope: Scope<'_>, req: &ListRequest) -> ApiResult<ListResult> {
         let (mut revision, mut after) = match &req.continue_token {
             Some(token) => {
@@ -71,7 +72,7 @@ impl Registry {
                     &prefix,
                     &ListOptions {
                         revision,
-                        limit: req.limit.map(|l| l.saturating_sub(items.len()).max(64)),
+                        limit: Some(store_page(req.limit, items.len())),
                         start_after: after.clone(),
                     },
                 )
@@ -139,6 +140,17 @@ impl Registry {
     }
 }
 
+/// The most one store read of a list returns; a list without a limit is read in pages of this.
+pub const STORE_PAGE: usize = 500;
+
+/// How many keys the next store read of a list asks for: what the caller's page still needs
+/// (at least 64, as filters may drop some), never more than [`STORE_PAGE`].
+fn store_page(limit: Option<usize>, have: usize) -> usize {
+    limit
+        .map_or(STORE_PAGE, |l| l.saturating_sub(have).max(64))
+        .min(STORE_PAGE)
+}
+
 /// The store key of an object of `scope`'s kind.
 fn scope_key_of(scope: Scope<'_>, obj: &Value) -> Option<String> {
     let name = meta_str(obj, "name")?;
@@ -161,5 +173,14 @@ mod tests {
         let t = decode_continue(&encode_continue(42, "/gameservers/default/a")).unwrap();
         assert_eq!((t.rev, t.after.as_str()), (42, "/gameservers/default/a"));
         assert!(decode_continue("not a token").is_err());
+    }
+
+    #[test]
+    fn store_reads_are_bounded_pages() {
+        assert_eq!(store_page(None, 0), STORE_PAGE);
+        assert_eq!(store_page(None, 10_000), STORE_PAGE);
+        assert_eq!(store_page(Some(10), 0), 64);
+        assert_eq!(store_page(Some(300), 100), 200);
+        assert_eq!(store_page(Some(100_000), 0), STORE_PAGE);
     }
 }

@@ -376,6 +376,30 @@ impl StoreArgs {
     }
 }
 
+/// Every panic (a request handler's, a task's) goes to the log with where it happened and its
+/// backtrace; the API answers a handler's panic with a 500 and keeps serving.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        tracing::error!(
+            panic = message,
+            location,
+            thread = std::thread::current().name().unwrap_or("unnamed"),
+            "panic\n{backtrace}"
+        );
+    }));
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Catalyst's own TLS configs name the ring provider; this covers libraries that ask rustls
@@ -388,6 +412,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    log_panics();
     match Cli::parse().command {
         Command::Server(args) => serve(*args).await?,
         Command::Nodelet(args) => nodelet(*args).await?,

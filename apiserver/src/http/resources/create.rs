@@ -1,13 +1,12 @@
 //! POST on a collection: creates an object (field ownership recorded for its manager).
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
-use super::request::{parse_body, Params, Target};
+use super::request::{parse_body, Body, Params, Target};
 use crate::apply;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -18,7 +17,7 @@ pub(super) async fn collection_post(
     Path(t): Path<Target>,
     Query(p): Query<Params>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let scope = t.scope()?;
     let obj = parse_body(&headers, &body)?;

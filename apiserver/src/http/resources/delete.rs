@@ -1,14 +1,13 @@
 //! DELETE on an object: with finalizers it is marked and waits; once gone, its dependents are
 //! collected.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::request::{Params, Target};
+use super::request::{Body, Params, Target};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{meta_str, parse_revision};
 use crate::state::AppState;
@@ -32,9 +31,9 @@ pub(super) async fn object_delete(
     State(s): State<AppState>,
     Path(t): Path<Target>,
     Query(p): Query<Params>,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
-    let (scope, name) = (t.scope()?, t.name());
+    let (scope, name) = (t.scope()?, t.name()?);
     let options: DeleteOptions = if body.is_empty() {
         DeleteOptions::default()
     } else {

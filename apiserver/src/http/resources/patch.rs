@@ -1,7 +1,6 @@
 //! PATCH on an object or its status: server-side apply (`application/apply-patch+yaml`) or an
 //! RFC 7386 merge patch.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +8,7 @@ use axum::Json;
 use serde_json::Value;
 
 use super::create::created;
-use super::request::{parse_body, truthy, Params, Target};
+use super::request::{parse_body, truthy, Body, Params, Target};
 use crate::apply;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::parse_revision;
@@ -24,9 +23,9 @@ pub(super) async fn object_patch(
     Path(t): Path<Target>,
     Query(p): Query<Params>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
-    let (scope, name, part) = (t.scope()?, t.name(), t.part()?);
+    let (scope, name, part) = t.object()?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -74,11 +73,6 @@ pub(super) async fn object_patch(
         )));
     }
     let patch = parse_body(&headers, &body)?;
-    if !patch.is_object() {
-        return Err(ApiError::BadRequest(
-            "a merge patch is a JSON object".into(),
-        ));
-    }
     let manager = p.manager(&headers);
     let pinned = patch
         .pointer("/metadata/resourceVersion")

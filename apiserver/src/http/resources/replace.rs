@@ -1,12 +1,11 @@
 //! PUT on an object or its status: replaces it, pinned to the body's resourceVersion if any.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::request::{parse_body, Params, Target};
+use super::request::{parse_body, Body, Params, Target};
 use crate::apply;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{meta_str, parse_revision};
@@ -18,9 +17,9 @@ pub(super) async fn object_put(
     Path(t): Path<Target>,
     Query(p): Query<Params>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
-    let (scope, name, part) = (t.scope()?, t.name(), t.part()?);
+    let (scope, name, part) = t.object()?;
     let obj = parse_body(&headers, &body)?;
     let manager = p.manager(&headers);
     let pinned = meta_str(&obj, "resourceVersion")

@@ -1,13 +1,19 @@
 //! Request parsing shared by every verb: the path (kind, namespace, name, subresource), the
-//! query parameters, the body (JSON or YAML), and the field manager.
+//! query parameters, the body (JSON or YAML), and the field manager. What a client sends is
+//! checked here, before any store access: namespaces and names against their DNS rules, the
+//! body's size and shape, `limit` and `timeoutSeconds` against their maxima.
+
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap};
-use catalyst_schemas::{KindInfo, KINDS};
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use catalyst_schemas::{validation, KindInfo, KINDS};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
+use crate::limits::{MAX_BODY_BYTES, MAX_LIMIT, MAX_WATCH_TIMEOUT};
 use crate::registry::{parse_revision, ListRequest, Part, Scope};
 use crate::selector::{FieldSelector, LabelSelector};
 
@@ -51,6 +57,21 @@ impl Params {
         }
     }
 
+    /// How long a watch may run: `timeoutSeconds`, at most [`MAX_WATCH_TIMEOUT`].
+    pub(super) fn watch_timeout(&self) -> ApiResult<Option<Duration>> {
+        match self.timeout_seconds.map(Duration::from_secs) {
+            Some(t) if t > MAX_WATCH_TIMEOUT => Err(ApiError::BadField {
+                field: "timeoutSeconds".into(),
+                message: format!(
+                    "must be at most {} (a day), not {}",
+                    MAX_WATCH_TIMEOUT.as_secs(),
+                    t.as_secs()
+                ),
+            }),
+            t => Ok(t),
+        }
+    }
+
     pub(super) fn list_request(&self) -> ApiResult<ListRequest> {
         let bad = |e: crate::selector::SelectorError| ApiError::BadRequest(e.to_string());
         Ok(ListRequest {
@@ -58,7 +79,7 @@ impl Params {
                 .map_err(bad)?,
             fields: FieldSelector::parse(self.field_selector.as_deref().unwrap_or(""))
                 .map_err(bad)?,
-            limit: self.limit.filter(|l| *l > 0),
+            limit: self.limit.filter(|l| *l > 0).map(|l| l.min(MAX_LIMIT)),
             continue_token: self.continue_.clone().filter(|c| !c.is_empty()),
             revision: match self.resource_version.as_deref() {
                 None | Some("") | Some("0") => None,
@@ -92,8 +113,33 @@ pub(super) fn scope<'a>(plural: &str, ns: Option<&'a str>) -> ApiResult<Scope<'a
     }
 }
 
-/// Reads a request body as JSON or YAML, by content type.
+/// Reads a request body as JSON or YAML, by content type: one object (a mapping), nothing else.
 pub(super) fn parse_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    let value = parse_any(headers, body)?;
+    match value {
+        Value::Object(_) => Ok(value),
+        other => Err(not_an_object(json_type(&other))),
+    }
+}
+
+fn not_an_object(what: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "the body must be an object (a mapping with apiVersion, kind, metadata…), not {what}"
+    ))
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_any(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -104,8 +150,14 @@ pub(super) fn parse_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> 
     if ct.contains("yaml") {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
-        let mut docs = catalyst_schemas::parse_documents(text)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let mut docs = catalyst_schemas::parse_documents(text).map_err(|e| match e {
+            catalyst_schemas::ParseError::NotAnObject { .. } => not_an_object("a list or a scalar"),
+            other => ApiError::BadRequest(other.to_string()),
+        })?;
+        if docs.is_empty() {
+            // `null`, `~` or nothing at all
+            return Ok(Value::Null);
+        }
         if docs.len() != 1 {
             return Err(ApiError::BadRequest(format!(
                 "expected one YAML document, got {}",
@@ -119,6 +171,29 @@ pub(super) fn parse_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> 
     }
 }
 
+/// A request body of at most [`MAX_BODY_BYTES`]; anything it cannot read is a Status (413 for
+/// a body over the limit).
+pub(super) struct Body(pub(super) Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(format!(
+                    "the request body is larger than {MAX_BODY_BYTES} bytes (3 MiB)"
+                )))
+            }
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "the request body could not be read: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
 /// What a request's path names; one set of handlers serves namespaced and cluster paths.
 #[derive(Debug, Deserialize)]
 pub(super) struct Target {
@@ -129,12 +204,33 @@ pub(super) struct Target {
 }
 
 impl Target {
+    /// The kind and namespace; the namespace must be a DNS label.
     pub(super) fn scope(&self) -> ApiResult<Scope<'_>> {
-        scope(&self.plural, self.ns.as_deref())
+        let scope = scope(&self.plural, self.ns.as_deref())?;
+        if let Some(ns) = scope.namespace {
+            validation::dns_label(ns).map_err(|message| ApiError::BadField {
+                field: "metadata.namespace".into(),
+                message,
+            })?;
+        }
+        Ok(scope)
     }
 
-    pub(super) fn name(&self) -> &str {
-        self.name.as_deref().unwrap_or("")
+    /// The object's name, checked against its kind's name rule (a DNS label or subdomain), so
+    /// no store key is built from anything else.
+    pub(super) fn name(&self) -> ApiResult<&str> {
+        let name = self.name.as_deref().unwrap_or("");
+        let kind = kind(&self.plural)?;
+        (kind.name_rule)(name).map_err(|message| ApiError::BadField {
+            field: "metadata.name".into(),
+            message,
+        })?;
+        Ok(name)
+    }
+
+    /// Scope, name and part of an object path, each checked.
+    pub(super) fn object(&self) -> ApiResult<(Scope<'_>, &str, Part)> {
+        Ok((self.scope()?, self.name()?, self.part()?))
     }
 
     pub(super) fn part(&self) -> ApiResult<Part> {

@@ -51,13 +51,18 @@ fn error_line(e: &ApiError) -> Bytes {
 }
 
 /// Serves a watch of `scope` as NDJSON, or over `ws` when the client asked for a WebSocket.
+/// The watch counts against `who`'s allowance (see [`crate::limits::WatchLimiter`]) until its
+/// task ends: at the timeout, an error, or when the client goes away.
 pub(super) async fn watch(
     s: AppState,
     scope: Scope<'_>,
     p: Params,
+    who: &str,
     ws: Option<WebSocketUpgrade>,
 ) -> ApiResult<Response> {
     let req = p.list_request()?;
+    let timeout = p.watch_timeout()?;
+    let permit = s.watch_limiter.acquire(who)?;
     let filter = Filter {
         namespace: scope.namespace.map(str::to_owned),
         labels: req.labels.clone(),
@@ -86,11 +91,11 @@ pub(super) async fn watch(
         .expect("a cache per kind");
     let store = s.registry.store().clone();
     let interval = s.bookmark_interval;
-    let timeout = p.timeout_seconds.map(Duration::from_secs);
     s.metrics.watch_started();
     let metrics = s.metrics.clone();
     let prefix = scope.prefix();
     tokio::spawn(async move {
+        let _permit = permit;
         for obj in initial {
             if tx.send(event_line(&WatchEvent::Added(&obj))).await.is_err() {
                 metrics.watch_ended();
@@ -180,6 +185,7 @@ impl WatchFeed {
                 loop {
                     tokio::select! {
                         _ = &mut ended => return,
+                        _ = tx.closed() => return,
                         _ = tick.tick(), if self.bookmarks => {
                             let rev = self.cache.newest().max(last);
                             let mark = WatchEvent::<Value>::Bookmark(Bookmark::at(rev));
@@ -214,6 +220,7 @@ impl WatchFeed {
                 loop {
                     tokio::select! {
                         _ = &mut ended => return,
+                        _ = tx.closed() => return,
                         item = stream.next() => match item {
                             Some(Ok(ev)) => {
                                 let Ok(object) = crate::registry::from_kv(&ev.kv) else { continue };
