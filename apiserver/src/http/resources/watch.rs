@@ -116,7 +116,20 @@ pub(super) async fn watch(
         metrics.watch_ended();
     });
     if let Some(ws) = ws {
-        return Ok(ws.on_upgrade(move |socket| pump_websocket(socket, rx)));
+        // an upgraded socket is no response body: it ends here when its caller is revoked
+        let caller = crate::auth::escalation::current();
+        let access = s.access.clone();
+        return Ok(ws.on_upgrade(move |socket| async move {
+            match caller {
+                Some(caller) => {
+                    tokio::select! {
+                        () = pump_websocket(socket, rx) => {}
+                        () = access.revoked(caller) => {}
+                    }
+                }
+                None => pump_websocket(socket, rx).await,
+            }
+        }));
     }
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
