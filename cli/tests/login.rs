@@ -290,7 +290,7 @@ fn contexts_switch_with_use_context_and_the_flag() {
     let listed = ok(ctl(&config, &["config", "get-contexts"], None));
     assert_eq!(
         listed,
-        "CURRENT   NAME      SERVER                 USER   NAMESPACE\n*         default   https://127.0.0.1:1          default\n"
+        "CURRENT   NAME      SERVER                USER   NAMESPACE\n*         default   https://127.0.0.1:1          default\n"
     );
     let missing = ctl(&config, &["config", "use-context", "prod"], None);
     assert_eq!(missing.status.code(), Some(1));

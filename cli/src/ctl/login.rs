@@ -111,10 +111,10 @@ impl LoginArgs {
         let name = context
             .map(str::to_owned)
             .or_else(|| {
-                self.server
-                    .is_none()
-                    .then(|| existing.as_ref().map(|c| c.name.clone()))
-                    .flatten()
+                existing
+                    .as_ref()
+                    .filter(|_| self.server.is_none())
+                    .map(|c| c.name.clone())
             })
             .unwrap_or_else(|| context_name(&username, &server));
         let namespace = existing
