@@ -2,7 +2,7 @@
 //! (or the system's roots), JSON answers, failures as the API's Status; node join (checking the
 //! CA against the join token's pin), Event recording, list across pages and watch.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::paths::{query, API};
 use crate::pin::JoinToken;
+use crate::session::Refresher;
 use crate::watch::{decode, Watched};
 use crate::Revision;
 
@@ -27,7 +28,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: String,
+    /// Shared by clones: a refresh replaces it for all of them.
+    token: Arc<RwLock<String>>,
+    /// Set for a config with a login session: trades the refresh token on a 401.
+    refresher: Option<Arc<Refresher>>,
     namespace: String,
     timeout: Option<Duration>,
     component: String,
@@ -148,7 +152,8 @@ impl Client {
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
-            token: token.trim().to_owned(),
+            token: Arc::new(RwLock::new(token.trim().to_owned())),
+            refresher: None,
             namespace: "default".to_owned(),
             timeout: Some(REQUEST_TIMEOUT),
             component: "catalyst-client".to_owned(),
@@ -157,7 +162,10 @@ impl Client {
     }
 
     /// A client for a client config (`catalystctl`'s): its server, token and namespace, no
-    /// request timeout, and `catalystctl` as user agent and Event source. It trusts exactly
+    /// request timeout, and `catalystctl` as user agent and Event source. With a refresh
+    /// token (a login session), a request answered 401 trades it for a new pair (`POST
+    /// /auth/v1/refresh`), saves the pair into the config's file, and is sent once more with
+    /// the new token (see [`Client::send_full`]). It trusts exactly
     /// the config's CA (`certificateAuthorityData`) when it has one, else the system's roots;
     /// a CA that cannot be used (which [`Config::load`] already refuses) makes a client that
     /// trusts nothing.
@@ -179,7 +187,11 @@ impl Client {
         Self {
             http,
             base: config.server.trim_end_matches('/').to_owned(),
-            token: config.token.clone(),
+            token: Arc::new(RwLock::new(config.token.clone())),
+            refresher: config
+                .refresh_token
+                .as_ref()
+                .map(|r| Arc::new(Refresher::new(config.clone(), r.clone()))),
             namespace: config.namespace.clone(),
             timeout: None,
             component: "catalystctl".to_owned(),
@@ -203,9 +215,19 @@ impl Client {
         &self.base
     }
 
-    /// The bearer token.
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The bearer token (the latest, after a refresh).
+    pub fn token(&self) -> String {
+        self.token.read().expect("the token lock").clone()
+    }
+
+    /// Replaces the bearer token of this client and its clones.
+    pub(crate) fn set_token(&self, token: &str) {
+        token.clone_into(&mut self.token.write().expect("the token lock"));
+    }
+
+    /// The HTTP client, without the token.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The default namespace (`default` unless the config says otherwise).
@@ -293,7 +315,7 @@ impl Client {
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token())
     }
 
     /// Sends and decodes the JSON answer (a body that is not JSON becomes
@@ -304,9 +326,17 @@ impl Client {
         Ok((code, body))
     }
 
-    /// As [`Client::send`], with the response headers.
+    /// As [`Client::send`], with the response headers. A 401 of a client with a login session
+    /// refreshes it and sends the request once more (not for a streamed body, which cannot
+    /// be sent twice).
     pub async fn send_full(&self, req: reqwest::RequestBuilder) -> Result<(u16, HeaderMap, Value)> {
-        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.execute(req).await?;
+        self.answer(resp).await
+    }
+
+    /// The code, headers and JSON of an answer; a code of 400 or more becomes
+    /// [`Error::Status`].
+    pub(crate) async fn answer(&self, resp: reqwest::Response) -> Result<(u16, HeaderMap, Value)> {
         let code = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
@@ -319,7 +349,44 @@ impl Client {
         Ok((code, headers, body))
     }
 
-    fn unreachable(&self, source: reqwest::Error) -> Error {
+    /// Sends a request; on a 401, with a login session, refreshes it and sends the request
+    /// once more with the new token. The answer of the last attempt.
+    async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let req = req.build().map_err(|e| self.unreachable(e))?;
+        let again = self.refresher.as_ref().and_then(|_| req.try_clone());
+        let resp = self
+            .http
+            .execute(req)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let (Some(refresher), Some(mut again)) = (&self.refresher, again) else {
+            return Ok(resp);
+        };
+        let used = again
+            .headers()
+            .get(reqwest::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_owned();
+        let Some(token) = refresher.refresh(self, &used).await else {
+            return Ok(resp);
+        };
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| Error::Decode("the refreshed token is not a header value".into()))?;
+        again
+            .headers_mut()
+            .insert(reqwest::header::AUTHORIZATION, value);
+        self.http
+            .execute(again)
+            .await
+            .map_err(|e| self.unreachable(e))
+    }
+
+    pub(crate) fn unreachable(&self, source: reqwest::Error) -> Error {
         Error::Unreachable {
             server: self.base.clone(),
             source,
@@ -374,11 +441,7 @@ impl Client {
     /// A streaming GET (logs, a watch read by hand): the raw response once it answered
     /// successfully.
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
-        let resp = self
-            .request(Method::GET, path)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.execute(self.request(Method::GET, path)).await?;
         let code = resp.status().as_u16();
         if code >= 400 {
             let body = resp.bytes().await.unwrap_or_default();

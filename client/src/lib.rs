@@ -9,15 +9,17 @@ pub mod error;
 pub mod informer;
 pub mod paths;
 pub mod pin;
+pub mod session;
 pub mod source;
 pub mod watch;
 
 pub use catalyst_schemas::watch::{Status, WatchEvent};
 pub use client::{Client, Joined, List, ListParams};
-pub use config::Config;
+pub use config::{Config, ConfigFile, Context};
 pub use error::{format_status, Error, Result};
 pub use paths::{collection_path, gs_path, object_path, query, API};
 pub use pin::JoinToken;
+pub use session::{needs_totp, Session};
 pub use watch::Watched;
 
 /// A resourceVersion as a number (the store's revision).

@@ -9,8 +9,11 @@ use std::process::ExitCode;
 use catalyst_cli::client::{Client, ClientError, Config};
 use catalyst_cli::ctl::apply::ApplyArgs;
 use catalyst_cli::ctl::audit::AuditArgs;
+use catalyst_cli::ctl::auth::AuthArgs;
 use catalyst_cli::ctl::completion::CompletionArgs;
+use catalyst_cli::ctl::config::ConfigArgs;
 use catalyst_cli::ctl::console::CommandArgs;
+use catalyst_cli::ctl::create::CreateArgs;
 use catalyst_cli::ctl::delete::DeleteArgs;
 use catalyst_cli::ctl::describe::DescribeArgs;
 use catalyst_cli::ctl::diff::DiffArgs;
@@ -18,6 +21,7 @@ use catalyst_cli::ctl::edit::EditArgs;
 use catalyst_cli::ctl::explain::ExplainArgs;
 use catalyst_cli::ctl::get::GetArgs;
 use catalyst_cli::ctl::lifecycle::{GameServerArgs, Lifecycle, NodeArgs};
+use catalyst_cli::ctl::login::{LoginArgs, LogoutArgs};
 use catalyst_cli::ctl::logs::LogsArgs;
 use catalyst_cli::ctl::version::VersionArgs;
 use catalyst_cli::ctl::wait::WaitArgs;
@@ -30,7 +34,10 @@ struct Cli {
     /// The client config (default: $CATALYST_CONFIG, then ~/.catalyst/config).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// The namespace (default: the config's).
+    /// The context of the config to use (default: its currentContext).
+    #[arg(long, global = true, env = "CATALYST_CONTEXT")]
+    context: Option<String>,
+    /// The namespace (default: the context's).
     #[arg(short = 'n', long, global = true)]
     namespace: Option<String>,
     #[command(subcommand)]
@@ -74,16 +81,45 @@ enum Command {
     Version(VersionArgs),
     /// Show the audit log: writes and refused requests, newest last (administrators).
     Audit(AuditArgs),
+    /// Sign in with a user name and password; the session goes into a context (--context,
+    /// default USER@HOST) that becomes current.
+    Login(LoginArgs),
+    /// End the session of a context (--context, default the current one) and forget its
+    /// tokens.
+    Logout(LogoutArgs),
+    /// List and switch the contexts of the client config.
+    Config(ConfigArgs),
+    /// Create a user or an API key.
+    Create(CreateArgs),
+    /// Ask what you may do (can-i) and who you are (whoami).
+    Auth(AuthArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
 }
 
 /// Runs the command; the exit status, or why it failed.
 async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
+    let context = cli.context.as_deref().filter(|c| !c.is_empty());
     let connect = || -> Result<Client, ClientError> {
-        Ok(Client::from_config(&Config::load(cli.config.as_deref())?))
+        Ok(Client::from_config(&Config::load_context(
+            cli.config.as_deref(),
+            context,
+        )?))
     };
     let client = match &cli.command {
+        Command::Login(args) => {
+            return args
+                .run(&Config::locate(cli.config.as_deref())?, context, out)
+                .await
+        }
+        Command::Logout(args) => {
+            return args
+                .run(&Config::locate(cli.config.as_deref())?, context, out)
+                .await
+        }
+        Command::Config(args) => {
+            return args.run(&Config::locate(cli.config.as_deref())?, context, out)
+        }
         Command::Explain(args) => return args.run(out),
         Command::Completion(args) => return args.run(&mut Cli::command(), "catalystctl", out),
         Command::Version(args) => {
@@ -113,7 +149,14 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Cordon(args) => args.run(true, c, out).await,
         Command::Uncordon(args) => args.run(false, c, out).await,
         Command::Audit(args) => args.run(c, out).await,
-        Command::Explain(_) | Command::Completion(_) | Command::Version(_) => {
+        Command::Create(args) => args.run(c, out).await,
+        Command::Auth(args) => args.run(c, ns, out).await,
+        Command::Explain(_)
+        | Command::Completion(_)
+        | Command::Version(_)
+        | Command::Login(_)
+        | Command::Logout(_)
+        | Command::Config(_) => {
             unreachable!("answered above")
         }
     }
@@ -139,12 +182,19 @@ async fn main() -> ExitCode {
         out.flush()?;
         Ok(code)
     });
+    let unauthorized = matches!(&outcome, Err(CtlError::Client(e)) if e.code() == Some(401));
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         // the reader of stdout went away (`catalystctl get gs | head -1`): nothing left to do
         Err(e) if e.is_stdout_closed() => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {:#}", anyhow::Error::from(e));
+            if unauthorized {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "hint: the server does not take these credentials (any more): sign in with `catalystctl login`"
+                );
+            }
             ExitCode::from(failed)
         }
     }

@@ -1,12 +1,16 @@
 //! `catalystctl` commands: one module per command, each with its clap arguments (which the
 //! binary's subcommands embed) and a `run` over the shared [`Client`](crate::client::Client)
 //! that writes through [`Out`]. Shared pieces sit beside them: [`target`] (naming kinds and
-//! objects), [`manifest`] (reading files), [`request`] (queries, watches, patches).
+//! objects), [`manifest`] (reading files), [`request`] (queries, watches, patches), [`prompt`]
+//! (asking for names, passwords and codes).
 
 pub mod apply;
 pub mod audit;
+pub mod auth;
 pub mod completion;
+pub mod config;
 pub mod console;
+pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod diff;
@@ -15,9 +19,11 @@ mod error;
 pub mod explain;
 pub mod get;
 pub mod lifecycle;
+pub mod login;
 pub mod logs;
 pub mod manifest;
 mod out;
+pub mod prompt;
 pub mod request;
 pub mod target;
 pub mod version;

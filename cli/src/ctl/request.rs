@@ -1,4 +1,4 @@
-//! Requests several commands share: following a watch, merge patches.
+//! Requests several commands share: following a watch, merge patches, who am I.
 
 use catalyst_schemas::KindInfo;
 use futures::StreamExt;
@@ -8,6 +8,9 @@ use serde_json::Value;
 use super::error::{CtlError, Outcome};
 use super::out::Out;
 use crate::client::{object_path, Client};
+
+/// Where the server says who the caller is (`create apikey`'s default owner, `auth whoami`).
+pub const WHOAMI_PATH: &str = "/auth/v1/whoami";
 
 /// The field manager `catalystctl` writes as.
 pub const FIELD_MANAGER: &str = "catalystctl";
