@@ -171,9 +171,14 @@ impl LogoutArgs {
                     ));
                 }
             }
-            None if ctx.token.is_some() => out.note(format_args!(
-                "note: context {name} held a token that is not a login session; it is removed, not revoked"
-            )),
+            // an administrator's or key's token is no session: forgetting it would lock the
+            // user out (admin.yaml's token exists nowhere else)
+            None if ctx.token.is_some() => {
+                return Err(CtlError::Usage(format!(
+                    "context {name} holds a token that is not a login session (an admin or API key token); logout keeps it: edit {} to remove it",
+                    path.display()
+                )))
+            }
             None => {}
         }
         ctx.token = None;
