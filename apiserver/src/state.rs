@@ -1,5 +1,6 @@
 //! The state every HTTP handler shares: the registry, the watch caches, the authenticator, the
-//! metrics, the node tunnels and the audit writer. It holds these plain types and knows no handler.
+//! rate limits, the metrics, the node tunnels and the audit writer. It holds these plain types
+//! and knows no handler.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use catalyst_schemas::KINDS;
 
 use crate::audit::Auditor;
 use crate::auth::jwt::Sessions;
+use crate::auth::limits::RateLimits;
 use crate::auth::throttle::{Policy, Throttle};
 use crate::auth::{Access, Authenticator};
 use crate::limits::WatchLimiter;
@@ -38,6 +40,9 @@ pub struct AppState {
     pub account_throttle: Arc<Throttle>,
     /// Failed logins and joins per source address.
     pub address_throttle: Arc<Throttle>,
+    /// Request rates per API key and user, and successful joins per address (tests replace it
+    /// with tighter limits).
+    pub limits: Arc<RateLimits>,
     /// Request counters and histograms.
     pub metrics: Arc<Metrics>,
     /// Bookmark interval (shorter in tests).
@@ -88,6 +93,7 @@ impl AppState {
             sessions: Arc::new(sessions),
             account_throttle: Arc::new(Throttle::new(Policy::ACCOUNT)),
             address_throttle: Arc::new(Throttle::new(Policy::ADDRESS)),
+            limits: Arc::new(RateLimits::default()),
             metrics: Arc::new(Metrics::default()),
             bookmark_interval: BOOKMARK_INTERVAL,
             tunnels: Arc::default(),

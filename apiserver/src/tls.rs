@@ -169,6 +169,27 @@ pub fn der_to_pem(der: &[u8]) -> String {
     pem
 }
 
+/// The SHA-256 of the cluster CA kept in the store (the join token's pin), if there is one.
+///
+/// # Errors
+/// The store's, a malformed record.
+pub async fn stored_ca_sha256(store: &Arc<dyn Store>) -> Result<Option<String>, TlsError> {
+    let Some(kv) = store.get(CA_KEY).await? else {
+        return Ok(None);
+    };
+    let ca = decode_record(&kv.value)?;
+    let der = certs_from_pem("the cluster CA", ca.cert.as_bytes())?.remove(0);
+    Ok(Some(sha256_hex(&der)))
+}
+
+/// The SHA-256 of the first certificate of a PEM text.
+///
+/// # Errors
+/// [`TlsError::Pem`].
+pub fn pem_sha256(what: &str, pem: &[u8]) -> Result<String, TlsError> {
+    Ok(sha256_hex(&certs_from_pem(what, pem)?.remove(0)))
+}
+
 /// The join token as written to `<data-dir>/join-token`: `K10<CA sha256>::<secret>` (k3s's
 /// format), or the bare secret without a CA (plain HTTP).
 pub fn pinned_join_token(ca_sha256: Option<&str>, secret: &str) -> String {

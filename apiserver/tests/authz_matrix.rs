@@ -1,8 +1,8 @@
 //! Who may do what, as data: every route and verb of the matrix × administrator, operator,
-//! viewer, billing key, subuser with `control.console` on one server, node-a, node-b, an
-//! expired key, a disabled user and no token, against the real router (RBAC objects in the
-//! store, tokens from real logins, joins and key creation). Then escalation attempts, and
-//! revocation of a deleted user's sessions and streams.
+//! viewer, billing key, subuser with `control.console` and `control.start` on one server,
+//! node-a, node-b, an expired key, a disabled user and no token, against the real router (RBAC
+//! objects in the store, tokens from real logins, joins and key creation). Then escalation
+//! attempts, and revocation of a deleted user's sessions and streams.
 
 mod support;
 
@@ -146,6 +146,7 @@ async fn world() -> World {
             "bob",
             &["s1"],
         ),
+        binding("bob-start", Some("team"), "control.start", "bob", &["s1"]),
         binding("billy-billing", Some("team"), "billing", "billy", &[]),
         binding("carol-admin", Some("team"), "admin", "carol", &[]),
         binding("alice-reads-keys", Some("team"), "viewer", "alice", &[]),
@@ -273,6 +274,44 @@ async fn the_authorization_matrix_has_no_unexpected_allow_or_deny() {
             format!("{TEAM}/gameservers/s2/command"),
             Method::POST,
             Some(cmd.clone()),
+            "A A D D D D D D D D",
+        ),
+        // power subresources, one grant each: bob holds control.start on s1 only, billing
+        // suspends and unsuspends but does not start
+        (
+            format!("{TEAM}/gameservers/s1/start?dryRun=All"),
+            Method::POST,
+            None,
+            "A A D D A D D D D D",
+        ),
+        (
+            format!("{TEAM}/gameservers/s1/stop?dryRun=All"),
+            Method::POST,
+            None,
+            "A A D D D D D D D D",
+        ),
+        (
+            format!("{TEAM}/gameservers/s2/start?dryRun=All"),
+            Method::POST,
+            None,
+            "A A D D D D D D D D",
+        ),
+        (
+            format!("{TEAM}/gameservers/s1/suspend?dryRun=All"),
+            Method::POST,
+            None,
+            "A A D A D D D D D D",
+        ),
+        (
+            format!("{TEAM}/gameservers/s1/unsuspend?dryRun=All"),
+            Method::POST,
+            None,
+            "A A D A D D D D D D",
+        ),
+        (
+            format!("{TEAM}/gameservers/s1/restart?dryRun=All"),
+            Method::POST,
+            None,
             "A A D D D D D D D D",
         ),
         (

@@ -387,6 +387,18 @@ fn wait_edit_describe_explain_and_friends() {
     ] {
         assert!(stdout.contains(want), "{want} missing from\n{stdout}");
     }
+    for (verb, want) in [("suspend", "suspended"), ("unsuspend", "unsuspended")] {
+        let out = server.ctl(&[verb, "survival"]);
+        assert_eq!(
+            text(&out).0.trim(),
+            format!("gameserver/survival {want}"),
+            "{:?}",
+            text(&out)
+        );
+    }
+    let out = server.ctl(&["get", "gs", "survival", "-o", "json"]);
+    let obj: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(obj["spec"]["suspended"], false);
     let out = server.ctl(&["explain", "gs.spec.ports"]);
     assert!(text(&out).0.contains("containerPort"), "{}", text(&out).0);
     let out = server.ctl(&["version"]);

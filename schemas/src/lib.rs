@@ -12,6 +12,7 @@ pub mod meta;
 pub mod node;
 pub mod object;
 pub mod parse;
+pub mod power;
 pub mod quantity;
 pub mod quota;
 pub mod rbac;

@@ -14,6 +14,10 @@ pub type Key = String;
 /// server once per new value.
 pub const RESTARTED_AT: &str = "catalyst.dev/restartedAt";
 
+/// The annotation `POST …/gameservers/NAME/reinstall` sets (an RFC 3339 time): a request to
+/// run the install script again, once per new value.
+pub const REINSTALL_REQUESTED_AT: &str = "catalyst.dev/reinstallRequestedAt";
+
 /// A string field by JSON pointer, `""` when absent or not a string.
 pub fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
     obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")

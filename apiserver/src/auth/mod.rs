@@ -20,7 +20,9 @@ use crate::watch::WatchCache;
 
 pub mod attributes;
 pub mod escalation;
+pub mod join_tokens;
 pub mod jwt;
+pub mod limits;
 pub mod mirror;
 pub mod node;
 pub mod password;
@@ -33,7 +35,7 @@ pub mod totp;
 pub use attributes::Attributes;
 pub use mirror::Mirror;
 pub use rbac::Rbac;
-pub use tokens::{bearer_token, hash, new_token, request_token, Authenticator, Identity};
+pub use tokens::{bearer_token, hash, new_token, request_token, token_id, Authenticator, Identity};
 
 /// Who a request comes from, once its credential checks out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,8 +414,26 @@ fn cut_when_revoked(response: Response, access: Arc<Access>, caller: Caller) -> 
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
-/// Middleware: authenticates the request, authorizes it, and passes the [`Caller`] on as a
-/// request extension; else answers 401 or 403. The response carries the caller too (as a
+/// Counts a request against its caller's rate: an API key's `spec.requestsPerMinute` (else
+/// the server's default), a user's generous limit; administrators and nodes are not limited.
+fn rate_limit(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::ApiKey { name, .. } => {
+            let rate = state
+                .access
+                .rbac
+                .keys
+                .get(name)
+                .and_then(|k| k.spec.requests_per_minute);
+            state.limits.check_key(name, rate)
+        }
+        Caller::User { name, .. } => state.limits.check_user(name),
+        Caller::Admin(_) | Caller::Node(_) | Caller::Join => Ok(()),
+    }
+}
+
+/// Middleware: authenticates the request, applies its caller's rate limit, authorizes it,
+/// and passes the [`Caller`] on as a request extension; else answers 401, 429 or 403. The response carries the caller too (as a
 /// response extension), for the layers outside this one (audit).
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let token = request_token(req.headers(), req.uri().query());
@@ -421,6 +441,12 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = rate_limit(&state, &caller) {
+        tracing::info!(caller = caller.key(), error = %e, "request rate limited");
+        let mut response = e.into_response();
+        response.extensions_mut().insert(caller);
+        return response;
+    }
     let streams = *req.method() == Method::GET
         && req
             .uri()

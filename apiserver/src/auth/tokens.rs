@@ -1,11 +1,13 @@
 //! Bearer tokens: random 256-bit secrets handed to clients once, kept in the store only as
 //! SHA-256 hashes under `/_catalyst/tokens/`, so every API server of a cluster accepts them.
+//! A token may expire (`expires`); join tokens are listed and revoked by their [`token_id`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::store::{ListOptions, Store, StoreError};
@@ -24,17 +26,36 @@ pub struct Identity {
     /// Node re-created under the same name does not revive it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// After this time the token is refused (join tokens made by `catalyst token create
+    /// --ttl`); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<DateTime<Utc>>,
+    /// What the token is for (join tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl Identity {
-    /// An identity without a uid.
+    /// An identity without a uid, expiry or description.
     pub fn new(role: &str, name: &str) -> Self {
         Self {
             role: role.to_owned(),
             name: name.to_owned(),
             uid: None,
+            expires: None,
+            description: None,
         }
     }
+
+    /// Whether the token has expired at `now`.
+    pub fn expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires.is_some_and(|t| t <= now)
+    }
+}
+
+/// The short id of a token (listing, revoking): the first 12 hex digits of its hash.
+pub fn token_id(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 /// A new random token (64 hex digits).
@@ -101,7 +122,39 @@ impl Authenticator {
 
     /// The identity of a token, if it is valid. An unknown token triggers a reload from the
     /// store (at most once a second), so tokens made by another API server work here too.
+    /// Expired tokens are refused.
     pub async fn verify(&self, token: &str) -> Option<Identity> {
+        let now = Utc::now();
+        self.verify_any(token)
+            .await
+            .filter(|id| !id.expired_at(now))
+    }
+
+    /// The identity of a token read from the store itself, not the memory of it: a token made
+    /// or deleted a moment ago by another process (`catalyst token create|revoke`) counts at
+    /// once. Expired tokens are refused. Costs a store read: for rare requests (joins), which
+    /// are throttled on failure.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn verify_fresh(&self, token: &str) -> Result<Option<Identity>, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(self.verify(token).await);
+        };
+        let h = hash(token);
+        let found = match store.get(&format!("{TOKEN_PREFIX}{h}")).await? {
+            Some(kv) => serde_json::from_slice::<Identity>(&kv.value).ok(),
+            None => None,
+        };
+        let mut known = self.known.write().expect("token lock");
+        match &found {
+            Some(id) => known.insert(h, id.clone()),
+            None => known.remove(&h),
+        };
+        Ok(found.filter(|id| !id.expired_at(Utc::now())))
+    }
+
+    async fn verify_any(&self, token: &str) -> Option<Identity> {
         let h = hash(token);
         if let Some(id) = self.known.read().expect("token lock").get(&h) {
             return Some(id.clone());
@@ -216,6 +269,34 @@ pub fn request_token(headers: &HeaderMap, query: Option<&str>) -> Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn expired_tokens_are_refused() {
+        let mut past = Identity::new("join", "nodes");
+        past.expires = Some(Utc::now() - chrono::Duration::seconds(1));
+        let mut future = Identity::new("join", "nodes");
+        future.expires = Some(Utc::now() + chrono::Duration::hours(1));
+        let auth = Authenticator::fixed(&[
+            ("old", past.clone()),
+            ("new", future.clone()),
+            ("forever", Identity::new("join", "nodes")),
+        ]);
+        assert_eq!(auth.verify("old").await, None);
+        assert_eq!(auth.verify("new").await, Some(future));
+        assert!(auth.verify("forever").await.is_some());
+        assert_eq!(auth.verify_fresh("old").await.unwrap(), None);
+        assert!(past.expired_at(Utc::now()));
+    }
+
+    #[test]
+    fn identities_without_expiry_keep_their_stored_form() {
+        let id = Identity::new("join", "nodes");
+        let text = serde_json::to_string(&id).unwrap();
+        assert_eq!(text, r#"{"role":"join","name":"nodes"}"#);
+        let back: Identity = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, id);
+        assert_eq!(token_id("0123456789abcdef"), "0123456789ab");
+    }
 
     #[test]
     fn tokens_come_from_the_bearer_header_or_the_access_token_parameter() {

@@ -2,8 +2,12 @@
 //! named after its Node and tied to that Node's uid) at `POST /auth/v1/join`. A name that is
 //! already a Node is 409 unless the request carries that node's current credential (which it
 //! then trades for a new one). What a node token may do is decided in `crate::auth::node`.
+//! Failed joins (a bad token) back off per source address (`join-from:IP` in the address
+//! throttle), and successful ones are rate limited per address: 429 with Retry-After.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -43,11 +47,15 @@ fn uid_of(obj: &serde_json::Value) -> Option<String> {
 /// carries the [`Caller`] of a valid token as a response extension, for the audit log.
 pub async fn join(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let source = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".into(), |c| c.0.ip().to_string());
     let mut caller = None;
-    let mut response = match join_inner(&state, &headers, &body, &mut caller).await {
+    let mut response = match join_inner(&state, &source, &headers, &body, &mut caller).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -59,20 +67,31 @@ pub async fn join(
 
 async fn join_inner(
     state: &AppState,
+    source: &str,
     headers: &HeaderMap,
     body: &[u8],
     caller: &mut Option<Caller>,
 ) -> Result<Response, ApiError> {
-    let token = bearer_token(headers).ok_or_else(|| {
-        ApiError::Unauthorized("missing bearer token: send the join token".into())
-    })?;
+    let address = format!("join-from:{source}");
+    state
+        .address_throttle
+        .check(&address, "joins from this address")?;
+    let refused = |why: &str| {
+        state.address_throttle.failed(&address);
+        tracing::info!(source, why, "join refused");
+        ApiError::Unauthorized(format!("{why} join token"))
+    };
+    let token = bearer_token(headers).ok_or_else(|| refused("missing"))?;
     // the join token may carry the CA pin in front (`K10<sha256>::<secret>`); only the
-    // secret's hash is kept
+    // secret's hash is kept. Read from the store, so tokens made or revoked by `catalyst
+    // token` count at once.
     let identity = state
         .auth
-        .verify(crate::tls::join_token_secret(token))
+        .verify_fresh(crate::tls::join_token_secret(token))
         .await
-        .ok_or_else(|| ApiError::Unauthorized("invalid join token".into()))?;
+        .map_err(ApiError::from)?
+        .ok_or_else(|| refused("invalid, expired or revoked"))?;
+    state.limits.check_join(source)?;
     *caller = match identity.role.as_str() {
         "join" => Some(Caller::Join),
         "admin" => Some(Caller::Admin(identity.name.clone())),
@@ -147,6 +166,7 @@ async fn join_inner(
         role: "node".into(),
         name: req.node_name.clone(),
         uid,
+        ..Identity::new("node", "")
     };
     let token_new = Authenticator::issue(state.registry.store(), &identity_new)
         .await

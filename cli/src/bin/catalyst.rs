@@ -26,6 +26,11 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// Node join tokens: make (with an expiry), list and revoke them, straight on the store.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -350,6 +355,145 @@ enum StoreCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Makes a join token and prints it (`K10<CA sha256>::<secret>`; shown once).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How long it works: 30s, 15m, 24h, 7d, …; default: until revoked.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<std::time::Duration>,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Lists the join tokens: ID, DESCRIPTION, EXPIRES, and DEFAULT (`*`: the data dir's
+    /// join-token file).
+    List(StoreArgs),
+    /// Deletes a join token (nodes it admitted keep their own credentials).
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The token's ID as `catalyst token list` shows it.
+        id: String,
+    },
+}
+
+fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    match catalyst_schemas::validation::duration(s)? {
+        0 => Err("the ttl must be longer than 0s".into()),
+        secs => Ok(std::time::Duration::from_secs(secs)),
+    }
+}
+
+/// The pin of join tokens: the data dir's `ca.crt` (what the server serves), else the
+/// cluster CA in the store; none for a plain-HTTP cluster.
+async fn ca_pin(
+    args: &StoreArgs,
+    store: &std::sync::Arc<dyn catalyst_apiserver::store::Store>,
+) -> anyhow::Result<Option<String>> {
+    let file = args.data_dir.join("ca.crt");
+    if let Ok(pem) = std::fs::read(&file) {
+        let what = file.display().to_string();
+        return Ok(Some(catalyst_apiserver::tls::pem_sha256(&what, &pem)?));
+    }
+    Ok(catalyst_apiserver::tls::stored_ca_sha256(store).await?)
+}
+
+/// The id of the data dir's default join token, if it has one.
+fn default_token_id(args: &StoreArgs) -> Option<String> {
+    let text = std::fs::read_to_string(args.data_dir.join("join-token")).ok()?;
+    let secret = catalyst_apiserver::tls::join_token_secret(text.trim());
+    let hash = catalyst_apiserver::auth::hash(secret);
+    Some(catalyst_apiserver::auth::token_id(&hash).to_owned())
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    use catalyst_apiserver::auth::join_tokens;
+    match command {
+        TokenCommand::Create {
+            store: args,
+            ttl,
+            description,
+        } => {
+            let store = args.open().await?;
+            let expires = ttl
+                .map(|t| chrono::Duration::from_std(t).map(|t| chrono::Utc::now() + t))
+                .transpose()
+                .context("--ttl is too long")?;
+            let pin = ca_pin(&args, &store).await?;
+            let (id, secret) = join_tokens::create(&store, expires, description).await?;
+            let until = expires.map_or_else(|| "never expires".into(), |t| format!("expires {t}"));
+            eprintln!("join token {id} ({until}); it is shown only now");
+            println!(
+                "{}",
+                catalyst_apiserver::tls::pinned_join_token(pin.as_deref(), &secret)
+            );
+        }
+        TokenCommand::List(args) => {
+            let store = args.open().await?;
+            let default = default_token_id(&args);
+            let now = chrono::Utc::now();
+            let rows: Vec<[String; 4]> = join_tokens::list(&store)
+                .await?
+                .into_iter()
+                .map(|t| {
+                    let expires = match t.expires {
+                        None => "never".to_owned(),
+                        Some(e) if e <= now => {
+                            format!("{} (expired)", e.format("%Y-%m-%dT%H:%M:%SZ"))
+                        }
+                        Some(e) => e.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    };
+                    let mark = if default.as_deref() == Some(t.id.as_str()) {
+                        "*"
+                    } else {
+                        ""
+                    };
+                    [
+                        t.id,
+                        t.description.unwrap_or_default(),
+                        expires,
+                        mark.to_owned(),
+                    ]
+                })
+                .collect();
+            let header = ["ID", "DESCRIPTION", "EXPIRES", "DEFAULT"].map(String::from);
+            let mut widths = [0; 4];
+            for row in std::iter::once(&header).chain(&rows) {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            for row in std::iter::once(&header).chain(&rows) {
+                let line = format!(
+                    "{:w0$}   {:w1$}   {:w2$}   {}",
+                    row[0],
+                    row[1],
+                    row[2],
+                    row[3],
+                    w0 = widths[0],
+                    w1 = widths[1],
+                    w2 = widths[2],
+                );
+                println!("{}", line.trim_end());
+            }
+        }
+        TokenCommand::Revoke { store: args, id } => {
+            let store = args.open().await?;
+            let gone = join_tokens::revoke(&store, &id).await?;
+            if default_token_id(&args).as_deref() == Some(gone.as_str()) {
+                eprintln!(
+                    "note: that was the token of the data dir's join-token file, which no longer joins nodes"
+                );
+            }
+            println!("join token {gone} revoked");
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, clap::Args)]
 struct StoreArgs {
     /// Where Catalyst keeps its state.
@@ -432,6 +576,7 @@ async fn main() -> anyhow::Result<()> {
             let abs = std::fs::canonicalize(&output)?;
             println!("image: oci-archive:{}", abs.display());
         }
+        Command::Token { command } => token(command).await?,
         Command::Store { command } => match command {
             StoreCommand::Status(args) => {
                 let store = args.open().await?;

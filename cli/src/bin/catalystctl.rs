@@ -20,7 +20,7 @@ use catalyst_cli::ctl::diff::DiffArgs;
 use catalyst_cli::ctl::edit::EditArgs;
 use catalyst_cli::ctl::explain::ExplainArgs;
 use catalyst_cli::ctl::get::GetArgs;
-use catalyst_cli::ctl::lifecycle::{GameServerArgs, Lifecycle, NodeArgs};
+use catalyst_cli::ctl::lifecycle::{GameServerArgs, NodeArgs, PowerAction};
 use catalyst_cli::ctl::login::{LoginArgs, LogoutArgs};
 use catalyst_cli::ctl::logs::LogsArgs;
 use catalyst_cli::ctl::version::VersionArgs;
@@ -60,16 +60,20 @@ enum Command {
     Edit(EditArgs),
     /// Wait until an object reaches a phase, a condition, or is deleted.
     Wait(WaitArgs),
-    /// Start a GameServer (spec.state: Running).
+    /// Start a GameServer (POST …/start: spec.state: Running).
     Start(GameServerArgs),
-    /// Stop a GameServer (spec.state: Stopped).
+    /// Stop a GameServer (POST …/stop: spec.state: Stopped).
     Stop(GameServerArgs),
+    /// Suspend a GameServer (POST …/suspend: spec.suspended: true).
+    Suspend(GameServerArgs),
+    /// Lift a GameServer's suspension (POST …/unsuspend: spec.suspended: false).
+    Unsuspend(GameServerArgs),
     /// Print a GameServer's console lines.
     Logs(LogsArgs),
     /// Send one line to a GameServer's console: `catalystctl command NAME -- say hello`.
     #[command(name = "command")]
     Say(CommandArgs),
-    /// Restart a GameServer (sets the catalyst.dev/restartedAt annotation).
+    /// Restart a GameServer (POST …/restart: sets the catalyst.dev/restartedAt annotation).
     Restart(GameServerArgs),
     /// Mark a node unschedulable.
     Cordon(NodeArgs),
@@ -141,9 +145,11 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Diff(args) => args.run(c, ns, out).await,
         Command::Edit(args) => args.run(c, ns, out).await,
         Command::Wait(args) => args.run(c, ns, out).await,
-        Command::Start(args) => args.run(Lifecycle::Start, c, ns, out).await,
-        Command::Stop(args) => args.run(Lifecycle::Stop, c, ns, out).await,
-        Command::Restart(args) => args.run(Lifecycle::Restart, c, ns, out).await,
+        Command::Start(args) => args.run(PowerAction::Start, c, ns, out).await,
+        Command::Stop(args) => args.run(PowerAction::Stop, c, ns, out).await,
+        Command::Suspend(args) => args.run(PowerAction::Suspend, c, ns, out).await,
+        Command::Unsuspend(args) => args.run(PowerAction::Unsuspend, c, ns, out).await,
+        Command::Restart(args) => args.run(PowerAction::Restart, c, ns, out).await,
         Command::Logs(args) => args.run(c, ns, out).await,
         Command::Say(args) => args.run(c, ns, out).await,
         Command::Cordon(args) => args.run(true, c, out).await,

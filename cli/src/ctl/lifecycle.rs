@@ -1,16 +1,18 @@
-//! `start`, `stop`, `restart` of a GameServer and `cordon`, `uncordon` of a Node: one merge
-//! patch each.
+//! `start`, `stop`, `restart`, `suspend`, `unsuspend` of a GameServer (a POST to its power
+//! subresource each, so RBAC can grant them one by one) and `cordon`, `uncordon` of a Node (a
+//! merge patch).
 
-use catalyst_schemas::object::RESTARTED_AT;
-use serde_json::{json, Value};
+pub use catalyst_schemas::power::PowerAction;
+use reqwest::Method;
+use serde_json::json;
 
 use super::error::Outcome;
 use super::out::Out;
-use super::request::patch_object;
+use super::request::{patch_object, FIELD_MANAGER};
 use super::target::kind;
-use crate::client::Client;
+use crate::client::{object_path, Client};
 
-/// Arguments of `start`, `stop` and `restart`.
+/// Arguments of `start`, `stop`, `restart`, `suspend` and `unsuspend`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GameServerArgs {
     /// The GameServer.
@@ -24,50 +26,38 @@ pub struct NodeArgs {
     pub name: String,
 }
 
-/// What to do to a GameServer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifecycle {
-    /// `spec.state: Running`.
-    Start,
-    /// `spec.state: Stopped`.
-    Stop,
-    /// Sets [`RESTARTED_AT`] to now.
-    Restart,
-}
-
-impl Lifecycle {
-    /// The merge patch, with the time for `restart` (RFC 3339, seconds), and the past tense.
-    fn patch(self, now: chrono::DateTime<chrono::Utc>) -> (Value, &'static str) {
-        match self {
-            Lifecycle::Start => (json!({"spec": {"state": "Running"}}), "started"),
-            Lifecycle::Stop => (json!({"spec": {"state": "Stopped"}}), "stopped"),
-            Lifecycle::Restart => (
-                json!({"metadata": {"annotations": {
-                    RESTARTED_AT: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                }}}),
-                "restarted",
-            ),
-        }
-    }
+/// The path of a GameServer's power subresource.
+fn power_path(ns: &str, name: &str, action: PowerAction) -> Result<String, super::error::CtlError> {
+    Ok(format!(
+        "{}/{}?fieldManager={FIELD_MANAGER}",
+        object_path(kind("gameservers")?, Some(ns), name),
+        action.subresource()
+    ))
 }
 
 impl GameServerArgs {
-    /// Patches the GameServer and prints `gameserver/NAME started|stopped|restarted`.
+    /// POSTs to the GameServer's power subresource and prints `gameserver/NAME started`,
+    /// `stopped`, ….
     ///
     /// # Errors
     /// The request's, a closed stdout.
-    pub async fn run(&self, verb: Lifecycle, client: &Client, ns: &str, out: &mut Out) -> Outcome {
-        let (patch, done) = verb.patch(chrono::Utc::now());
-        patch_object(
-            client,
-            kind("gameservers")?,
-            ns,
-            &self.name,
-            patch,
-            done,
-            out,
-        )
-        .await
+    pub async fn run(
+        &self,
+        action: PowerAction,
+        client: &Client,
+        ns: &str,
+        out: &mut Out,
+    ) -> Outcome {
+        let path = power_path(ns, &self.name, action)?;
+        client
+            .send(client.request(Method::POST, &path).json(&json!({})))
+            .await?;
+        out.line(format_args!(
+            "gameserver/{} {}",
+            self.name,
+            action.past_tense()
+        ))?;
+        Ok(0)
     }
 }
 
@@ -89,20 +79,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn restart_stamps_the_annotation_and_start_stop_set_the_state() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00.5Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let (patch, done) = Lifecycle::Restart.patch(now);
-        assert_eq!(done, "restarted");
+    fn each_verb_posts_to_its_subresource() {
         assert_eq!(
-            patch,
-            json!({"metadata": {"annotations": {"catalyst.dev/restartedAt": "2026-03-01T12:00:00Z"}}})
+            power_path("team", "s1", PowerAction::Restart).unwrap(),
+            "/apis/catalyst.dev/v1alpha1/namespaces/team/gameservers/s1/restart?fieldManager=catalystctl"
         );
-        assert_eq!(
-            Lifecycle::Stop.patch(now).0,
-            json!({"spec": {"state": "Stopped"}})
-        );
-        assert_eq!(Lifecycle::Start.patch(now).1, "started");
+        assert_eq!(PowerAction::Suspend.past_tense(), "suspended");
     }
 }

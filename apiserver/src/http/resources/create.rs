@@ -45,6 +45,7 @@ async fn issue_key(
         role: "apikey".into(),
         name: name.clone(),
         uid: catalyst_schemas::object::uid_of(&obj).map(str::to_owned),
+        ..crate::auth::Identity::new("apikey", "")
     };
     let token = format!("ck_{}", crate::auth::new_token());
     let secret = crate::auth::Authenticator::issue_secret(s.registry.store(), &token, &identity)

@@ -1,6 +1,7 @@
 //! The REST verbs of every kind, one module per verb: `read` (get, list), `watch`, `create`,
 //! `replace`, `patch` and `delete`; `request` parses what they share (path, query, body).
-//! One set of handlers serves namespaced and cluster-scoped paths and the status subresource.
+//! One set of handlers serves namespaced and cluster-scoped paths and the status subresource;
+//! `power` serves the GameServer power actions (`start`, `stop`, …).
 
 use axum::routing::get;
 use axum::Router;
@@ -10,6 +11,7 @@ use crate::state::AppState;
 mod create;
 mod delete;
 mod patch;
+mod power;
 mod read;
 mod replace;
 mod request;
@@ -33,6 +35,7 @@ pub fn routes() -> Router<AppState> {
             .patch(patch::object_patch)
     };
     Router::new()
+        .merge(power::routes(API))
         .route(&format!("{API}/namespaces/{{ns}}/{{plural}}"), collection())
         .route(&format!("{API}/{{plural}}"), collection())
         .route(
