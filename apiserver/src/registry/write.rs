@@ -191,8 +191,8 @@ impl Registry {
                 Ok(rev) => {
                     let mut object = next;
                     meta_mut(&mut object).insert("resourceVersion".into(), rev.to_string().into());
-                    let counted = (kind.plural == "gameservers" && part == Part::Main)
-                        || (kind.plural == "quotas" && part == Part::Main);
+                    let counted =
+                        part == Part::Main && matches!(kind.plural, "gameservers" | "quotas");
                     if counted || finalized {
                         self.refresh_quota_usage(scope.namespace);
                     }
