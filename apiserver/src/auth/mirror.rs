@@ -23,6 +23,7 @@ pub type Project<T> = fn(&Value) -> Option<T>;
 #[derive(Debug)]
 pub struct Mirror<T> {
     kind: &'static KindInfo,
+    project: Option<Project<T>>,
     items: RwLock<HashMap<String, T>>,
     changed: watch::Sender<u64>,
 }
@@ -39,6 +40,7 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
         let (changed, _) = watch::channel(0);
         let mirror = Arc::new(Self {
             kind,
+            project: Some(project),
             items: RwLock::new(HashMap::new()),
             changed,
         });
@@ -52,6 +54,7 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
         let (changed, _) = watch::channel(0);
         Arc::new(Self {
             kind,
+            project: None,
             items: RwLock::new(items),
             changed,
         })
@@ -75,6 +78,35 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
     /// Whether any kept object satisfies `pred`.
     pub fn any(&self, pred: impl Fn(&T) -> bool) -> bool {
         self.items.read().expect("mirror lock").values().any(pred)
+    }
+
+    /// Reads the object at `key` (`ns/name` or `name`) from the store into the mirror, for a
+    /// decision that cannot wait for the watch (a credential used the instant its object was
+    /// written). Store errors leave the mirror as it was.
+    pub async fn reread(&self, registry: &Registry, key: &str) {
+        let Some(project) = self.project else { return };
+        let (ns, name) = match key.split_once('/') {
+            Some((ns, name)) => (Some(ns), name),
+            None => (None, key),
+        };
+        let scope = Scope {
+            kind: self.kind,
+            namespace: ns,
+        };
+        let now = match registry.get(scope, name).await {
+            Ok(obj) => project(&obj),
+            Err(crate::error::ApiError::NotFound { .. }) => None,
+            Err(_) => return,
+        };
+        let mut items = self.items.write().expect("mirror lock");
+        let changed = match now {
+            Some(t) => items.insert(key.to_owned(), t.clone()).as_ref() != Some(&t),
+            None => items.remove(key).is_some(),
+        };
+        drop(items);
+        if changed {
+            self.bump();
+        }
     }
 
     /// How many changes the mirror has seen (only grows).

@@ -259,7 +259,15 @@ pub async fn resolve(state: &AppState, token: Option<&str>) -> Result<Caller, Ap
             .verify(token)
             .await
             .ok_or_else(|| ApiError::Unauthorized("invalid or expired access token".into()))?;
-        return state.access.user_caller(&claims.sub);
+        return match state.access.user_caller(&claims.sub) {
+            Ok(c) => Ok(c),
+            Err(_) => {
+                // the watch may not have brought a just-written User yet
+                let users = &state.access.rbac.users;
+                users.reread(&state.registry, &claims.sub).await;
+                state.access.user_caller(&claims.sub)
+            }
+        };
     }
     let identity = state
         .auth
@@ -269,12 +277,36 @@ pub async fn resolve(state: &AppState, token: Option<&str>) -> Result<Caller, Ap
     match identity.role.as_str() {
         "admin" => Ok(Caller::Admin(identity.name)),
         "join" => Ok(Caller::Join),
-        "apikey" => state.access.key_caller(&identity),
-        "node" if state.access.node_valid(&identity) => Ok(Caller::Node(identity.name)),
-        "node" => Err(ApiError::Unauthorized(format!(
-            "the credential of node {} was revoked: its Node is gone",
-            identity.name
-        ))),
+        "apikey" => match state.access.key_caller(&identity) {
+            Ok(c) => Ok(c),
+            Err(_) => {
+                // a key used the instant it was made: read it (and its owner) from the store
+                let rbac = &state.access.rbac;
+                rbac.keys.reread(&state.registry, &identity.name).await;
+                if let Some(k) = rbac.keys.get(&identity.name) {
+                    rbac.users.reread(&state.registry, &k.spec.owner).await;
+                }
+                state.access.key_caller(&identity)
+            }
+        },
+        "node" => {
+            if !state.access.node_valid(&identity) {
+                // a Node joined an instant ago may not be in the mirror yet
+                state
+                    .access
+                    .nodes
+                    .reread(&state.registry, &identity.name)
+                    .await;
+            }
+            if state.access.node_valid(&identity) {
+                Ok(Caller::Node(identity.name))
+            } else {
+                Err(ApiError::Unauthorized(format!(
+                    "the credential of node {} was revoked: its Node is gone",
+                    identity.name
+                )))
+            }
+        }
         other => Err(ApiError::Unauthorized(format!(
             "a token of unknown role {other:?}"
         ))),

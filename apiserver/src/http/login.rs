@@ -105,7 +105,12 @@ async fn login(
         return Err(fail("password"));
     }
     if state.access.user_caller(&req.username).is_err() {
-        return Err(fail("user missing or disabled"));
+        // a User made an instant ago may not be in the mirror yet
+        let users = &state.access.rbac.users;
+        users.reread(&state.registry, &req.username).await;
+        if state.access.user_caller(&req.username).is_err() {
+            return Err(fail("user missing or disabled"));
+        }
     }
     if totp::state(store, &req.username).await? == totp::State::On {
         match req.totp.as_deref() {
