@@ -25,7 +25,13 @@ const REQUESTS: usize = 4000;
 const LOGINS: usize = 30;
 const PASSWORD: &str = "a long benchmark password";
 
-async fn call(app: &Router, token: &str, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    app: &Router,
+    token: &str,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(uri);
     if !token.is_empty() {
         req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -78,16 +84,30 @@ async fn main() {
             catalyst_apiserver::auth::tokens::TOKEN_PREFIX,
             catalyst_apiserver::auth::hash(token)
         );
-        store.create(&key, &serde_json::to_vec(&id).unwrap()).await.unwrap();
+        store
+            .create(&key, &serde_json::to_vec(&id).unwrap())
+            .await
+            .unwrap();
     }
     let auth = Authenticator::load(store.clone()).await.unwrap();
-    let state = AppState::new(Registry::new(store.clone()), auth).await.unwrap();
-    catalyst_apiserver::server::seed_builtin_roles(&state.registry).await.unwrap();
+    let state = AppState::new(Registry::new(store.clone()), auth)
+        .await
+        .unwrap();
+    catalyst_apiserver::server::seed_builtin_roles(&state.registry)
+        .await
+        .unwrap();
     let app = app(state);
 
     // a node, a server on it, a user with viewer in the namespace (and 50 more bindings of
     // others, so the lookup is not trivially small), an API key of that user
-    let (code, joined) = call(&app, JOIN, Method::POST, "/auth/v1/join", Some(json!({"nodeName": "n1"}))).await;
+    let (code, joined) = call(
+        &app,
+        JOIN,
+        Method::POST,
+        "/auth/v1/join",
+        Some(json!({"nodeName": "n1"})),
+    )
+    .await;
     assert_eq!(code, StatusCode::CREATED, "{joined}");
     let node = joined["token"].as_str().unwrap().to_owned();
     let gs = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer",
@@ -100,7 +120,14 @@ async fn main() {
             "metadata": {"name": "b"}, "spec": {"roleRef": "operator", "subjects": [{"kind": "User", "name": user}]}})).await;
     }
     created(&app, &format!("{API}/users"), json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "User", "metadata": {"name": "vera"}, "spec": {}})).await;
-    let (code, _) = call(&app, ADMIN, Method::POST, &format!("{API}/users/vera/password"), Some(json!({"password": PASSWORD}))).await;
+    let (code, _) = call(
+        &app,
+        ADMIN,
+        Method::POST,
+        &format!("{API}/users/vera/password"),
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
     assert_eq!(code, StatusCode::NO_CONTENT);
     created(&app, &format!("{API}/namespaces/team/rolebindings"), json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "RoleBinding",
         "metadata": {"name": "vera"}, "spec": {"roleRef": "viewer", "subjects": [{"kind": "User", "name": "vera"}]}})).await;
@@ -115,7 +142,14 @@ async fn main() {
     let mut jwt = String::new();
     for _ in 0..LOGINS {
         let t = Instant::now();
-        let (code, body) = call(&app, "", Method::POST, "/auth/v1/login", Some(json!({"username": "vera", "password": PASSWORD}))).await;
+        let (code, body) = call(
+            &app,
+            "",
+            Method::POST,
+            "/auth/v1/login",
+            Some(json!({"username": "vera", "password": PASSWORD})),
+        )
+        .await;
         logins.push(t.elapsed());
         assert_eq!(code, StatusCode::OK, "{body}");
         jwt = body["accessToken"].as_str().unwrap().to_owned();
@@ -130,9 +164,18 @@ async fn main() {
     let pct = |r: f64| (baseline - r) / baseline * 100.0;
     println!("auth: GET one GameServer through the router, {REQUESTS} requests each, one client");
     println!("  admin token (no RBAC, baseline)  {baseline:>8.0} req/s");
-    println!("  user JWT (RBAC)                  {with_jwt:>8.0} req/s  ({:+.1}% cost)", pct(with_jwt));
-    println!("  API key (RBAC, key ∩ owner)      {with_key:>8.0} req/s  ({:+.1}% cost)", pct(with_key));
-    println!("  node token (reads the object)    {with_node:>8.0} req/s  ({:+.1}% cost)", pct(with_node));
+    println!(
+        "  user JWT (RBAC)                  {with_jwt:>8.0} req/s  ({:+.1}% cost)",
+        pct(with_jwt)
+    );
+    println!(
+        "  API key (RBAC, key ∩ owner)      {with_key:>8.0} req/s  ({:+.1}% cost)",
+        pct(with_key)
+    );
+    println!(
+        "  node token (reads the object)    {with_node:>8.0} req/s  ({:+.1}% cost)",
+        pct(with_node)
+    );
     println!(
         "  login (argon2id): p50 {:.1} ms, p99 {:.1} ms over {LOGINS}",
         ms(logins[LOGINS / 2]),

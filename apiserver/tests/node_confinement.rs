@@ -253,6 +253,14 @@ async fn joins_cannot_take_a_name_and_a_deleted_node_loses_its_credential() {
     // the join token cannot join an existing name
     let (code, body) = api.join_with(JOIN_TOKEN, "node-b").await;
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    // a Node an administrator registered ahead is claimed by its first join, once
+    let pre = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node",
+        "metadata": {"name": "node-c"}, "spec": {"portRange": {"min": 9000, "max": 9100}}});
+    assert!(api.post(NODES, pre).await.0.is_success());
+    let (code, body) = api.join_with(JOIN_TOKEN, "node-c").await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let (code, _) = api.join_with(JOIN_TOKEN, "node-c").await;
+    assert_eq!(code, StatusCode::CONFLICT, "claimed already");
     // node-a's credential cannot join as node-b
     let (code, _) = api.join_with(&a, "node-b").await;
     assert_eq!(code, StatusCode::FORBIDDEN);

@@ -209,6 +209,20 @@ impl Authenticator {
         Ok(gone)
     }
 
+    /// Whether a stored token's identity satisfies `pick` (reads the store, so tokens issued
+    /// by other API servers count).
+    pub async fn any_stored(&self, pick: impl Fn(&Identity) -> bool) -> Result<bool, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(self.known.read().expect("token lock").values().any(pick));
+        };
+        let page = store.list(TOKEN_PREFIX, &ListOptions::default()).await?;
+        Ok(page
+            .items
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<Identity>(&kv.value).ok())
+            .any(|id| pick(&id)))
+    }
+
     /// Deletes the token with SHA-256 `hash`, from the store and from memory.
     pub async fn revoke_hash(&self, hash: &str) -> Result<(), StoreError> {
         if let Some(store) = &self.store {

@@ -128,6 +128,21 @@ async fn join_inner(
     };
     let uid = match state.registry.get(scope, &req.node_name).await {
         Ok(existing) if identity.role == "node" => uid_of(&existing),
+        // a Node an administrator registered ahead (to set its port range, say) and that no
+        // node holds a credential for yet is claimed by the first join
+        Ok(existing)
+            if !state
+                .auth
+                .any_stored(|id| {
+                    id.role == "node"
+                        && id.name == req.node_name
+                        && id.uid.as_deref() == meta_str(&existing, "uid")
+                })
+                .await
+                .map_err(ApiError::from)? =>
+        {
+            uid_of(&existing)
+        }
         Ok(_) => {
             return Err(ApiError::Conflict {
                 message: format!(

@@ -291,7 +291,15 @@ pub fn wait_phase(server: &Server, name: &str, phase: &str, nodelet_dir: &Path) 
     );
     if !out.status.success() {
         let log = std::fs::read_to_string(nodelet_dir.join("nodelet.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        // the last lines that are not frames of a backtrace (an error's message comes first)
+        let frame = |l: &&str| {
+            let t = l.trim_start();
+            t.starts_with("at ")
+                || t.split(':')
+                    .next()
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+        };
+        let tail: Vec<&str> = log.lines().rev().filter(|l| !frame(l)).take(40).collect();
         panic!(
             "{name} never reached {phase}: {}\nobject: {}\nnodelet log (last lines, newest first):\n{}",
             String::from_utf8_lossy(&out.stderr),
