@@ -13,7 +13,7 @@ use axum::Router;
 use catalyst_apiserver::auth::{Authenticator, Identity};
 use catalyst_apiserver::http::{app, AppState};
 use catalyst_apiserver::registry::Registry;
-use catalyst_apiserver::store::{self, Store};
+use catalyst_apiserver::store;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
