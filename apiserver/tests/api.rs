@@ -1,5 +1,7 @@
 //! HTTP behaviour of the API, in-process through `oneshot` (no socket), on a SQLite store.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,27 +66,7 @@ impl Api {
         content_type: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"));
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, content_type);
-        }
-        let body = body
-            .map(|b| Body::from(serde_json::to_vec(&b).unwrap()))
-            .unwrap_or_else(Body::empty);
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value)
+        support::send(&self.app, TOKEN, method, uri, content_type, body).await
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {

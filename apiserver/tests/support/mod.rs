@@ -73,8 +73,7 @@ impl Api {
         }
     }
 
-    /// Sends a request with `token` (none when empty); answers the code and the body as JSON
-    /// (or as a JSON string when it is not JSON).
+    /// Sends a request with `token` (none when empty); see [`send`].
     pub async fn call_as(
         &self,
         token: &str,
@@ -83,31 +82,7 @@ impl Api {
         content_type: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if !token.is_empty() {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, content_type);
-        }
-        let body = body
-            .map(|b| Body::from(serde_json::to_vec(&b).unwrap()))
-            .unwrap_or_else(Body::empty);
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
-            .await
-            .expect("the answer is finite")
-            .unwrap()
-            .to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value)
+        send(&self.app, token, method, uri, content_type, body).await
     }
 
     /// GET as the administrator.
@@ -156,6 +131,38 @@ impl Api {
         assert_eq!(code, StatusCode::CREATED, "{body}");
         body["token"].as_str().unwrap().to_owned()
     }
+}
+
+/// Sends a request to `app` with `token` (none when empty); answers the code and the body as
+/// JSON (or as a JSON string when it is not JSON).
+pub async fn send(
+    app: &Router,
+    token: &str,
+    method: Method,
+    uri: &str,
+    content_type: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !token.is_empty() {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, content_type);
+    }
+    let body = body
+        .map(|b| Body::from(serde_json::to_vec(&b).unwrap()))
+        .unwrap_or_else(Body::empty);
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+        .await
+        .expect("the answer is finite")
+        .unwrap()
+        .to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
 }
 
 /// A GameServer named `name` of image busybox.
