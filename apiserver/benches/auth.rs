@@ -79,13 +79,7 @@ async fn main() {
         (ADMIN, Identity::new("admin", "admin")),
         (JOIN, Identity::new("join", "nodes")),
     ] {
-        let key = format!(
-            "{}{}",
-            catalyst_apiserver::auth::tokens::TOKEN_PREFIX,
-            catalyst_apiserver::auth::hash(token)
-        );
-        store
-            .create(&key, &serde_json::to_vec(&id).unwrap())
+        Authenticator::issue_secret(&store, token, &id)
             .await
             .unwrap();
     }

@@ -27,19 +27,20 @@ fn counted_change(previous: &Value, next: &Value) -> bool {
 }
 
 impl Registry {
+    /// Every object of kind `plural` in `ns`.
+    async fn all_in(&self, plural: &str, ns: &str) -> ApiResult<Vec<Value>> {
+        let kind = lookup_kind(plural).expect("a known kind");
+        let scope = Scope {
+            kind,
+            namespace: Some(ns),
+        };
+        Ok(self.list_all(scope, &ListRequest::default()).await?.items)
+    }
+
     async fn quotas(&self, ns: &str) -> ApiResult<Vec<(String, QuotaSpec)>> {
-        let kind = lookup_kind("quotas").expect("quotas kind");
-        let list = self
-            .list_all(
-                Scope {
-                    kind,
-                    namespace: Some(ns),
-                },
-                &ListRequest::default(),
-            )
-            .await?;
-        Ok(list
-            .items
+        Ok(self
+            .all_in("quotas", ns)
+            .await?
             .iter()
             .filter_map(|q| Some((meta_str(q, "name")?.to_owned(), spec_of(q)?)))
             .collect())
@@ -47,18 +48,9 @@ impl Registry {
 
     /// What the servers of `ns` other than `except` hold.
     async fn usage(&self, ns: &str, except: Option<&str>) -> ApiResult<QuotaUsage> {
-        let kind = lookup_kind("gameservers").expect("gameservers kind");
-        let list = self
-            .list_all(
-                Scope {
-                    kind,
-                    namespace: Some(ns),
-                },
-                &ListRequest::default(),
-            )
-            .await?;
-        Ok(list
-            .items
+        Ok(self
+            .all_in("gameservers", ns)
+            .await?
             .iter()
             .filter(|s| except.is_none() || meta_str(s, "name") != except)
             .filter_map(spec_of::<GameServerSpec>)

@@ -48,13 +48,7 @@ impl Api {
             (TOKEN, Identity::new("admin", "admin")),
             (JOIN_TOKEN, Identity::new("join", "nodes")),
         ] {
-            let key = format!(
-                "{}{}",
-                catalyst_apiserver::auth::tokens::TOKEN_PREFIX,
-                catalyst_apiserver::auth::hash(token)
-            );
-            store
-                .create(&key, &serde_json::to_vec(&id).unwrap())
+            Authenticator::issue_secret(&store, token, &id)
                 .await
                 .unwrap();
         }
