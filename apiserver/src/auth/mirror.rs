@@ -23,7 +23,7 @@ pub type Project<T> = fn(&Value) -> Option<T>;
 #[derive(Debug)]
 pub struct Mirror<T> {
     kind: &'static KindInfo,
-    project: Option<Project<T>>,
+    project: Project<T>,
     items: RwLock<HashMap<String, T>>,
     changed: watch::Sender<u64>,
 }
@@ -40,24 +40,13 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
         let (changed, _) = watch::channel(0);
         let mirror = Arc::new(Self {
             kind,
-            project: Some(project),
+            project,
             items: RwLock::new(HashMap::new()),
             changed,
         });
         let revision = mirror.relist(&registry, project).await;
         tokio::spawn(mirror.clone().follow(registry, cache, project, revision));
         mirror
-    }
-
-    /// A mirror holding exactly `items` that never changes (tests).
-    pub fn fixed(kind: &'static KindInfo, items: HashMap<String, T>) -> Arc<Self> {
-        let (changed, _) = watch::channel(0);
-        Arc::new(Self {
-            kind,
-            project: None,
-            items: RwLock::new(items),
-            changed,
-        })
     }
 
     /// The projection of the object at `key` (`ns/name`, or `name` when cluster-scoped).
@@ -75,16 +64,11 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
             .collect()
     }
 
-    /// Whether any kept object satisfies `pred`.
-    pub fn any(&self, pred: impl Fn(&T) -> bool) -> bool {
-        self.items.read().expect("mirror lock").values().any(pred)
-    }
-
     /// Reads the object at `key` (`ns/name` or `name`) from the store into the mirror, for a
     /// decision that cannot wait for the watch (a credential used the instant its object was
     /// written). Store errors leave the mirror as it was.
     pub async fn reread(&self, registry: &Registry, key: &str) {
-        let Some(project) = self.project else { return };
+        let project = self.project;
         let (ns, name) = match key.split_once('/') {
             Some((ns, name)) => (Some(ns), name),
             None => (None, key),

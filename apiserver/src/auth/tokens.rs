@@ -184,31 +184,6 @@ impl Authenticator {
             .insert(hash(token), identity);
     }
 
-    /// Deletes every token whose identity `pick` chooses, from the store and from memory;
-    /// returns how many.
-    pub async fn revoke(&self, pick: impl Fn(&Identity) -> bool) -> Result<usize, StoreError> {
-        let mut gone = 0;
-        if let Some(store) = &self.store {
-            let page = store.list(TOKEN_PREFIX, &ListOptions::default()).await?;
-            for kv in page.items {
-                let Ok(id) = serde_json::from_slice::<Identity>(&kv.value) else {
-                    continue;
-                };
-                if pick(&id) {
-                    match store.delete(&kv.key, None).await {
-                        Ok(_) | Err(StoreError::NotFound { .. }) => gone += 1,
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
-        self.known
-            .write()
-            .expect("token lock")
-            .retain(|_, id| !pick(id));
-        Ok(gone)
-    }
-
     /// Whether a stored token's identity satisfies `pick` (reads the store, so tokens issued
     /// by other API servers count).
     pub async fn any_stored(&self, pick: impl Fn(&Identity) -> bool) -> Result<bool, StoreError> {
