@@ -2,6 +2,9 @@
 //! (authentication, authorization, audit, metrics) with the bootstrap admin token (no RBAC:
 //! the baseline), a user's JWT, an API key and a node token, each bound to read that server;
 //! and login latency (argon2id) p50/p99. In-process (`oneshot`, no socket), SQLite store.
+//! Besides the request rates it times the decision alone (`auth::resolve` + `auth::authorize`
+//! for the same GET), which is what RBAC costs a request: the rates differ by less than
+//! their own noise on a busy machine.
 //!
 //! `cargo bench -p catalyst-apiserver --bench auth` (also run by `scripts/bench`).
 
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use catalyst_apiserver::auth::{Authenticator, Identity};
+use catalyst_apiserver::auth::{self, Authenticator, Identity};
 use catalyst_apiserver::http::{app, AppState};
 use catalyst_apiserver::registry::Registry;
 use catalyst_apiserver::store;
@@ -21,7 +24,11 @@ use tower::ServiceExt;
 const ADMIN: &str = "bench-admin-token";
 const JOIN: &str = "bench-join-token";
 const API: &str = "/apis/catalyst.dev/v1alpha1";
+/// Requests per credential, in ROUNDS interleaved rounds (the credentials take turns, so a
+/// slow moment of the machine hits them alike; each one's figure is its median round).
 const REQUESTS: usize = 4000;
+const ROUNDS: usize = 8;
+const DECISIONS: usize = 20_000;
 const LOGINS: usize = 30;
 const PASSWORD: &str = "a long benchmark password";
 
@@ -52,17 +59,31 @@ async fn created(app: &Router, uri: &str, body: Value) -> Value {
     body
 }
 
-/// GETs `uri` with `token` REQUESTS times; requests/s.
-async fn rate(app: &Router, token: &str, uri: &str) -> f64 {
-    for _ in 0..200 {
+/// GETs `uri` with `token` `n` times; requests/s.
+async fn rate(app: &Router, token: &str, uri: &str, n: usize) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
         let (code, body) = call(app, token, Method::GET, uri, None).await;
         assert_eq!(code, StatusCode::OK, "{body}");
     }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The authentication and authorization of one GET by `token` alone (no handler, no
+/// store read): the mean over DECISIONS, in microseconds.
+async fn decision_us(state: &AppState, token: &str, uri: &str) -> f64 {
     let t = Instant::now();
-    for _ in 0..REQUESTS {
-        call(app, token, Method::GET, uri, None).await;
+    for _ in 0..DECISIONS {
+        let caller = auth::resolve(state, Some(token)).await.unwrap();
+        let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        auth::authorize(state, &caller, req).await.unwrap();
     }
-    REQUESTS as f64 / t.elapsed().as_secs_f64()
+    t.elapsed().as_secs_f64() * 1e6 / DECISIONS as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn ms(d: Duration) -> f64 {
@@ -90,7 +111,7 @@ async fn main() {
     catalyst_apiserver::server::seed_builtin_roles(&state.registry)
         .await
         .unwrap();
-    let app = app(state);
+    let app = app(state.clone());
 
     // a node, a server on it, a user with viewer in the namespace (and 50 more bindings of
     // others, so the lookup is not trivially small), an API key of that user
@@ -151,25 +172,41 @@ async fn main() {
     logins.sort();
 
     let uri = format!("{API}/namespaces/team/gameservers/s1");
-    let baseline = rate(&app, ADMIN, &uri).await;
-    let with_jwt = rate(&app, &jwt, &uri).await;
-    let with_key = rate(&app, &key, &uri).await;
-    let with_node = rate(&app, &node, &uri).await;
-    let pct = |r: f64| (baseline - r) / baseline * 100.0;
-    println!("auth: GET one GameServer through the router, {REQUESTS} requests each, one client");
-    println!("  admin token (no RBAC, baseline)  {baseline:>8.0} req/s");
+    let credentials = [
+        ("admin token (no RBAC, baseline)", ADMIN),
+        ("user JWT (RBAC)", jwt.as_str()),
+        ("API key (RBAC, key ∩ owner)", key.as_str()),
+        ("node token (node authorizer)", node.as_str()),
+    ];
+    for (_, token) in credentials {
+        rate(&app, token, &uri, 200).await; // warm-up
+    }
+    let mut rounds = vec![Vec::new(); credentials.len()];
+    for round in 0..ROUNDS {
+        for i in 0..credentials.len() {
+            let i = (i + round) % credentials.len();
+            rounds[i].push(rate(&app, credentials[i].1, &uri, REQUESTS / ROUNDS).await);
+        }
+    }
+    let rates: Vec<f64> = rounds.into_iter().map(median).collect();
+    let mut decisions = Vec::new();
+    for (_, token) in credentials {
+        decisions.push(decision_us(&state, token, &uri).await);
+    }
+    let request_us = 1e6 / rates[0];
     println!(
-        "  user JWT (RBAC)                  {with_jwt:>8.0} req/s  ({:+.1}% cost)",
-        pct(with_jwt)
+        "auth: GET one GameServer through the router, {REQUESTS} requests each in {ROUNDS} \
+         interleaved rounds (median round), one client"
     );
-    println!(
-        "  API key (RBAC, key ∩ owner)      {with_key:>8.0} req/s  ({:+.1}% cost)",
-        pct(with_key)
-    );
-    println!(
-        "  node token (reads the object)    {with_node:>8.0} req/s  ({:+.1}% cost)",
-        pct(with_node)
-    );
+    for (i, (what, _)) in credentials.iter().enumerate() {
+        println!(
+            "  {what:<34} {:>7.0} req/s ({:+5.1}% vs baseline)   decision {:>6.2} µs = {:4.1}% of a request",
+            rates[i],
+            (rates[0] - rates[i]) / rates[0] * 100.0,
+            decisions[i],
+            decisions[i] / request_us * 100.0,
+        );
+    }
     println!(
         "  login (argon2id): p50 {:.1} ms, p99 {:.1} ms over {LOGINS}",
         ms(logins[LOGINS / 2]),

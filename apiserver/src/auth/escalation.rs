@@ -4,6 +4,8 @@
 //! The caller of the request in flight travels in a task-local set by the authentication
 //! middleware; writes made in-process without one (controllers, bootstrap) are the system's.
 
+use std::sync::Arc;
+
 use catalyst_schemas::access::{ApiKeySpec, RoleBindingSpec, RoleSpec};
 use catalyst_schemas::rbac::{covers, Attributes, Grant};
 use serde_json::Value;
@@ -73,7 +75,7 @@ fn check_covered(
     }
 }
 
-fn role(access: &Access, name: &str, field: &str) -> Result<RoleSpec, ApiError> {
+fn role(access: &Access, name: &str, field: &str) -> Result<Arc<RoleSpec>, ApiError> {
     access
         .rbac
         .roles

@@ -76,7 +76,16 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     ring: RwLock<KeyRing>,
     last_reload: Mutex<Instant>,
+    /// Tokens whose signature checked out, with their claims, until they expire: a session
+    /// makes many requests, and the decode and HMAC of each would be most of what deciding
+    /// it costs. Emptied whenever the key ring changes (a dropped key's tokens stop at once).
+    /// The u64 counts key ring changes: a token checked against a ring replaced meanwhile
+    /// is not remembered.
+    verified: Mutex<(u64, std::collections::HashMap<String, Claims>)>,
 }
+
+/// Verified tokens remembered at most; past it the memory starts over.
+const VERIFIED_KEPT: usize = 10_000;
 
 /// A fresh session: what `POST /auth/v1/login` and `/auth/v1/refresh` answer.
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +154,7 @@ impl Sessions {
             store,
             ring: RwLock::new(ring),
             last_reload: Mutex::new(Instant::now()),
+            verified: Mutex::default(),
         })
     }
 
@@ -164,13 +174,22 @@ impl Sessions {
             let bytes = serde_json::to_vec(&ring).expect("encodes");
             match self.store.update(JWT_KEYS, &bytes, rev).await {
                 Ok(_) => {
-                    *self.ring.write().expect("ring lock") = ring;
+                    self.set_ring(ring);
                     return Ok(kid);
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Replaces the key ring, forgetting every verified token.
+    fn set_ring(&self, ring: KeyRing) {
+        let mut current = self.ring.write().expect("ring lock");
+        let mut verified = self.verified.lock().expect("verified lock");
+        verified.0 += 1;
+        verified.1.clear();
+        *current = ring;
     }
 
     async fn reload(&self) {
@@ -186,7 +205,7 @@ impl Sessions {
             return;
         }
         match records::read::<KeyRing>(&self.store, JWT_KEYS).await {
-            Ok(Some((ring, _))) => *self.ring.write().expect("ring lock") = ring,
+            Ok(Some((ring, _))) => self.set_ring(ring),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot reload the signing keys"),
         }
@@ -220,6 +239,32 @@ impl Sessions {
 
     /// The claims of a valid access token (signature, expiry, issuer), or `None`.
     pub async fn verify(&self, token: &str) -> Option<Claims> {
+        let now = epoch(Utc::now());
+        let ring = {
+            let verified = self.verified.lock().expect("verified lock");
+            if let Some(claims) = verified.1.get(token).filter(|c| c.exp > now) {
+                return Some(claims.clone());
+            }
+            verified.0
+        };
+        let claims = self.decode(token).await?;
+        let mut guard = self.verified.lock().expect("verified lock");
+        if guard.0 != ring {
+            return Some(claims);
+        }
+        let verified = &mut guard.1;
+        if verified.len() >= VERIFIED_KEPT {
+            verified.retain(|_, c| c.exp > now);
+            if verified.len() >= VERIFIED_KEPT {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_owned(), claims.clone());
+        Some(claims)
+    }
+
+    /// Checks a token's signature, expiry and issuer.
+    async fn decode(&self, token: &str) -> Option<Claims> {
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
         let find = |ring: &KeyRing| ring.keys.iter().find(|k| k.kid == kid).cloned();
         let known = find(&self.ring.read().expect("ring lock"));

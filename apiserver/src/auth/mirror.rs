@@ -24,7 +24,7 @@ pub type Project<T> = fn(&Value) -> Option<T>;
 pub struct Mirror<T> {
     kind: &'static KindInfo,
     project: Project<T>,
-    items: RwLock<HashMap<String, T>>,
+    items: RwLock<HashMap<String, Arc<T>>>,
     changed: watch::Sender<u64>,
 }
 
@@ -49,13 +49,14 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
         mirror
     }
 
-    /// The projection of the object at `key` (`ns/name`, or `name` when cluster-scoped).
-    pub fn get(&self, key: &str) -> Option<T> {
+    /// The projection of the object at `key` (`ns/name`, or `name` when cluster-scoped),
+    /// shared (no copy of it is made).
+    pub fn get(&self, key: &str) -> Option<Arc<T>> {
         self.items.read().expect("mirror lock").get(key).cloned()
     }
 
     /// Every projection, in no order.
-    pub fn values(&self) -> Vec<T> {
+    pub fn values(&self) -> Vec<Arc<T>> {
         self.items
             .read()
             .expect("mirror lock")
@@ -84,7 +85,10 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
         };
         let mut items = self.items.write().expect("mirror lock");
         let changed = match now {
-            Some(t) => items.insert(key.to_owned(), t.clone()).as_ref() != Some(&t),
+            Some(t) => {
+                let t = Arc::new(t);
+                items.insert(key.to_owned(), t.clone()).as_ref() != Some(&t)
+            }
             None => items.remove(key).is_some(),
         };
         drop(items);
@@ -118,7 +122,7 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
                     let items = list
                         .items
                         .iter()
-                        .filter_map(|o| project(o).map(|t| (key_of(o), t)))
+                        .filter_map(|o| project(o).map(|t| (key_of(o), Arc::new(t))))
                         .collect();
                     *self.items.write().expect("mirror lock") = items;
                     self.bump();
@@ -136,7 +140,10 @@ impl<T: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static> Mirror<T> {
         let mut items = self.items.write().expect("mirror lock");
         let changed = match event {
             WatchEvent::Added(o) | WatchEvent::Modified(o) => match project(o) {
-                Some(t) => items.insert(key_of(o), t.clone()).as_ref() != Some(&t),
+                Some(t) => {
+                    let t = Arc::new(t);
+                    items.insert(key_of(o), t.clone()).as_ref() != Some(&t)
+                }
                 None => items.remove(&key_of(o)).is_some(),
             },
             WatchEvent::Deleted(o) => items.remove(&key_of(o)).is_some(),

@@ -106,6 +106,8 @@ impl Caller {
 pub struct Access {
     /// Node name → uid.
     pub nodes: Arc<Mirror<String>>,
+    /// GameServer `ns/name` → where it is bound and its template, for the node authorizer.
+    pub placements: Arc<Mirror<node::Placement>>,
     /// Users, keys, roles and bindings.
     pub rbac: Rbac,
 }
@@ -123,8 +125,14 @@ impl Access {
         let kind = |p: &str| lookup_kind(p).expect("access kind");
         let r = registry.clone();
         let cache = |p: &str| caches[p].clone();
-        let (nodes, users, keys, roles, bindings, cluster_bindings) = tokio::join!(
+        let (nodes, placements, users, keys, roles, bindings, cluster_bindings) = tokio::join!(
             Mirror::start(r.clone(), cache("nodes"), kind("nodes"), node_uid),
+            Mirror::start(
+                r.clone(),
+                cache("gameservers"),
+                kind("gameservers"),
+                node::placement
+            ),
             Mirror::start(r.clone(), cache("users"), kind("users"), rbac::user_entry),
             Mirror::start(
                 r.clone(),
@@ -148,6 +156,7 @@ impl Access {
         );
         Self {
             nodes,
+            placements,
             rbac: Rbac::new(users, keys, roles, bindings, cluster_bindings),
         }
     }
@@ -155,7 +164,7 @@ impl Access {
     /// Whether a node credential still stands: its Node exists, and is the one it joined as.
     pub fn node_valid(&self, identity: &Identity) -> bool {
         match (self.nodes.get(&identity.name), &identity.uid) {
-            (Some(uid), Some(want)) => &uid == want,
+            (Some(uid), Some(want)) => *uid == *want,
             (Some(_), None) => true,
             (None, _) => false,
         }
@@ -166,7 +175,7 @@ impl Access {
         match self.rbac.users.get(name) {
             Some(u) if !u.spec.disabled => Ok(Caller::User {
                 name: name.to_owned(),
-                groups: u.spec.groups,
+                groups: u.spec.groups.clone(),
             }),
             Some(_) => Err(ApiError::Unauthorized(format!("user {name} is disabled"))),
             None => Err(ApiError::Unauthorized(format!(
@@ -195,7 +204,7 @@ impl Access {
         self.user_caller(&key.spec.owner)?;
         Ok(Caller::ApiKey {
             name: identity.name.clone(),
-            owner: key.spec.owner,
+            owner: key.spec.owner.clone(),
         })
     }
 

@@ -80,8 +80,34 @@ pub fn binding_entry(obj: &Value) -> Option<BindingEntry> {
     })
 }
 
-/// Grants by subject, as of one generation of roles and bindings.
-type Memo = HashMap<String, Arc<Vec<Grant>>>;
+/// Grants as of one generation of roles, bindings and keys: by subject kind and name (with
+/// the groups they were made for), and each key's own grants.
+#[derive(Debug, Default)]
+struct Memo {
+    generation: u64,
+    bound: HashMap<SubjectKind, HashMap<String, Bound>>,
+    keys: HashMap<String, Arc<Vec<Grant>>>,
+    entries: usize,
+}
+
+/// A subject's grants and the groups they were made for.
+type Bound = (Vec<String>, Arc<Vec<Grant>>);
+
+/// Memoised grants at most; past it the memo starts over.
+const MEMO_KEPT: usize = 100_000;
+
+impl Memo {
+    /// The memo for `generation`, emptied when it is another.
+    fn at(&mut self, generation: u64) -> &mut Self {
+        if self.generation != generation || self.entries >= MEMO_KEPT {
+            *self = Memo {
+                generation,
+                ..Memo::default()
+            };
+        }
+        self
+    }
+}
 
 /// The RBAC mirrors and the memo of grants.
 #[derive(Debug)]
@@ -96,7 +122,7 @@ pub struct Rbac {
     pub bindings: Arc<Mirror<BindingEntry>>,
     /// ClusterRoleBindings by name.
     pub cluster_bindings: Arc<Mirror<BindingEntry>>,
-    memo: Mutex<(u64, Memo)>,
+    memo: Mutex<Memo>,
 }
 
 impl Rbac {
@@ -114,17 +140,21 @@ impl Rbac {
             roles,
             bindings,
             cluster_bindings,
-            memo: Mutex::new((u64::MAX, HashMap::new())),
+            memo: Mutex::new(Memo {
+                generation: u64::MAX,
+                ..Memo::default()
+            }),
         }
     }
 
-    /// Changes so far of what grants are made of (roles and bindings): the counters only
+    /// Changes so far of what grants are made of (roles, bindings, keys): the counters only
     /// grow, so any change moves their sum.
     fn generation(&self) -> u64 {
         self.roles
             .generation()
             .wrapping_add(self.bindings.generation())
             .wrapping_add(self.cluster_bindings.generation())
+            .wrapping_add(self.keys.generation())
     }
 
     fn grant_of(&self, role: &str, namespace: Option<&str>, names: &[String]) -> Option<Grant> {
@@ -140,15 +170,17 @@ impl Rbac {
         name: &str,
         groups: &[String],
     ) -> Arc<Vec<Grant>> {
-        let memo_key = format!("{kind:?}:{name}:{}", groups.join(","));
         let generation = self.generation();
         {
             let mut memo = self.memo.lock().expect("memo lock");
-            if memo.0 != generation {
-                *memo = (generation, HashMap::new());
-            }
-            if let Some(g) = memo.1.get(&memo_key) {
-                return g.clone();
+            let known = memo
+                .at(generation)
+                .bound
+                .get(&kind)
+                .and_then(|m| m.get(name))
+                .filter(|(g, _)| g.as_slice() == groups);
+            if let Some((_, grants)) = known {
+                return grants.clone();
             }
         }
         let names_me = |b: &BindingEntry| {
@@ -176,8 +208,12 @@ impl Rbac {
         }
         let grants = Arc::new(grants);
         let mut memo = self.memo.lock().expect("memo lock");
-        if memo.0 == generation && memo.1.len() < 100_000 {
-            memo.1.insert(memo_key, grants.clone());
+        if memo.generation == generation {
+            memo.entries += 1;
+            memo.bound
+                .entry(kind)
+                .or_default()
+                .insert(name.to_owned(), (groups.to_vec(), grants.clone()));
         }
         grants
     }
@@ -192,12 +228,10 @@ impl Rbac {
 
     /// The grants of a user by name (with the groups of their User object).
     pub fn user_grants(&self, user: &str) -> Arc<Vec<Grant>> {
-        let groups = self
-            .users
-            .get(user)
-            .map(|u| u.spec.groups)
-            .unwrap_or_default();
-        self.bound_grants(SubjectKind::User, user, &groups)
+        match self.users.get(user) {
+            Some(u) => self.bound_grants(SubjectKind::User, user, &u.spec.groups),
+            None => self.bound_grants(SubjectKind::User, user, &[]),
+        }
     }
 
     /// Every grant an API key holds by itself (its roles and bindings naming it), without the
@@ -212,6 +246,29 @@ impl Rbac {
         grants
     }
 
+    /// [`Rbac::key_own_grants`] of the key in the mirror, memoised.
+    fn key_memo(&self, key: &str) -> Option<Arc<Vec<Grant>>> {
+        let generation = self.generation();
+        if let Some(g) = self
+            .memo
+            .lock()
+            .expect("memo lock")
+            .at(generation)
+            .keys
+            .get(key)
+        {
+            return Some(g.clone());
+        }
+        let entry = self.keys.get(key)?;
+        let grants = Arc::new(self.key_own_grants(key, &entry.spec));
+        let mut memo = self.memo.lock().expect("memo lock");
+        if memo.generation == generation {
+            memo.entries += 1;
+            memo.keys.insert(key.to_owned(), grants.clone());
+        }
+        Some(grants)
+    }
+
     /// Whether user `name` with `groups` may do `a`.
     pub fn user_may(&self, name: &str, groups: &[String], a: &Attributes) -> bool {
         allowed(&self.bound_grants(SubjectKind::User, name, groups), a)
@@ -219,9 +276,7 @@ impl Rbac {
 
     /// Whether API key `key` of `owner` may do `a`: its grants and its owner's both allow it.
     pub fn key_may(&self, key: &str, owner: &str, a: &Attributes) -> bool {
-        let Some(entry) = self.keys.get(key) else {
-            return false;
-        };
-        allowed(&self.key_own_grants(key, &entry.spec), a) && allowed(&self.user_grants(owner), a)
+        self.key_memo(key).is_some_and(|grants| allowed(&grants, a))
+            && allowed(&self.user_grants(owner), a)
     }
 }
