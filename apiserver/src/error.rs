@@ -91,6 +91,12 @@ pub enum ApiError {
     /// 504: a node did not answer in time.
     #[error("{0}")]
     Timeout(String),
+    /// 416: a byte range past the end of a file.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
+    /// 507: a server's disk is full (its quota).
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 impl ApiError {
@@ -111,6 +117,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -132,6 +140,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "RequestEntityTooLarge",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::RangeNotSatisfiable(_) => "RequestedRangeNotSatisfiable",
+            ApiError::InsufficientStorage(_) => "InsufficientStorage",
         }
     }
 

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket};
-use catalyst_schemas::tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest};
+use catalyst_schemas::tunnel::{
+    data_frame, parse_data_frame, Answer, TunnelAnswer, TunnelOp, TunnelRequest,
+};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -129,7 +131,7 @@ struct Routes {
 
 #[derive(Debug, Clone)]
 struct Conn {
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Message>,
     routes: Arc<Mutex<Routes>>,
     generation: u64,
 }
@@ -196,6 +198,11 @@ impl Answers {
         self.rx.recv().await
     }
 
+    /// An answer that has already come, if any (never waits).
+    pub fn try_next(&mut self) -> Option<Answer> {
+        self.rx.try_recv().ok()
+    }
+
     /// The next answer within the ask timeout.
     ///
     /// # Errors
@@ -239,8 +246,57 @@ impl Drop for Answers {
     }
 }
 
-fn encode(request: &TunnelRequest) -> String {
-    serde_json::to_string(request).expect("requests encode")
+impl Answers {
+    /// Gives the node room for `chunks` more data chunks of this download.
+    ///
+    /// # Errors
+    /// [`TunnelError::Closed`] when the tunnel is gone.
+    pub async fn ack(&self, chunks: u32) -> Result<(), TunnelError> {
+        let frame = encode(&TunnelRequest {
+            id: self.id,
+            op: TunnelOp::Ack { chunks },
+        });
+        self.conn
+            .tx
+            .send(frame)
+            .await
+            .map_err(|_| TunnelError::Closed {
+                node: self.node.clone(),
+            })
+    }
+
+    /// Sends a data chunk of this upload to the node (an empty one ends it). The caller keeps
+    /// to the window: at most `FILE_WINDOW` chunks the node has not acknowledged.
+    ///
+    /// # Errors
+    /// [`TunnelError::Closed`] when the tunnel is gone, [`TunnelError::Timeout`] when it does
+    /// not take the chunk within the ask timeout.
+    pub async fn send_data(&self, data: &[u8]) -> Result<(), TunnelError> {
+        let frame = Message::Binary(data_frame(self.id, data).into());
+        match tokio::time::timeout(self.timeout, self.conn.tx.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(TunnelError::Closed {
+                node: self.node.clone(),
+            }),
+            Err(_) => Err(TunnelError::Timeout {
+                node: self.node.clone(),
+                after: self.timeout,
+            }),
+        }
+    }
+
+    /// The ask timeout of this request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+fn encode(request: &TunnelRequest) -> Message {
+    Message::Text(
+        serde_json::to_string(request)
+            .expect("requests encode")
+            .into(),
+    )
 }
 
 /// Hands one answer frame to its request without waiting: a request whose buffer has one
@@ -394,7 +450,7 @@ impl Tunnels {
     /// A newer tunnel of the same node replaces this one. When it closes, every request still
     /// open on it ends (its [`Answers`] yield None).
     pub async fn serve(&self, node: String, socket: WebSocket) {
-        let (tx, mut rx) = mpsc::channel::<String>(256);
+        let (tx, mut rx) = mpsc::channel::<Message>(256);
         let routes: Arc<Mutex<Routes>> = Arc::default();
         let generation = self.next.fetch_add(1, Ordering::Relaxed);
         self.nodes.lock().expect("tunnels").insert(
@@ -413,7 +469,7 @@ impl Tunnels {
             loop {
                 let msg = tokio::select! {
                     out = rx.recv() => match out {
-                        Some(text) => Message::Text(text.into()),
+                        Some(msg) => msg,
                         None => break,
                     },
                     _ = ping.tick() => Message::Ping(Bytes::new()),
@@ -427,6 +483,20 @@ impl Tunnels {
             while let Some(msg) = stream.next().await {
                 let text = match msg {
                     Ok(Message::Text(t)) => t,
+                    Ok(Message::Binary(b)) => {
+                        let Some((id, data)) = parse_data_frame(&b) else {
+                            continue;
+                        };
+                        let frame = TunnelAnswer::new(id, Answer::Data(data.to_vec()));
+                        if let Some(id) = deliver(&routes, frame) {
+                            tracing::warn!(node, id, "tunnel transfer dropped: its reader is too slow");
+                            let _ = tx.try_send(encode(&TunnelRequest {
+                                id,
+                                op: TunnelOp::Cancel,
+                            }));
+                        }
+                        continue;
+                    }
                     Ok(Message::Close(_)) => break,
                     Ok(_) => continue,
                     Err(e) => {

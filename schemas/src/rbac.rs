@@ -336,12 +336,12 @@ pub const SUBUSER_ROLES: &[Subuser] = &[
     (
         "file.read-content",
         "Read files.",
-        &[(&["gameservers/files"], &["get"])],
+        &[(&["gameservers/files", "gameservers/filecontents"], &["get"])],
     ),
     (
         "file.update",
-        "Change files.",
-        &[(&["gameservers/files"], &["update"])],
+        "Change files: write, rename, chmod.",
+        &[(&["gameservers/files"], &["update", "patch"])],
     ),
     (
         "file.delete",

@@ -5,7 +5,14 @@
 //!   `{"id": 7, "op": "logs", "uid": "…", "tail": 100, "follow": true}`,
 //!   `{"id": 8, "op": "command", "uid": "…", "text": "say hi"}`,
 //!   `{"id": 9, "op": "metrics", "uid": "…"}`, `{"id": 10, "op": "prometheus"}`,
+//!   `{"id": 11, "op": "files", "uid": "…", "call": {"call": "list", "path": "/"}}`,
+//!   `{"id": 12, "op": "ack", "chunks": 4}` (room for 4 more data chunks of a download),
 //!   `{"id": 7, "op": "cancel"}`.
+//! - Data chunks of a file go as binary messages, both ways: the request id as 8 bytes,
+//!   big-endian, then the bytes ([`data_frame`], [`parse_data_frame`]); an empty chunk ends an
+//!   upload. A download sends at most [`FILE_WINDOW`] chunks the API server has not made room
+//!   for with `ack`; an upload sends at most [`FILE_WINDOW`] chunks the nodelet has not
+//!   acknowledged with `{"id": 13, "ack": 1}`.
 //! - nodelet → API server, a [`TunnelAnswer`]: `{"id": 7, "ok": true}` (a log stream starts),
 //!   `{"id": 7, "line": "…"}`, `{"id": 9, "end": true, "result": {…}}`, `{"id": 7, "end": true}`
 //!   or `{"id": 7, "end": true, "error": "…", "code": 404}`. Every request ends with exactly one
@@ -21,6 +28,155 @@ use serde_json::Value;
 /// sends more is cut off. Console lines are at most 8 KiB, so only a broken or hostile peer
 /// comes near it.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// The largest data chunk of a file transfer (one binary message, with its 8-byte id).
+pub const FILE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Data chunks of one transfer in flight without an acknowledgement.
+pub const FILE_WINDOW: u32 = 8;
+
+/// A binary data message: `id` as 8 big-endian bytes, then `data`.
+pub fn data_frame(id: u64, data: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(8 + data.len());
+    frame.extend_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(data);
+    frame
+}
+
+/// The request id and the bytes of a binary data message; None when it is shorter than an id.
+pub fn parse_data_frame(frame: &[u8]) -> Option<(u64, &[u8])> {
+    let (id, data) = frame.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*id), data))
+}
+
+/// One file operation on a GameServer's data directory. Paths are the user's: `/` is the data
+/// directory, and no path resolves outside it (the nodelet's path layer sees to that).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "camelCase")]
+pub enum FileCall {
+    /// A directory's entries, a page at a time (directories first, then by name).
+    List {
+        /// The directory.
+        path: String,
+        /// The last name of the previous page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// Entries per page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    /// One entry (a link is described, not followed).
+    Stat {
+        /// The entry.
+        path: String,
+    },
+    /// A file's bytes: answered by `Opened` (the entry, and the byte range served), data
+    /// chunks, then `End`. The range is HTTP's: `start`-`end` inclusive, or the last `suffix`
+    /// bytes; a range past the end fails with 416.
+    Read {
+        /// The file.
+        path: String,
+        /// The first byte.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<u64>,
+        /// The last byte (inclusive).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end: Option<u64>,
+        /// The last this many bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        suffix: Option<u64>,
+    },
+    /// Replaces a file atomically with the data chunks that follow (`Opened` when the node is
+    /// ready for them, `End` with the new entry once an empty chunk ended them and the file is
+    /// in place).
+    Write {
+        /// The file.
+        path: String,
+        /// Permission bits of a new file (masked to 0o777).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
+    },
+    /// A directory and its missing parents.
+    Mkdir {
+        /// The directory.
+        path: String,
+    },
+    /// Renames or moves an entry.
+    Rename {
+        /// What.
+        from: String,
+        /// Where to.
+        to: String,
+        /// Replace what is at `to`.
+        #[serde(default)]
+        replace: bool,
+    },
+    /// Copies a file or a directory tree.
+    Copy {
+        /// What.
+        from: String,
+        /// Where to.
+        to: String,
+    },
+    /// Removes an entry (a directory with `recursive`).
+    Remove {
+        /// The entry.
+        path: String,
+        /// Remove a directory's contents too.
+        #[serde(default)]
+        recursive: bool,
+    },
+    /// Changes permission bits (never following a link; masked to 0o777).
+    Chmod {
+        /// The entry.
+        path: String,
+        /// The bits.
+        mode: u32,
+    },
+    /// Packs entries into an archive at `dest` (`tar.gz`, `tar.zst` or `zip`, by default from
+    /// its name).
+    Compress {
+        /// What to pack.
+        paths: Vec<String>,
+        /// The archive to write.
+        dest: String,
+        /// `tar.gz`, `tar.zst`, `zip`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<String>,
+    },
+    /// Unpacks an archive into directory `dest`.
+    Extract {
+        /// The archive.
+        path: String,
+        /// Where to.
+        dest: String,
+    },
+    /// Downloads `url` (http or https, public addresses only) to file `dest`.
+    Pull {
+        /// What to fetch.
+        url: String,
+        /// The file to write.
+        dest: String,
+    },
+}
+
+impl FileCall {
+    /// The path the call is mainly about (for messages and the audit).
+    pub fn path(&self) -> &str {
+        match self {
+            FileCall::List { path, .. }
+            | FileCall::Stat { path }
+            | FileCall::Read { path, .. }
+            | FileCall::Write { path, .. }
+            | FileCall::Mkdir { path }
+            | FileCall::Remove { path, .. }
+            | FileCall::Chmod { path, .. }
+            | FileCall::Extract { path, .. } => path,
+            FileCall::Rename { from, .. } | FileCall::Copy { from, .. } => from,
+            FileCall::Compress { dest, .. } | FileCall::Pull { dest, .. } => dest,
+        }
+    }
+}
 
 /// A request frame from the API server: an id that correlates the answers, and what to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +218,18 @@ pub enum TunnelOp {
     },
     /// The node's and its servers' metrics as families and samples, for `/metrics`.
     Prometheus,
+    /// A file operation on a server's data directory.
+    Files {
+        /// The GameServer's uid.
+        uid: String,
+        /// What to do.
+        call: FileCall,
+    },
+    /// Room for `chunks` more data chunks of the download with this id.
+    Ack {
+        /// How many.
+        chunks: u32,
+    },
     /// Stops the request with this id (its answers are no longer wanted).
     Cancel,
 }
@@ -81,6 +249,13 @@ pub struct TunnelAnswer {
 pub enum Answer {
     /// A log stream has started (`"ok": true`); lines follow.
     Started,
+    /// A file transfer has started (`"ok": true` with a `result`: the entry, and for a read
+    /// the range served).
+    Opened(Value),
+    /// A chunk of a file (a binary message on the wire, see [`data_frame`]).
+    Data(Vec<u8>),
+    /// The nodelet wrote `n` more chunks of an upload: room for as many more.
+    Ack(u32),
     /// One console line.
     Line(String),
     /// The request is done, with a result for `metrics` and `prometheus`.
@@ -134,11 +309,18 @@ pub struct RawAnswer {
     /// The HTTP status of a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<u16>,
+    /// Chunks of an upload written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<u32>,
+    /// A data chunk sent as JSON (senders use binary messages; this keeps every answer
+    /// expressible as JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Vec<u8>>,
 }
 
-/// A frame that is no answer: none of `ok`, `line`, `end` or `error` is set.
+/// A frame that is no answer: none of `ok`, `line`, `end`, `error`, `ack` or `data` is set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("tunnel frame {id} has none of ok, line, end or error")]
+#[error("tunnel frame {id} has none of ok, line, end, error, ack or data")]
 pub struct UnknownAnswer {
     /// The frame's request id.
     pub id: u64,
@@ -157,8 +339,15 @@ impl TryFrom<RawAnswer> for TunnelAnswer {
             Answer::End { result: raw.result }
         } else if let Some(line) = raw.line {
             Answer::Line(line)
+        } else if let Some(data) = raw.data {
+            Answer::Data(data)
+        } else if let Some(n) = raw.ack {
+            Answer::Ack(n)
         } else if raw.ok == Some(true) {
-            Answer::Started
+            match raw.result {
+                Some(result) => Answer::Opened(result),
+                None => Answer::Started,
+            }
         } else {
             return Err(UnknownAnswer { id: raw.id });
         };
@@ -179,6 +368,19 @@ impl From<TunnelAnswer> for RawAnswer {
             },
             Answer::Line(line) => RawAnswer {
                 line: Some(line),
+                ..raw
+            },
+            Answer::Opened(result) => RawAnswer {
+                ok: Some(true),
+                result: Some(result),
+                ..raw
+            },
+            Answer::Data(data) => RawAnswer {
+                data: Some(data),
+                ..raw
+            },
+            Answer::Ack(n) => RawAnswer {
+                ack: Some(n),
                 ..raw
             },
             Answer::End { result } => RawAnswer {
@@ -273,6 +475,12 @@ mod tests {
                 },
                 json!({"id": 7, "end": true, "error": "no console", "code": 404}),
             ),
+            (
+                Answer::Opened(json!({"size": 3})),
+                json!({"id": 7, "ok": true, "result": {"size": 3}}),
+            ),
+            (Answer::Ack(2), json!({"id": 7, "ack": 2})),
+            (Answer::Data(vec![1, 2]), json!({"id": 7, "data": [1, 2]})),
         ];
         for (answer, wire) in cases {
             let frame = TunnelAnswer::new(7, answer);
@@ -280,6 +488,34 @@ mod tests {
             assert_eq!(serde_json::from_value::<TunnelAnswer>(wire).unwrap(), frame);
         }
         assert!(serde_json::from_value::<TunnelAnswer>(json!({"id": 7})).is_err());
+    }
+
+    #[test]
+    fn file_calls_and_data_frames_keep_their_wire_format() {
+        let list = TunnelRequest {
+            id: 11,
+            op: TunnelOp::Files {
+                uid: "u".into(),
+                call: FileCall::List {
+                    path: "/".into(),
+                    after: None,
+                    limit: Some(10),
+                },
+            },
+        };
+        let wire = json!({"id": 11, "op": "files", "uid": "u",
+            "call": {"call": "list", "path": "/", "limit": 10}});
+        assert_eq!(serde_json::to_value(&list).unwrap(), wire);
+        assert_eq!(request(wire), list);
+        assert_eq!(
+            request(json!({"id": 12, "op": "ack", "chunks": 4})).op,
+            TunnelOp::Ack { chunks: 4 }
+        );
+        let frame = data_frame(0x0102, b"abc");
+        assert_eq!(&frame[..8], &[0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(parse_data_frame(&frame), Some((0x0102, &b"abc"[..])));
+        assert_eq!(parse_data_frame(&frame[..8]), Some((0x0102, &b""[..])));
+        assert_eq!(parse_data_frame(&frame[..7]), None);
     }
 
     #[test]

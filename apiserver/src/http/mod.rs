@@ -17,6 +17,7 @@ use crate::limits::MAX_BODY_BYTES;
 
 pub mod audit;
 pub mod discovery;
+pub mod files;
 pub mod health;
 pub mod login;
 pub mod nodes;
@@ -34,6 +35,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::metrics_routes())
         .merge(resources::routes())
         .merge(tunnel::routes())
+        .merge(files::routes())
         .merge(login::routes())
         .merge(audit::routes())
         .layer(middleware::from_fn_with_state(

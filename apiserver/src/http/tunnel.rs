@@ -74,12 +74,16 @@ pub async fn tunnel(
 
 /// Whom the per-owner request limit counts a request against: the authenticated caller
 /// (`user:NAME`, `apikey:NAME`, …).
-fn owner(caller: Option<&Caller>) -> String {
+pub(crate) fn owner(caller: Option<&Caller>) -> String {
     caller.map_or_else(|| "anonymous".to_owned(), Caller::key)
 }
 
 /// The node and uid of a GameServer.
-async fn locate(state: &AppState, ns: &str, name: &str) -> Result<(String, String), ApiError> {
+pub(crate) async fn locate(
+    state: &AppState,
+    ns: &str,
+    name: &str,
+) -> Result<(String, String), ApiError> {
     let kind = lookup_kind("gameservers").expect("kind");
     let obj = state
         .registry
@@ -190,7 +194,9 @@ pub async fn logs(
         };
         let (chunk, more) = match answer {
             Answer::Line(l) => (format!("{l}\n"), true),
-            Answer::Started => (String::new(), true),
+            Answer::Started | Answer::Opened(_) | Answer::Data(_) | Answer::Ack(_) => {
+                (String::new(), true)
+            }
             Answer::Failed { error, .. } => (format!("[catalyst] {error}\n"), false),
             Answer::End { .. } => return None,
         };
@@ -221,7 +227,7 @@ async fn collect_lines(first: Answer, answers: &mut Answers) -> String {
                 out.push_str("[catalyst] output cut\n");
                 break;
             }
-            Answer::Started => {}
+            Answer::Started | Answer::Opened(_) | Answer::Data(_) | Answer::Ack(_) => {}
             Answer::Failed { error, .. } => {
                 out.push_str(&format!("[catalyst] {error}\n"));
                 break;
