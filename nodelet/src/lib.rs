@@ -8,6 +8,7 @@ pub mod console;
 pub mod credentials;
 pub mod ctd;
 pub mod error;
+pub mod files;
 pub mod heartbeat;
 pub mod image;
 pub mod metrics;
