@@ -489,7 +489,11 @@ impl Tunnels {
                         };
                         let frame = TunnelAnswer::new(id, Answer::Data(data.to_vec()));
                         if let Some(id) = deliver(&routes, frame) {
-                            tracing::warn!(node, id, "tunnel transfer dropped: its reader is too slow");
+                            tracing::warn!(
+                                node,
+                                id,
+                                "tunnel transfer dropped: its reader is too slow"
+                            );
                             let _ = tx.try_send(encode(&TunnelRequest {
                                 id,
                                 op: TunnelOp::Cancel,

@@ -265,7 +265,11 @@ async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: StreamTx) {
             .await;
             return;
         }
-        TunnelOp::Cancel => return,
+        TunnelOp::Cancel | TunnelOp::Ack { .. } => return,
+        TunnelOp::Files { .. } => {
+            let _ = send(fail(501, "file operations are not served yet".into())).await;
+            return;
+        }
         TunnelOp::Logs { uid, .. } | TunnelOp::Command { uid, .. } | TunnelOp::Metrics { uid } => {
             uid.clone()
         }
@@ -336,7 +340,8 @@ async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: StreamTx) {
             })
             .await;
         }
-        TunnelOp::Prometheus | TunnelOp::Cancel => {}
+        TunnelOp::Prometheus | TunnelOp::Cancel | TunnelOp::Ack { .. } | TunnelOp::Files { .. } => {
+        }
     }
 }
 

@@ -410,7 +410,11 @@ pub async fn upload(
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = caller.as_deref();
-    let mode = q.mode.as_deref().map(|m| parse_mode("mode", m)).transpose()?;
+    let mode = q
+        .mode
+        .as_deref()
+        .map(|m| parse_mode("mode", m))
+        .transpose()?;
     let call = FileCall::Write {
         path: q.path()?,
         mode,
@@ -553,9 +557,7 @@ pub async fn create(
         other => {
             return Err(ApiError::BadField {
                 field: "op".into(),
-                message: format!(
-                    "{other:?}: op must be mkdir, copy, compress, extract or pull"
-                ),
+                message: format!("{other:?}: op must be mkdir, copy, compress, extract or pull"),
             })
         }
     };
@@ -636,7 +638,13 @@ mod tests {
         assert_eq!(parse_range("bytes=0-9").unwrap(), (Some(0), Some(9), None));
         assert_eq!(parse_range("bytes=5-").unwrap(), (Some(5), None, None));
         assert_eq!(parse_range("bytes=-3").unwrap(), (None, None, Some(3)));
-        for bad in ["bytes=9-1", "bytes=-", "items=0-1", "bytes=0-1,3-4", "bytes=a-b"] {
+        for bad in [
+            "bytes=9-1",
+            "bytes=-",
+            "items=0-1",
+            "bytes=0-1,3-4",
+            "bytes=a-b",
+        ] {
             assert_eq!(
                 parse_range(bad).unwrap_err().code(),
                 StatusCode::RANGE_NOT_SATISFIABLE,
