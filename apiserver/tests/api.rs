@@ -907,7 +907,10 @@ async fn console_requests_travel_down_the_node_tunnel_as_typed_frames() {
                 TunnelOp::Metrics { .. } => vec![Answer::End {
                     result: Some(json!({"cpu": 1})),
                 }],
-                TunnelOp::Prometheus | TunnelOp::Cancel => continue,
+                TunnelOp::Prometheus
+                | TunnelOp::Cancel
+                | TunnelOp::Files { .. }
+                | TunnelOp::Ack { .. } => continue,
             };
             for a in answers {
                 let frame = serde_json::to_string(&TunnelAnswer::new(req.id, a)).unwrap();

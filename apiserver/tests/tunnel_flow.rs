@@ -256,7 +256,7 @@ async fn answer(
             })
             .await;
         }
-        TunnelOp::Cancel => {}
+        TunnelOp::Cancel | TunnelOp::Files { .. } | TunnelOp::Ack { .. } => {}
     }
 }
 

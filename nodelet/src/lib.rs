@@ -8,6 +8,7 @@ pub mod console;
 pub mod credentials;
 pub mod ctd;
 pub mod error;
+pub mod file_ops;
 pub mod files;
 pub mod heartbeat;
 pub mod image;

@@ -17,7 +17,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use catalyst_schemas::tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest, MAX_FRAME_BYTES};
+use catalyst_schemas::tunnel::{
+    data_frame, parse_data_frame, Answer, TunnelAnswer, TunnelOp, TunnelRequest, FILE_WINDOW,
+    MAX_FRAME_BYTES,
+};
+
+use crate::file_ops::InboxTx;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -152,13 +157,22 @@ where
     let writer = tokio::spawn(async move {
         // a permit is held until its answer is on the socket
         while let Some((answer, _permit)) = rx.recv().await {
-            let text = serde_json::to_string(&answer).expect("answers encode");
-            if sink.send(Message::Text(text.into())).await.is_err() {
+            let msg = match &answer.answer {
+                Answer::Data(d) => Message::Binary(data_frame(answer.id, d).into()),
+                _ => Message::Text(
+                    serde_json::to_string(&answer)
+                        .expect("answers encode")
+                        .into(),
+                ),
+            };
+            if sink.send(msg).await.is_err() {
                 return;
             }
         }
     });
     let mut running: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+    // the data chunks and room of file transfers, by request id
+    let mut inboxes: HashMap<u64, InboxTx> = HashMap::new();
     let result = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
@@ -174,6 +188,26 @@ where
         };
         let text = match msg {
             Message::Text(t) => t.to_string(),
+            Message::Binary(b) => {
+                let Some((id, data)) = parse_data_frame(&b) else {
+                    continue;
+                };
+                let Some(inbox) = inboxes.get(&id) else {
+                    continue;
+                };
+                if inbox.data.try_send(data.to_vec()).is_err() {
+                    // more chunks than the window: the API server broke the protocol
+                    if let Some(h) = running.remove(&id) {
+                        h.abort();
+                    }
+                    inboxes.remove(&id);
+                    StreamTx::new(id, tx.clone(), 1).send_now(Answer::Failed {
+                        code: 400,
+                        error: "more data chunks than the window allows".into(),
+                    });
+                }
+                continue;
+            }
             Message::Close(_) => break Ok(()),
             _ => continue,
         };
@@ -194,9 +228,19 @@ where
             }
         };
         running.retain(|_, h| !h.is_finished());
+        inboxes.retain(|id, _| running.contains_key(id));
         if req.op == TunnelOp::Cancel {
             if let Some(h) = running.remove(&req.id) {
                 h.abort();
+            }
+            inboxes.remove(&req.id);
+            continue;
+        }
+        if let TunnelOp::Ack { chunks } = req.op {
+            if let Some(inbox) = inboxes.get(&req.id) {
+                // never more room than the window
+                let room = (FILE_WINDOW as usize).saturating_sub(inbox.credits.available_permits());
+                inbox.credits.add_permits((chunks as usize).min(room));
             }
             continue;
         }
@@ -209,7 +253,20 @@ where
             });
             continue;
         }
-        let h = tokio::spawn(handle(rt.clone(), req, stream_tx));
+        let h = match req.op {
+            TunnelOp::Files { uid, call } => {
+                let (inbox_tx, inbox) = crate::file_ops::inbox();
+                inboxes.insert(id, inbox_tx);
+                tokio::spawn(crate::file_ops::serve(
+                    rt.clone(),
+                    uid,
+                    call,
+                    stream_tx,
+                    inbox,
+                ))
+            }
+            _ => tokio::spawn(handle(rt.clone(), req, stream_tx)),
+        };
         running.insert(id, h.abort_handle());
     };
     for h in running.values() {
@@ -266,10 +323,8 @@ async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: StreamTx) {
             return;
         }
         TunnelOp::Cancel | TunnelOp::Ack { .. } => return,
-        TunnelOp::Files { .. } => {
-            let _ = send(fail(501, "file operations are not served yet".into())).await;
-            return;
-        }
+        // served by `file_ops` (the read loop hands them there)
+        TunnelOp::Files { .. } => return,
         TunnelOp::Logs { uid, .. } | TunnelOp::Command { uid, .. } | TunnelOp::Metrics { uid } => {
             uid.clone()
         }

@@ -19,6 +19,7 @@ use catalyst_cli::ctl::describe::DescribeArgs;
 use catalyst_cli::ctl::diff::DiffArgs;
 use catalyst_cli::ctl::edit::EditArgs;
 use catalyst_cli::ctl::explain::ExplainArgs;
+use catalyst_cli::ctl::files::FilesArgs;
 use catalyst_cli::ctl::get::GetArgs;
 use catalyst_cli::ctl::lifecycle::{GameServerArgs, NodeArgs, PowerAction};
 use catalyst_cli::ctl::login::{LoginArgs, LogoutArgs};
@@ -70,6 +71,9 @@ enum Command {
     Unsuspend(GameServerArgs),
     /// Print a GameServer's console lines.
     Logs(LogsArgs),
+    /// A GameServer's files: ls, cat, get, put, rm, mkdir, chmod, mv, cp, archive, extract,
+    /// pull.
+    Files(FilesArgs),
     /// Send one line to a GameServer's console: `catalystctl command NAME -- say hello`.
     #[command(name = "command")]
     Say(CommandArgs),
@@ -151,6 +155,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Unsuspend(args) => args.run(PowerAction::Unsuspend, c, ns, out).await,
         Command::Restart(args) => args.run(PowerAction::Restart, c, ns, out).await,
         Command::Logs(args) => args.run(c, ns, out).await,
+        Command::Files(args) => args.run(c, ns, out).await,
         Command::Say(args) => args.run(c, ns, out).await,
         Command::Cordon(args) => args.run(true, c, out).await,
         Command::Uncordon(args) => args.run(false, c, out).await,

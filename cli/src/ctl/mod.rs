@@ -17,6 +17,7 @@ pub mod diff;
 pub mod edit;
 mod error;
 pub mod explain;
+pub mod files;
 pub mod get;
 pub mod lifecycle;
 pub mod login;

@@ -79,6 +79,14 @@ pub enum FsError {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// A byte range past the end of a file (a ranged read).
+    #[error("{path}: range not satisfiable (the file has {size} bytes)")]
+    RangeNotSatisfiable {
+        /// The user path.
+        path: String,
+        /// The file's size.
+        size: u64,
+    },
     /// Anything else the kernel reported, or the layer could not take the server's identity.
     #[error("{path}: {source}")]
     Io {
@@ -93,7 +101,7 @@ pub enum FsError {
 impl FsError {
     /// The HTTP status that fits: 404 not found; 409 exists, not empty, (not) a directory;
     /// 403 escapes, refused, permission denied; 400 invalid; 507 no space; 413 too large;
-    /// 500 anything else.
+    /// 416 a range past the end; 500 anything else.
     pub fn status(&self) -> u16 {
         match self {
             FsError::NotFound { .. } => 404,
@@ -107,6 +115,7 @@ impl FsError {
             FsError::Invalid { .. } => 400,
             FsError::NoSpace { .. } => 507,
             FsError::TooLarge { .. } => 413,
+            FsError::RangeNotSatisfiable { .. } => 416,
             FsError::Io { .. } => 500,
         }
     }
@@ -125,6 +134,7 @@ impl FsError {
             | FsError::NoSpace { path }
             | FsError::Invalid { path, .. }
             | FsError::TooLarge { path, .. }
+            | FsError::RangeNotSatisfiable { path, .. }
             | FsError::Io { path, .. } => path,
         }
     }

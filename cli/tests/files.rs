@@ -1,0 +1,426 @@
+//! The file API end to end: real `catalyst server`, a nodelet on real containerd, a busybox
+//! "game" that plants links to the host inside its own data directory, and requests through
+//! the API server (HTTP) and `catalystctl files`. Every escape class is tried through the API;
+//! what the game sees of the files is checked from inside the container.
+
+mod support;
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Digest;
+use support::*;
+
+const GS: &str = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/fs";
+
+struct Http<'a> {
+    client: Client,
+    server: &'a catalyst_e2e::Server,
+    token: String,
+}
+
+impl Http<'_> {
+    fn req(&self, method: Method, sub: &str, query: &[(&str, &str)]) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{GS}/{sub}", self.server.url))
+            .query(query)
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(120))
+    }
+
+    fn status(
+        &self,
+        method: Method,
+        sub: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.req(method, sub, query);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().expect("the API answers");
+        let code = resp.status();
+        (code, resp.json().unwrap_or(Value::Null))
+    }
+
+    fn get_bytes(
+        &self,
+        path: &str,
+        range: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut r = self.req(Method::GET, "filecontents", &[("path", path)]);
+        if let Some(range) = range {
+            r = r.header("Range", range);
+        }
+        let mut resp = r.send().expect("the API answers");
+        let mut body = Vec::new();
+        resp.read_to_end(&mut body).expect("body");
+        (resp.status(), resp.headers().clone(), body)
+    }
+}
+
+fn sha(b: &[u8]) -> String {
+    format!("{:x}", sha2::Sha256::digest(b))
+}
+
+/// Every escape class through the HTTP file API, with links planted by the game itself inside
+/// the container; streamed upload and download of 64 MiB with ranges; what the game sees of
+/// the uploaded files (owner, content); `catalystctl files` round trips and refusals; a
+/// subuser who may list but not read.
+#[test]
+fn the_file_api_stays_inside_the_data_directory() {
+    let env = setup();
+    let ndir = env.root.join("nodelet-files");
+    node_with_ports(&env.server, "node-files", 8600);
+    let _nodelet = Nodelet::start(
+        &env.server,
+        &env.ctd,
+        &ndir,
+        "node-files",
+        "cat-files0",
+        "10.231.30.0/24",
+    );
+    let server = &env.server;
+    // the game plants links to the host's /etc and above its own directory, then serves its
+    // console: each line is run by the shell (a test-only "game")
+    let game = manifest(
+        "fs",
+        &env.image,
+        "cd /home/container; mkdir -p world; echo level > world/level.dat; ln -s /etc etc-link; ln -s /etc/passwd passwd-link; ln -s ../../../../../.. up; ln -s world/level.dat inner-link; echo ready; while read line; do sh -c \"$line\" 2>&1; echo \"done: $line\"; done",
+        "  ready: {logPattern: '^ready$'}\n  stop: {signal: SIGKILL, timeoutSeconds: 5}\n  resources: {memory: 64Mi, pids: 64}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&game)));
+    wait_phase(server, "fs", "Running", &ndir);
+    let http = Http {
+        client: server.http_client(),
+        server,
+        token: server.token.clone(),
+    };
+    let etc_mode = std::fs::metadata("/etc")
+        .expect("/etc")
+        .permissions()
+        .mode();
+
+    // a listing, with the links described and not followed
+    let (code, listing) = http.status(Method::GET, "files", &[("path", "/")], None);
+    assert_eq!(code, StatusCode::OK, "{listing}");
+    let item = |name: &str| {
+        listing["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {listing}"))
+    };
+    assert_eq!(item("world")["kind"], "directory");
+    assert_eq!(item("etc-link")["kind"], "symlink");
+    assert_eq!(item("etc-link")["linkTarget"], "/etc");
+    // directories first
+    assert_eq!(listing["items"][0]["name"], "world", "{listing}");
+
+    // reads: inside yes; through links to the host or above, never
+    let (code, _, body) = http.get_bytes("/world/level.dat", None);
+    assert_eq!((code, body.as_slice()), (StatusCode::OK, &b"level\n"[..]));
+    let (code, _, body) = http.get_bytes("/inner-link", None);
+    assert_eq!(
+        (code, body.as_slice()),
+        (StatusCode::OK, &b"level\n"[..]),
+        "a link inside is followed"
+    );
+    for path in [
+        "/etc-link/passwd",
+        "/passwd-link",
+        "/up/etc/passwd",
+        "/../../etc/passwd",
+        "world/../../x",
+    ] {
+        let (code, _, body) = http.get_bytes(path, None);
+        assert_eq!(
+            code,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(!String::from_utf8_lossy(&body).contains("root:"), "{path}");
+    }
+    let (code, _, _) = http.get_bytes("/etc/passwd", None);
+    assert_eq!(
+        code,
+        StatusCode::NOT_FOUND,
+        "an absolute path is inside the data directory"
+    );
+    let (code, v) = http.status(Method::GET, "files", &[("path", "/etc-link")], None);
+    assert_eq!(
+        code,
+        StatusCode::FORBIDDEN,
+        "listing through a link to /etc: {v}"
+    );
+
+    // writes, chmod, renames, copies and deletes through them: refused, the host untouched
+    let put = |path: &str, body: Vec<u8>| {
+        let resp = http
+            .req(Method::PUT, "files", &[("path", path)])
+            .body(body)
+            .send()
+            .expect("put");
+        let code = resp.status();
+        (code, resp.json::<Value>().unwrap_or(Value::Null))
+    };
+    for path in ["/etc-link/catalyst-evil", "/up/tmp/catalyst-evil"] {
+        let (code, v) = put(path, b"x".to_vec());
+        assert_eq!(code, StatusCode::FORBIDDEN, "{path}: {v}");
+    }
+    assert!(!std::path::Path::new("/etc/catalyst-evil").exists());
+    assert!(!std::path::Path::new("/tmp/catalyst-evil").exists());
+    let (code, v) = http.status(
+        Method::PATCH,
+        "files",
+        &[("path", "/etc-link")],
+        Some(json!({"mode": "777"})),
+    );
+    assert_eq!(code, StatusCode::FORBIDDEN, "chmod of a link: {v}");
+    let (code, v) = http.status(
+        Method::PATCH,
+        "files",
+        &[("path", "/passwd-link")],
+        Some(json!({"mode": "666"})),
+    );
+    assert_eq!(code, StatusCode::FORBIDDEN, "chmod of a link: {v}");
+    assert_eq!(
+        std::fs::metadata("/etc")
+            .expect("/etc")
+            .permissions()
+            .mode(),
+        etc_mode
+    );
+    let (code, v) = http.status(
+        Method::PATCH,
+        "files",
+        &[("path", "/world")],
+        Some(json!({"to": "/etc-link/world"})),
+    );
+    assert_eq!(code, StatusCode::FORBIDDEN, "rename into a link: {v}");
+    let (code, v) = http.status(
+        Method::POST,
+        "files",
+        &[
+            ("path", "/etc-link/passwd"),
+            ("op", "copy"),
+            ("to", "/stolen"),
+        ],
+        None,
+    );
+    assert_eq!(code, StatusCode::FORBIDDEN, "copy out through a link: {v}");
+    let (code, v) = http.status(
+        Method::DELETE,
+        "files",
+        &[("path", "/up/tmp"), ("recursive", "true")],
+        None,
+    );
+    assert_eq!(code, StatusCode::FORBIDDEN, "delete through a link: {v}");
+    let (code, v) = http.status(
+        Method::DELETE,
+        "files",
+        &[("path", "/"), ("recursive", "true")],
+        None,
+    );
+    assert!(code.is_client_error(), "the root itself cannot go: {v}");
+    // renaming over a link replaces the link, never its target
+    let (code, v) = put("/plain.txt", b"plain".to_vec());
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let (code, v) = http.status(
+        Method::PATCH,
+        "files",
+        &[("path", "/plain.txt")],
+        Some(json!({"to": "/passwd-link", "replace": true})),
+    );
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["kind"], "file", "{v}");
+    assert!(std::fs::read_to_string("/etc/passwd")
+        .expect("passwd")
+        .contains("root:"));
+    // deleting a link to the host removes the link only
+    let (code, v) = http.status(
+        Method::DELETE,
+        "files",
+        &[("path", "/etc-link"), ("recursive", "true")],
+        None,
+    );
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert!(std::path::Path::new("/etc/passwd").exists());
+    // setuid and setgid bits are never set
+    let (code, v) = http.status(
+        Method::PATCH,
+        "files",
+        &[("path", "/plain.txt")],
+        Some(json!({"mode": "6755"})),
+    );
+    assert_eq!(code, StatusCode::NOT_FOUND, "{v}"); // it was renamed away above
+    let (code, v) = http.status(
+        Method::PATCH,
+        "files",
+        &[("path", "/passwd-link")],
+        Some(json!({"mode": "6755"})),
+    );
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["mode"], 0o755, "{v}");
+
+    // 64 MiB streamed up and down, whole and by ranges
+    let big: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (code, v) = put("/world/big.bin", big.clone());
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    assert_eq!(v["size"], big.len() as u64, "{v}");
+    let (code, headers, body) = http.get_bytes("/world/big.bin", None);
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        headers["content-length"],
+        (64u64 << 20).to_string().as_str()
+    );
+    assert_eq!(sha(&body), sha(&big));
+    let (code, headers, body) = http.get_bytes("/world/big.bin", Some("bytes=1000-1999"));
+    assert_eq!(code, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        headers["content-range"],
+        format!("bytes 1000-1999/{}", big.len()).as_str()
+    );
+    assert_eq!(body, &big[1000..2000]);
+    let (code, _, body) = http.get_bytes("/world/big.bin", Some("bytes=-10"));
+    assert_eq!(code, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, &big[big.len() - 10..]);
+    let (code, _, _) = http.get_bytes("/world/big.bin", Some("bytes=999999999-"));
+    assert_eq!(code, StatusCode::RANGE_NOT_SATISFIABLE);
+
+    // the game sees what the API wrote, owned by its own user
+    let (code, v) = put("/world/from-api.txt", b"written by the api\n".to_vec());
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    ok(ctl(
+        server,
+        &[
+            "command",
+            "fs",
+            "--",
+            "cat world/from-api.txt; ls -ln world/from-api.txt",
+        ],
+        None,
+    ));
+    eventually(
+        "the game reads the uploaded file",
+        Duration::from_secs(15),
+        || {
+            let logs =
+                String::from_utf8_lossy(&ctl(server, &["logs", "fs"], None).stdout).into_owned();
+            logs.contains("written by the api")
+                && logs.lines().any(|l| {
+                    l.contains("from-api.txt") && l.split_whitespace().nth(2) == Some("1000")
+                })
+        },
+    );
+
+    // catalystctl files: mkdir, put, ls, get, cp, mv, chmod, rm; refusals exit 1 with the reason
+    let local = env.root.join("local.txt");
+    std::fs::write(&local, "from catalystctl\n").expect("local file");
+    let local_s = local.display().to_string();
+    ok(ctl(server, &["files", "mkdir", "fs", "/a/b/c"], None));
+    ok(ctl(
+        server,
+        &["files", "put", "fs", &local_s, "/a/b/c/x.txt"],
+        None,
+    ));
+    let ls = ok(ctl(server, &["files", "ls", "fs", "/a/b/c"], None));
+    assert!(ls.contains("x.txt") && ls.contains("-rw-r--r--"), "{ls}");
+    let back = env.root.join("back.txt");
+    ok(ctl(
+        server,
+        &[
+            "files",
+            "get",
+            "fs",
+            "/a/b/c/x.txt",
+            &back.display().to_string(),
+        ],
+        None,
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("back"),
+        "from catalystctl\n"
+    );
+    ok(ctl(server, &["files", "cp", "fs", "/a", "/a2"], None));
+    ok(ctl(
+        server,
+        &["files", "mv", "fs", "/a2/b/c/x.txt", "/y.txt"],
+        None,
+    ));
+    ok(ctl(
+        server,
+        &["files", "chmod", "fs", "600", "/y.txt"],
+        None,
+    ));
+    assert_eq!(
+        ok(ctl(server, &["files", "cat", "fs", "/y.txt"], None)),
+        "from catalystctl\n"
+    );
+    ok(ctl(server, &["files", "rm", "-r", "fs", "/a2"], None));
+    let refused = ctl(server, &["files", "cat", "fs", "/up/etc/passwd"], None);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("outside"), "{err}");
+    assert!(!String::from_utf8_lossy(&refused.stdout).contains("root:"));
+    let missing = ctl(server, &["files", "rm", "fs", "/no/such"], None);
+    assert_eq!(missing.status.code(), Some(1));
+
+    // a subuser who may list files but not read them, nor write
+    ok(ctl(server, &["create", "user", "lister"], None));
+    let binding = "apiVersion: catalyst.dev/v1alpha1\nkind: RoleBinding\nmetadata:\n  name: lister\n  namespace: default\nspec:\n  roleRef: file.read\n  resourceNames: [fs]\n  subjects: [{kind: User, name: lister}]\n";
+    ok(ctl(server, &["apply", "-f", "-"], Some(binding)));
+    let key: Value = serde_json::from_str(&ok(ctl(
+        server,
+        &[
+            "create",
+            "apikey",
+            "lister-key",
+            "--owner",
+            "lister",
+            "--role",
+            "file.read@default:fs",
+            "-o",
+            "json",
+        ],
+        None,
+    )))
+    .expect("the key as JSON");
+    let lister = Http {
+        client: server.http_client(),
+        server,
+        token: key
+            .pointer("/status/token")
+            .and_then(Value::as_str)
+            .expect("token")
+            .to_owned(),
+    };
+    eventually("the lister's key works", Duration::from_secs(10), || {
+        lister
+            .status(Method::GET, "files", &[("path", "/")], None)
+            .0
+            == StatusCode::OK
+    });
+    let (code, _, _) = lister.get_bytes("/world/level.dat", None);
+    assert_eq!(
+        code,
+        StatusCode::FORBIDDEN,
+        "file.read lists but does not read"
+    );
+    let resp = lister
+        .req(Method::PUT, "files", &[("path", "/x")])
+        .body("x")
+        .send()
+        .expect("put");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}

@@ -1,0 +1,345 @@
+//! The file calls that come down the tunnel (`catalyst_schemas::tunnel::FileCall`), served
+//! through the one path layer ([`crate::files`]) as the server's own uid. Reads stream data
+//! chunks as the API server makes room for them (`ack`); writes take data chunks from the
+//! tunnel's read loop and acknowledge each one written, so neither side holds more than
+//! [`FILE_WINDOW`] chunks of a transfer.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+
+use catalyst_schemas::tunnel::{Answer, FileCall, FILE_CHUNK_BYTES, FILE_WINDOW};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::files::{FsError, Root, UPLOAD_PREFIX};
+use crate::runtime::Runtime;
+use crate::tunnel::StreamTx;
+
+/// Entries per page when a listing asks for no limit, and the most one may ask for.
+pub const LIST_PAGE: usize = 1000;
+/// The most entries a page may have.
+pub const LIST_PAGE_MAX: usize = 10_000;
+
+/// Where a transfer's data chunks and room arrive from the tunnel's read loop.
+#[derive(Debug)]
+pub struct Inbox {
+    /// Data chunks of an upload (an empty one ends it).
+    pub data: mpsc::Receiver<Vec<u8>>,
+    /// Room for data chunks of a download.
+    pub credits: Arc<Semaphore>,
+}
+
+/// The read loop's side of an [`Inbox`].
+#[derive(Debug, Clone)]
+pub struct InboxTx {
+    /// Data chunks of an upload.
+    pub data: mpsc::Sender<Vec<u8>>,
+    /// Room for data chunks of a download.
+    pub credits: Arc<Semaphore>,
+}
+
+/// A new inbox: room for [`FILE_WINDOW`] chunks each way.
+pub fn inbox() -> (InboxTx, Inbox) {
+    let (tx, rx) = mpsc::channel(FILE_WINDOW as usize + 1);
+    let credits = Arc::new(Semaphore::new(FILE_WINDOW as usize));
+    (
+        InboxTx {
+            data: tx,
+            credits: credits.clone(),
+        },
+        Inbox { data: rx, credits },
+    )
+}
+
+/// A failure as the tunnel answers it.
+fn failed(e: &FsError) -> Answer {
+    Answer::Failed {
+        code: e.status(),
+        error: e.to_string(),
+    }
+}
+
+/// Runs a blocking path-layer call off the runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FsError> + Send + 'static,
+) -> Result<T, FsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FsError::Io {
+            path: "/".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+/// The data directory of server `uid`, held open as the server's host uid and gid.
+///
+/// # Errors
+/// [`FsError::NotFound`] when the server has no files on this node.
+pub async fn root_of(rt: &Runtime, uid: &str) -> Result<Root, FsError> {
+    let missing = || FsError::NotFound {
+        path: "/ (the server has no files on this node)".into(),
+    };
+    if uid.is_empty() || uid.contains(['/', '.', '\0']) {
+        return Err(missing());
+    }
+    let dir = rt.server_dir(uid);
+    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        return Err(missing());
+    }
+    let range = rt.ids.claim(&dir).map_err(|e| FsError::Io {
+        path: "/".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let uid = range.host(rt.uid).unwrap_or(range.start);
+    let gid = range.host(rt.gid).unwrap_or(range.start);
+    blocking(move || Root::open(&dir, uid, gid)).await
+}
+
+/// Serves one file call for server `uid`; its answers go to `tx`.
+pub async fn serve(rt: Arc<Runtime>, uid: String, call: FileCall, tx: StreamTx, inbox: Inbox) {
+    let root = match root_of(&rt, &uid).await {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            let _ = tx.send(failed(&e)).await;
+            return;
+        }
+    };
+    let answer = match call {
+        FileCall::Read {
+            path,
+            start,
+            end,
+            suffix,
+        } => match read(root, path, (start, end, suffix), &tx, inbox).await {
+            Ok(()) => Answer::End { result: None },
+            Err(e) => failed(&e),
+        },
+        FileCall::Write { path, mode } => match write(root, path, mode, &tx, inbox).await {
+            Ok(entry) => Answer::End {
+                result: Some(entry),
+            },
+            Err(e) => failed(&e),
+        },
+        call => match simple(root, call).await {
+            Ok(result) => Answer::End {
+                result: Some(result),
+            },
+            Err(e) => failed(&e),
+        },
+    };
+    let _ = tx.send(answer).await;
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The calls that answer once.
+async fn simple(root: Arc<Root>, call: FileCall) -> Result<Value, FsError> {
+    match call {
+        FileCall::List { path, after, limit } => {
+            let limit = limit.unwrap_or(LIST_PAGE).clamp(1, LIST_PAGE_MAX);
+            let mut listing = blocking(move || root.list(&path, after.as_deref(), limit)).await?;
+            listing.items.retain(|e| !e.name.starts_with(UPLOAD_PREFIX));
+            Ok(to_value(listing))
+        }
+        FileCall::Stat { path } => Ok(to_value(blocking(move || root.stat(&path)).await?)),
+        FileCall::Mkdir { path } => blocking(move || {
+            root.mkdir_all(&path)?;
+            root.stat(&path)
+        })
+        .await
+        .map(to_value),
+        FileCall::Rename { from, to, replace } => blocking(move || {
+            root.rename(&from, &to, replace)?;
+            root.stat(&to)
+        })
+        .await
+        .map(to_value),
+        FileCall::Copy { from, to } => blocking(move || {
+            root.copy(&from, &to)?;
+            root.stat(&to)
+        })
+        .await
+        .map(to_value),
+        FileCall::Remove { path, recursive } => {
+            blocking(move || root.remove(&path, recursive)).await?;
+            Ok(Value::Null)
+        }
+        FileCall::Chmod { path, mode } => blocking(move || {
+            root.chmod(&path, mode)?;
+            root.stat(&path)
+        })
+        .await
+        .map(to_value),
+        FileCall::Compress { .. } | FileCall::Extract { .. } | FileCall::Pull { .. } => {
+            Err(FsError::Invalid {
+                path: call_path(&call),
+                why: "archives and pulls are not served by this nodelet yet".into(),
+            })
+        }
+        FileCall::Read { .. } | FileCall::Write { .. } => unreachable!("streamed calls"),
+    }
+}
+
+fn call_path(call: &FileCall) -> String {
+    call.path().to_owned()
+}
+
+/// The byte range `(start, length)` of a file of `size` bytes that an HTTP range names, or
+/// why not (416).
+fn resolve_range(
+    path: &str,
+    size: u64,
+    (start, end, suffix): (Option<u64>, Option<u64>, Option<u64>),
+) -> Result<(u64, u64), FsError> {
+    let unsatisfiable = || FsError::RangeNotSatisfiable {
+        path: path.to_owned(),
+        size,
+    };
+    match (start, end, suffix) {
+        (None, None, None) => Ok((0, size)),
+        (None, None, Some(n)) => {
+            if n == 0 {
+                return Err(unsatisfiable());
+            }
+            let n = n.min(size);
+            Ok((size - n, n))
+        }
+        (Some(a), end, None) => {
+            if a >= size {
+                return Err(unsatisfiable());
+            }
+            let last = end.unwrap_or(u64::MAX).min(size - 1);
+            if last < a {
+                return Err(unsatisfiable());
+            }
+            Ok((a, last - a + 1))
+        }
+        _ => Err(unsatisfiable()),
+    }
+}
+
+/// Streams a file: `Opened` with the entry and range, then data chunks as room is made.
+async fn read(
+    root: Arc<Root>,
+    path: String,
+    range: (Option<u64>, Option<u64>, Option<u64>),
+    tx: &StreamTx,
+    inbox: Inbox,
+) -> Result<(), FsError> {
+    let p = path.clone();
+    let (mut file, entry) = blocking(move || root.open_read(&p)).await?;
+    let (start, length) = resolve_range(&path, entry.size, range)?;
+    let opened = json!({"entry": entry, "size": entry.size, "start": start, "length": length});
+    tx.send(Answer::Opened(opened))
+        .await
+        .map_err(|_| closed(&path))?;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| FsError::from_io(&path, e))?;
+    }
+    let mut left = length;
+    let mut file = Some(file);
+    while left > 0 {
+        // room for one more chunk at the API server
+        inbox
+            .credits
+            .acquire()
+            .await
+            .map_err(|_| closed(&path))?
+            .forget();
+        let want = left.min(FILE_CHUNK_BYTES as u64) as usize;
+        let mut f = file.take().expect("the file is back after each chunk");
+        let p = path.clone();
+        let (f, chunk) = blocking(move || {
+            let mut buf = vec![0u8; want];
+            let mut got = 0;
+            while got < want {
+                match f.read(&mut buf[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(FsError::from_io(&p, e)),
+                }
+            }
+            buf.truncate(got);
+            Ok((f, buf))
+        })
+        .await?;
+        file = Some(f);
+        if chunk.is_empty() {
+            // the file shrank while it was read: the promised length cannot be kept
+            return Err(FsError::Invalid {
+                path,
+                why: "the file changed while it was read".into(),
+            });
+        }
+        left -= chunk.len() as u64;
+        tx.send(Answer::Data(chunk))
+            .await
+            .map_err(|_| closed(&path))?;
+    }
+    Ok(())
+}
+
+fn closed(path: &str) -> FsError {
+    FsError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other("the tunnel closed"),
+    }
+}
+
+/// Replaces a file atomically with the data chunks that arrive; answers the new entry.
+async fn write(
+    root: Arc<Root>,
+    path: String,
+    mode: Option<u32>,
+    tx: &StreamTx,
+    mut inbox: Inbox,
+) -> Result<Value, FsError> {
+    let p = path.clone();
+    let r = root.clone();
+    let atomic = blocking(move || r.write_atomic(&p, mode)).await?;
+    tx.send(Answer::Opened(json!({})))
+        .await
+        .map_err(|_| closed(&path))?;
+    let mut atomic = Some(atomic);
+    loop {
+        let Some(chunk) = inbox.data.recv().await else {
+            return Err(closed(&path));
+        };
+        let mut f = atomic.take().expect("the file is back after each chunk");
+        if chunk.is_empty() {
+            let entry = blocking(move || f.commit()).await?;
+            return Ok(to_value(entry));
+        }
+        let p = path.clone();
+        let f = blocking(move || {
+            f.write_all(&chunk).map_err(|e| FsError::from_io(&p, e))?;
+            Ok(f)
+        })
+        .await?;
+        atomic = Some(f);
+        tx.send(Answer::Ack(1)).await.map_err(|_| closed(&path))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_as_http_has_them() {
+        let r = |s, e, x| resolve_range("/f", 10, (s, e, x));
+        assert_eq!(r(None, None, None).unwrap(), (0, 10));
+        assert_eq!(r(Some(2), Some(4), None).unwrap(), (2, 3));
+        assert_eq!(r(Some(2), None, None).unwrap(), (2, 8));
+        assert_eq!(r(Some(2), Some(99), None).unwrap(), (2, 8));
+        assert_eq!(r(None, None, Some(3)).unwrap(), (7, 3));
+        assert_eq!(r(None, None, Some(30)).unwrap(), (0, 10));
+        assert!(r(Some(10), None, None).is_err());
+        assert!(r(None, None, Some(0)).is_err());
+        assert_eq!(resolve_range("/e", 0, (None, None, None)).unwrap(), (0, 0));
+    }
+}
