@@ -107,6 +107,36 @@ pub struct UserSpec {
     /// A disabled user cannot log in, and their API keys stop working.
     #[serde(default)]
     pub disabled: bool,
+    /// SSH public keys for SFTP, one per item in OpenSSH's `authorized_keys` form
+    /// (`ssh-ed25519 AAAA… comment`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_keys: Vec<String>,
+}
+
+/// The SSH key types `spec.sshKeys` takes.
+pub const SSH_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// The type and base64 blob of an OpenSSH public key line (`TYPE BLOB [COMMENT]`), when it is
+/// one of [`SSH_KEY_TYPES`] with a well-formed blob: what two lines must share to name the
+/// same key.
+pub fn ssh_key_id(line: &str) -> Option<(&str, &str)> {
+    let mut parts = line.split_whitespace();
+    let (kind, blob) = (parts.next()?, parts.next()?);
+    let base64 = blob.len() % 4 == 0
+        && blob.len() >= 16
+        && blob
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+    (SSH_KEY_TYPES.contains(&kind) && base64).then_some((kind, blob))
 }
 
 /// What the server records about a user.
@@ -324,6 +354,23 @@ impl Validate for UserSpec {
                 !self.groups[..i].contains(g),
                 &p,
                 format!("{g:?} is listed twice"),
+            );
+        }
+        causes.check(
+            self.ssh_keys.len() <= 50,
+            &path.child("sshKeys"),
+            "at most 50 keys",
+        );
+        for (i, k) in self.ssh_keys.iter().enumerate() {
+            let p = path.child("sshKeys").index(i);
+            let ok = k.len() <= 16 * 1024 && !k.contains(['\n', '\r']) && ssh_key_id(k).is_some();
+            causes.check(
+                ok,
+                &p,
+                format!(
+                    "not an OpenSSH public key line (TYPE BASE64 [COMMENT], TYPE one of {})",
+                    SSH_KEY_TYPES.join(", ")
+                ),
             );
         }
     }

@@ -412,6 +412,12 @@ pub async fn authorize(
         (Caller::Node(name), Some(a)) => node::authorize(state, name, &a, req).await,
         // discovery and the OpenAPI document describe the API to anyone who may use it
         (Caller::Node(_), None) if *req.method() == Method::GET && !is_metrics(&req) => Ok(req),
+        // a node asks whether an SFTP session of one of its servers may open or go on
+        (Caller::Node(_), None)
+            if *req.method() == Method::POST && crate::http::sftp::node_path(req.uri().path()) =>
+        {
+            Ok(req)
+        }
         (Caller::Node(name), None) => Err(ApiError::Forbidden(format!(
             "node {name} may not {} {}",
             req.method(),

@@ -22,6 +22,7 @@ pub mod health;
 pub mod login;
 pub mod nodes;
 pub mod resources;
+pub mod sftp;
 pub mod tunnel;
 
 pub use crate::state::{AppState, BOOKMARK_INTERVAL};
@@ -36,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .merge(resources::routes())
         .merge(tunnel::routes())
         .merge(files::routes())
+        .merge(sftp::routes())
         .merge(login::routes())
         .merge(audit::routes())
         .layer(middleware::from_fn_with_state(
