@@ -268,6 +268,7 @@ impl Running {
         let store: Arc<dyn Store> = self.state.registry.store().clone();
         let compactor = store::spawn_compactor(store.clone(), HISTORY, Duration::from_secs(60));
         let purger = audit::spawn_purger(store, self.audit_retention, audit::PURGE_EVERY);
+        let sweeper = crate::http::console::spawn_sweeper(self.state.clone());
         let addr = self.addr;
         let auditor = self.state.audit.clone();
         let ca: Option<Arc<str>> = self.tls.as_ref().map(|t| Arc::from(t.ca_pem.as_str()));
@@ -287,6 +288,7 @@ impl Running {
         };
         compactor.abort();
         purger.abort();
+        sweeper.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), auditor.sync()).await;
         result
     }

@@ -45,6 +45,9 @@ pub struct TunnelConfig {
     pub ping_interval: Duration,
     /// How long `/metrics` waits for a node's metrics: 2 s.
     pub scrape_timeout: Duration,
+    /// How long a console stream may go on skipping lines because its reader takes none
+    /// before it is dropped: 10 s.
+    pub line_stall: Duration,
 }
 
 impl Default for TunnelConfig {
@@ -57,6 +60,7 @@ impl Default for TunnelConfig {
             retry_after: Duration::from_secs(1),
             ping_interval: Duration::from_secs(20),
             scrape_timeout: Duration::from_secs(2),
+            line_stall: Duration::from_secs(10),
         }
     }
 }
@@ -121,10 +125,30 @@ impl From<TunnelError> for ApiError {
     }
 }
 
+/// Where one request's answers go.
+#[derive(Debug)]
+struct Route {
+    tx: mpsc::Sender<Answer>,
+    /// Console lines skipped since the reader last had room.
+    skipped: u64,
+    /// Since when lines have been skipped without one getting through.
+    stalled_since: Option<std::time::Instant>,
+}
+
+impl Route {
+    fn new(tx: mpsc::Sender<Answer>) -> Self {
+        Self {
+            tx,
+            skipped: 0,
+            stalled_since: None,
+        }
+    }
+}
+
 /// The open requests of one tunnel: where each one's answers go.
 #[derive(Debug, Default)]
 struct Routes {
-    open: HashMap<u64, mpsc::Sender<Answer>>,
+    open: HashMap<u64, Route>,
     /// Set when the tunnel closed: no request may join it any more.
     closed: bool,
 }
@@ -299,26 +323,46 @@ fn encode(request: &TunnelRequest) -> Message {
     )
 }
 
-/// Hands one answer frame to its request without waiting: a request whose buffer has one
-/// free slot left is ended there with a `Failed` answer (429) and cancelled on the node.
-/// Returns the id of a request dropped this way.
-fn deliver(routes: &Mutex<Routes>, frame: TunnelAnswer) -> Option<u64> {
+/// Hands one answer frame to its request without waiting. A console line whose reader has no
+/// room is skipped and counted (a notice of how many goes out once there is room again); a
+/// reader that takes no line for `stall` has its stream ended, as has a request whose buffer
+/// fills with other answers: with a `Failed` answer (429) in the slot kept free for the last
+/// one, and a cancel to the node. Returns the id of a request dropped this way.
+fn deliver(routes: &Mutex<Routes>, frame: TunnelAnswer, stall: Duration) -> Option<u64> {
     let mut routes = routes.lock().expect("routes");
     let id = frame.id;
-    let tx = routes.open.get(&id)?;
+    let route = routes.open.get_mut(&id)?;
     if frame.answer.is_last() {
         // non-last answers leave a slot free, so the last one always fits
-        let tx = routes.open.remove(&id)?;
-        let _ = tx.try_send(frame.answer);
+        let route = routes.open.remove(&id)?;
+        let _ = route.tx.try_send(frame.answer);
         return None;
     }
-    if tx.capacity() > 1 {
-        let _ = tx.try_send(frame.answer);
+    if matches!(frame.answer, Answer::Line(_)) {
+        if route.skipped > 0 && route.tx.capacity() > 2 {
+            let notice = format!("[catalyst] {} lines skipped (slow reader)", route.skipped);
+            let _ = route.tx.try_send(Answer::Line(notice));
+            route.skipped = 0;
+        }
+        if route.tx.capacity() > 1 {
+            let _ = route.tx.try_send(frame.answer);
+            route.stalled_since = None;
+            return None;
+        }
+        route.skipped += 1;
+        let since = *route
+            .stalled_since
+            .get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < stall {
+            return None;
+        }
+    } else if route.tx.capacity() > 1 {
+        let _ = route.tx.try_send(frame.answer);
         return None;
     }
-    let tx = routes.open.remove(&id)?;
-    let behind = tx.max_capacity() - 1;
-    let _ = tx.try_send(Answer::Failed {
+    let route = routes.open.remove(&id)?;
+    let behind = route.tx.max_capacity() - 1;
+    let _ = route.tx.try_send(Answer::Failed {
         code: 429,
         error: format!("stream dropped: the reader fell {behind} answers behind"),
     });
@@ -422,7 +466,7 @@ impl Tunnels {
                     retry_after: cfg.retry_after,
                 });
             }
-            routes.open.insert(id, tx);
+            routes.open.insert(id, Route::new(tx));
         }
         let answers = Answers {
             rx,
@@ -464,6 +508,7 @@ impl Tunnels {
         tracing::info!(node, "node tunnel open");
         let (mut sink, mut stream) = socket.split();
         let ping_every = self.config.ping_interval;
+        let stall = self.config.line_stall;
         let writer = async {
             let mut ping = tokio::time::interval(ping_every);
             loop {
@@ -488,7 +533,7 @@ impl Tunnels {
                             continue;
                         };
                         let frame = TunnelAnswer::new(id, Answer::Data(data.to_vec()));
-                        if let Some(id) = deliver(&routes, frame) {
+                        if let Some(id) = deliver(&routes, frame, stall) {
                             tracing::warn!(
                                 node,
                                 id,
@@ -515,7 +560,7 @@ impl Tunnels {
                         continue;
                     }
                 };
-                if let Some(id) = deliver(&routes, frame) {
+                if let Some(id) = deliver(&routes, frame, stall) {
                     tracing::warn!(node, id, "tunnel stream dropped: its reader is too slow");
                     let _ = tx.try_send(encode(&TunnelRequest {
                         id,
@@ -771,24 +816,34 @@ mod tests {
         TunnelAnswer::new(id, Answer::Line("x".into()))
     }
 
+    fn data(id: u64) -> TunnelAnswer {
+        TunnelAnswer::new(id, Answer::Data(vec![1]))
+    }
+
+    const STALL: Duration = Duration::from_millis(200);
+
     #[test]
     fn a_full_buffer_drops_its_stream_with_a_last_failure_and_leaves_others_alone() {
         let routes = Mutex::new(Routes::default());
         let (slow_tx, mut slow) = mpsc::channel(3);
         let (fast_tx, mut fast) = mpsc::channel(3);
-        routes.lock().unwrap().open.insert(1, slow_tx);
-        routes.lock().unwrap().open.insert(2, fast_tx);
-        assert_eq!(deliver(&routes, line(1)), None);
-        assert_eq!(deliver(&routes, line(1)), None);
+        routes.lock().unwrap().open.insert(1, Route::new(slow_tx));
+        routes.lock().unwrap().open.insert(2, Route::new(fast_tx));
+        assert_eq!(deliver(&routes, data(1), STALL), None);
+        assert_eq!(deliver(&routes, data(1), STALL), None);
         assert_eq!(
-            deliver(&routes, line(1)),
+            deliver(&routes, data(1), STALL),
             Some(1),
             "the third fills the buffer"
         );
-        assert_eq!(deliver(&routes, line(1)), None, "nothing more for it");
+        assert_eq!(
+            deliver(&routes, data(1), STALL),
+            None,
+            "nothing more for it"
+        );
         assert!(!routes.lock().unwrap().open.contains_key(&1));
         for _ in 0..2 {
-            assert_eq!(slow.try_recv().unwrap(), Answer::Line("x".into()));
+            assert_eq!(slow.try_recv().unwrap(), Answer::Data(vec![1]));
         }
         assert!(matches!(
             slow.try_recv().unwrap(),
@@ -796,14 +851,45 @@ mod tests {
         ));
         assert!(slow.try_recv().is_err());
         // the other stream still flows, and its last answer always fits
-        assert_eq!(deliver(&routes, line(2)), None);
-        assert_eq!(deliver(&routes, line(2)), None);
+        assert_eq!(deliver(&routes, line(2), STALL), None);
+        assert_eq!(deliver(&routes, line(2), STALL), None);
         let end = TunnelAnswer::new(2, Answer::End { result: None });
-        assert_eq!(deliver(&routes, end), None);
+        assert_eq!(deliver(&routes, end, STALL), None);
         assert_eq!(fast.try_recv().unwrap(), Answer::Line("x".into()));
         assert_eq!(fast.try_recv().unwrap(), Answer::Line("x".into()));
         assert_eq!(fast.try_recv().unwrap(), Answer::End { result: None });
         assert!(routes.lock().unwrap().open.is_empty());
+    }
+
+    #[test]
+    fn a_slow_console_reader_skips_lines_and_a_stalled_one_is_dropped() {
+        let routes = Mutex::new(Routes::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        routes.lock().unwrap().open.insert(1, Route::new(tx));
+        for _ in 0..10 {
+            assert_eq!(
+                deliver(&routes, line(1), STALL),
+                None,
+                "skipped, not dropped"
+            );
+        }
+        // three got in (one slot stays free for the last answer); the reader takes them
+        for _ in 0..3 {
+            assert_eq!(rx.try_recv().unwrap(), Answer::Line("x".into()));
+        }
+        assert_eq!(deliver(&routes, line(1), STALL), None);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Answer::Line("[catalyst] 7 lines skipped (slow reader)".into())
+        );
+        assert_eq!(rx.try_recv().unwrap(), Answer::Line("x".into()));
+        // a reader that takes nothing more is dropped once it stalled for STALL
+        for _ in 0..5 {
+            deliver(&routes, line(1), STALL);
+        }
+        std::thread::sleep(STALL + Duration::from_millis(50));
+        assert_eq!(deliver(&routes, line(1), STALL), Some(1));
+        assert!(!routes.lock().unwrap().open.contains_key(&1));
     }
 
     #[test]

@@ -285,7 +285,12 @@ async fn within<T>(limit: Duration, what: &str, f: impl std::future::Future<Outp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_never_reads_blocks_no_command_or_metrics_call() {
-    let env = env(TunnelConfig::default()).await;
+    // no patience for a stalled reader: the first line it has no room for drops it
+    let env = env(TunnelConfig {
+        line_stall: Duration::ZERO,
+        ..TunnelConfig::default()
+    })
+    .await;
     let node = FakeNode::connect(env.addr).await;
     env.await_tunnel().await;
 
@@ -320,6 +325,10 @@ async fn a_follower_that_never_reads_blocks_no_command_or_metrics_call() {
             )
         })
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !node.cancelled(flood) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         node.cancelled(flood),
         "the node was told to stop the stream"

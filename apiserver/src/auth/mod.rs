@@ -388,6 +388,7 @@ fn open_to_users(method: &Method, path: &str) -> bool {
                 | "/auth/v1/totp/confirm"
                 | "/auth/v1/access-review"
                 | "/auth/v1/keys/rotate"
+                | "/auth/v1/tickets"
         ),
     }
 }
@@ -484,7 +485,17 @@ fn rate_limit(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
 /// response extension), for the layers outside this one (audit).
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let token = request_token(req.headers(), req.uri().query());
-    let caller = match resolve(&state, token.as_deref()).await {
+    let ticket = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("ticket="))
+            .map(str::to_owned)
+    });
+    let resolved = match (&token, ticket) {
+        // a console ticket (browsers cannot send headers on a WebSocket)
+        (None, Some(t)) => crate::http::console::redeem(&state, &t, req.uri().path()).await,
+        _ => resolve(&state, token.as_deref()).await,
+    };
+    let caller = match resolved {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

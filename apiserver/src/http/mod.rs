@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::limits::MAX_BODY_BYTES;
 
 pub mod audit;
+pub mod console;
 pub mod discovery;
 pub mod files;
 pub mod health;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .merge(tunnel::routes())
         .merge(files::routes())
         .merge(sftp::routes())
+        .merge(console::routes())
         .merge(login::routes())
         .merge(audit::routes())
         .layer(middleware::from_fn_with_state(

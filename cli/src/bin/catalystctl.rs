@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use catalyst_cli::client::{Client, ClientError, Config};
 use catalyst_cli::ctl::apply::ApplyArgs;
+use catalyst_cli::ctl::attach::ConsoleArgs;
 use catalyst_cli::ctl::audit::AuditArgs;
 use catalyst_cli::ctl::auth::AuthArgs;
 use catalyst_cli::ctl::completion::CompletionArgs;
@@ -74,6 +75,9 @@ enum Command {
     /// A GameServer's files: ls, cat, get, put, rm, mkdir, chmod, mv, cp, archive, extract,
     /// pull.
     Files(FilesArgs),
+    /// An interactive terminal on a GameServer's console: lines as they come, each line typed
+    /// sent as a command.
+    Console(ConsoleArgs),
     /// Send one line to a GameServer's console: `catalystctl command NAME -- say hello`.
     #[command(name = "command")]
     Say(CommandArgs),
@@ -156,6 +160,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Restart(args) => args.run(PowerAction::Restart, c, ns, out).await,
         Command::Logs(args) => args.run(c, ns, out).await,
         Command::Files(args) => args.run(c, ns, out).await,
+        Command::Console(args) => args.run(c, ns, out).await,
         Command::Say(args) => args.run(c, ns, out).await,
         Command::Cordon(args) => args.run(true, c, out).await,
         Command::Uncordon(args) => args.run(false, c, out).await,

@@ -5,6 +5,7 @@
 //! (asking for names, passwords and codes).
 
 pub mod apply;
+pub mod attach;
 pub mod audit;
 pub mod auth;
 pub mod completion;
