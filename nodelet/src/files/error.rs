@@ -79,6 +79,15 @@ pub enum FsError {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// A download's other side failed: no answer, a timeout, an HTTP error status, too many
+    /// redirects (reported by [`pull`](super::pull)).
+    #[error("{path}: download failed: {why}")]
+    Remote {
+        /// The user path being downloaded to.
+        path: String,
+        /// What went wrong, naming the host.
+        why: String,
+    },
     /// Anything else the kernel reported, or the layer could not take the server's identity.
     #[error("{path}: {source}")]
     Io {
@@ -93,7 +102,7 @@ pub enum FsError {
 impl FsError {
     /// The HTTP status that fits: 404 not found; 409 exists, not empty, (not) a directory;
     /// 403 escapes, refused, permission denied; 400 invalid; 507 no space; 413 too large;
-    /// 500 anything else.
+    /// 502 a download's other side failed; 500 anything else.
     pub fn status(&self) -> u16 {
         match self {
             FsError::NotFound { .. } => 404,
@@ -107,6 +116,7 @@ impl FsError {
             FsError::Invalid { .. } => 400,
             FsError::NoSpace { .. } => 507,
             FsError::TooLarge { .. } => 413,
+            FsError::Remote { .. } => 502,
             FsError::Io { .. } => 500,
         }
     }
@@ -125,6 +135,7 @@ impl FsError {
             | FsError::NoSpace { path }
             | FsError::Invalid { path, .. }
             | FsError::TooLarge { path, .. }
+            | FsError::Remote { path, .. }
             | FsError::Io { path, .. } => path,
         }
     }
