@@ -97,6 +97,9 @@ pub enum ApiError {
     /// 507: a server's disk is full (its quota).
     #[error("{0}")]
     InsufficientStorage(String),
+    /// 502: something this server fetched from failed (a URL pulled into a server's files).
+    #[error("{0}")]
+    BadGateway(String),
 }
 
 impl ApiError {
@@ -119,6 +122,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -142,6 +146,7 @@ impl ApiError {
             ApiError::Timeout(_) => "Timeout",
             ApiError::RangeNotSatisfiable(_) => "RequestedRangeNotSatisfiable",
             ApiError::InsufficientStorage(_) => "InsufficientStorage",
+            ApiError::BadGateway(_) => "BadGateway",
         }
     }
 

@@ -376,6 +376,107 @@ fn the_file_api_stays_inside_the_data_directory() {
     let missing = ctl(server, &["files", "rm", "fs", "/no/such"], None);
     assert_eq!(missing.status.code(), Some(1));
 
+    // archives: packed and unpacked by the node; hostile archives made by Python's tarfile and
+    // zipfile are refused whole, and nothing lands outside the data directory
+    ok(ctl(
+        server,
+        &["files", "archive", "fs", "/w.tar.gz", "/world"],
+        None,
+    ));
+    ok(ctl(
+        server,
+        &["files", "extract", "fs", "/w.tar.gz", "/restored"],
+        None,
+    ));
+    let (code, _, body) = http.get_bytes("/restored/world/level.dat", None);
+    assert_eq!((code, body.as_slice()), (StatusCode::OK, &b"level\n"[..]));
+    let craft = env.root.join("craft.py");
+    std::fs::write(
+        &craft,
+        r#"import io, sys, tarfile, zipfile
+out = sys.argv[1]
+def tar(name, members):
+    with tarfile.open(f"{out}/{name}", "w:gz") as t:
+        for m, kind, data in members:
+            i = tarfile.TarInfo(m)
+            if kind == "link":
+                i.type, i.linkname = tarfile.SYMTYPE, data
+                t.addfile(i)
+            elif kind == "hard":
+                i.type, i.linkname = tarfile.LNKTYPE, data
+                t.addfile(i)
+            else:
+                i.size = len(data)
+                t.addfile(i, io.BytesIO(data))
+tar("slip.tar.gz", [("ok.txt", "file", b"ok"), ("../../catalyst-slip.txt", "file", b"x")])
+tar("abs.tar.gz", [("/tmp/catalyst-abs.txt", "file", b"x")])
+tar("hard.tar.gz", [("passwd", "hard", "/etc/passwd")])
+tar("link.tar.gz", [("link", "link", "/etc"), ("link/catalyst-evil", "file", b"x")])
+with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
+    z.writestr("../../catalyst-slip.txt", "x")
+"#,
+    )
+    .expect("craft script");
+    let crafted = env.root.join("crafted");
+    std::fs::create_dir_all(&crafted).expect("dir");
+    let status = std::process::Command::new("python3")
+        .arg(&craft)
+        .arg(&crafted)
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    for name in [
+        "slip.tar.gz",
+        "abs.tar.gz",
+        "hard.tar.gz",
+        "link.tar.gz",
+        "slip.zip",
+    ] {
+        let bytes = std::fs::read(crafted.join(name)).expect("crafted archive");
+        let (code, v) = put(&format!("/evil/{name}"), bytes);
+        assert_eq!(code, StatusCode::CREATED, "{v}");
+        let (code, v) = http.status(
+            Method::POST,
+            "files",
+            &[
+                ("path", &format!("/evil/{name}")),
+                ("op", "extract"),
+                ("to", "/evil/out"),
+            ],
+            None,
+        );
+        assert_eq!(code, StatusCode::FORBIDDEN, "{name}: {v}");
+    }
+    let (_, v) = http.status(Method::GET, "files", &[("path", "/evil/out")], None);
+    assert!(
+        v["items"].as_array().is_none_or(|i| i.is_empty()),
+        "nothing extracted: {v}"
+    );
+    assert!(!std::path::Path::new("/tmp/catalyst-abs.txt").exists());
+    assert!(!std::path::Path::new("/etc/catalyst-evil").exists());
+    let data_dirs = ndir.join("servers");
+    for d in std::fs::read_dir(&data_dirs).expect("servers").flatten() {
+        assert!(!d.path().join("../catalyst-slip.txt").exists());
+    }
+    assert!(!ndir.join("catalyst-slip.txt").exists());
+
+    // pulls from URLs never reach loopback, link-local (the metadata service) or private hosts
+    for url in [
+        "http://127.0.0.1:1/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://localhost/",
+        "file:///etc/passwd",
+    ] {
+        let out = ctl(server, &["files", "pull", "fs", url, "/pulled"], None);
+        assert_eq!(out.status.code(), Some(1), "{url}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("refused") || err.contains("scheme"),
+            "{url}: {err}"
+        );
+    }
+
     // a subuser who may list files but not read them, nor write
     ok(ctl(server, &["create", "user", "lister"], None));
     let binding = "apiVersion: catalyst.dev/v1alpha1\nkind: RoleBinding\nmetadata:\n  name: lister\n  namespace: default\nspec:\n  roleRef: file.read\n  resourceNames: [fs]\n  subjects: [{kind: User, name: lister}]\n";

@@ -11,6 +11,8 @@ use catalyst_schemas::tunnel::{Answer, FileCall, FILE_CHUNK_BYTES, FILE_WINDOW};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::files::archive::{self, ArchiveFormat, ExtractLimits};
+use crate::files::pull::{self, PullPolicy};
 use crate::files::{FsError, Root, UPLOAD_PREFIX};
 use crate::runtime::Runtime;
 use crate::tunnel::StreamTx;
@@ -172,18 +174,32 @@ async fn simple(root: Arc<Root>, call: FileCall) -> Result<Value, FsError> {
         })
         .await
         .map(to_value),
-        FileCall::Compress { .. } | FileCall::Extract { .. } | FileCall::Pull { .. } => {
-            Err(FsError::Invalid {
-                path: call_path(&call),
-                why: "archives and pulls are not served by this nodelet yet".into(),
-            })
+        FileCall::Compress {
+            paths,
+            dest,
+            format,
+        } => {
+            let format = match format.as_deref() {
+                None => None,
+                Some(f) => Some(ArchiveFormat::parse(f).ok_or_else(|| FsError::Invalid {
+                    path: dest.clone(),
+                    why: format!("unknown archive format {f:?} (tar, tar.gz, tar.zst, zip)"),
+                })?),
+            };
+            blocking(move || archive::compress(&root, &paths, &dest, format))
+                .await
+                .map(to_value)
         }
+        FileCall::Extract { path, dest } => {
+            blocking(move || archive::extract(&root, &path, &dest, &ExtractLimits::default()))
+                .await
+                .map(to_value)
+        }
+        FileCall::Pull { url, dest } => pull::pull(root, &url, &dest, &PullPolicy::default())
+            .await
+            .map(to_value),
         FileCall::Read { .. } | FileCall::Write { .. } => unreachable!("streamed calls"),
     }
-}
-
-fn call_path(call: &FileCall) -> String {
-    call.path().to_owned()
 }
 
 /// The byte range `(start, length)` of a file of `size` bytes that an HTTP range names, or
@@ -300,7 +316,15 @@ async fn write(
 ) -> Result<Value, FsError> {
     let p = path.clone();
     let r = root.clone();
-    let atomic = blocking(move || r.write_atomic(&p, mode)).await?;
+    let atomic = blocking(move || {
+        // an upload makes its missing parent directories, as mkdir -p would
+        let clean = Root::clean(&p)?;
+        if let Some((parent, _)) = clean.rsplit_once('/') {
+            r.mkdir_all(parent)?;
+        }
+        r.write_atomic(&p, mode)
+    })
+    .await?;
     tx.send(Answer::Opened(json!({})))
         .await
         .map_err(|_| closed(&path))?;

@@ -129,14 +129,14 @@ async fn target(
     Ok((node, meta_str(&obj, "uid").unwrap_or_default().to_owned()))
 }
 
-/// The ApiError of a node's failed file call.
-fn file_error(code: u16, message: String) -> ApiError {
+/// The ApiError of a node's failed file call about `path`.
+fn file_error(code: u16, message: String, path: &str) -> ApiError {
     match code {
         400 => ApiError::BadRequest(message),
         403 => ApiError::Forbidden(message),
         404 => ApiError::NotFound {
             kind: "file".into(),
-            name: message,
+            name: path.to_owned(),
         },
         409 => ApiError::Conflict {
             message,
@@ -150,6 +150,7 @@ fn file_error(code: u16, message: String) -> ApiError {
             retry_after_seconds: 1,
         },
         507 => ApiError::InsufficientStorage(message),
+        502 => ApiError::BadGateway(message),
         _ => ApiError::Unavailable(message),
     }
 }
@@ -164,13 +165,14 @@ async fn start(
     call: FileCall,
 ) -> Result<(Answers, Answer), ApiError> {
     let (node, uid) = target(state, caller, ns, name).await?;
+    let path = call.path().to_owned();
     let mut answers = state
         .tunnels
         .request(&node, &owner(caller), TunnelOp::Files { uid, call })
         .await?;
     let first = answers.next_in_time().await?;
     match first {
-        Answer::Failed { code, error } => Err(file_error(code, error)),
+        Answer::Failed { code, error } => Err(file_error(code, error, &path)),
         other => Ok((answers, other)),
     }
 }
@@ -195,6 +197,7 @@ async fn finish(
             | FileCall::Pull { .. }
     );
     let (node, uid) = target(state, caller, ns, name).await?;
+    let path = call.path().to_owned();
     let mut answers = state
         .tunnels
         .request(&node, &owner(caller), TunnelOp::Files { uid, call })
@@ -215,7 +218,7 @@ async fn finish(
         };
         match answer {
             Answer::End { result } => return Ok(result.unwrap_or(Value::Null)),
-            Answer::Failed { code, error } => return Err(file_error(code, error)),
+            Answer::Failed { code, error } => return Err(file_error(code, error, &path)),
             _ => {}
         }
     }
@@ -415,8 +418,9 @@ pub async fn upload(
         .as_deref()
         .map(|m| parse_mode("mode", m))
         .transpose()?;
+    let path = q.path()?;
     let call = FileCall::Write {
-        path: q.path()?,
+        path: path.clone(),
         mode,
     };
     let (mut answers, first) = start(&state, caller, &ns, &name, call).await?;
@@ -434,7 +438,7 @@ pub async fn upload(
                 *in_flight = in_flight.saturating_sub(n);
                 Ok(None)
             }
-            Answer::Failed { code, error } => Err(file_error(code, error)),
+            Answer::Failed { code, error } => Err(file_error(code, error, &path)),
             Answer::End { result } => Ok(Some(result.unwrap_or(Value::Null))),
             _ => Ok(None),
         }
@@ -663,9 +667,9 @@ mod tests {
 
     #[test]
     fn node_failures_keep_their_status() {
-        for code in [400u16, 403, 404, 409, 413, 416, 507] {
-            assert_eq!(file_error(code, "x".into()).code().as_u16(), code);
+        for code in [400u16, 403, 404, 409, 413, 416, 502, 507] {
+            assert_eq!(file_error(code, "x".into(), "/p").code().as_u16(), code);
         }
-        assert_eq!(file_error(500, "x".into()).code().as_u16(), 503);
+        assert_eq!(file_error(500, "x".into(), "/p").code().as_u16(), 503);
     }
 }

@@ -87,6 +87,15 @@ pub enum FsError {
         /// The file's size.
         size: u64,
     },
+    /// A download's other side failed: no answer, a timeout, an HTTP error status, too many
+    /// redirects (reported by [`pull`](super::pull)).
+    #[error("{path}: download failed: {why}")]
+    Remote {
+        /// The user path being downloaded to.
+        path: String,
+        /// What went wrong, naming the host.
+        why: String,
+    },
     /// Anything else the kernel reported, or the layer could not take the server's identity.
     #[error("{path}: {source}")]
     Io {
@@ -101,7 +110,7 @@ pub enum FsError {
 impl FsError {
     /// The HTTP status that fits: 404 not found; 409 exists, not empty, (not) a directory;
     /// 403 escapes, refused, permission denied; 400 invalid; 507 no space; 413 too large;
-    /// 416 a range past the end; 500 anything else.
+    /// 416 a range past the end; 502 a download's other side failed; 500 anything else.
     pub fn status(&self) -> u16 {
         match self {
             FsError::NotFound { .. } => 404,
@@ -116,6 +125,7 @@ impl FsError {
             FsError::NoSpace { .. } => 507,
             FsError::TooLarge { .. } => 413,
             FsError::RangeNotSatisfiable { .. } => 416,
+            FsError::Remote { .. } => 502,
             FsError::Io { .. } => 500,
         }
     }
@@ -135,6 +145,7 @@ impl FsError {
             | FsError::Invalid { path, .. }
             | FsError::TooLarge { path, .. }
             | FsError::RangeNotSatisfiable { path, .. }
+            | FsError::Remote { path, .. }
             | FsError::Io { path, .. } => path,
         }
     }

@@ -30,13 +30,17 @@
 //! `tokio::task::spawn_blocking` (or a thread of your own), never from an async task directly,
 //! and do not move a call's work across threads.
 
+pub mod archive;
 mod creds;
 mod error;
 mod path;
+pub mod pull;
 mod walk;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testutil;
 
 pub use error::FsError;
 
