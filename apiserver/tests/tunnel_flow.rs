@@ -14,7 +14,9 @@ use catalyst_apiserver::http::{app, AppState};
 use catalyst_apiserver::registry::Registry;
 use catalyst_apiserver::store;
 use catalyst_apiserver::tunnel::{TunnelConfig, Tunnels};
-use catalyst_schemas::tunnel::{Answer, TunnelAnswer, TunnelOp, TunnelRequest};
+use catalyst_schemas::tunnel::{
+    data_frame, Answer, FileCall, TunnelAnswer, TunnelOp, TunnelRequest, FILE_WINDOW,
+};
 use futures::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -145,6 +147,8 @@ impl Env {
 struct FakeNode {
     seen: Arc<Mutex<Vec<TunnelRequest>>>,
     flooded: Arc<AtomicUsize>,
+    /// Binary (data) frames the API server sent.
+    data_frames: Arc<AtomicUsize>,
     out: mpsc::Sender<Message>,
     closed: mpsc::Receiver<()>,
 }
@@ -166,9 +170,19 @@ impl FakeNode {
         });
         let seen: Arc<Mutex<Vec<TunnelRequest>>> = Arc::default();
         let flooded = Arc::new(AtomicUsize::new(0));
-        let (s, f, o) = (seen.clone(), flooded.clone(), out.clone());
+        let data_frames = Arc::new(AtomicUsize::new(0));
+        let (s, f, o, d) = (
+            seen.clone(),
+            flooded.clone(),
+            out.clone(),
+            data_frames.clone(),
+        );
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
+                if let Message::Binary(_) = msg {
+                    d.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let Message::Text(text) = msg else { continue };
                 let req: TunnelRequest = serde_json::from_str(&text).unwrap();
                 s.lock().unwrap().push(req.clone());
@@ -179,6 +193,7 @@ impl FakeNode {
         Self {
             seen,
             flooded,
+            data_frames,
             out,
             closed,
         }
@@ -255,6 +270,29 @@ async fn answer(
                 result: Some(result),
             })
             .await;
+        }
+        // a hostile node: a download that ignores the window, an upload never acknowledged
+        TunnelOp::Files {
+            call: FileCall::Read { .. },
+            ..
+        } => {
+            send(Answer::Opened(
+                json!({"size": 1u64 << 30, "start": 0, "length": 1u64 << 30}),
+            ))
+            .await;
+            for _ in 0..100_000 {
+                let frame = data_frame(req.id, &[7u8; 1024]);
+                if cancelled() || out.send(Message::Binary(frame.into())).await.is_err() {
+                    return;
+                }
+                flooded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        TunnelOp::Files {
+            call: FileCall::Write { .. },
+            ..
+        } => {
+            send(Answer::Opened(json!({}))).await;
         }
         TunnelOp::Cancel | TunnelOp::Files { .. } | TunnelOp::Ack { .. } => {}
     }
@@ -535,5 +573,85 @@ async fn metrics_from_a_hostile_node_cannot_break_the_exposition() {
             "catalyst_gameserver_pids{name=\"a\\\"} 1\\nevil_metric 2\",node=\"n1\"} 3\n"
         ),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_ignores_the_download_window_has_the_transfer_dropped() {
+    let env = env(TunnelConfig::default()).await;
+    let node = FakeNode::connect(env.addr).await;
+    env.await_tunnel().await;
+    // a client that asks for the file and reads nothing
+    let response = env
+        .send(
+            ALICE,
+            Method::GET,
+            &format!("{GS}/a/filecontents?path=/big"),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let id = node
+        .id_of(|op| {
+            matches!(
+                op,
+                TunnelOp::Files {
+                    call: FileCall::Read { .. },
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.cancelled(id) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        node.cancelled(id),
+        "the transfer was dropped and the node told"
+    );
+    let sent = node.flooded.load(Ordering::Relaxed);
+    assert!(sent < 100_000, "the node was stopped early: {sent}");
+    // everything else still answers
+    assert_eq!(
+        within(Duration::from_secs(2), "command", env.command("say hi"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    drop(response);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_to_a_node_that_never_acknowledges_stops_at_the_window() {
+    let env = env(TunnelConfig {
+        ask_timeout: Duration::from_millis(500),
+        ..TunnelConfig::default()
+    })
+    .await;
+    let node = FakeNode::connect(env.addr).await;
+    env.await_tunnel().await;
+    // 64 MiB offered in 256 KiB pieces, made as they are read
+    let pieces =
+        futures::stream::iter(0..256).map(|_| Ok::<_, std::io::Error>(vec![1u8; 256 * 1024]));
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("{GS}/a/files?path=/stall"))
+        .header(header::AUTHORIZATION, format!("Bearer {ALICE}"))
+        .body(Body::from_stream(pieces))
+        .unwrap();
+    let response = within(
+        Duration::from_secs(10),
+        "the stalled upload",
+        env.app.clone().oneshot(req),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let frames = node.data_frames.load(Ordering::Relaxed);
+    assert!(
+        frames <= FILE_WINDOW as usize,
+        "no more than the window went to the node: {frames}"
     );
 }
