@@ -1,6 +1,6 @@
 //! The nodelet's error type: what any of its parts reports.
 
-use crate::{cni, console, ctd, image, rootfs, spec, userns};
+use crate::{cni, console, ctd, disk, image, rootfs, spec, userns};
 
 /// Anything the nodelet's parts report.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,9 @@ pub enum Error {
     /// User namespaces and id ranges.
     #[error(transparent)]
     Userns(#[from] userns::UsernsError),
+    /// The server's disk (its image, loop device and mount).
+    #[error(transparent)]
+    Disk(#[from] disk::DiskError),
     /// Preparing a container's root filesystem.
     #[error(transparent)]
     Rootfs(#[from] rootfs::RootfsError),

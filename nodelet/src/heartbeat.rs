@@ -86,5 +86,6 @@ fn default_limits(node: &Value, fallback: spec::DefaultLimits) -> spec::DefaultL
         memory: r.memory.map_or(fallback.memory, |m| m.value()),
         cpu_millis: r.cpu.map_or(fallback.cpu_millis, |c| c.milli_value()),
         pids: r.pids.unwrap_or(fallback.pids),
+        disk: r.disk.map_or(fallback.disk, |d| d.value()),
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod console;
 pub mod credentials;
 pub mod ctd;
+pub mod disk;
 pub mod error;
 pub mod file_ops;
 pub mod files;

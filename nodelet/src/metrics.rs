@@ -1,4 +1,5 @@
-//! Resource use of servers and the node, read from cgroup files and /proc (v1 and v2).
+//! Resource use of servers and the node, read from cgroup files and /proc (v1 and v2), and
+//! of servers' disks (statvfs).
 
 use std::path::{Path, PathBuf};
 
@@ -18,8 +19,12 @@ pub struct ServerMetrics {
     pub network_rx_bytes: u64,
     /// Bytes sent.
     pub network_tx_bytes: u64,
-    /// Bytes in the data directory.
+    /// Bytes in the data directory (the same as `disk_used_bytes`).
     pub disk_bytes: u64,
+    /// Bytes in use on the server's disk (its data directory).
+    pub disk_used_bytes: u64,
+    /// Bytes the server's disk holds (0: no disk of its own).
+    pub disk_limit_bytes: u64,
     /// Processes and threads.
     pub pids: u64,
 }
@@ -100,7 +105,15 @@ pub fn server(cid: &str, pid: Option<u32>, data_dir: &Path) -> ServerMetrics {
             }
         }
     }
-    m.disk_bytes = dir_size(data_dir);
+    // the server's own disk answers at once; a data directory without one is walked
+    match crate::disk::own_usage(data_dir) {
+        Some(u) => {
+            m.disk_used_bytes = u.used_bytes;
+            m.disk_limit_bytes = u.limit_bytes;
+        }
+        None => m.disk_used_bytes = dir_size(data_dir),
+    }
+    m.disk_bytes = m.disk_used_bytes;
     m
 }
 
@@ -186,7 +199,17 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     (
         "catalyst_gameserver_disk_bytes",
         "gauge",
-        "Bytes in a game server's data directory.",
+        "Bytes in a game server's data directory (as catalyst_gameserver_disk_used_bytes).",
+    ),
+    (
+        "catalyst_gameserver_disk_used_bytes",
+        "gauge",
+        "Bytes in use on a game server's disk.",
+    ),
+    (
+        "catalyst_gameserver_disk_limit_bytes",
+        "gauge",
+        "The size of a game server's disk, less the filesystem's own (0: none).",
     ),
     (
         "catalyst_gameserver_pids",
@@ -241,6 +264,14 @@ pub fn server_samples(node: &str, ns: &str, name: &str, m: &ServerMetrics) -> Ve
             m.network_tx_bytes as f64,
         ),
         s("catalyst_gameserver_disk_bytes", m.disk_bytes as f64),
+        s(
+            "catalyst_gameserver_disk_used_bytes",
+            m.disk_used_bytes as f64,
+        ),
+        s(
+            "catalyst_gameserver_disk_limit_bytes",
+            m.disk_limit_bytes as f64,
+        ),
         s("catalyst_gameserver_pids", m.pids as f64),
     ]
 }
@@ -276,6 +307,8 @@ mod tests {
         let m = ServerMetrics {
             memory_bytes: 1024,
             cpu_usage_ns: 2_500_000_000,
+            disk_used_bytes: 3 << 20,
+            disk_limit_bytes: 16 << 20,
             ..Default::default()
         };
         let samples = server_samples("n1", "default", "a", &m);
@@ -289,6 +322,15 @@ mod tests {
         assert!(samples
             .iter()
             .all(|s| FAMILIES.iter().any(|f| f.0 == s.metric)));
+        let value = |metric: &str| samples.iter().find(|s| s.metric == metric).map(|s| s.value);
+        assert_eq!(
+            value("catalyst_gameserver_disk_used_bytes"),
+            Some(f64::from(3 << 20))
+        );
+        assert_eq!(
+            value("catalyst_gameserver_disk_limit_bytes"),
+            Some(f64::from(16 << 20))
+        );
         let node = node_samples("n1", &[m.clone(), m]);
         assert_eq!(node[0].value, 2.0);
         assert_eq!(node[1].value, 2048.0);

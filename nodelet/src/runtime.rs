@@ -71,6 +71,11 @@ impl Runtime {
         self.data_dir.join("servers").join(uid)
     }
 
+    /// The image of the server's disk (mounted on its data directory).
+    pub fn disk_image(&self, uid: &str) -> PathBuf {
+        self.data_dir.join("disks").join(format!("{uid}.img"))
+    }
+
     /// The server's runtime directory (FIFOs, console log, worker state).
     pub fn run_dir(&self, uid: &str) -> PathBuf {
         self.data_dir.join("run").join(uid)

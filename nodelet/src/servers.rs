@@ -1,6 +1,6 @@
 //! The GameServers bound to this node: an informer (list by `status.nodeName`, watch from the
 //! list's revision, relist on 410 Gone, backoff) feeds one worker per server. After every
-//! (re)list, containers and run directories whose server is gone get a cleaning worker.
+//! (re)list, containers, run directories and disks whose server is gone get a cleaning worker.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -65,7 +65,7 @@ impl Servers {
 
     /// After a (re)list: workers of servers no longer listed stop, every listed server gets
     /// its newest object, and what remains of servers deleted while the nodelet was away
-    /// (containers, run directories with netns and console state) is cleaned up.
+    /// (containers, run directories with netns and console state, disks) is cleaned up.
     async fn relisted(&mut self, items: Vec<Value>) {
         let seen: HashSet<String> = items
             .iter()
@@ -106,6 +106,18 @@ impl Servers {
                 let u = e.file_name().to_string_lossy().into_owned();
                 if !seen.contains(&u) {
                     self.orphan(u);
+                }
+            }
+        }
+        // a disk (image, loop device, mount) whose server is gone
+        if let Ok(dir) = std::fs::read_dir(rt.data_dir.join("disks")) {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(u) = name.split('.').next().filter(|u| !u.is_empty()) else {
+                    continue;
+                };
+                if !seen.contains(u) {
+                    self.orphan(u.to_owned());
                 }
             }
         }

@@ -142,6 +142,20 @@ impl Drop for Nodelet {
                 let _ = ctl(&["delete", "gs", name]);
             }
         }
+        // the servers gone from the API, so the nodelet unmounts and removes their disks
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match ctl(&["get", "gs", "-A", "-o", "name"]) {
+                Ok(out) if out.status.success() && !out.stdout.is_empty() => {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                _ => break,
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !disks_below(&self.dir).is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let out = Command::new("ctr")
@@ -156,6 +170,8 @@ impl Drop for Nodelet {
         }
         self.kill9();
         purge_network(&self.dir);
+        // what the nodelet could not unmount and detach itself
+        catalyst_nodelet::disk::purge_under(&self.dir);
         // the CNI bridge the nodelet made (in the host's network, unless it ran in a netns)
         if self.netns.is_none() {
             if let Some(i) = self.args.iter().position(|a| a == "--bridge") {
@@ -165,6 +181,17 @@ impl Drop for Nodelet {
             }
         }
     }
+}
+
+/// The mounts below `dir` (servers' disks a nodelet mounted there).
+pub fn disks_below(dir: &Path) -> Vec<PathBuf> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    catalyst_nodelet::disk::mounts()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.mountpoint.starts_with(&dir))
+        .map(|m| m.mountpoint)
+        .collect()
 }
 
 /// Removes what a nodelet that could not clean up (its API server or itself gone when a test
@@ -360,11 +387,23 @@ pub fn manifest(name: &str, image: &Path, startup: &str, extra: &str) -> String 
 }
 
 pub struct Env {
+    /// First: dropped before the directory is removed.
+    pub _disks: DiskGuard,
     pub _dir: tempfile::TempDir,
     pub root: PathBuf,
     pub image: PathBuf,
     pub ctd: Containerd,
     pub server: Server,
+}
+
+/// Even when a test fails, and before the test's directory goes: no disk of a server (mount,
+/// loop device) below it outlives the test.
+pub struct DiskGuard(PathBuf);
+
+impl Drop for DiskGuard {
+    fn drop(&mut self) {
+        catalyst_nodelet::disk::purge_under(&self.0);
+    }
 }
 
 pub fn setup() -> Env {
@@ -379,6 +418,7 @@ pub fn setup() -> Env {
     let ctd = Containerd::start(&root.join("ctd"));
     let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &root.join("server"), &[]);
     Env {
+        _disks: DiskGuard(root.clone()),
         _dir: dir,
         root,
         image,

@@ -13,18 +13,31 @@ pub struct DefaultLimits {
     pub cpu_millis: i64,
     /// Processes and threads.
     pub pids: i64,
+    /// The data directory's disk in bytes.
+    pub disk: i64,
 }
 
 impl Default for DefaultLimits {
-    /// 1 GiB of memory, one core, 512 pids: enough for a small game server, documented in
-    /// docs/nodelet.md; a Node's `spec.defaultResources` overrides them.
+    /// 1 GiB of memory, one core, 512 pids, a 10 GiB disk: enough for a small game server,
+    /// documented in docs/nodelet.md; a Node's `spec.defaultResources` overrides them.
     fn default() -> Self {
         Self {
             memory: 1 << 30,
             cpu_millis: 1000,
             pids: 512,
+            disk: crate::disk::DEFAULT_BYTES,
         }
     }
+}
+
+/// The bytes of a server's disk: its `resources.disk`, else the default (never unlimited).
+pub fn disk_bytes(resources: &Resources, defaults: &DefaultLimits) -> u64 {
+    let bytes = resources
+        .disk
+        .as_ref()
+        .filter(|q| !q.is_zero())
+        .map_or(defaults.disk, |q| q.value());
+    u64::try_from(bytes).unwrap_or(0)
 }
 
 /// The memory (with swap equal to it, so no swap), CPU (a CFS quota, at least 1% of a core)

@@ -21,7 +21,7 @@ use oci_spec::runtime::{LinuxResources, PosixRlimitBuilder, PosixRlimitType, Roo
 
 pub use error::SpecError;
 pub use isolation::{INSTALL_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
-pub use limits::DefaultLimits;
+pub use limits::{disk_bytes, DefaultLimits};
 pub use process::{argv, environment};
 pub use resolve::{resolve, Placement, Resolved};
 

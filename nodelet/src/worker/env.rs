@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::console::{Console, ConsoleError};
+use crate::disk::{self, Ensured, Usage};
 use crate::image::Image;
 use crate::ownership::chown_tree;
 use crate::runtime::{Runtime, LABEL_GENERATION, LABEL_NAME, LABEL_UID};
@@ -38,11 +39,15 @@ pub enum ContainerKind {
     },
 }
 
-/// Where a server's containers run: its data directory, host id range and namespaces.
+/// Where a server's containers run: its data directory (its own disk), host id range and
+/// namespaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
     /// The data directory (owned by the server's user).
     pub data_dir: PathBuf,
+    /// What making sure of the server's disk found and did (None where there is no disk: the
+    /// tests' fakes).
+    pub disk: Option<Ensured>,
     /// The host id range.
     pub range: IdRange,
     /// The user namespace file.
@@ -103,8 +108,9 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn image_present(&self, image: &str) -> Result<bool>;
     /// Makes sure the image is present and verified; the bytes fetched when it was not.
     async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)>;
-    /// The data directory and id range of the server, and where its namespaces are.
-    async fn sandbox(&self, network: NetworkMode) -> Result<Sandbox>;
+    /// The data directory (its disk mounted, of the size the resolved spec asks) and id range
+    /// of the server, and where its namespaces are.
+    async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox>;
     /// Makes the sandbox's user (and network) namespaces, or keeps them when reusable.
     async fn make_namespaces(&self, sandbox: &Sandbox) -> Result<()>;
     /// Creates container `id` (a fresh one; an old one of that id is removed) and returns the
@@ -114,8 +120,11 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn start(&self, id: &str, mounts: Vec<Mount>) -> Result<()>;
     /// Gives the data directory back to the server's user (after an install ran as root).
     async fn own_data(&self) -> Result<()>;
-    /// Removes the server's namespaces; with `gone`, also its data, id range and runtime state.
+    /// Removes the server's namespaces; with `gone`, also its data (its disk unmounted first),
+    /// id range and runtime state.
     async fn release(&self, gone: bool) -> Result<()>;
+    /// The use of the server's disk; None when its data directory is not a disk of its own.
+    async fn disk_usage(&self) -> Result<Option<Usage>>;
 }
 
 /// The server's network attachment.
@@ -248,19 +257,33 @@ impl Containers {
         )
     }
 
-    /// The data directory and its id range; the directory belongs to the server's user,
-    /// re-owned when it does not (a new range, an upgrade).
-    async fn placement_dirs(&self) -> Result<(PathBuf, IdRange)> {
+    /// The data directory and its id range.
+    fn dir_and_range(&self) -> Result<(PathBuf, IdRange)> {
         let dir = self.rt.server_dir(&self.uid);
         std::fs::create_dir_all(&dir)?;
         let range = self.rt.ids.claim(&dir)?;
+        Ok((dir, range))
+    }
+
+    /// The data directory with the server's disk of `bytes` mounted on it, and its id range;
+    /// the directory belongs to the server's user, re-owned when it does not (a new range, an
+    /// upgrade, data moved into a new disk). A disk that cannot be had is an error: a server
+    /// never runs on the node's own filesystem.
+    async fn placement_dirs(&self, bytes: u64) -> Result<(PathBuf, IdRange, Ensured)> {
+        let (dir, range) = self.dir_and_range()?;
         let (uid, gid) = self.host_ids(range);
+        let image = self.rt.disk_image(&self.uid);
+        let at = dir.clone();
+        let ensured =
+            tokio::task::spawn_blocking(move || disk::ensure(&image, &at, bytes, uid, gid))
+                .await
+                .map_err(|e| Error::Config(format!("disk: {e}")))??;
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::symlink_metadata(&dir)?;
-        if (m.uid(), m.gid()) != (uid, gid) {
+        if ensured.migrated || (m.uid(), m.gid()) != (uid, gid) {
             chown_off_runtime(dir.clone(), uid, gid).await?;
         }
-        Ok((dir, range))
+        Ok((dir, range, ensured))
     }
 }
 
@@ -337,13 +360,17 @@ impl ContainerRuntime for Containers {
         )
     }
 
-    async fn sandbox(&self, network: NetworkMode) -> Result<Sandbox> {
+    async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox> {
         let cid = self.cid();
-        let (data_dir, range) = self.placement_dirs().await?;
+        let network = resolved.network;
+        let defaults = *self.rt.defaults.lock().expect("defaults");
+        let bytes = spec::disk_bytes(&resolved.resources, &defaults);
+        let (data_dir, range, disk) = self.placement_dirs(bytes).await?;
         let netns = (network == NetworkMode::Bridge).then(|| crate::cni::netns_path(&cid));
         let fresh = !crate::userns::reusable(&cid, range, netns.as_deref());
         Ok(Sandbox {
             data_dir,
+            disk: Some(disk),
             range,
             userns: crate::userns::userns_path(&cid),
             netns,
@@ -444,7 +471,8 @@ impl ContainerRuntime for Containers {
     }
 
     async fn own_data(&self) -> Result<()> {
-        let (dir, range) = self.placement_dirs().await?;
+        // the disk is mounted: the install that ran on it is what is re-owned
+        let (dir, range) = self.dir_and_range()?;
         let (uid, gid) = self.host_ids(range);
         chown_off_runtime(dir, uid, gid).await
     }
@@ -454,13 +482,34 @@ impl ContainerRuntime for Containers {
         crate::userns::remove_ns_file(&crate::userns::userns_path(&cid));
         if gone {
             let dir = self.rt.server_dir(&self.uid);
-            let _ = std::fs::remove_dir_all(&dir);
+            let image = self.rt.disk_image(&self.uid);
+            // the disk comes off first: removing the directory must never reach into it while
+            // it is mounted (nor, if it cannot be unmounted, happen at all)
+            let at = dir.clone();
+            tokio::task::spawn_blocking(move || {
+                disk::unmount(&at)?;
+                if let Err(e) = std::fs::remove_dir_all(&at) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(dir = %at.display(), error = %e, "cannot remove a data directory");
+                    }
+                }
+                disk::remove(&image)
+            })
+            .await
+            .map_err(|e| Error::Config(format!("disk: {e}")))??;
             self.rt.ids.release(&dir)?;
             self.rt.wakers.lock().expect("wakers").remove(&cid);
             self.rt.consoles.lock().expect("consoles").remove(&self.uid);
             let _ = std::fs::remove_dir_all(self.rt.run_dir(&self.uid));
         }
         Ok(())
+    }
+
+    async fn disk_usage(&self) -> Result<Option<Usage>> {
+        let dir = self.rt.server_dir(&self.uid);
+        tokio::task::spawn_blocking(move || disk::own_usage(&dir))
+            .await
+            .map_err(|e| Error::Config(format!("disk: {e}")))
     }
 }
 

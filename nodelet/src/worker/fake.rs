@@ -20,6 +20,7 @@ use super::env::{
 };
 use super::plan::Task;
 use crate::console::{Console, ConsoleError};
+use crate::disk::{Ensured, Usage};
 use crate::image::Image;
 use crate::spec::Resolved;
 use crate::userns::IdRange;
@@ -38,6 +39,12 @@ pub struct FakeRuntime {
     pub starts: Mutex<Vec<(String, Instant)>>,
     /// A started main task exits at once with this code.
     pub crash_with: Mutex<Option<u32>>,
+    /// What `sandbox` says of the server's disk.
+    pub disk: Mutex<Option<Ensured>>,
+    /// What `disk_usage` reads.
+    pub usage: Mutex<Option<Usage>>,
+    /// `sandbox` fails: the server's disk cannot be had, for this reason.
+    pub disk_fails: Mutex<Option<String>>,
     dir: tempfile::TempDir,
     console: Mutex<Option<Arc<Console>>>,
 }
@@ -51,6 +58,9 @@ impl FakeRuntime {
             fresh: Mutex::new(false),
             starts: Mutex::default(),
             crash_with: Mutex::default(),
+            disk: Mutex::default(),
+            usage: Mutex::default(),
+            disk_fails: Mutex::default(),
             dir: tempfile::tempdir().expect("tmp"),
             console: Mutex::default(),
         }
@@ -165,9 +175,19 @@ impl ContainerRuntime for FakeRuntime {
         ))
     }
 
-    async fn sandbox(&self, network: NetworkMode) -> Result<Sandbox> {
+    async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox> {
+        let network = resolved.network;
+        self.record("sandbox".into());
+        if let Some(reason) = self.disk_fails.lock().expect("disk").clone() {
+            return Err(crate::disk::DiskError::Migration {
+                dir: self.dir.path().join("data"),
+                reason,
+            }
+            .into());
+        }
         Ok(Sandbox {
             data_dir: self.dir.path().join("data"),
+            disk: self.disk.lock().expect("disk").clone(),
             range: IdRange {
                 start: 1 << 30,
                 size: 65536,
@@ -215,6 +235,10 @@ impl ContainerRuntime for FakeRuntime {
     async fn release(&self, gone: bool) -> Result<()> {
         self.record(format!("release gone={gone}"));
         Ok(())
+    }
+
+    async fn disk_usage(&self) -> Result<Option<Usage>> {
+        Ok(*self.usage.lock().expect("usage"))
     }
 }
 

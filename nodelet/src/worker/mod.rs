@@ -10,7 +10,8 @@
 //!
 //! The verbs live in their own files: [`start`] (start, adopt, ready), [`stop`] (stop, kill,
 //! stopping an install), [`exit`] (exits, lost tasks, failures), [`install`] and [`cleanup`];
-//! [`exec`] dispatches a plan and writes the lifecycle events it causes.
+//! [`exec`] dispatches a plan and writes the lifecycle events it causes; [`quota`] reports the
+//! server's disk (its use in the status, Events).
 
 mod cleanup;
 pub mod env;
@@ -20,6 +21,7 @@ mod exit;
 mod fake;
 mod install;
 pub mod plan;
+mod quota;
 mod start;
 mod stop;
 #[cfg(test)]
@@ -85,6 +87,8 @@ pub struct Worker {
     first_look: bool,
     /// The spec as last resolved against its template.
     last_resolved: Option<Resolved>,
+    /// What the worker keeps of the server's disk (warnings given, use written).
+    disk: quota::DiskMemory,
 }
 
 impl std::fmt::Debug for Worker {
@@ -143,6 +147,7 @@ impl Worker {
             start_failures: 0,
             first_look: true,
             last_resolved: None,
+            disk: quota::DiskMemory::default(),
         }
     }
 
@@ -215,7 +220,13 @@ impl Worker {
             )
             .await;
         }
-        self.execute(plan, &gs, observed).await.map(Some)
+        let running =
+            observed.main == plan::Task::Running || observed.install == plan::Task::Running;
+        let next = self.execute(plan, &gs, observed).await?;
+        if running {
+            self.watch_disk().await;
+        }
+        Ok(Some(next))
     }
 
     /// What runs, and the spec resolved against its template.

@@ -21,6 +21,7 @@ pub(super) fn failure_reason(e: &Error, otherwise: &'static str) -> &'static str
     match e {
         Error::Image(_) => "ImagePullFailed",
         Error::NotAllowed(_) => "NotAllowedOnNode",
+        Error::Disk(_) => "DiskFailed",
         _ => otherwise,
     }
 }
@@ -85,7 +86,11 @@ impl Worker {
             self.event("Normal", "Pulled", &msg).await;
         }
         drop(lock);
-        let sandbox = rt.sandbox(resolved.network).await?;
+        // the server's own disk on its data directory, before anything runs on it
+        let sandbox = rt.sandbox(resolved).await?;
+        if let Some(d) = &sandbox.disk {
+            self.disk_notes(d).await;
+        }
         let bridge = resolved.network == NetworkMode::Bridge;
         let ports = gs.status.clone().unwrap_or_default().ports;
         if bridge && sandbox.fresh {
@@ -147,8 +152,11 @@ impl Worker {
             return self.start_failed(gs, "StartFailed", e).await;
         }
         self.start_failures = 0;
-        self.report(events, json!({"reason": null, "message": null}))
-            .await?;
+        let mut status = json!({"reason": null, "message": null});
+        if let Some(disk) = self.disk_for_status().await {
+            status["disk"] = disk;
+        }
+        self.report(events, status).await?;
         self.event("Normal", "Started", "the server's process started")
             .await;
         let typed = self.typed()?;

@@ -449,3 +449,133 @@ async fn an_install_that_outlives_its_kill_is_killed_again_and_its_timeout_remem
         .as_str()
         .is_some_and(|m| m.contains("timeout")));
 }
+
+#[tokio::test]
+async fn a_disk_that_cannot_be_had_is_an_error_and_nothing_runs_on_the_nodes_filesystem() {
+    let mut r = rig(object("Scheduled", json!({})), Arc::new(ManualClock::new()));
+    *r.fakes.runtime.disk_fails.lock().expect("disk") = Some("no space".into());
+    r.pass().await;
+    let obj = r.fakes.status.get();
+    assert_eq!(obj["status"]["phase"], "Error", "{obj}");
+    assert_eq!(obj["status"]["reason"], "DiskFailed");
+    assert!(obj["status"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("no space") && m.contains("nothing was lost")));
+    assert!(r.fakes.runtime.calls_of("create").is_empty());
+    assert!(r.fakes.runtime.calls_of("start").is_empty());
+    assert!(r.fakes.status.reasons().contains(&"DiskFailed".to_owned()));
+}
+
+fn usage(used_mib: u64, limit_mib: u64) -> crate::disk::Usage {
+    crate::disk::Usage {
+        used_bytes: used_mib << 20,
+        limit_bytes: limit_mib << 20,
+    }
+}
+
+#[tokio::test]
+async fn disk_use_goes_to_the_status_and_almost_full_warns_once_per_crossing() {
+    let clock = Arc::new(ManualClock::new());
+    let mut r = rig(object("Scheduled", json!({})), clock.clone());
+    *r.fakes.runtime.usage.lock().expect("usage") = Some(usage(1, 100));
+    r.pass().await;
+    assert_eq!(r.phase(), "Starting");
+    let disk = |r: &Rig| r.fakes.status.get()["status"]["disk"].clone();
+    assert_eq!(
+        disk(&r),
+        json!({"usedBytes": 1u64 << 20, "limitBytes": 100u64 << 20}),
+        "written with the start"
+    );
+    let warnings = |r: &Rig| {
+        r.fakes
+            .status
+            .reasons()
+            .iter()
+            .filter(|x| *x == "DiskAlmostFull")
+            .count()
+    };
+    let at = |used: u64, r: &mut Rig| {
+        *r.fakes.runtime.usage.lock().expect("usage") = Some(usage(used, 100));
+        clock.advance(Duration::from_secs(11));
+    };
+    at(50, &mut r);
+    r.pass().await;
+    assert_eq!(disk(&r)["usedBytes"], json!(50u64 << 20));
+    at(92, &mut r);
+    r.pass().await;
+    assert_eq!(warnings(&r), 1);
+    assert_eq!(disk(&r)["usedBytes"], json!(92u64 << 20));
+    at(99, &mut r);
+    r.pass().await;
+    at(87, &mut r);
+    r.pass().await;
+    at(95, &mut r);
+    r.pass().await;
+    assert_eq!(warnings(&r), 1, "still above 85 %: no second warning");
+    at(40, &mut r);
+    r.pass().await;
+    at(91, &mut r);
+    r.pass().await;
+    assert_eq!(warnings(&r), 2, "fell below 85 % and crossed 90 % again");
+    let (_, _, msg) = r
+        .fakes
+        .status
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .rfind(|(_, reason, _)| reason == "DiskAlmostFull")
+        .cloned()
+        .expect("event");
+    assert!(msg.contains("91% full"), "{msg}");
+
+    // a small move within 10 s is not written; a nodelet restart does not warn again about a
+    // disk already reported full
+    *r.fakes.runtime.usage.lock().expect("usage") = Some(usage(92, 100));
+    r.pass().await;
+    assert_eq!(disk(&r)["usedBytes"], json!(91u64 << 20));
+    let (_tx, rx) = watch::channel(Some(r.fakes.status.get()));
+    let mut again = Worker::new(
+        r.fakes.env(),
+        UID.to_owned(),
+        rx,
+        Arc::new(Notify::new()),
+        None,
+    );
+    again.pass().await.expect("pass");
+    assert_eq!(warnings(&r), 2);
+}
+
+#[tokio::test]
+async fn a_lowered_disk_limit_is_warned_about_once_and_nothing_is_shrunk() {
+    let clock = Arc::new(ManualClock::new());
+    let mut r = rig(object("Scheduled", json!({})), clock.clone());
+    *r.fakes.runtime.disk.lock().expect("disk") = Some(crate::disk::Ensured {
+        asked_bytes: 16 << 20,
+        image_bytes: 64 << 20,
+        ..Default::default()
+    });
+    r.pass().await;
+    assert_eq!(r.phase(), "Starting");
+    // a crash, and the restart after its backoff: the disk is made sure of again
+    r.fakes.runtime.set(MAIN, Task::Exited(1));
+    r.pass().await;
+    assert_eq!(r.phase(), "Crashed");
+    clock.advance(Duration::from_secs(2));
+    r.pass().await;
+    assert_eq!(r.phase(), "Starting");
+    assert_eq!(
+        r.fakes.runtime.calls_of("sandbox").len(),
+        2,
+        "{:?}",
+        r.fakes.runtime.calls
+    );
+    let events = r.fakes.status.events.lock().expect("events").clone();
+    let lowered: Vec<_> = events
+        .iter()
+        .filter(|(_, reason, _)| reason == "DiskNotShrunk")
+        .collect();
+    assert_eq!(lowered.len(), 1, "{events:?}");
+    assert_eq!(lowered[0].0, "Warning");
+    assert!(lowered[0].2.contains("keeps 64 MiB"), "{}", lowered[0].2);
+}

@@ -32,6 +32,18 @@ impl Resources {
                 format!("must be at least 4Mi, not {mem}"),
             );
         }
+        if let Some(disk) = self
+            .disk
+            .as_ref()
+            .filter(|d| !d.is_negative() && !d.is_zero())
+        {
+            // the smallest ext4 filesystem a server's disk is made as
+            causes.check(
+                disk.value() >= 16 << 20,
+                &path.child("disk"),
+                format!("must be at least 16Mi, not {disk}"),
+            );
+        }
         if let Some(pids) = self.pids {
             causes.check(
                 pids > 0,

@@ -42,6 +42,20 @@ pub struct GameServerStatus {
     /// Observations: Scheduled, Installed, Ready, …
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The use of the server's disk (its data directory), as its node last read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskStatus>,
+}
+
+/// The use of a server's disk: an ext4 filesystem of `resources.disk` (or its node's default)
+/// mounted on its data directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskStatus {
+    /// Bytes in use.
+    pub used_bytes: u64,
+    /// Bytes the disk holds: its size less the filesystem's own (journal, inode tables).
+    pub limit_bytes: u64,
 }
 
 /// A port with its host port.

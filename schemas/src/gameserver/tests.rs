@@ -110,3 +110,13 @@ fn fixed_host_ports_follow_the_policy() {
         Some(25565)
     );
 }
+
+#[test]
+fn a_disk_is_at_least_16mi_the_smallest_filesystem_a_node_makes() {
+    let small = causes(json!({"image": "busybox", "resources": {"disk": "8Mi"}}));
+    assert_eq!(fields(&small), ["spec.resources.disk"]);
+    assert!(small[0].message.contains("at least 16Mi"), "{small:?}");
+    let zero = causes(json!({"image": "busybox", "resources": {"disk": "0"}}));
+    assert_eq!(fields(&zero), ["spec.resources.disk"], "one cause, not two");
+    assert!(causes(json!({"image": "busybox", "resources": {"disk": "16Mi"}})).is_empty());
+}
