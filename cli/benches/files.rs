@@ -78,13 +78,10 @@ fn main() {
     };
     let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node",
         "metadata": {"name": "benchf"}, "spec": {"portRange": {"min": 8900, "max": 8999}}});
-    let r = api(
-        reqwest::Method::POST,
-        "/apis/catalyst.dev/v1alpha1/nodes",
-    )
-    .json(&node)
-    .send()
-    .expect("node");
+    let r = api(reqwest::Method::POST, "/apis/catalyst.dev/v1alpha1/nodes")
+        .json(&node)
+        .send()
+        .expect("node");
     assert!(r.status().is_success());
     let sftp_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
@@ -323,10 +320,7 @@ fn sftp(server: &Server, dir: &tempfile::TempDir, source: &Path, bytes: u64, por
         "put.batch",
         &format!("put {} /sftp.bin\n", source.display()),
     );
-    let get = batch(
-        "get.batch",
-        &format!("get /sftp.bin {}\n", down.display()),
-    );
+    let get = batch("get.batch", &format!("get /sftp.bin {}\n", down.display()));
     line("sftp put (catalyst nodelet)", bytes, run(&ssh, &put));
     line("sftp get (catalyst nodelet)", bytes, run(&ssh, &get));
     let _ = std::fs::remove_file(&down);

@@ -183,6 +183,28 @@ fn a_servers_disk_limit_holds_and_is_reported_grown_kept_and_removed() {
         },
     );
 
+    // the file API meets the same limit: 507, and no half-written file is left
+    let resp = server
+        .http_client()
+        .put(format!(
+            "{}/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/filler/files",
+            server.url
+        ))
+        .query(&[("path", "/too-big.bin")])
+        .bearer_auth(&server.token)
+        .body(vec![0u8; 32 << 20])
+        .send()
+        .expect("upload");
+    assert_eq!(resp.status().as_u16(), 507, "{:?}", resp.text());
+    let listing = api_text(
+        server,
+        "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/filler/files?path=/",
+    );
+    assert!(
+        !listing.contains("too-big") && !listing.contains("catalyst-upload"),
+        "{listing}"
+    );
+
     // kill -9 of the nodelet: the running server keeps its disk; the new nodelet finds it
     // mounted and leaves it
     let pid = env.ctd.task_pid(&cid).expect("task");
