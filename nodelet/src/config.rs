@@ -105,3 +105,28 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sftp_listen_address_is_an_address_or_off() {
+        assert_eq!(
+            parse_sftp_listen("0.0.0.0:2022"),
+            Ok(Some("0.0.0.0:2022".parse().expect("addr")))
+        );
+        assert_eq!(
+            parse_sftp_listen("[::1]:22"),
+            Ok(Some("[::1]:22".parse().expect("addr")))
+        );
+        assert_eq!(parse_sftp_listen("off"), Ok(None));
+        assert_eq!(parse_sftp_listen("OFF"), Ok(None));
+        assert!(parse_sftp_listen("2022").is_err());
+        assert!(parse_sftp_listen("example.com:22").is_err());
+        assert_eq!(
+            Config::new("https://x", "t", "n").sftp_listen,
+            Some("0.0.0.0:2022".parse().expect("addr"))
+        );
+    }
+}

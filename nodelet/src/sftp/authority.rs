@@ -194,3 +194,138 @@ impl Authority for ApiAuthority {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    /// A one-route-per-path HTTP server on loopback: answers `(code, body)` by path and
+    /// records every request's path and JSON body.
+    async fn api(
+        answers: Vec<(&'static str, u16, Value)>,
+    ) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut answers = answers.into_iter();
+            while let Ok((stream, _)) = listener.accept().await {
+                let mut rd = BufReader::new(stream);
+                let mut line = String::new();
+                rd.read_line(&mut line).await.expect("request line");
+                let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                let mut len = 0;
+                loop {
+                    let mut h = String::new();
+                    rd.read_line(&mut h).await.expect("header");
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().expect("length");
+                    }
+                }
+                let mut body = vec![0; len];
+                rd.read_exact(&mut body).await.expect("body");
+                log.lock()
+                    .expect("log")
+                    .push((path.clone(), serde_json::from_slice(&body).expect("json")));
+                let (want, code, answer) = answers.next().expect("an answer left");
+                assert_eq!(path, want);
+                let text = answer.to_string();
+                let reply = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let mut stream = rd.into_inner();
+                stream.write_all(reply.as_bytes()).await.expect("reply");
+                let _ = stream.shutdown().await;
+            }
+        });
+        (base, seen)
+    }
+
+    fn grant() -> Grant {
+        Grant {
+            user: "alice".into(),
+            namespace: "team".into(),
+            server: "mc".into(),
+            uid: "u-1".into(),
+            read_only: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_api_authority_posts_logins_and_checks() {
+        let status = |code: u16, message: &str| {
+            json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                   "message": message, "reason": "Forbidden", "code": code})
+        };
+        let (base, seen) = api(vec![
+            (
+                LOGIN_PATH,
+                200,
+                json!({"user": "alice", "namespace": "team", "server": "mc",
+                                     "uid": "u-1", "readOnly": true}),
+            ),
+            (LOGIN_PATH, 401, status(401, "bad credentials")),
+            (CHECK_PATH, 200, json!({"allowed": true})),
+            (
+                CHECK_PATH,
+                200,
+                json!({"allowed": false, "reason": "permission file.sftp removed"}),
+            ),
+            (CHECK_PATH, 403, status(403, "user disabled")),
+            (CHECK_PATH, 503, status(503, "store down")),
+            (CHECK_PATH, 200, json!({"what": 1})),
+        ])
+        .await;
+        let auth = ApiAuthority::new(Client::new(&base, "node-token"));
+        let g = auth
+            .login_password("alice", "team", "mc", "pw")
+            .await
+            .expect("granted");
+        assert_eq!(
+            g,
+            Grant {
+                read_only: true,
+                ..grant()
+            }
+        );
+        let denied = auth
+            .login_key("alice", "team", "mc", "ssh-ed25519 AAAA")
+            .await
+            .expect_err("refused");
+        assert!(denied.reason.contains("bad credentials"), "{denied}");
+        assert_eq!(auth.still_allowed(&grant()).await, Ok(true));
+        assert_eq!(auth.still_allowed(&grant()).await, Ok(false));
+        assert_eq!(auth.still_allowed(&grant()).await, Ok(false), "403 is a no");
+        assert!(
+            auth.still_allowed(&grant()).await.is_err(),
+            "503 is an error"
+        );
+        assert!(
+            auth.still_allowed(&grant()).await.is_err(),
+            "no allowed field"
+        );
+        let seen = seen.lock().expect("log").clone();
+        assert_eq!(
+            seen[0].1,
+            json!({"username": "alice", "namespace": "team", "server": "mc", "password": "pw"})
+        );
+        assert_eq!(
+            seen[1].1,
+            json!({"username": "alice", "namespace": "team", "server": "mc",
+                   "publicKey": "ssh-ed25519 AAAA"})
+        );
+        assert_eq!(
+            seen[2].1,
+            json!({"user": "alice", "namespace": "team", "server": "mc", "uid": "u-1"})
+        );
+    }
+}

@@ -58,7 +58,7 @@ fn create(path: &Path) -> Result<PrivateKey, SftpError> {
     std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| err(e.to_string()))?;
-    let mut seed = zeroized_seed();
+    let mut seed = Seed([0; 32]);
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed.0)
         .map_err(|_| err("no randomness from the system".into()))?;
     let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed.0));
@@ -84,18 +84,13 @@ fn create(path: &Path) -> Result<PrivateKey, SftpError> {
     Ok(key)
 }
 
-/// 32 bytes that are wiped when dropped.
+/// The key's seed, overwritten when dropped (best effort; the key itself zeroizes).
 struct Seed([u8; 32]);
 
 impl Drop for Seed {
     fn drop(&mut self) {
-        // not guaranteed against the optimizer, but the key itself zeroizes; best effort
         self.0 = [0; 32];
     }
-}
-
-fn zeroized_seed() -> Seed {
-    Seed([0; 32])
 }
 
 /// The key's SHA256 fingerprint as OpenSSH prints it: `SHA256:` and unpadded base64.

@@ -12,6 +12,21 @@ use tokio::time::Instant;
 /// At most this many addresses are remembered; past it, the ones quiet longest are forgotten.
 const MAX_ADDRESSES: usize = 65_536;
 
+/// What is counted per remote address: an IPv4 address, or an IPv6 /64 (one host holds a
+/// whole /64 and could rotate through it); IPv4-mapped IPv6 addresses count as IPv4.
+pub(super) fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 /// Failed logins per remote address: after `free` failures, each next attempt waits
 /// `base`, doubling per further failure up to `max`. Attempts from one address queue behind
 /// each other (parallel connections gain nothing), and one that would wait longer than
@@ -57,6 +72,7 @@ impl Throttle {
     /// Waits until this address may try again. `false`: refuse this attempt at once (the queue
     /// is too long).
     pub(super) async fn wait(&self, ip: IpAddr) -> bool {
+        let ip = address_key(ip);
         let until = {
             let mut addrs = self.addrs.lock().expect("throttle");
             let now = Instant::now();
@@ -84,6 +100,7 @@ impl Throttle {
 
     /// Counts a failed attempt from this address.
     pub(super) fn failed(&self, ip: IpAddr) -> u32 {
+        let ip = address_key(ip);
         let mut addrs = self.addrs.lock().expect("throttle");
         let now = Instant::now();
         if addrs.len() >= MAX_ADDRESSES && !addrs.contains_key(&ip) {
@@ -218,6 +235,15 @@ mod tests {
         let before = Instant::now();
         assert!(t.wait(ip).await);
         assert_eq!(before.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_prefix() {
+        let key = |s: &str| address_key(s.parse().expect("ip")).to_string();
+        assert_eq!(key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:bbbb::7"), "2001:db8:1:2::");
+        assert_eq!(key("::ffff:192.0.2.9"), "192.0.2.9");
     }
 
     #[test]

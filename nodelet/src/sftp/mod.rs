@@ -342,6 +342,8 @@ struct Conn {
     grant: OnceLock<Grant>,
     /// true once closed; SFTP loops and watchdogs wait on it.
     closed: watch::Sender<bool>,
+    /// true once the SSH session has ended.
+    ended: watch::Sender<bool>,
     /// Milliseconds since `started` of the last SFTP request (or its answer).
     active: AtomicU64,
     started: tokio::time::Instant,
@@ -356,6 +358,7 @@ impl Conn {
             handle: OnceLock::new(),
             grant: OnceLock::new(),
             closed: watch::channel(false).0,
+            ended: watch::channel(false).0,
             active: AtomicU64::new(0),
             started: tokio::time::Instant::now(),
         }
@@ -379,7 +382,8 @@ impl Conn {
 
     /// Closes the connection now, for `reason` (logged; sent to the client in the SSH
     /// disconnect message): no request is served after this returns, and the socket is shut
-    /// down right after the disconnect message had a moment to leave.
+    /// down once the session has ended (the client leaves when it reads the disconnect) or at
+    /// the latest a second later.
     fn close(&self, reason: &str) {
         if self.closed.send_replace(true) {
             return;
@@ -397,11 +401,16 @@ impl Conn {
         let handle = self.handle.get().cloned();
         let sock = self.sock.try_clone();
         let reason = reason.to_owned();
+        let mut ended = self.ended.subscribe();
         let cut = async move {
             if let Some(h) = handle {
-                let bye = h.disconnect(russh::Disconnect::ByApplication, reason, "en".to_owned());
-                let _ = tokio::time::timeout(Duration::from_millis(200), bye).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let bye = async {
+                    let _ = h
+                        .disconnect(russh::Disconnect::ByApplication, reason, "en".to_owned())
+                        .await;
+                    let _ = ended.wait_for(|e| *e).await;
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
             }
             if let Ok(sock) = sock {
                 let _ = sock.shutdown(std::net::Shutdown::Both);

@@ -25,8 +25,11 @@ use crate::files::{Entry, EntryKind, FsError, Root, WriteOpts};
 pub(super) const MAX_PACKET: u32 = 256 * 1024;
 /// The most data one read answers, and one write may carry.
 const MAX_DATA: u32 = MAX_PACKET - 1024;
-/// Directory entries fetched from the path layer at a time.
-const DIR_PAGE: usize = 512;
+/// Directory entries fetched from the path layer at a time (one page is held per open
+/// directory).
+const DIR_PAGE: usize = 256;
+/// Open directories per session (clients list one at a time; each holds a page).
+const MAX_DIR_HANDLES: usize = 16;
 /// Directory entries per `SSH_FXP_NAME` answer.
 const NAMES_PER_READDIR: usize = 100;
 /// The longest handle string a client may send back.
@@ -681,6 +684,16 @@ impl SftpSession {
             return Err(Fail::failure(format!(
                 "too many open files ({} at most)",
                 self.max_handles
+            )));
+        }
+        let dirs = self
+            .handles
+            .values()
+            .filter(|h| matches!(h, Handle::Dir { .. }))
+            .count();
+        if dirs >= MAX_DIR_HANDLES {
+            return Err(Fail::failure(format!(
+                "too many open directories ({MAX_DIR_HANDLES} at most)"
             )));
         }
         let (root, path) = (self.root.clone(), normalize(path));

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, SshId};
 use tokio::net::TcpListener;
 
-use super::limits::Slot;
+use super::limits::{address_key, Slot};
 use super::ops::{self, SftpSession};
 use super::{Authority, Conn, Grant, SftpConfig, Shared, UserSlot};
 
@@ -35,7 +35,8 @@ pub(super) fn russh_config(config: &SftpConfig, key: PrivateKey) -> russh::serve
         // request after the last of our attempts ends the connection ("Too many
         // authentication attempts"); our own count never asks the Authority more often
         max_auth_attempts: config.max_auth_attempts as usize + 1,
-        inactivity_timeout: Some(config.idle_timeout),
+        // a backstop only: the watchdog closes idle sessions first, and says why
+        inactivity_timeout: Some(config.idle_timeout + Duration::from_secs(60)),
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 3,
         nodelay: true,
@@ -64,10 +65,10 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             tracing::warn!(%peer, max = shared.config.max_sessions, "SFTP connection refused: too many sessions");
             continue;
         };
-        let Some(pre) = shared
-            .unauthenticated
-            .acquire(peer.ip(), shared.config.max_unauthenticated_per_ip)
-        else {
+        let Some(pre) = shared.unauthenticated.acquire(
+            address_key(peer.ip()),
+            shared.config.max_unauthenticated_per_ip,
+        ) else {
             tracing::debug!(%peer, "SFTP connection refused: too many from this address not logged in");
             continue;
         };
@@ -113,6 +114,7 @@ async fn serve_conn(
         user_slot: None,
         grant: None,
         channels: HashMap::new(),
+        running: Arc::new(AtomicUsize::new(0)),
     };
     let result = async {
         let session = russh::server::run_stream(shared.ssh.clone(), tcp, handler).await?;
@@ -125,6 +127,7 @@ async fn serve_conn(
     }
     deadline.abort();
     // the SFTP loops and the watchdog stop; the socket is gone for good
+    conn.ended.send_replace(true);
     conn.closed.send_replace(true);
     let _ = conn.sock.shutdown(std::net::Shutdown::Both);
     shared.conns.lock().expect("conns").remove(&id);
@@ -160,6 +163,24 @@ struct SshHandler {
     grant: Option<Grant>,
     /// Session channels opened, not yet running SFTP.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// SFTP sessions running on this connection.
+    running: Arc<AtomicUsize>,
+}
+
+/// Counts a running SFTP session of a connection until dropped.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl SshHandler {
@@ -285,6 +306,12 @@ impl SshHandler {
                 grant.namespace, grant.server, grant.uid, server.namespace, server.name, server.uid
             )));
         }
+        // unbound while the API server was asked: its sessions are being cut
+        if !shared.servers.contains(&server.uid) {
+            return Err(Refusal::NotCounted(format!(
+                "server {name} left this node during the login"
+            )));
+        }
         let Some(slot) = shared
             .users
             .acquire(grant.user.clone(), shared.config.max_sessions_per_user)
@@ -354,7 +381,8 @@ impl russh::server::Handler for SshHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.grant.is_none() || self.conn.is_closed() || self.channels.len() >= MAX_CHANNELS {
+        let open = self.channels.len() + self.running.load(Ordering::SeqCst);
+        if self.grant.is_none() || self.conn.is_closed() || open >= MAX_CHANNELS {
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
@@ -397,7 +425,11 @@ impl russh::server::Handler for SshHandler {
             self.conn.clone(),
             self.shared.config.max_handles,
         );
-        tokio::spawn(ops::serve(chan.into_stream(), sess));
+        let running = Running::new(&self.running);
+        tokio::spawn(async move {
+            let _running = running;
+            ops::serve(chan.into_stream(), sess).await;
+        });
         Ok(())
     }
 
@@ -472,6 +504,10 @@ async fn watchdog(shared: Arc<Shared>, conn: Arc<Conn>, grant: Grant) {
         }
         if conn.idle() >= config.idle_timeout {
             conn.close(&format!("idle for {} s", config.idle_timeout.as_secs()));
+            return;
+        }
+        if !shared.servers.contains(&grant.uid) {
+            conn.close("the server left this node");
             return;
         }
         let check = tokio::time::timeout(

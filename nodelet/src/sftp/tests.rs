@@ -313,6 +313,8 @@ async fn files_round_trip_put_get_ls_mkdir_rename_rm_chmod() {
              ls -l world\n\
              rename world/a.txt world/b.txt\n\
              chmod 4755 world/b.txt\n\
+             -chown 0 world/b.txt\n\
+             -chgrp 0 world/b.txt\n\
              get world/b.txt {l}/b.txt\n\
              get world/big.bin {l}/big.back\n\
              mkdir tmp\n\
@@ -342,8 +344,10 @@ async fn files_round_trip_put_get_ls_mkdir_rename_rm_chmod() {
     assert_eq!(
         (meta.uid(), meta.gid()),
         (UID, GID),
-        "made as the server's user"
+        "made as the server's user, and chown refused"
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("Permission denied").count(), 2, "{log}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Remote working directory: /\n"), "{log}");
     assert!(
