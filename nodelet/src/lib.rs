@@ -2,6 +2,7 @@
 //! converges containerd toward them (images, containers with limits, CNI networking, console,
 //! lifecycle), re-adopting what runs after its own restart.
 
+pub mod bound;
 pub mod cni;
 pub mod config;
 pub mod console;
@@ -113,7 +114,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .map_err(|e| Error::Config(format!("registry auth file: {e}")))?,
         samples: Mutex::new(Vec::new()),
         image_locks: Mutex::new(HashMap::new()),
-        bound: Arc::new(sftp::BoundServers::new()),
+        bound: Arc::new(bound::BoundServers::new()),
     });
     tracing::info!(
         node = config.name,

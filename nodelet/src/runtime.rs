@@ -59,7 +59,7 @@ pub struct Runtime {
     /// One fetch per image at a time: servers sharing an image wait for the first one's pull.
     pub image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The GameServers bound to this node, by name (SFTP logins find their server here).
-    pub bound: Arc<crate::sftp::BoundServers>,
+    pub bound: Arc<crate::bound::BoundServers>,
 }
 
 impl Runtime {

@@ -10,7 +10,7 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, HashAlg, PrivateKey};
 
-use super::SftpError;
+use super::error::SftpError;
 
 /// The host key at `path`, made (ed25519) when there is none. A key file that others may read
 /// gets mode 0600 back; a symbolic link, an encrypted key or one that does not parse is an

@@ -172,6 +172,9 @@ impl<K: Eq + Hash + Clone + Send + 'static> Counter<K> {
     }
 }
 
+/// A logged-in session's place in the per-user count.
+pub(super) type UserSlot = Slot<String>;
+
 /// One counted thing; dropping it gives its place back.
 #[derive(Debug)]
 pub(super) struct Slot<K: Eq + Hash + Clone + Send + 'static> {

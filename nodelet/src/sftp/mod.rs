@@ -31,10 +31,13 @@
 //! [`BoundServers`] and a [`RootOpener`]; the nodelet's `run` does this with [`for_node`].
 
 mod authority;
-mod bound;
+mod config;
+mod conn;
+mod error;
 mod hostkey;
 mod limits;
 mod ops;
+mod shared;
 mod ssh;
 
 #[cfg(test)]
@@ -42,111 +45,26 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::bound::{BoundServer, BoundServers};
 pub use authority::{ApiAuthority, Authority, Denied, Grant, CHECK_PATH, LOGIN_PATH};
-pub use bound::{BoundServer, BoundServers};
+pub use config::SftpConfig;
+pub use error::SftpError;
 pub use hostkey::{fingerprint, load_or_create as load_or_create_host_key, public_line};
+pub use shared::RootOpener;
 
 use crate::files::{FsError, Root};
 use crate::runtime::Runtime;
-use limits::{Counter, Slot, Throttle};
+use conn::Conn;
+use limits::Throttle;
+use shared::Shared;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:2022";
-
-/// Opens the data directory of the GameServer with this uid (blocking; called from
-/// `spawn_blocking`).
-pub type RootOpener = Arc<dyn Fn(&str) -> Result<Root, FsError> + Send + Sync>;
-
-/// What the SFTP server could not do.
-#[derive(Debug, thiserror::Error)]
-pub enum SftpError {
-    /// The listen address could not be bound.
-    #[error("SFTP: cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The host key could not be read or made.
-    #[error("SFTP host key {}: {message}", path.display())]
-    HostKey {
-        /// The key file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-}
-
-/// How the SFTP server runs.
-#[derive(Debug, Clone)]
-pub struct SftpConfig {
-    /// Where to listen (port 0: any free port).
-    pub listen: SocketAddr,
-    /// The host key file (made when missing).
-    pub host_key: PathBuf,
-    /// How often every open session's grant is checked again.
-    pub recheck: Duration,
-    /// Failed checks in a row (errors or time-outs, not refusals) that close a session.
-    pub recheck_errors: u32,
-    /// The longest an [`Authority`] call may take (then it counts as failed).
-    pub authority_timeout: Duration,
-    /// A session with no SFTP request for this long is closed.
-    pub idle_timeout: Duration,
-    /// A connection not logged in after this long is closed.
-    pub login_timeout: Duration,
-    /// Sessions (connections) at once, in all.
-    pub max_sessions: usize,
-    /// Sessions at once per user.
-    pub max_sessions_per_user: usize,
-    /// Connections not yet logged in at once, per remote address.
-    pub max_unauthenticated_per_ip: usize,
-    /// Open files and directories per SFTP session.
-    pub max_handles: usize,
-    /// Login attempts (passwords and proven keys) per connection.
-    pub max_auth_attempts: u32,
-    /// Failed logins from one address before attempts from it are slowed down.
-    pub free_failures: u32,
-    /// The first slow-down; it doubles with every further failure.
-    pub failure_delay: Duration,
-    /// The longest slow-down.
-    pub max_failure_delay: Duration,
-    /// Every refused login takes at least this long (so timing tells nothing).
-    pub rejection_time: Duration,
-}
-
-impl SftpConfig {
-    /// The defaults, listening on `listen` with the host key at `host_key`.
-    pub fn new(listen: SocketAddr, host_key: PathBuf) -> Self {
-        SftpConfig {
-            listen,
-            host_key,
-            recheck: Duration::from_secs(2),
-            recheck_errors: 3,
-            authority_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(10 * 60),
-            login_timeout: Duration::from_secs(30),
-            max_sessions: 500,
-            max_sessions_per_user: 10,
-            max_unauthenticated_per_ip: 10,
-            max_handles: 256,
-            max_auth_attempts: 3,
-            free_failures: 5,
-            failure_delay: Duration::from_secs(1),
-            max_failure_delay: Duration::from_secs(60),
-            rejection_time: Duration::from_secs(1),
-        }
-    }
-}
 
 /// What the Node's status says about SFTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,24 +91,6 @@ impl std::fmt::Debug for SftpServer {
             .field("fingerprint", &self.fingerprint)
             .finish_non_exhaustive()
     }
-}
-
-/// What every connection shares.
-struct Shared {
-    config: SftpConfig,
-    ssh: Arc<russh::server::Config>,
-    authority: Arc<dyn Authority>,
-    servers: Arc<BoundServers>,
-    roots: RootOpener,
-    throttle: Throttle,
-    /// Connections at once (all of them: one key).
-    total: Arc<Counter<()>>,
-    /// Logged-in sessions per user.
-    users: Arc<Counter<String>>,
-    /// Connections not logged in yet, per address.
-    unauthenticated: Arc<Counter<std::net::IpAddr>>,
-    conns: Mutex<HashMap<u64, Arc<Conn>>>,
-    next_id: AtomicU64,
 }
 
 impl SftpServer {
@@ -328,107 +228,6 @@ async fn gone_loop(shared: Arc<Shared>) {
         }
     }
 }
-
-/// One connection: what it is, and how to cut it.
-struct Conn {
-    id: u64,
-    peer: SocketAddr,
-    /// A duplicate of the connection's socket descriptor: `shutdown(2)` on it ends the
-    /// connection whatever the SSH session is doing.
-    sock: std::net::TcpStream,
-    /// The SSH session's handle (for a polite disconnect message first).
-    handle: OnceLock<russh::server::Handle>,
-    /// What the login granted.
-    grant: OnceLock<Grant>,
-    /// true once closed; SFTP loops and watchdogs wait on it.
-    closed: watch::Sender<bool>,
-    /// true once the SSH session has ended.
-    ended: watch::Sender<bool>,
-    /// Milliseconds since `started` of the last SFTP request (or its answer).
-    active: AtomicU64,
-    started: tokio::time::Instant,
-}
-
-impl Conn {
-    fn new(id: u64, peer: SocketAddr, sock: std::net::TcpStream) -> Self {
-        Conn {
-            id,
-            peer,
-            sock,
-            handle: OnceLock::new(),
-            grant: OnceLock::new(),
-            closed: watch::channel(false).0,
-            ended: watch::channel(false).0,
-            active: AtomicU64::new(0),
-            started: tokio::time::Instant::now(),
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        *self.closed.borrow()
-    }
-
-    /// Notes activity now.
-    fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.active.store(ms, Ordering::Relaxed);
-    }
-
-    /// How long since the last activity.
-    fn idle(&self) -> Duration {
-        let last = Duration::from_millis(self.active.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(last)
-    }
-
-    /// Closes the connection now, for `reason` (logged; sent to the client in the SSH
-    /// disconnect message): no request is served after this returns, and the socket is shut
-    /// down once the session has ended (the client leaves when it reads the disconnect) or at
-    /// the latest a second later.
-    fn close(&self, reason: &str) {
-        if self.closed.send_replace(true) {
-            return;
-        }
-        let grant = self.grant.get();
-        tracing::info!(
-            conn = self.id,
-            peer = %self.peer,
-            user = grant.map(|g| g.user.as_str()),
-            namespace = grant.map(|g| g.namespace.as_str()),
-            server = grant.map(|g| g.server.as_str()),
-            reason,
-            "SFTP session closed"
-        );
-        let handle = self.handle.get().cloned();
-        let sock = self.sock.try_clone();
-        let reason = reason.to_owned();
-        let mut ended = self.ended.subscribe();
-        let cut = async move {
-            if let Some(h) = handle {
-                let bye = async {
-                    let _ = h
-                        .disconnect(russh::Disconnect::ByApplication, reason, "en".to_owned())
-                        .await;
-                    let _ = ended.wait_for(|e| *e).await;
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
-            }
-            if let Ok(sock) = sock {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(cut);
-            }
-            Err(_) => {
-                let _ = self.sock.shutdown(std::net::Shutdown::Both);
-            }
-        }
-    }
-}
-
-/// A logged-in session's place in the per-user count.
-type UserSlot = Slot<String>;
 
 /// The SFTP server of the nodelet: [`ApiAuthority`] over the node's API client, the servers
 /// bound to this node, and their data directories opened as their own host uid. The host key

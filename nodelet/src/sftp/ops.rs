@@ -18,7 +18,7 @@ use russh_sftp::protocol::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::Conn;
+use super::conn::Conn;
 use crate::files::{Entry, EntryKind, FsError, Root, WriteOpts};
 
 /// The largest packet a client may send (and the one we announce), as OpenSSH's server.

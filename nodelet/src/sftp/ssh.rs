@@ -14,9 +14,12 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, SshId};
 use tokio::net::TcpListener;
 
-use super::limits::{address_key, Slot};
+use super::authority::{Authority, Grant};
+use super::config::SftpConfig;
+use super::conn::Conn;
+use super::limits::{address_key, Slot, UserSlot};
 use super::ops::{self, SftpSession};
-use super::{Authority, Conn, Grant, SftpConfig, Shared, UserSlot};
+use super::shared::Shared;
 
 /// SFTP channels a connection may have open at once.
 const MAX_CHANNELS: usize = 4;

@@ -1,5 +1,6 @@
-//! The GameServers bound to this node, by name: how an SFTP user name finds its server, and
-//! how sessions learn that their server left the node.
+//! The GameServers bound to this node, by name (kept by `servers`, shared through the
+//! `Runtime`): how an SFTP user name finds its server, and how SFTP sessions learn that their
+//! server left the node.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
