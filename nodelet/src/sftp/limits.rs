@@ -29,9 +29,9 @@ pub(super) fn address_key(ip: IpAddr) -> IpAddr {
 
 /// Failed logins per remote address: after `free` failures, each next attempt waits
 /// `base`, doubling per further failure up to `max`. Attempts from one address queue behind
-/// each other (parallel connections gain nothing), and one that would wait longer than
-/// twice `max` is refused without asking anyone. An address is forgotten `forget` after its
-/// last failure.
+/// each other (parallel connections gain nothing), and one that would wait longer than its
+/// caller can (its connection's login deadline) is refused without asking anyone and takes no
+/// place in the queue. An address is forgotten `forget` after its last failure.
 #[derive(Debug)]
 pub(super) struct Throttle {
     free: u32,
@@ -69,9 +69,9 @@ impl Throttle {
         self.base.saturating_mul(1 << doublings).min(self.max)
     }
 
-    /// Waits until this address may try again. `false`: refuse this attempt at once (the queue
-    /// is too long).
-    pub(super) async fn wait(&self, ip: IpAddr) -> bool {
+    /// Waits until this address may try again, at most `max_wait`. `false`: refuse this
+    /// attempt at once (its turn comes later than that).
+    pub(super) async fn wait(&self, ip: IpAddr, max_wait: Duration) -> bool {
         let ip = address_key(ip);
         let until = {
             let mut addrs = self.addrs.lock().expect("throttle");
@@ -88,7 +88,7 @@ impl Throttle {
                 return true;
             }
             let slot = rec.next.max(now) + delay;
-            if slot.duration_since(now) > self.max * 2 {
+            if slot.duration_since(now) > max_wait {
                 return false;
             }
             rec.next = slot;
@@ -220,23 +220,30 @@ mod tests {
         t.failed(ip);
         // 3 failures: each attempt waits 2 s, queued
         let start = Instant::now();
-        assert!(t.wait(ip).await);
+        let most = Duration::from_secs(8);
+        assert!(t.wait(ip, most).await);
         assert_eq!(start.elapsed(), Duration::from_secs(2));
-        let (a, b) = tokio::join!(t.wait(ip), t.wait(ip));
+        let (a, b) = tokio::join!(t.wait(ip, most), t.wait(ip, most));
         assert!(a && b);
         assert_eq!(start.elapsed(), Duration::from_secs(6), "the two queued");
         // another address is not held up
         let before = Instant::now();
-        assert!(t.wait(other).await);
+        assert!(t.wait(other, most).await);
         assert_eq!(before.elapsed(), Duration::ZERO);
-        // more than 2 × max queued: refused at once
-        let waits: Vec<_> = (0..5).map(|_| t.clone()).collect();
-        let results = futures::future::join_all(waits.iter().map(|t| t.wait(ip))).await;
-        assert_eq!(results, [true, true, true, true, false]);
+        // a turn later than the caller can wait: refused at once, without taking a place
+        let waits: Vec<_> = (0..6).map(|_| t.clone()).collect();
+        let results = futures::future::join_all(waits.iter().map(|t| t.wait(ip, most))).await;
+        assert_eq!(results, [true, true, true, true, false, false]);
+        let before = Instant::now();
+        assert!(
+            t.wait(ip, Duration::from_secs(2)).await,
+            "the queue did not grow"
+        );
+        assert_eq!(before.elapsed(), Duration::from_secs(2));
         // forgotten after a quiet while
         tokio::time::advance(Duration::from_secs(16 * 60)).await;
         let before = Instant::now();
-        assert!(t.wait(ip).await);
+        assert!(t.wait(ip, Duration::ZERO).await);
         assert_eq!(before.elapsed(), Duration::ZERO);
     }
 

@@ -263,7 +263,12 @@ impl SshHandler {
         if user.is_empty() || name.is_empty() {
             return Err(Refusal::Failed("the user name is not USER.SERVER".into()));
         }
-        if !shared.throttle.wait(self.conn.peer.ip()).await {
+        // never past the connection's login deadline
+        let left = shared
+            .config
+            .login_timeout
+            .saturating_sub(self.conn.started.elapsed() + Duration::from_secs(1));
+        if !shared.throttle.wait(self.conn.peer.ip(), left).await {
             return Err(Refusal::NotCounted(
                 "too many failed logins from this address".into(),
             ));
