@@ -889,6 +889,200 @@ fn set_mode_and_times(root: &Root, path: &str, attrs: &FileAttributes) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use russh_sftp::protocol::{
+        Init, Open, Read as ReadPacket, ReadLink, Status as StatusPacket, Symlink,
+    };
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A session over an in-memory stream, as the server's uid on a temporary directory with
+    /// `f.txt` and a link `l` → `f.txt`; packets go in and come out through the client end.
+    struct Wire {
+        _tmp: tempfile::TempDir,
+        client: tokio::io::DuplexStream,
+        conn: Arc<Conn>,
+        _peer: std::net::TcpStream,
+    }
+
+    async fn wire(max_handles: usize) -> Wire {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).expect("data");
+        std::fs::write(data.join("f.txt"), b"abc").expect("file");
+        std::fs::set_permissions(data.join("f.txt"), std::fs::Permissions::from_mode(0o644))
+            .expect("mode");
+        std::os::unix::fs::symlink("f.txt", data.join("l")).expect("link");
+        crate::ownership::chown_tree(&data, 4242, 4343).expect("chown");
+        let root = Root::open(&data, 4242, 4343).expect("root");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (sock, addr) = listener.accept().expect("accept");
+        let conn = Arc::new(Conn::new(1, addr, sock));
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let sess = SftpSession::new(root, false, conn.clone(), max_handles);
+        tokio::spawn(serve(server, sess));
+        Wire {
+            _tmp: tmp,
+            client,
+            conn,
+            _peer: peer,
+        }
+    }
+
+    impl Wire {
+        async fn call(&mut self, packet: Packet) -> Packet {
+            let out = Bytes::try_from(packet).expect("encodes");
+            self.client.write_all(&out).await.expect("send");
+            let mut body = read_packet(&mut self.client)
+                .await
+                .expect("read")
+                .expect("an answer");
+            Packet::try_from(&mut body).expect("decodes")
+        }
+
+        async fn status(&mut self, packet: Packet) -> (StatusCode, String) {
+            match self.call(packet).await {
+                Packet::Status(StatusPacket {
+                    status_code,
+                    error_message,
+                    ..
+                }) => (status_code, error_message),
+                other => panic!("not a status: {other:?}"),
+            }
+        }
+
+        async fn open(&mut self, id: u32, name: &str) -> Packet {
+            self.call(Packet::Open(Open {
+                id,
+                filename: name.into(),
+                pflags: OpenFlags::READ,
+                attrs: FileAttributes::empty(),
+            }))
+            .await
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_before_init_are_refused_and_init_announces_the_extensions() {
+        let mut w = wire(8).await;
+        let (code, _) = w.status(w_open_packet(1, "f.txt")).await;
+        assert_eq!(code, StatusCode::BadMessage);
+        let Packet::Version(v) = w.call(Packet::Init(Init::new())).await else {
+            panic!("no version");
+        };
+        assert_eq!(v.version, 3);
+        for ext in [POSIX_RENAME, STATVFS, FSYNC, LIMITS] {
+            assert!(v.extensions.contains_key(ext), "{ext}");
+        }
+        assert!(!v.extensions.contains_key(HARDLINK));
+        // a second init is a protocol error
+        let (code, _) = w.status(Packet::Init(Init::new())).await;
+        assert_eq!(code, StatusCode::BadMessage);
+    }
+
+    fn w_open_packet(id: u32, name: &str) -> Packet {
+        Packet::Open(Open {
+            id,
+            filename: name.into(),
+            pflags: OpenFlags::READ,
+            attrs: FileAttributes::empty(),
+        })
+    }
+
+    #[tokio::test]
+    async fn handles_are_limited_and_links_are_never_made() {
+        let mut w = wire(3).await;
+        w.call(Packet::Init(Init::new())).await;
+        let Packet::ExtendedReply(r) = w
+            .call(Packet::Extended(Extended {
+                id: 1,
+                request: LIMITS.into(),
+                data: Vec::new(),
+            }))
+            .await
+        else {
+            panic!("no limits");
+        };
+        let limits: LimitsExtension =
+            russh_sftp::de::from_bytes(&mut Bytes::from(r.data)).expect("limits");
+        assert_eq!(limits.max_open_handles, 3);
+        assert_eq!(limits.max_packet_len, u64::from(MAX_PACKET));
+        let mut handles = Vec::new();
+        for id in 2..5 {
+            let Packet::Handle(h) = w.open(id, "f.txt").await else {
+                panic!("no handle");
+            };
+            handles.push(h.handle);
+        }
+        let (code, message) = w.status(w_open_packet(5, "l")).await;
+        assert_eq!(code, StatusCode::Failure);
+        assert!(message.contains("too many open files"), "{message}");
+        // reads at offsets, then the end
+        let Packet::Data(d) = w
+            .call(Packet::Read(ReadPacket {
+                id: 6,
+                handle: handles[0].clone(),
+                offset: 1,
+                len: 100,
+            }))
+            .await
+        else {
+            panic!("no data");
+        };
+        assert_eq!(d.data, b"bc");
+        let (code, _) = w
+            .status(Packet::Read(ReadPacket {
+                id: 7,
+                handle: handles[0].clone(),
+                offset: 3,
+                len: 100,
+            }))
+            .await;
+        assert_eq!(code, StatusCode::Eof);
+        let (code, _) = w
+            .status(Packet::Symlink(Symlink {
+                id: 8,
+                linkpath: "evil".into(),
+                targetpath: "/etc".into(),
+            }))
+            .await;
+        assert_eq!(code, StatusCode::PermissionDenied);
+        let hardlink = russh_sftp::ser::to_bytes(&HardlinkExtension {
+            oldpath: "f.txt".into(),
+            newpath: "hard".into(),
+        })
+        .expect("encodes")
+        .to_vec();
+        let (code, _) = w
+            .status(Packet::Extended(Extended {
+                id: 9,
+                request: HARDLINK.into(),
+                data: hardlink,
+            }))
+            .await;
+        assert_eq!(code, StatusCode::PermissionDenied);
+        let Packet::Name(n) = w
+            .call(Packet::ReadLink(ReadLink {
+                id: 10,
+                path: "/l".into(),
+            }))
+            .await
+        else {
+            panic!("no name");
+        };
+        assert_eq!(n.files[0].filename, "f.txt");
+        // a closed connection serves nothing more: the loop ends, the stream with it
+        w.conn.close("test");
+        let out = Bytes::try_from(w_open_packet(11, "f.txt")).expect("encodes");
+        let _ = w.client.write_all(&out).await;
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            read_packet(&mut w.client),
+        )
+        .await
+        .expect("the stream ends");
+        assert!(matches!(answer, Ok(None) | Err(_)), "{answer:?}");
+    }
 
     #[test]
     fn paths_stay_under_the_root_like_in_a_chroot() {
