@@ -56,6 +56,18 @@ pub struct Config {
     pub registry_auth: Option<PathBuf>,
     /// Registries that may be used over plain HTTP (loopback ones always may).
     pub insecure_registries: Vec<String>,
+    /// Where the SFTP server listens (`None`: no SFTP on this node).
+    pub sftp_listen: Option<std::net::SocketAddr>,
+}
+
+/// Parses an SFTP listen address: `HOST:PORT`, or `off` for no SFTP server.
+pub fn parse_sftp_listen(s: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("{s:?} is not an address like 0.0.0.0:2022, nor off"))
 }
 
 impl Config {
@@ -85,6 +97,36 @@ impl Config {
             registry_auth: std::env::var_os("HOME")
                 .map(|h| PathBuf::from(h).join(".docker/config.json")),
             insecure_registries: Vec::new(),
+            sftp_listen: Some(
+                crate::sftp::DEFAULT_LISTEN
+                    .parse()
+                    .expect("the default SFTP address parses"),
+            ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sftp_listen_address_is_an_address_or_off() {
+        assert_eq!(
+            parse_sftp_listen("0.0.0.0:2022"),
+            Ok(Some("0.0.0.0:2022".parse().expect("addr")))
+        );
+        assert_eq!(
+            parse_sftp_listen("[::1]:22"),
+            Ok(Some("[::1]:22".parse().expect("addr")))
+        );
+        assert_eq!(parse_sftp_listen("off"), Ok(None));
+        assert_eq!(parse_sftp_listen("OFF"), Ok(None));
+        assert!(parse_sftp_listen("2022").is_err());
+        assert!(parse_sftp_listen("example.com:22").is_err());
+        assert_eq!(
+            Config::new("https://x", "t", "n").sftp_listen,
+            Some("0.0.0.0:2022".parse().expect("addr"))
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! converges containerd toward them (images, containers with limits, CNI networking, console,
 //! lifecycle), re-adopting what runs after its own restart.
 
+pub mod bound;
 pub mod cni;
 pub mod config;
 pub mod console;
@@ -23,6 +24,7 @@ pub mod runtime;
 pub mod sampler;
 pub mod seccomp;
 pub mod servers;
+pub mod sftp;
 pub mod spec;
 pub mod startup;
 pub mod supervisor;
@@ -114,16 +116,29 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .map_err(|e| Error::Config(format!("registry auth file: {e}")))?,
         samples: Mutex::new(Vec::new()),
         image_locks: Mutex::new(HashMap::new()),
+        bound: Arc::new(bound::BoundServers::new()),
     });
     tracing::info!(
         node = config.name,
         containerd = ctd_version,
         "nodelet started"
     );
+    // SFTP beside the tunnel; a node whose SFTP port can't be had runs on without it
+    let sftp = match config.sftp_listen {
+        Some(listen) => match sftp::for_node(rt.clone(), listen).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "SFTP server not started");
+                None
+            }
+        },
+        None => None,
+    };
     let heartbeat = tokio::spawn(heartbeat::heartbeat_loop(
         rt.clone(),
         config.clone(),
         ctd_version,
+        sftp.as_ref().map(sftp::SftpServer::status),
     ));
     let events = tokio::spawn(task_events::event_pump(rt.clone()));
     let tunnel = tokio::spawn(tunnel::run(rt.clone()));
@@ -133,6 +148,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     tracing::info!("nodelet stopping; game servers keep running");
     for h in [heartbeat, events, tunnel, servers, sampler] {
         h.abort();
+    }
+    if let Some(s) = sftp {
+        s.shutdown();
     }
     Ok(())
 }

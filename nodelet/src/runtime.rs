@@ -58,6 +58,8 @@ pub struct Runtime {
     pub samples: Mutex<Vec<crate::metrics::Sample>>,
     /// One fetch per image at a time: servers sharing an image wait for the first one's pull.
     pub image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The GameServers bound to this node, by name (SFTP logins find their server here).
+    pub bound: Arc<crate::bound::BoundServers>,
 }
 
 impl Runtime {

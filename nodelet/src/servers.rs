@@ -8,7 +8,7 @@ use std::sync::Arc;
 use catalyst_client::informer::{Cache, Change, Informer};
 use catalyst_client::source::HttpSource;
 use catalyst_client::{ListParams, API};
-use catalyst_schemas::object::uid_of;
+use catalyst_schemas::object::{name_of, namespace_of, uid_of};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -31,6 +31,9 @@ impl Servers {
             self.remove(&uid);
             return;
         }
+        // SFTP logins find the server by name
+        let namespace = namespace_of(&obj).unwrap_or_default().to_owned();
+        self.rt.bound.bind(&uid, &namespace, name_of(&obj));
         match self.workers.get(&uid) {
             Some(tx) if !tx.is_closed() => {
                 tx.send_replace(Some(obj));
@@ -44,6 +47,8 @@ impl Servers {
     }
 
     fn remove(&mut self, uid: &str) {
+        // its SFTP sessions close at once
+        self.rt.bound.unbind(uid);
         if let Some(tx) = self.workers.get(uid) {
             tx.send_replace(None);
         }

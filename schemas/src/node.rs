@@ -204,6 +204,22 @@ pub struct NodeStatus {
     /// Observations: Ready, …
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The node's SFTP server, when it runs one: where to connect and the host key to expect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sftp: Option<NodeSftp>,
+}
+
+/// A node's SFTP server. Users log in as `USER.SERVER` (the GameServer's name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSftp {
+    /// Where clients connect, `HOST:PORT` (the node's address when it listens on all).
+    pub address: String,
+    /// The port.
+    pub port: i64,
+    /// The host key's SHA256 fingerprint as OpenSSH shows it (`SHA256:…`), to check on the
+    /// first connection.
+    pub host_key_fingerprint: String,
 }
 
 impl Validate for NodeStatus {

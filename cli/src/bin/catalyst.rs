@@ -58,6 +58,10 @@ struct ServerArgs {
     /// besides `<data-dir>/nodelet/images` and `/var/lib/catalyst/images`.
     #[arg(long = "image-dir", requires = "with_nodelet")]
     image_dirs: Vec<std::path::PathBuf>,
+    /// Where the in-process nodelet's SFTP server listens (users log in as USER.SERVER);
+    /// `off`: no SFTP.
+    #[arg(long, default_value = catalyst_nodelet::sftp::DEFAULT_LISTEN, value_parser = catalyst_nodelet::config::parse_sftp_listen, requires = "with_nodelet")]
+    sftp_listen: ::std::option::Option<std::net::SocketAddr>,
     /// Also append every audit record (writes and refused requests) to this file, one JSON
     /// line each.
     #[arg(long, env = "CATALYST_AUDIT_LOG")]
@@ -151,6 +155,9 @@ struct NodeletArgs {
     /// The host uid (and gid) of the first server's range; servers' ranges follow it.
     #[arg(long, default_value_t = catalyst_nodelet::userns::DEFAULT_BASE)]
     uid_base: u32,
+    /// Where the SFTP server listens (users log in as USER.SERVER); `off`: no SFTP.
+    #[arg(long, default_value = catalyst_nodelet::sftp::DEFAULT_LISTEN, value_parser = catalyst_nodelet::config::parse_sftp_listen)]
+    sftp_listen: ::std::option::Option<std::net::SocketAddr>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -190,6 +197,7 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
     config.uid_base = args.uid_base;
     config.image_dirs = args.image_dirs;
     config.max_image_bytes = args.max_image_size;
+    config.sftp_listen = args.sftp_listen;
     catalyst_nodelet::run(config, shutdown_signal()).await?;
     Ok(())
 }
@@ -274,6 +282,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         config.data_dir = args.data_dir.join("nodelet");
         config.containerd_socket = socket;
         config.image_dirs = args.image_dirs;
+        config.sftp_listen = args.sftp_listen;
         println!(
             "  nodelet:             node {name}, data in {}",
             config.data_dir.display()
