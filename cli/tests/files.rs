@@ -525,3 +525,227 @@ with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
         .expect("put");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
+
+/// Runs OpenSSH's `sftp` in batch mode as `user.server` with `key`; its output.
+fn sftp(
+    port: u16,
+    key: &std::path::Path,
+    login: &str,
+    batch: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let file = key.with_extension(format!("batch-{}", batch.len()));
+    std::fs::write(&file, batch).expect("batch file");
+    std::process::Command::new("sftp")
+        .args(["-q", "-P", &port.to_string(), "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .args(extra)
+        .arg("-b")
+        .arg(&file)
+        .arg(format!("{login}@127.0.0.1"))
+        .output()
+        .expect("sftp")
+}
+
+/// SFTP with OpenSSH's client against a real nodelet: a key registered on the User, the
+/// session confined to the server's files (links the game planted, `..`, absolute paths), a
+/// user without the permission refused, and a transfer cut within seconds when the permission
+/// is taken away.
+#[test]
+fn sftp_sessions_are_confined_to_the_server_and_end_with_the_permission() {
+    let env = setup();
+    let ndir = env.root.join("nodelet-sftp");
+    node_with_ports(&env.server, "node-sftp", 8800);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let _nodelet = Nodelet::start_with(
+        &env.server,
+        &env.ctd,
+        &ndir,
+        "node-sftp",
+        "cat-sftp0",
+        "10.231.32.0/24",
+        &["--sftp-listen", &listen],
+    );
+    let server = &env.server;
+    let game = manifest(
+        "fs",
+        &env.image,
+        "cd /home/container; mkdir -p world; echo level > world/level.dat; ln -s /etc etc-link; ln -s ../../../../../.. up; echo ready; exec sleep 36000",
+        "  ready: {logPattern: '^ready$'}\n  stop: {signal: SIGKILL, timeoutSeconds: 5}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&game)));
+    wait_phase(server, "fs", "Running", &ndir);
+
+    let key = env.root.join("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let users = format!(
+        "apiVersion: catalyst.dev/v1alpha1\nkind: User\nmetadata:\n  name: sam\nspec:\n  sshKeys: [{:?}]\n---\napiVersion: catalyst.dev/v1alpha1\nkind: User\nmetadata:\n  name: eve\nspec:\n  sshKeys: [{:?}]\n",
+        public.trim(),
+        public.trim()
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&users)));
+    let bindings = "apiVersion: catalyst.dev/v1alpha1\nkind: RoleBinding\nmetadata:\n  name: sam-sftp\n  namespace: default\nspec:\n  roleRef: file.sftp\n  resourceNames: [fs]\n  subjects: [{kind: User, name: sam}]\n---\napiVersion: catalyst.dev/v1alpha1\nkind: RoleBinding\nmetadata:\n  name: sam-update\n  namespace: default\nspec:\n  roleRef: file.update\n  resourceNames: [fs]\n  subjects: [{kind: User, name: sam}]\n";
+    ok(ctl(server, &["apply", "-f", "-"], Some(bindings)));
+    // the node publishes its host key's fingerprint
+    let node: Value = serde_json::from_str(&ok(ctl(
+        server,
+        &["get", "node", "node-sftp", "-o", "json"],
+        None,
+    )))
+    .expect("json");
+    assert!(
+        node.pointer("/status/sftp/hostKeyFingerprint")
+            .and_then(Value::as_str)
+            .is_some_and(|f| f.starts_with("SHA256:")),
+        "{node}"
+    );
+
+    // a session that works: put, get, ls; what SFTP wrote, the API reads
+    let local = env.root.join("up.txt");
+    std::fs::write(&local, "over sftp\n").expect("local");
+    let back = env.root.join("level.dat");
+    let batch = format!(
+        "put {} /sftp-up.txt\nget /world/level.dat {}\nls -l /\n",
+        local.display(),
+        back.display()
+    );
+    let mut out = sftp(port, &key, "sam.fs", &batch, &[]);
+    for _ in 0..20 {
+        if out.status.success() {
+            break;
+        }
+        // the bindings may not have reached the API server's mirrors yet
+        std::thread::sleep(Duration::from_millis(250));
+        out = sftp(port, &key, "sam.fs", &batch, &[]);
+    }
+    assert!(
+        out.status.success(),
+        "sftp: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&back).expect("got"), "level\n");
+    assert_eq!(
+        ok(ctl(server, &["files", "cat", "fs", "/sftp-up.txt"], None)),
+        "over sftp\n"
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("etc-link") && listing.contains("world"),
+        "{listing}"
+    );
+
+    // escapes through links the game planted, `..` and absolute paths: nothing from the host
+    for (what, batch) in [
+        (
+            "a link to /etc",
+            "get /etc-link/passwd /tmp/catalyst-sftp-passwd\n",
+        ),
+        (
+            "a link above",
+            "get /up/etc/passwd /tmp/catalyst-sftp-passwd\n",
+        ),
+        (
+            "dot-dot",
+            "get ../../../../etc/passwd /tmp/catalyst-sftp-passwd\n",
+        ),
+        (
+            "an absolute path",
+            "get /etc/passwd /tmp/catalyst-sftp-passwd\n",
+        ),
+        (
+            "a write through a link",
+            "put /etc/hostname /etc-link/catalyst-sftp-evil\n",
+        ),
+        ("chmod of a link", "chmod 777 /etc-link\n"),
+    ] {
+        let out = sftp(port, &key, "sam.fs", batch, &[]);
+        assert!(
+            !out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(!std::path::Path::new("/tmp/catalyst-sftp-passwd").exists());
+    assert!(!std::path::Path::new("/etc/catalyst-sftp-evil").exists());
+    assert_eq!(
+        std::fs::metadata("/etc")
+            .expect("/etc")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+
+    // a user with the key but without file.sftp: refused
+    let out = sftp(port, &key, "eve.fs", "ls /\n", &[]);
+    assert!(!out.status.success(), "eve has no file.sftp");
+
+    // a slow upload, then the permission is taken away: the session ends within seconds
+    let big = env.root.join("big.bin");
+    std::fs::write(&big, vec![5u8; 32 << 20]).expect("big");
+    let batch_file = key.with_extension("slow-batch");
+    std::fs::write(&batch_file, format!("put {} /slow.bin\n", big.display())).expect("batch");
+    let mut slow = std::process::Command::new("sftp")
+        .args(["-q", "-P", &port.to_string(), "-l", "4096", "-i"])
+        .arg(&key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-b",
+        ])
+        .arg(&batch_file)
+        .arg("sam.fs@127.0.0.1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sftp");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        slow.try_wait().expect("wait").is_none(),
+        "the upload is still running"
+    );
+    let revoked = std::time::Instant::now();
+    ok(ctl(server, &["delete", "rolebinding", "sam-sftp"], None));
+    let status = loop {
+        if let Some(s) = slow.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if revoked.elapsed() > Duration::from_secs(15) {
+            let _ = slow.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = revoked.elapsed();
+    let status = status.expect("the session was not closed within 15 s");
+    assert!(!status.success(), "the cut transfer fails");
+    eprintln!("sftp: the session closed {took:?} after its permission was removed");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    let out = sftp(port, &key, "sam.fs", "ls /\n", &[]);
+    assert!(!out.status.success(), "no new session without file.sftp");
+}

@@ -67,6 +67,10 @@ impl Nodelet {
             "--image-dir".into(),
             dir.parent().unwrap_or(dir).display().to_string(),
         ];
+        // tests run side by side: SFTP only where a test asks for it, on a port of its own
+        if !extra.contains(&"--sftp-listen") {
+            args.extend(["--sftp-listen".into(), "off".into()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::launch(server, ctd, dir, args, None)
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use catalyst_client::Client;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
 use serde_json::{json, Value};
 
 /// Decides logins and whether an open session may go on.
@@ -20,6 +22,7 @@ pub trait Authority: Send + Sync + 'static {
         namespace: &str,
         server: &str,
         password: &str,
+        remote: IpAddr,
     ) -> Result<Grant, Denied>;
 
     /// Same for a public key (OpenSSH one-line format `"ssh-ed25519 AAAA…"`) the client proved
@@ -30,6 +33,7 @@ pub trait Authority: Send + Sync + 'static {
         namespace: &str,
         server: &str,
         public_key: &str,
+        remote: IpAddr,
     ) -> Result<Grant, Denied>;
 
     /// Whether the grant still stands (user not disabled, permission `file.sftp` still held,
@@ -54,6 +58,10 @@ pub struct Grant {
     /// Reads only: every change is refused.
     #[serde(default)]
     pub read_only: bool,
+    /// The API key the session was opened with (given as the password), if one: its deletion
+    /// ends the session too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// A refusal (or a failure to decide), with the reason for the nodelet's log. The client is
@@ -138,10 +146,11 @@ impl Authority for ApiAuthority {
         namespace: &str,
         server: &str,
         password: &str,
+        remote: IpAddr,
     ) -> Result<Grant, Denied> {
         self.login(
             json!({"username": user, "namespace": namespace, "server": server,
-                          "password": password}),
+                          "password": password, "remoteAddress": remote.to_string()}),
         )
         .await
     }
@@ -152,17 +161,17 @@ impl Authority for ApiAuthority {
         namespace: &str,
         server: &str,
         public_key: &str,
+        remote: IpAddr,
     ) -> Result<Grant, Denied> {
         self.login(
             json!({"username": user, "namespace": namespace, "server": server,
-                          "publicKey": public_key}),
+                          "publicKey": public_key, "remoteAddress": remote.to_string()}),
         )
         .await
     }
 
     async fn still_allowed(&self, grant: &Grant) -> Result<bool, Denied> {
-        let body = json!({"user": grant.user, "namespace": grant.namespace,
-                          "server": grant.server, "uid": grant.uid});
+        let body = serde_json::to_value(grant).unwrap_or(Value::Null);
         match self.post(CHECK_PATH, body).await {
             Ok(v) => {
                 let allowed = v.get("allowed").and_then(Value::as_bool).ok_or_else(|| {
@@ -257,6 +266,7 @@ mod tests {
             server: "mc".into(),
             uid: "u-1".into(),
             read_only: false,
+            key: None,
         }
     }
 
@@ -287,7 +297,7 @@ mod tests {
         .await;
         let auth = ApiAuthority::new(Client::new(&base, "node-token"));
         let g = auth
-            .login_password("alice", "team", "mc", "pw")
+            .login_password("alice", "team", "mc", "pw", [192, 0, 2, 7].into())
             .await
             .expect("granted");
         assert_eq!(
@@ -298,7 +308,13 @@ mod tests {
             }
         );
         let denied = auth
-            .login_key("alice", "team", "mc", "ssh-ed25519 AAAA")
+            .login_key(
+                "alice",
+                "team",
+                "mc",
+                "ssh-ed25519 AAAA",
+                [192, 0, 2, 7].into(),
+            )
             .await
             .expect_err("refused");
         assert!(denied.reason.contains("bad credentials"), "{denied}");
@@ -316,16 +332,18 @@ mod tests {
         let seen = seen.lock().expect("log").clone();
         assert_eq!(
             seen[0].1,
-            json!({"username": "alice", "namespace": "team", "server": "mc", "password": "pw"})
+            json!({"username": "alice", "namespace": "team", "server": "mc", "password": "pw",
+                   "remoteAddress": "192.0.2.7"})
         );
         assert_eq!(
             seen[1].1,
             json!({"username": "alice", "namespace": "team", "server": "mc",
-                   "publicKey": "ssh-ed25519 AAAA"})
+                   "publicKey": "ssh-ed25519 AAAA", "remoteAddress": "192.0.2.7"})
         );
         assert_eq!(
             seen[2].1,
-            json!({"user": "alice", "namespace": "team", "server": "mc", "uid": "u-1"})
+            json!({"user": "alice", "namespace": "team", "server": "mc", "uid": "u-1",
+                   "readOnly": false})
         );
     }
 }

@@ -286,16 +286,17 @@ impl SshHandler {
             }
         };
         let authority: &dyn Authority = shared.authority.as_ref();
+        let remote = self.conn.peer.ip();
         let call = async {
             match &credential {
                 Credential::Password(p) => {
                     authority
-                        .login_password(user, &server.namespace, &server.name, p)
+                        .login_password(user, &server.namespace, &server.name, p, remote)
                         .await
                 }
                 Credential::Key(k) => {
                     authority
-                        .login_key(user, &server.namespace, &server.name, k)
+                        .login_key(user, &server.namespace, &server.name, k, remote)
                         .await
                 }
             }

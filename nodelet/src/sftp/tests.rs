@@ -46,6 +46,7 @@ impl Fake {
             server: server.to_owned(),
             uid: SERVER_UID.to_owned(),
             read_only: self.read_only.load(Ordering::SeqCst),
+            key: None,
         })
     }
 }
@@ -58,6 +59,7 @@ impl Authority for Fake {
         namespace: &str,
         server: &str,
         password: &str,
+        _remote: std::net::IpAddr,
     ) -> Result<Grant, Denied> {
         self.logins.fetch_add(1, Ordering::SeqCst);
         if user != "alice" || password != PASSWORD {
@@ -72,6 +74,7 @@ impl Authority for Fake {
         namespace: &str,
         server: &str,
         public_key: &str,
+        _remote: std::net::IpAddr,
     ) -> Result<Grant, Denied> {
         self.logins.fetch_add(1, Ordering::SeqCst);
         let owner = self.keys.lock().expect("keys").get(public_key).cloned();
