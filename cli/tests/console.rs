@@ -290,9 +290,11 @@ fn the_console_streams_to_browsers_safely() {
         sampler.join().expect("sampler");
         let peak = *peak.lock().expect("peak");
         eprintln!("console flood: 200000 lines in {took:?} to 10 readers: {counts:?}; API server RSS {rss_before:.0} → peak {peak:.0} MiB");
-        for (lines, _skipped, done) in &counts {
+        for (lines, skipped, done) in &counts {
             assert!(*done, "every reader is still connected after the flood: {counts:?}");
-            assert!(*lines >= 1000, "every reader gets the lines (some may be skipped): {counts:?}");
+            // lines flowed during the flood, and what a reader missed it was told of
+            assert!(*lines >= 100, "every reader gets lines: {counts:?}");
+            assert!(*lines == 200_000 || *skipped, "no line is lost unannounced: {counts:?}");
         }
         assert!(peak - rss_before < 200.0, "the API server's memory stays bounded: {rss_before} → {peak} MiB");
 
