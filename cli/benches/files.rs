@@ -286,11 +286,17 @@ fn sftp(server: &Server, dir: &tempfile::TempDir, source: &Path, bytes: u64, por
     };
     let down = dir.path().join("sftp-down.bin");
     let run = |args: &[&str], b: &Path| {
+        // options, then the batch file, then the destination (when there is one)
+        let (opts, dest) = match args.split_last() {
+            Some((last, rest)) if last.contains('@') => (rest, Some(*last)),
+            _ => (args, None),
+        };
         let t = Instant::now();
         let out = Command::new("sftp")
-            .args(args)
+            .args(opts)
             .arg("-b")
             .arg(b)
+            .args(dest)
             .output()
             .expect("sftp");
         assert!(
