@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::files::archive::{self, ArchiveFormat, ExtractLimits};
 use crate::files::pull::{self, PullPolicy};
-use crate::files::{FsError, Root, UPLOAD_PREFIX};
+use crate::files::{EntryKind, FsError, Root, UPLOAD_PREFIX};
 use crate::runtime::Runtime;
 use crate::tunnel::StreamTx;
 
@@ -21,6 +21,9 @@ use crate::tunnel::StreamTx;
 pub const LIST_PAGE: usize = 1000;
 /// The most entries a page may have.
 pub const LIST_PAGE_MAX: usize = 10_000;
+/// The most bytes of entries a page may have: a page is one tunnel frame
+/// (`MAX_FRAME_BYTES`, 1 MiB), so a longer one is cut short and continues at `next`.
+pub const LIST_PAGE_BYTES: usize = 768 * 1024;
 
 /// Where a transfer's data chunks and room arrive from the tunnel's read loop.
 #[derive(Debug)]
@@ -143,6 +146,19 @@ async fn simple(root: Arc<Root>, call: FileCall) -> Result<Value, FsError> {
             let limit = limit.unwrap_or(LIST_PAGE).clamp(1, LIST_PAGE_MAX);
             let mut listing = blocking(move || root.list(&path, after.as_deref(), limit)).await?;
             listing.items.retain(|e| !e.name.starts_with(UPLOAD_PREFIX));
+            // a page must fit in one tunnel frame: cut it short (and continue from there)
+            let mut bytes = 0;
+            let fits = listing.items.iter().position(|e| {
+                bytes += serde_json::to_vec(e).map_or(0, |v| v.len()) + 1;
+                bytes > LIST_PAGE_BYTES
+            });
+            if let Some(n) = fits {
+                listing.items.truncate(n.max(1));
+                listing.next = listing.items.last().map(|e| match e.kind {
+                    EntryKind::Directory => format!("{}/", e.name),
+                    _ => e.name.clone(),
+                });
+            }
             Ok(to_value(listing))
         }
         FileCall::Stat { path } => Ok(to_value(blocking(move || root.stat(&path)).await?)),

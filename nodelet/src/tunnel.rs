@@ -159,11 +159,24 @@ where
         while let Some((answer, _permit)) = rx.recv().await {
             let msg = match &answer.answer {
                 Answer::Data(d) => Message::Binary(data_frame(answer.id, d).into()),
-                _ => Message::Text(
-                    serde_json::to_string(&answer)
-                        .expect("answers encode")
-                        .into(),
-                ),
+                _ => {
+                    let mut text = serde_json::to_string(&answer).expect("answers encode");
+                    if text.len() > MAX_FRAME_BYTES {
+                        // the API server would close the whole tunnel for it: fail this one
+                        let failed = TunnelAnswer::new(
+                            answer.id,
+                            Answer::Failed {
+                                code: 500,
+                                error: format!(
+                                    "the answer has {} bytes, more than a tunnel frame takes",
+                                    text.len()
+                                ),
+                            },
+                        );
+                        text = serde_json::to_string(&failed).expect("answers encode");
+                    }
+                    Message::Text(text.into())
+                }
             };
             if sink.send(msg).await.is_err() {
                 return;
