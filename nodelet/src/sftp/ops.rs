@@ -122,11 +122,25 @@ impl SftpSession {
 /// closed (then at once: a request under way is abandoned, its answer never sent).
 pub(super) async fn serve<S>(stream: S, mut sess: SftpSession)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut closed = sess.conn.closed.subscribe();
     let conn = sess.conn.clone();
+    // requests are read on their own, so a client that pipelines reads (OpenSSH: 64 at once)
+    // is always heard while an answer waits for the channel's window; if reading stopped while
+    // writing waited, the SSH session could not take the client's window adjustments and both
+    // would wait for ever
+    let (queued, mut requests) = tokio::sync::mpsc::channel::<std::io::Result<Option<Bytes>>>(256);
+    let reader = tokio::spawn(async move {
+        loop {
+            let r = read_packet(&mut rd).await;
+            let last = !matches!(r, Ok(Some(_)));
+            if queued.send(r).await.is_err() || last {
+                break;
+            }
+        }
+    });
     loop {
         if conn.is_closed() {
             break;
@@ -134,7 +148,7 @@ where
         let next = tokio::select! {
             biased;
             _ = closed.wait_for(|c| *c) => break,
-            r = read_packet(&mut rd) => r,
+            r = requests.recv() => r.unwrap_or(Ok(None)),
         };
         let mut bytes = match next {
             Ok(Some(b)) => b,
@@ -170,6 +184,7 @@ where
         }
         conn.touch();
     }
+    reader.abort();
     if conn.is_closed() {
         // cut: the channel stays as it is (its close would race the disconnect message,
         // which says why) until the socket is shut down
