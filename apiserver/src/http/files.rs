@@ -155,6 +155,23 @@ fn file_error(code: u16, message: String, path: &str) -> ApiError {
     }
 }
 
+/// Sends a file call to the server's node: its answers, the node, and the path it is about.
+async fn send_call(
+    state: &AppState,
+    caller: Option<&Caller>,
+    ns: &str,
+    name: &str,
+    call: FileCall,
+) -> Result<(Answers, String, String), ApiError> {
+    let (node, uid) = target(state, caller, ns, name).await?;
+    let path = call.path().to_owned();
+    let answers = state
+        .tunnels
+        .request(&node, &owner(caller), TunnelOp::Files { uid, call })
+        .await?;
+    Ok((answers, node, path))
+}
+
 /// Starts a file call on the server's node; returns its answers and the first one (within the
 /// ask timeout), or the node's refusal.
 async fn start(
@@ -164,12 +181,7 @@ async fn start(
     name: &str,
     call: FileCall,
 ) -> Result<(Answers, Answer), ApiError> {
-    let (node, uid) = target(state, caller, ns, name).await?;
-    let path = call.path().to_owned();
-    let mut answers = state
-        .tunnels
-        .request(&node, &owner(caller), TunnelOp::Files { uid, call })
-        .await?;
+    let (mut answers, _, path) = send_call(state, caller, ns, name, call).await?;
     let first = answers.next_in_time().await?;
     match first {
         Answer::Failed { code, error } => Err(file_error(code, error, &path)),
@@ -196,12 +208,7 @@ async fn finish(
             | FileCall::Extract { .. }
             | FileCall::Pull { .. }
     );
-    let (node, uid) = target(state, caller, ns, name).await?;
-    let path = call.path().to_owned();
-    let mut answers = state
-        .tunnels
-        .request(&node, &owner(caller), TunnelOp::Files { uid, call })
-        .await?;
+    let (mut answers, node, path) = send_call(state, caller, ns, name, call).await?;
     loop {
         let answer = if long {
             match tokio::time::timeout(LONG_CALL, answers.next()).await {
