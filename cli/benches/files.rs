@@ -8,36 +8,16 @@
 //! `cargo bench -p catalyst-cli --bench files` (root; containerd, runc, CNI plugins, openssh).
 //! `CATALYST_BENCH_MIB` sets the file size (default 512).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use catalyst_e2e::containerd::Containerd;
+use catalyst_e2e::nodelet::NodeletGuard;
 use catalyst_e2e::Server;
 use serde_json::{json, Value};
 
 const GS: &str = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers";
-
-/// The nodelet process, killed even when the benchmark panics; its uid claims and bridge go.
-struct Guard(Child, PathBuf);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        if let Ok(claims) = std::fs::read_dir("/var/lib/catalyst/idmap") {
-            for c in claims.flatten() {
-                let owner = std::fs::read_to_string(c.path()).unwrap_or_default();
-                if Path::new(owner.trim()).starts_with(&self.1) {
-                    let _ = std::fs::remove_file(c.path());
-                }
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["link", "delete", "cat-benchf"])
-            .output();
-    }
-}
 
 fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
@@ -111,7 +91,7 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("nodelet");
-    let _node = Guard(nodelet, ndir.clone());
+    let _node = NodeletGuard::new(nodelet, &server, &ndir, "cat-benchf");
     let gs = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer",
         "metadata": {"name": "bench", "namespace": "default"},
         "spec": {"image": format!("oci-archive:{}", image_path.display()), "startup": "exec sleep 36000",

@@ -4,11 +4,12 @@
 //!
 //! `cargo bench -p catalyst-cli --bench nodelet` (root; containerd, runc, CNI plugins, busybox).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use catalyst_e2e::containerd::Containerd;
+use catalyst_e2e::nodelet::NodeletGuard;
 use catalyst_e2e::{percentile_ms, rss_mib, Server};
 use serde_json::{json, Value};
 
@@ -105,30 +106,6 @@ impl Api {
     }
 }
 
-/// The nodelet process (and its data dir), killed even when the benchmark panics.
-struct Guard(Child, PathBuf);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        // uid range claims of its servers: the last ones are released only after the nodelet
-        // saw them gone, which a kill may cut short
-        if let Ok(claims) = std::fs::read_dir("/var/lib/catalyst/idmap") {
-            for c in claims.flatten() {
-                let owner = std::fs::read_to_string(c.path()).unwrap_or_default();
-                if Path::new(owner.trim()).starts_with(&self.1) {
-                    let _ = std::fs::remove_file(c.path());
-                }
-            }
-        }
-        // the bridge the nodelet made; its servers are gone by now
-        let _ = Command::new("ip")
-            .args(["link", "delete", "cat-bench0"])
-            .output();
-    }
-}
-
 fn nodelet(server: &Server, ctd: &Containerd, dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_catalyst"))
         .args([
@@ -201,7 +178,7 @@ fn main() {
         .send()
         .expect("node");
     assert!(r.status().is_success(), "node: {:?}", r.text());
-    let node = Guard(nodelet(&server, &ctd, &ndir), ndir.clone());
+    let node = NodeletGuard::new(nodelet(&server, &ctd, &ndir), &server, &ndir, "cat-bench0");
     let api = Api {
         http,
         url: server.url.clone(),
@@ -213,7 +190,7 @@ fn main() {
     api.delete("warm");
     wait_gone(&api, &ctd);
     std::thread::sleep(Duration::from_secs(2));
-    let idle = rss_mib(node.0.id());
+    let idle = rss_mib(node.child.id());
 
     let mut bridge = Vec::new();
     let mut host = Vec::new();
@@ -329,7 +306,7 @@ fn main() {
     }
     let all = t.elapsed();
     std::thread::sleep(Duration::from_secs(3));
-    let busy = rss_mib(node.0.id());
+    let busy = rss_mib(node.child.id());
     println!(
         "{MANY} servers created at once: all Running after {:.1} s",
         all.as_secs_f64()

@@ -324,6 +324,54 @@ fn the_file_api_stays_inside_the_data_directory() {
         },
     );
 
+    // a directory whose listing is bigger than one tunnel frame: pages are cut short and
+    // `next` continues, so every name arrives once
+    let long = "n".repeat(180);
+    ok(ctl(
+        server,
+        &[
+            "command",
+            "fs",
+            "--",
+            &format!(
+                "mkdir many; i=0; while [ $i -lt 4000 ]; do : > many/{long}$i; i=$((i+1)); done"
+            ),
+        ],
+        None,
+    ));
+    eventually("the game made 4000 files", Duration::from_secs(60), || {
+        String::from_utf8_lossy(&ctl(server, &["logs", "fs"], None).stdout)
+            .contains("done: mkdir many")
+    });
+    let mut names = std::collections::BTreeSet::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut query = vec![("path", "/many"), ("limit", "10000")];
+        if let Some(a) = &after {
+            query.push(("after", a.as_str()));
+        }
+        let (code, page) = http.status(Method::GET, "files", &query, None);
+        assert_eq!(code, StatusCode::OK, "{page}");
+        pages += 1;
+        let items = page["items"].as_array().expect("items");
+        assert!(!items.is_empty(), "{page}");
+        for e in items {
+            let name = e["name"].as_str().expect("name").to_owned();
+            assert!(names.insert(name.clone()), "{name} listed twice");
+        }
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_owned()),
+            None => break,
+        }
+        assert!(pages < 20, "the listing does not end");
+    }
+    assert_eq!(names.len(), 4000);
+    assert!(
+        pages >= 2,
+        "4000 long names do not fit one frame, yet came in one page"
+    );
+
     // catalystctl files: mkdir, put, ls, get, cp, mv, chmod, rm; refusals exit 1 with the reason
     let local = env.root.join("local.txt");
     std::fs::write(&local, "from catalystctl\n").expect("local file");
@@ -654,6 +702,41 @@ fn sftp_sessions_are_confined_to_the_server_and_end_with_the_permission() {
         listing.contains("etc-link") && listing.contains("world"),
         "{listing}"
     );
+
+    // a large file both ways: the client pipelines its reads while answers wait for the
+    // channel's window (a download over ~16 MiB once hung)
+    let big: Vec<u8> = {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        (0..64 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let big_local = env.root.join("big.bin");
+    let big_back = env.root.join("big-back.bin");
+    std::fs::write(&big_local, &big).expect("big file");
+    let batch = format!(
+        "put {} /big.bin\nget /big.bin {}\n",
+        big_local.display(),
+        big_back.display()
+    );
+    let out = sftp(port, &key, "sam.fs", &batch, &[]);
+    assert!(
+        out.status.success(),
+        "sftp 64 MiB: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sha(&std::fs::read(&big_back).expect("got big")),
+        sha(&big),
+        "64 MiB round trip"
+    );
+    ok(ctl(server, &["files", "rm", "fs", "/big.bin"], None));
 
     // escapes through links the game planted, `..` and absolute paths: nothing from the host
     for (what, batch) in [

@@ -2,6 +2,7 @@
 //! small measurements benchmarks share.
 
 pub mod containerd;
+pub mod nodelet;
 pub mod registry;
 
 use std::io::BufRead;
