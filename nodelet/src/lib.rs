@@ -2,6 +2,7 @@
 //! converges containerd toward them (images, containers with limits, CNI networking, console,
 //! lifecycle), re-adopting what runs after its own restart.
 
+pub mod backup;
 pub mod bound;
 pub mod cni;
 pub mod config;

@@ -152,6 +152,8 @@ pub struct ExtractReport {
     pub directories: u64,
     /// Bytes of member data written.
     pub bytes: u64,
+    /// Symbolic links made (only by an extraction that keeps them).
+    pub links: u64,
 }
 
 /// What the ratio of [`ExtractLimits::max_ratio`] always allows, whatever the archive's size:
@@ -180,8 +182,54 @@ struct Item {
     member: String,
     path: String,
     dir: bool,
+    /// A symbolic link's target (only when the walk keeps links).
+    link: Option<String>,
     mode: u32,
     modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a walk packs besides directories and regular files, and what it leaves out.
+struct Walk<'a> {
+    /// Keep symbolic links as link members.
+    links: bool,
+    /// Leave out a cleaned path (`true` when it is a directory): the whole tree below it.
+    skip: &'a dyn Fn(&str, bool) -> bool,
+}
+
+/// Nothing left out.
+fn keep_all(_: &str, _: bool) -> bool {
+    false
+}
+
+/// What [`pack_tree`] packed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackReport {
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub directories: u64,
+    /// Symbolic links.
+    pub links: u64,
+    /// Files left out because they changed during the walk or the layer refuses to read them
+    /// (hard-linked, on another filesystem).
+    pub skipped: u64,
+}
+
+/// Packs the whole data directory as a tar stream into `w` (members relative to the root,
+/// directories and symbolic links kept, owners not), leaving out what `skip` names (a cleaned
+/// path, and whether it is a directory: its whole tree goes) and the layer's temporary files.
+/// Blocking; `w` is given back to be finished (a compressor) or flushed.
+pub fn pack_tree<W: Write>(
+    root: &Root,
+    w: W,
+    skip: &dyn Fn(&str, bool) -> bool,
+) -> Result<(W, PackReport), FsError> {
+    let walk = Walk { links: true, skip };
+    let items = collect(root, &["/".to_owned()], "", &walk)?;
+    let mut report = PackReport::default();
+    let w = write_tar(root, &items, w, "/", &mut report)?;
+    Ok((w, report))
 }
 
 /// Packs `paths` (files and directory trees; user paths of the server's files) into the
@@ -220,20 +268,24 @@ pub fn compress(
     if paths.is_empty() {
         return Err(FsError::invalid(&dest_shown, "nothing to compress"));
     }
-    let items = collect(root, paths, &dest_clean)?;
+    let walk = Walk {
+        links: false,
+        skip: &keep_all,
+    };
+    let items = collect(root, paths, &dest_clean, &walk)?;
     let mut out = root.write_atomic(&dest_clean, None)?;
     let io_err = |e: io::Error| FsError::from_io(&dest_shown, e);
     {
         let w = BufWriter::with_capacity(CHUNK, out.file());
         match format {
             ArchiveFormat::Tar => {
-                write_tar(root, &items, w, &dest_shown)?
+                write_tar(root, &items, w, &dest_shown, &mut PackReport::default())?
                     .flush()
                     .map_err(io_err)?;
             }
             ArchiveFormat::TarGz => {
                 let gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
-                write_tar(root, &items, gz, &dest_shown)?
+                write_tar(root, &items, gz, &dest_shown, &mut PackReport::default())?
                     .finish()
                     .map_err(io_err)?
                     .flush()
@@ -241,7 +293,7 @@ pub fn compress(
             }
             ArchiveFormat::TarZst => {
                 let zst = zstd::stream::write::Encoder::new(w, 3).map_err(io_err)?;
-                write_tar(root, &items, zst, &dest_shown)?
+                write_tar(root, &items, zst, &dest_shown, &mut PackReport::default())?
                     .finish()
                     .map_err(io_err)?
                     .flush()
@@ -266,7 +318,12 @@ pub fn compress(
 }
 
 /// Walks the given paths: every directory and regular file to pack, parents before children.
-fn collect(root: &Root, paths: &[String], dest_clean: &str) -> Result<Vec<Item>, FsError> {
+fn collect(
+    root: &Root,
+    paths: &[String],
+    dest_clean: &str,
+    walk: &Walk<'_>,
+) -> Result<Vec<Item>, FsError> {
     let mut items = Vec::new();
     let mut tops = HashSet::new();
     for given in paths {
@@ -301,6 +358,11 @@ fn collect(root: &Root, paths: &[String], dest_clean: &str) -> Result<Vec<Item>,
                 }
                 items.push(item(&top, &clean, base_len, false));
             }
+            EntryKind::Symlink if walk.links && !clean.is_empty() => {
+                if let Some(it) = link_item(root, &top, &clean, base_len) {
+                    items.push(it);
+                }
+            }
             EntryKind::Symlink | EntryKind::Other => {
                 tracing::debug!(path = shown, "compress: skipped a link or special file");
             }
@@ -320,6 +382,9 @@ fn collect(root: &Root, paths: &[String], dest_clean: &str) -> Result<Vec<Item>,
             };
             for e in listing.items {
                 let child = Root::clean(&e.path)?;
+                if (walk.skip)(&child, e.kind == EntryKind::Directory) {
+                    continue;
+                }
                 match e.kind {
                     EntryKind::Directory => {
                         items.push(item(&e, &child, base_len, true));
@@ -327,6 +392,11 @@ fn collect(root: &Root, paths: &[String], dest_clean: &str) -> Result<Vec<Item>,
                     }
                     EntryKind::File if !skipped_file(&child, dest_clean) => {
                         items.push(item(&e, &child, base_len, false));
+                    }
+                    EntryKind::Symlink if walk.links => {
+                        if let Some(it) = link_item(root, &e, &child, base_len) {
+                            items.push(it);
+                        }
                     }
                     _ => tracing::debug!(path = e.path, "compress: skipped"),
                 }
@@ -341,8 +411,24 @@ fn item(e: &Entry, clean: &str, base_len: usize, dir: bool) -> Item {
         member: clean[base_len..].to_owned(),
         path: clean.to_owned(),
         dir,
+        link: None,
         mode: e.mode & 0o777,
         modified: e.modified,
+    }
+}
+
+/// A symbolic link to pack, with its target; None when it vanished or changed meanwhile.
+fn link_item(root: &Root, e: &Entry, clean: &str, base_len: usize) -> Option<Item> {
+    match root.read_link(clean) {
+        Ok(target) => Some(Item {
+            link: Some(target),
+            mode: 0o777,
+            ..item(e, clean, base_len, false)
+        }),
+        Err(e) => {
+            tracing::debug!(path = clean, error = %e, "pack: skipped a link that changed");
+            None
+        }
     }
 }
 
@@ -370,7 +456,13 @@ fn exact(file: File, size: u64) -> impl Read {
     file.take(size).chain(io::repeat(0)).take(size)
 }
 
-fn write_tar<W: Write>(root: &Root, items: &[Item], w: W, dest_shown: &str) -> Result<W, FsError> {
+fn write_tar<W: Write>(
+    root: &Root,
+    items: &[Item],
+    w: W,
+    dest_shown: &str,
+    report: &mut PackReport,
+) -> Result<W, FsError> {
     let mut b = tar::Builder::new(w);
     for it in items {
         let shown = path::shown(&it.path);
@@ -385,14 +477,22 @@ fn write_tar<W: Write>(root: &Root, items: &[Item], w: W, dest_shown: &str) -> R
             h.set_size(0);
             b.append_data(&mut h, format!("{}/", it.member), io::empty())
                 .map_err(err)?;
+            report.directories += 1;
+        } else if let Some(target) = &it.link {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, &it.member, target).map_err(err)?;
+            report.links += 1;
         } else {
             let Some((file, size)) = open_member(root, it)? else {
+                report.skipped += 1;
                 continue;
             };
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(size);
             b.append_data(&mut h, &it.member, exact(file, size))
                 .map_err(err)?;
+            report.files += 1;
         }
     }
     b.into_inner().map_err(|e| FsError::from_io(dest_shown, e))
@@ -458,6 +558,9 @@ enum Member {
     File { name: String, mode: u32, size: u64 },
     /// A directory ("" for the destination itself).
     Dir { name: String, mode: u32 },
+    /// A symbolic link (only when the extraction keeps links): made after every other member,
+    /// so no member is ever written through a link of the archive.
+    Link { name: String, target: String },
     /// Metadata without a file of its own (a pax global header): not extracted, not counted.
     Meta,
 }
@@ -479,27 +582,57 @@ pub fn extract(
     limits: &ExtractLimits,
 ) -> Result<ExtractReport, FsError> {
     let archive_clean = Root::clean(archive)?;
-    let archive_shown = path::shown(&archive_clean);
+    let (file, meta) = root.open_read(&archive_clean)?;
+    extract_file(
+        root,
+        file,
+        meta.size,
+        &archive_clean,
+        dest,
+        limits,
+        Links::Refused,
+    )
+}
+
+/// Whether an extraction refuses symbolic link members or makes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A link member refuses the whole archive (the file manager's extract).
+    Refused,
+    /// Links are made, after every other member (a restore of a backup that kept them).
+    Made,
+}
+
+/// As [`extract`], from an archive file opened by the caller (`size` bytes; `name` is its
+/// user-facing name, for errors and to tell the format when its first bytes don't), with
+/// symbolic link members refused or made as `links` says. Blocking.
+pub fn extract_file(
+    root: &Root,
+    mut file: File,
+    size: u64,
+    name: &str,
+    dest: &str,
+    limits: &ExtractLimits,
+    links: Links,
+) -> Result<ExtractReport, FsError> {
+    let archive_shown = path::shown(name.trim_start_matches('/'));
     let dest_clean = Root::clean(dest)?;
-    let (mut file, meta) = root.open_read(&archive_clean)?;
     let mut head = [0u8; 512];
     let n = read_up_to(&mut file, &mut head).map_err(|e| FsError::from_io(&archive_shown, e))?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| FsError::from_io(&archive_shown, e))?;
     let format = ArchiveFormat::sniff(&head[..n])
-        .or_else(|| ArchiveFormat::from_name(&archive_clean))
+        .or_else(|| ArchiveFormat::from_name(name))
         .ok_or_else(|| FsError::invalid(&archive_shown, "not an archive of a known format"))?;
     let free = root.space()?.free;
-    let by_ratio = limits
-        .max_ratio
-        .saturating_mul(meta.size)
-        .max(RATIO_ALLOWANCE);
+    let by_ratio = limits.max_ratio.saturating_mul(size).max(RATIO_ALLOWANCE);
     let limit = limits.max_total_bytes.min(free).min(by_ratio);
     let mut x = Extraction {
         root,
         archive: archive_shown,
         dest: dest_clean,
         limits: *limits,
+        links,
         limit,
         total: 0,
         report: ExtractReport::default(),
@@ -507,6 +640,7 @@ pub fn extract(
         created_dirs: Vec::new(),
         known_dirs: HashSet::new(),
         dir_modes: HashMap::new(),
+        pending_links: Vec::new(),
     };
     tracing::debug!(
         archive = x.archive,
@@ -520,6 +654,7 @@ pub fn extract(
         ArchiveFormat::Zip => x.zip(file),
         tar_format => x.tar(&file, tar_format),
     }
+    .and_then(|()| x.make_links())
     .and_then(|()| x.apply_dir_modes());
     match result {
         Ok(()) => {
@@ -563,6 +698,8 @@ struct Extraction<'a> {
     /// The destination, cleaned.
     dest: String,
     limits: ExtractLimits,
+    /// Link members refused or made.
+    links: Links,
     /// The most bytes to write: the least of the limit, the free space and the ratio.
     limit: u64,
     /// Bytes written so far.
@@ -576,6 +713,8 @@ struct Extraction<'a> {
     known_dirs: HashSet<String>,
     /// The archive's modes of the directories it names.
     dir_modes: HashMap<String, u32>,
+    /// Link members to make once every other member is written: (cleaned path, target).
+    pending_links: Vec<(String, String)>,
 }
 
 impl Extraction<'_> {
@@ -746,6 +885,20 @@ impl Extraction<'_> {
                 mode: mode.unwrap_or(DEFAULT_DIR_MODE),
             }),
             T::XGlobalHeader => Ok(Member::Meta),
+            T::Symlink if self.links == Links::Made && !name.is_empty() => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.refused(&shown, "a link without a target"))?;
+                let target = std::str::from_utf8(&target)
+                    .map_err(|_| self.refused(&shown, "the link's target is not UTF-8"))?;
+                if target.is_empty() || target.contains('\0') || target.len() > 4095 {
+                    return Err(self.refused(&shown, "not a valid link target"));
+                }
+                Ok(Member::Link {
+                    name,
+                    target: target.to_owned(),
+                })
+            }
             T::Symlink => Err(self.refused(&shown, &format!("a symbolic link{}", to(entry)))),
             T::Link => Err(self.refused(&shown, &format!("a hard link{}", to(entry)))),
             T::Char | T::Block => Err(self.refused(&shown, "a device")),
@@ -866,7 +1019,26 @@ impl Extraction<'_> {
                 }
                 self.write_file(&target, *mode, data)
             }
+            Member::Link { name, target } => {
+                let at = self.target(name);
+                if let Some((parent, _)) = path::split(&at) {
+                    self.ensure_dir(parent)?;
+                }
+                self.pending_links.push((at, target.clone()));
+                Ok(())
+            }
         }
+    }
+
+    /// Makes the link members, once every other member is written: no member was written
+    /// through one of them.
+    fn make_links(&mut self) -> Result<(), FsError> {
+        for (at, target) in std::mem::take(&mut self.pending_links) {
+            self.root.symlink(&target, &at)?;
+            self.created_files.push(at);
+            self.report.links += 1;
+        }
+        Ok(())
     }
 
     /// Creates a directory and its missing parents, one level at a time, remembering the ones

@@ -40,7 +40,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use error::FsError;
 
@@ -619,6 +619,24 @@ impl Root {
             Errno::EINVAL => FsError::invalid(&shown, "not a symbolic link"),
             e => from_errno(&shown, e),
         })
+    }
+
+    /// Creates a symbolic link at `path` holding `target` as written (a restore puts back the
+    /// links a backup kept). The link is never followed here, and the layer resolves any later
+    /// path through it beneath the root, so a target that leads outside gives nothing from
+    /// outside. [`FsError::Exists`] when anything is at `path`.
+    pub fn symlink(&self, target: &str, path: &str) -> Result<(), FsError> {
+        let clean = Self::clean(path)?;
+        let shown = path::shown(&clean);
+        let Some((parent, name)) = path::split(&clean) else {
+            return Err(FsError::Exists { path: shown });
+        };
+        if target.is_empty() || target.contains('\0') || target.len() > 4095 {
+            return Err(FsError::invalid(&shown, "not a valid link target"));
+        }
+        let _creds = self.creds(&shown)?;
+        let dir = self.parent(parent, &shown)?;
+        nix::unistd::symlinkat(target, &dir, name).map_err(|e| from_errno(&shown, e))
     }
 
     /// Sets the access and modification times (seconds since the epoch) of what is at `path`,
