@@ -178,6 +178,63 @@ impl FileCall {
     }
 }
 
+/// One operation on the node's backups (`<data-dir>/backups`). Ids are the GameServer's and the
+/// Backup's uids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "camelCase")]
+pub enum BackupCall {
+    /// Packs server `uid`'s data directory into backup `id` (tar.zst): `Progress` answers (the
+    /// archive's bytes so far), then `End` with `{size, sha256, files, directories, links,
+    /// skipped}`.
+    Create {
+        /// The GameServer's uid.
+        uid: String,
+        /// The Backup's uid.
+        id: String,
+        /// Gitignore patterns left out, besides the server's `.catalystignore`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ignore: Vec<String>,
+    },
+    /// Puts backup `id`, made of server `from`, back into server `uid`'s data directory once
+    /// the archive's SHA-256 is `sha256`: `End` with `{files, directories, bytes, links}`.
+    Restore {
+        /// The GameServer restored into.
+        uid: String,
+        /// The GameServer the backup was made of.
+        from: String,
+        /// The Backup's uid.
+        id: String,
+        /// The SHA-256 the Backup recorded.
+        sha256: String,
+        /// Remove what the backup does not hold.
+        #[serde(default)]
+        truncate: bool,
+    },
+    /// The archive's bytes, as `FileCall::Read` sends a file's.
+    Read {
+        /// The GameServer the backup was made of.
+        from: String,
+        /// The Backup's uid.
+        id: String,
+        /// The first byte.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<u64>,
+        /// The last byte (inclusive).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end: Option<u64>,
+        /// The last this many bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        suffix: Option<u64>,
+    },
+    /// Removes the archive (`End` with `{"removed": bool}`).
+    Remove {
+        /// The GameServer the backup was made of.
+        from: String,
+        /// The Backup's uid.
+        id: String,
+    },
+}
+
 /// A request frame from the API server: an id that correlates the answers, and what to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TunnelRequest {
@@ -225,6 +282,11 @@ pub enum TunnelOp {
         /// What to do.
         call: FileCall,
     },
+    /// An operation on the node's backups.
+    Backup {
+        /// What to do.
+        call: BackupCall,
+    },
     /// Room for `chunks` more data chunks of the download with this id.
     Ack {
         /// How many.
@@ -256,6 +318,8 @@ pub enum Answer {
     Data(Vec<u8>),
     /// The nodelet wrote `n` more chunks of an upload: room for as many more.
     Ack(u32),
+    /// A long operation's bytes so far (a backup's archive).
+    Progress(u64),
     /// One console line.
     Line(String),
     /// The request is done, with a result for `metrics` and `prometheus`.
@@ -312,15 +376,19 @@ pub struct RawAnswer {
     /// Chunks of an upload written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<u32>,
+    /// A long operation's bytes so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u64>,
     /// A data chunk sent as JSON (senders use binary messages; this keeps every answer
     /// expressible as JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Vec<u8>>,
 }
 
-/// A frame that is no answer: none of `ok`, `line`, `end`, `error`, `ack` or `data` is set.
+/// A frame that is no answer: none of `ok`, `line`, `end`, `error`, `ack`, `progress` or
+/// `data` is set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("tunnel frame {id} has none of ok, line, end, error, ack or data")]
+#[error("tunnel frame {id} has none of ok, line, end, error, ack, progress or data")]
 pub struct UnknownAnswer {
     /// The frame's request id.
     pub id: u64,
@@ -343,6 +411,8 @@ impl TryFrom<RawAnswer> for TunnelAnswer {
             Answer::Data(data)
         } else if let Some(n) = raw.ack {
             Answer::Ack(n)
+        } else if let Some(n) = raw.progress {
+            Answer::Progress(n)
         } else if raw.ok == Some(true) {
             match raw.result {
                 Some(result) => Answer::Opened(result),
@@ -381,6 +451,10 @@ impl From<TunnelAnswer> for RawAnswer {
             },
             Answer::Ack(n) => RawAnswer {
                 ack: Some(n),
+                ..raw
+            },
+            Answer::Progress(n) => RawAnswer {
+                progress: Some(n),
                 ..raw
             },
             Answer::End { result } => RawAnswer {
