@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use catalyst_apiserver::registry::Registry;
+use catalyst_apiserver::tunnel::Tunnels;
 use catalyst_apiserver::watch::WatchCache;
 use catalyst_schemas::lookup_kind;
 use serde_json::Value;
@@ -27,6 +28,9 @@ pub struct Config {
     pub lease_duration: Duration,
     /// Packed or Distributed scheduling.
     pub strategy: Strategy,
+    /// The API server's node tunnels, for the controllers that ask nodes (backups); None
+    /// runs without them.
+    pub tunnels: Option<Arc<Tunnels>>,
 }
 
 /// The running controllers.
@@ -108,6 +112,7 @@ pub fn start(
         },
     )));
 
+    let gs_cache_for_backups = ctx.gameservers.clone();
     let (leading_tx, leading) = watch::channel(false);
     tasks.push(tokio::spawn(crate::leader::run(
         registry,
@@ -161,6 +166,15 @@ pub fn start(
         ctx,
         |ctx, key| async move { reconcile_node(&ctx, &key).await },
     )));
+    if let Some(tunnels) = config.tunnels.clone() {
+        tasks.extend(crate::backups::start(
+            ctx_registry.clone(),
+            caches,
+            gs_cache_for_backups,
+            tunnels,
+            leading.clone(),
+        ));
+    }
     tasks.push(tokio::spawn(expire_events(ctx_registry, leading.clone())));
     Handle {
         leading,

@@ -32,6 +32,7 @@ fn start(registry: &Registry, state: &AppState, identity: &str) -> manager::Hand
             identity: identity.into(),
             lease_duration: Duration::from_secs(2),
             strategy: Strategy::Packed,
+            tunnels: None,
         },
     )
 }

@@ -184,7 +184,13 @@ impl Backups {
         match result {
             Ok(made) => {
                 std::fs::rename(&part, &path).map_err(io_err)?;
-                tracing::info!(server, id, bytes = made.size, files = made.report.files, "backup made");
+                tracing::info!(
+                    server,
+                    id,
+                    bytes = made.size,
+                    files = made.report.files,
+                    "backup made"
+                );
                 Ok(made)
             }
             Err(e) => {
@@ -305,7 +311,12 @@ impl Backups {
                 tracing::warn!(id, dir = done, error = %e, "restore: could not remove");
             }
         }
-        tracing::info!(id, files = report.files, bytes = report.bytes, "backup restored");
+        tracing::info!(
+            id,
+            files = report.files,
+            bytes = report.bytes,
+            "backup restored"
+        );
         Ok(report)
     }
 }
@@ -324,9 +335,7 @@ fn skipped(ignore: &Gitignore, clean: &str, dir: bool) -> bool {
     {
         return true;
     }
-    ignore
-        .matched(Path::new("/").join(clean), dir)
-        .is_ignore()
+    ignore.matched(Path::new("/").join(clean), dir).is_ignore()
 }
 
 /// The patterns of the data directory's ignore file (the first of [`IGNORE_FILES`] there)

@@ -7,10 +7,11 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
-use catalyst_schemas::tunnel::{Answer, FileCall, FILE_CHUNK_BYTES, FILE_WINDOW};
+use catalyst_schemas::tunnel::{Answer, BackupCall, FileCall, FILE_CHUNK_BYTES, FILE_WINDOW};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::backup::{BackupError, Backups};
 use crate::files::archive::{self, ArchiveFormat, ExtractLimits};
 use crate::files::pull::{self, PullPolicy};
 use crate::files::{EntryKind, FsError, Root, UPLOAD_PREFIX};
@@ -261,9 +262,21 @@ async fn read(
     inbox: Inbox,
 ) -> Result<(), FsError> {
     let p = path.clone();
-    let (mut file, entry) = blocking(move || root.open_read(&p)).await?;
+    let (file, entry) = blocking(move || root.open_read(&p)).await?;
     let (start, length) = resolve_range(&path, entry.size, range)?;
     let opened = json!({"entry": entry, "size": entry.size, "start": start, "length": length});
+    stream(file, path, opened, (start, length), tx, inbox).await
+}
+
+/// Sends `opened`, then `length` bytes of `file` from `start` as room is made.
+async fn stream(
+    mut file: std::fs::File,
+    path: String,
+    opened: Value,
+    (start, length): (u64, u64),
+    tx: &StreamTx,
+    inbox: Inbox,
+) -> Result<(), FsError> {
     tx.send(Answer::Opened(opened))
         .await
         .map_err(|_| closed(&path))?;
@@ -362,6 +375,99 @@ async fn write(
         .await?;
         atomic = Some(f);
         tx.send(Answer::Ack(1)).await.map_err(|_| closed(&path))?;
+    }
+}
+
+/// Serves one call on the node's backups; its answers go to `tx`.
+pub async fn serve_backup(rt: Arc<Runtime>, call: BackupCall, tx: StreamTx, inbox: Inbox) {
+    let backups = Backups::new(&rt.data_dir.join("backups"));
+    let answer = match backup_call(&rt, backups, call, &tx, inbox).await {
+        Ok(Some(result)) => Answer::End {
+            result: Some(result),
+        },
+        Ok(None) => Answer::End { result: None },
+        Err(e) => Answer::Failed {
+            code: e.status(),
+            error: e.to_string(),
+        },
+    };
+    let _ = tx.send(answer).await;
+}
+
+/// Runs a blocking backup call off the runtime.
+async fn blocking_backup<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, BackupError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackupError::Io {
+            id: String::new(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+async fn backup_call(
+    rt: &Runtime,
+    backups: Backups,
+    call: BackupCall,
+    tx: &StreamTx,
+    inbox: Inbox,
+) -> Result<Option<Value>, BackupError> {
+    match call {
+        BackupCall::Create { uid, id, ignore } => {
+            let root = root_of(rt, &uid).await?;
+            // progress goes out as it comes, never holding the packing up
+            let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
+            let job = blocking_backup(move || {
+                backups.create(&root, &uid, &id, &ignore, &|n| {
+                    let _ = ptx.send(n);
+                })
+            });
+            tokio::pin!(job);
+            loop {
+                tokio::select! {
+                    made = &mut job => return made.map(|m| Some(to_value(m))),
+                    changed = prx.changed() => {
+                        if changed.is_err() {
+                            // the packing is over: its result is all that is left
+                            return (&mut job).await.map(|m| Some(to_value(m)));
+                        }
+                        let n = *prx.borrow_and_update();
+                        let _ = tx.send(Answer::Progress(n)).await;
+                    }
+                }
+            }
+        }
+        BackupCall::Restore {
+            uid,
+            from,
+            id,
+            sha256,
+            truncate,
+        } => {
+            let root = root_of(rt, &uid).await?;
+            blocking_backup(move || backups.restore(&root, &from, &id, &sha256, truncate))
+                .await
+                .map(|r| Some(to_value(r)))
+        }
+        BackupCall::Remove { from, id } => {
+            let removed = blocking_backup(move || backups.remove(&from, &id)).await?;
+            Ok(Some(json!({ "removed": removed })))
+        }
+        BackupCall::Read {
+            from,
+            id,
+            start,
+            end,
+            suffix,
+        } => {
+            let shown = format!("backup {id}");
+            let (file, size) = blocking_backup(move || backups.open(&from, &id)).await?;
+            let (start, length) = resolve_range(&shown, size, (start, end, suffix))?;
+            let opened = json!({"size": size, "start": start, "length": length});
+            stream(file, shown, opened, (start, length), tx, inbox).await?;
+            Ok(None)
+        }
     }
 }
 

@@ -278,6 +278,16 @@ where
                     inbox,
                 ))
             }
+            TunnelOp::Backup { call } => {
+                let (inbox_tx, inbox) = crate::file_ops::inbox();
+                inboxes.insert(id, inbox_tx);
+                tokio::spawn(crate::file_ops::serve_backup(
+                    rt.clone(),
+                    call,
+                    stream_tx,
+                    inbox,
+                ))
+            }
             _ => tokio::spawn(handle(rt.clone(), req, stream_tx)),
         };
         running.insert(id, h.abort_handle());
@@ -337,7 +347,7 @@ async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: StreamTx) {
         }
         TunnelOp::Cancel | TunnelOp::Ack { .. } => return,
         // served by `file_ops` (the read loop hands them there)
-        TunnelOp::Files { .. } => return,
+        TunnelOp::Files { .. } | TunnelOp::Backup { .. } => return,
         TunnelOp::Logs { uid, .. } | TunnelOp::Command { uid, .. } | TunnelOp::Metrics { uid } => {
             uid.clone()
         }
@@ -408,8 +418,11 @@ async fn handle(rt: Arc<Runtime>, req: TunnelRequest, tx: StreamTx) {
             })
             .await;
         }
-        TunnelOp::Prometheus | TunnelOp::Cancel | TunnelOp::Ack { .. } | TunnelOp::Files { .. } => {
-        }
+        TunnelOp::Prometheus
+        | TunnelOp::Cancel
+        | TunnelOp::Ack { .. }
+        | TunnelOp::Files { .. }
+        | TunnelOp::Backup { .. } => {}
     }
 }
 

@@ -43,9 +43,50 @@ pub struct BackupSpec {
     /// Where the archive goes.
     #[serde(default)]
     pub storage: BackupStorage,
-    /// Paths (gitignore syntax) left out of the archive.
+    /// Paths (gitignore syntax) left out of the archive, besides those the server's
+    /// `.catalystignore` (or `.pteroignore`) names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    /// Kept from deletion and from retention while true (a delete is refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
+    /// A console line sent before the backup begins (e.g. `save-all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Seconds to wait after `command` (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_wait_seconds: Option<u32>,
+    /// Stop the server for the backup and start it again afterwards if it was running.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_server: bool,
+}
+
+/// How many backups of a server are kept (`GameServer.spec.backupRetention`): the newest
+/// `keepLast` completed ones, none older than `maxAge`; locked backups always stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupRetention {
+    /// Keep this many of the newest completed backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Delete completed backups older than this, e.g. `30d` or `72h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+}
+
+impl Validate for BackupRetention {
+    fn validate(&self, path: &FieldPath, causes: &mut Causes) {
+        if let Some(n) = self.keep_last {
+            causes.check(
+                (1..=1000).contains(&n),
+                &path.child("keepLast"),
+                "must be from 1 to 1000",
+            );
+        }
+        if let Some(age) = &self.max_age {
+            causes.rule(&path.child("maxAge"), validation::duration(age).map(|_| ()));
+        }
+    }
 }
 
 /// Where backups are kept.
@@ -105,6 +146,32 @@ impl Validate for BackupSpec {
             );
             causes.check(!s3.bucket.is_empty(), &p.child("bucket"), "is required");
         }
+        if let Some(c) = &self.command {
+            causes.check(
+                !c.trim().is_empty() && !c.contains(['\n', '\r', '\0']) && c.len() <= 4096,
+                &path.child("command"),
+                "must be one non-empty line of at most 4096 bytes",
+            );
+        }
+        if let Some(w) = self.command_wait_seconds {
+            causes.check(
+                w <= 600,
+                &path.child("commandWaitSeconds"),
+                "must be at most 600",
+            );
+        }
+        for (i, pattern) in self.ignore.iter().enumerate() {
+            causes.check(
+                !pattern.contains(['\n', '\r', '\0']) && pattern.len() <= 1024,
+                &path.child("ignore").index(i),
+                "must be one line of at most 1024 bytes",
+            );
+        }
+        causes.check(
+            self.ignore.len() <= 1000,
+            &path.child("ignore"),
+            "at most 1000 patterns",
+        );
     }
 }
 
@@ -135,12 +202,21 @@ pub struct BackupStatus {
     /// The archive's SHA-256, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Bytes of the archive written so far, while Running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_done: Option<i64>,
+    /// Files in the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<i64>,
     /// Where the archive is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     /// The node that holds a local backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    /// The uid of the GameServer it was made of (its files on the node are kept by uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub game_server_uid: Option<String>,
     /// When it began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -203,6 +279,15 @@ pub struct RestoreStatus {
     /// Pending, Running, Completed or Failed.
     #[serde(default)]
     pub phase: JobPhase,
+    /// What it is doing now (stopping the server, restoring, starting it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Files put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<i64>,
+    /// Bytes put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
     /// When it began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,

@@ -130,7 +130,7 @@ async fn target(
 }
 
 /// The ApiError of a node's failed file call about `path`.
-fn file_error(code: u16, message: String, path: &str) -> ApiError {
+pub(super) fn file_error(code: u16, message: String, path: &str) -> ApiError {
     match code {
         400 => ApiError::BadRequest(message),
         403 => ApiError::Forbidden(message),
@@ -268,7 +268,7 @@ type ByteRange = (Option<u64>, Option<u64>, Option<u64>);
 
 /// Parses `Range: bytes=A-B`, `bytes=A-` or `bytes=-N` (one range; several are refused with
 /// 416, as a server may).
-fn parse_range(value: &str) -> Result<ByteRange, ApiError> {
+pub(super) fn parse_range(value: &str) -> Result<ByteRange, ApiError> {
     let bad = || ApiError::RangeNotSatisfiable(format!("unsupported Range {value:?}"));
     let spec = value.trim().strip_prefix("bytes=").ok_or_else(bad)?;
     if spec.contains(',') {
@@ -313,6 +313,17 @@ async fn download(
         suffix,
     };
     let (answers, first) = start(state, caller, ns, name, call).await?;
+    streamed(answers, first, range.is_some(), "file")
+}
+
+/// The response of a read the node has opened (`first`): its data chunks streamed as the
+/// reader takes them, with the length, range and name headers.
+pub(super) fn streamed(
+    answers: Answers,
+    first: Answer,
+    ranged: bool,
+    default_name: &str,
+) -> Result<Response, ApiError> {
     let Answer::Opened(meta) = first else {
         return Err(ApiError::Unavailable(
             "the node answered a read without opening the file".into(),
@@ -324,13 +335,13 @@ async fn download(
     let file_name = meta
         .pointer("/entry/name")
         .and_then(Value::as_str)
-        .unwrap_or("file")
+        .unwrap_or(default_name)
         .to_owned();
     let modified = meta
         .pointer("/entry/modified")
         .and_then(Value::as_str)
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-    let status = if range.is_some() {
+    let status = if ranged {
         StatusCode::PARTIAL_CONTENT
     } else {
         StatusCode::OK
@@ -368,7 +379,7 @@ async fn download(
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if range.is_some() {
+    if ranged {
         let last = (from + length).saturating_sub(1);
         if let Ok(v) = HeaderValue::from_str(&format!("bytes {from}-{last}/{size}")) {
             h.insert(header::CONTENT_RANGE, v);

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::limits::MAX_BODY_BYTES;
 
 pub mod audit;
+pub mod backups;
 pub mod console;
 pub mod discovery;
 pub mod files;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .merge(resources::routes())
         .merge(tunnel::routes())
         .merge(files::routes())
+        .merge(backups::routes())
         .merge(sftp::routes())
         .merge(console::routes())
         .merge(login::routes())

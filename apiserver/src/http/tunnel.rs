@@ -194,9 +194,11 @@ pub async fn logs(
         };
         let (chunk, more) = match answer {
             Answer::Line(l) => (format!("{l}\n"), true),
-            Answer::Started | Answer::Opened(_) | Answer::Data(_) | Answer::Ack(_) => {
-                (String::new(), true)
-            }
+            Answer::Started
+            | Answer::Opened(_)
+            | Answer::Data(_)
+            | Answer::Ack(_)
+            | Answer::Progress(_) => (String::new(), true),
             Answer::Failed { error, .. } => (format!("[catalyst] {error}\n"), false),
             Answer::End { .. } => return None,
         };
@@ -227,7 +229,11 @@ async fn collect_lines(first: Answer, answers: &mut Answers) -> String {
                 out.push_str("[catalyst] output cut\n");
                 break;
             }
-            Answer::Started | Answer::Opened(_) | Answer::Data(_) | Answer::Ack(_) => {}
+            Answer::Started
+            | Answer::Opened(_)
+            | Answer::Data(_)
+            | Answer::Ack(_)
+            | Answer::Progress(_) => {}
             Answer::Failed { error, .. } => {
                 out.push_str(&format!("[catalyst] {error}\n"));
                 break;

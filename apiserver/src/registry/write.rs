@@ -222,6 +222,17 @@ impl Registry {
             let kv = self.get_kv(scope, name).await?;
             check_pinned(&kv, pinned, kind, name)?;
             let mut obj = from_kv(&kv)?;
+            if kind.plural == "backups" && obj.pointer("/spec/locked") == Some(&Value::Bool(true)) {
+                return Err(ApiError::Conflict {
+                    message: format!(
+                        "backup {name:?} is locked: set spec.locked to false before deleting it"
+                    ),
+                    causes: vec![catalyst_schemas::Cause {
+                        field: "spec.locked".into(),
+                        message: "the backup is locked".into(),
+                    }],
+                });
+            }
             let has_finalizers = obj
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)

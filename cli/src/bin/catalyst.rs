@@ -247,6 +247,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             identity,
             lease_duration: std::time::Duration::from_secs(10),
             strategy: catalyst_controllers::scheduling::Strategy::Packed,
+            tunnels: Some(running.state.tunnels.clone()),
         },
     );
     // the first line names the URL: scripts and the test harness read it

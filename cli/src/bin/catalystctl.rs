@@ -11,6 +11,7 @@ use catalyst_cli::ctl::apply::ApplyArgs;
 use catalyst_cli::ctl::attach::ConsoleArgs;
 use catalyst_cli::ctl::audit::AuditArgs;
 use catalyst_cli::ctl::auth::AuthArgs;
+use catalyst_cli::ctl::backup::BackupArgs;
 use catalyst_cli::ctl::completion::CompletionArgs;
 use catalyst_cli::ctl::config::ConfigArgs;
 use catalyst_cli::ctl::console::CommandArgs;
@@ -75,6 +76,8 @@ enum Command {
     /// A GameServer's files: ls, cat, get, put, rm, mkdir, chmod, mv, cp, archive, extract,
     /// pull.
     Files(FilesArgs),
+    /// Backups of a GameServer's files: create, restore, download.
+    Backup(BackupArgs),
     /// An interactive terminal on a GameServer's console: lines as they come, each line typed
     /// sent as a command.
     Console(ConsoleArgs),
@@ -160,6 +163,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Restart(args) => args.run(PowerAction::Restart, c, ns, out).await,
         Command::Logs(args) => args.run(c, ns, out).await,
         Command::Files(args) => args.run(c, ns, out).await,
+        Command::Backup(args) => args.run(c, ns, out).await,
         Command::Console(args) => args.run(c, ns, out).await,
         Command::Say(args) => args.run(c, ns, out).await,
         Command::Cordon(args) => args.run(true, c, out).await,

@@ -323,7 +323,17 @@ async fn download(
         contents_path(ns, name),
         serde_urlencoded_path(remote)
     );
-    let resp = client.stream(&path).await?;
+    save(client, &path, local, out).await
+}
+
+/// Streams the body of `GET path` to `local` (or stdout); the bytes written.
+pub(super) async fn save(
+    client: &Client,
+    path: &str,
+    local: Option<&str>,
+    out: &mut Out,
+) -> Result<u64, CtlError> {
+    let resp = client.stream(path).await?;
     let mut file = match local {
         Some(l) => Some(
             tokio::fs::File::create(l)

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod attach;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod completion;
 pub mod config;
 pub mod console;

@@ -78,7 +78,10 @@ fn a_backup_keeps_the_tree_leaves_out_the_ignored_and_restores_byte_for_byte() {
     assert_eq!(manifest(&fx.data), expected);
     // owned by the server, and nothing of the restore's own left behind
     let own = std::fs::symlink_metadata(fx.p("world/level.dat")).expect("meta");
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&own), crate::files::testutil::UID);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&own),
+        crate::files::testutil::UID
+    );
     fx.outside_untouched();
 }
 
@@ -88,7 +91,9 @@ fn a_restore_without_truncate_keeps_what_the_backup_does_not_hold() {
     fx.file("a/one.txt", b"one");
     fx.file("two.txt", b"two");
     let (_tmp, b) = store();
-    let made = b.create(&fx.root, "srv", "b2", &[], &|_| {}).expect("backup");
+    let made = b
+        .create(&fx.root, "srv", "b2", &[], &|_| {})
+        .expect("backup");
     fx.file("a/one.txt", b"changed");
     fx.file("a/new.txt", b"new");
     b.restore(&fx.root, "srv", "b2", &made.sha256, false)
@@ -104,7 +109,9 @@ fn a_restore_refuses_an_archive_that_is_not_the_recorded_one() {
     let fx = Fixture::new();
     fx.file("keep.txt", b"keep");
     let (_tmp, b) = store();
-    let made = b.create(&fx.root, "srv", "b3", &[], &|_| {}).expect("backup");
+    let made = b
+        .create(&fx.root, "srv", "b3", &[], &|_| {})
+        .expect("backup");
     fx.file("keep.txt", b"current");
     let wrong = "0".repeat(64);
     let err = b
@@ -129,7 +136,13 @@ fn crafted(b: &Backups, id: &str, build: impl FnOnce(&mut tar::Builder<Vec<u8>>)
     format!("{:x}", Sha256::digest(&zst))
 }
 
-fn raw_entry(t: &mut tar::Builder<Vec<u8>>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
+fn raw_entry(
+    t: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    kind: tar::EntryType,
+    link: &str,
+    data: &[u8],
+) {
     let mut h = tar::Header::new_gnu();
     // names set raw, as a hostile tool writes them (the builder's checks refuse `..`)
     let field = &mut h.as_old_mut().name;
@@ -153,7 +166,15 @@ fn a_crafted_backup_is_refused_whole_and_changes_nothing() {
     let cases: Vec<(&str, Box<dyn FnOnce(&mut tar::Builder<Vec<u8>>)>)> = vec![
         (
             "dotdot",
-            Box::new(|t| raw_entry(t, "../outside/secret", tar::EntryType::Regular, "", b"pwned")),
+            Box::new(|t| {
+                raw_entry(
+                    t,
+                    "../outside/secret",
+                    tar::EntryType::Regular,
+                    "",
+                    b"pwned",
+                )
+            }),
         ),
         (
             "absolute",
@@ -179,9 +200,7 @@ fn a_crafted_backup_is_refused_whole_and_changes_nothing() {
     ];
     for (id, build) in cases {
         let sha = crafted(&b, id, build);
-        let err = b
-            .restore(&fx.root, "srv", id, &sha, true)
-            .expect_err(id);
+        let err = b.restore(&fx.root, "srv", id, &sha, true).expect_err(id);
         assert!(
             matches!(err.status(), 403 | 409 | 400),
             "{id}: {err} ({})",

@@ -132,6 +132,9 @@ impl Validate for GameServerSpec {
                 log_pattern(&ready.log_pattern),
             );
         }
+        if let Some(r) = &self.backup_retention {
+            crate::resource::Validate::validate(r, &path.child("backupRetention"), causes);
+        }
         if let Some(install) = &self.install {
             let p = path.child("install");
             causes.check(

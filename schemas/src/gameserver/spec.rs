@@ -64,6 +64,9 @@ pub struct GameServerSpec {
     /// nodes whose `allowHostNetwork` is true).
     #[serde(default)]
     pub network: NetworkMode,
+    /// How many of this server's Backups are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_retention: Option<crate::backup::BackupRetention>,
 }
 
 /// Resource limits. Absent means: no limit (cpu), the node's default (memory, disk, pids).
