@@ -910,6 +910,7 @@ async fn console_requests_travel_down_the_node_tunnel_as_typed_frames() {
                 TunnelOp::Prometheus
                 | TunnelOp::Cancel
                 | TunnelOp::Files { .. }
+                | TunnelOp::Backup { .. }
                 | TunnelOp::Ack { .. } => continue,
             };
             for a in answers {

@@ -294,7 +294,10 @@ async fn answer(
         } => {
             send(Answer::Opened(json!({}))).await;
         }
-        TunnelOp::Cancel | TunnelOp::Files { .. } | TunnelOp::Ack { .. } => {}
+        TunnelOp::Cancel
+        | TunnelOp::Files { .. }
+        | TunnelOp::Backup { .. }
+        | TunnelOp::Ack { .. } => {}
     }
 }
 

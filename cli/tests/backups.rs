@@ -47,8 +47,7 @@ fn manifest_of(dir: &Path) -> BTreeMap<String, String> {
 /// `kind/name` as JSON.
 fn json_of(server: &catalyst_e2e::Server, what: &str) -> Value {
     let (kind, name) = what.split_once('/').expect("kind/name");
-    serde_json::from_str(&ok(ctl(server, &["get", kind, name, "-o", "json"], None)))
-        .expect("json")
+    serde_json::from_str(&ok(ctl(server, &["get", kind, name, "-o", "json"], None))).expect("json")
 }
 
 /// Waits until a Backup or Restore (`backup/NAME`) is Completed; its object. Failed panics.

@@ -851,7 +851,7 @@ impl Ctl {
                     Some((at, b))
                 })
                 .collect();
-            done.sort_by(|a, b| b.0.cmp(&a.0));
+            done.sort_by_key(|d| std::cmp::Reverse(d.0));
             for (i, (at, b)) in done.iter().enumerate() {
                 let too_many = keep.is_some_and(|k| i as u64 >= k);
                 let too_old = max_age

@@ -157,13 +157,16 @@ fn raw_entry(
     t.append(&h, data).expect("append");
 }
 
+/// Writes the members of a crafted archive.
+type Build = Box<dyn FnOnce(&mut tar::Builder<Vec<u8>>)>;
+
 #[test]
 fn a_crafted_backup_is_refused_whole_and_changes_nothing() {
     let fx = Fixture::new();
     fx.file("keep.txt", b"keep");
     let before = manifest(&fx.data);
     let (_tmp, b) = store();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut tar::Builder<Vec<u8>>)>)> = vec![
+    let cases: Vec<(&str, Build)> = vec![
         (
             "dotdot",
             Box::new(|t| {
