@@ -91,6 +91,30 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// The two kinds of job.
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    Backup,
+    Restore,
+}
+
+impl Job {
+    fn plural(self) -> &'static str {
+        match self {
+            Job::Backup => "backups",
+            Job::Restore => "restores",
+        }
+    }
+
+    /// The reasons of its Events: (completed, failed).
+    fn reasons(self) -> (&'static str, &'static str) {
+        match self {
+            Job::Backup => ("BackupCompleted", "BackupFailed"),
+            Job::Restore => ("RestoreCompleted", "RestoreFailed"),
+        }
+    }
+}
+
 /// What the controller shares with its jobs.
 #[derive(Debug, Clone)]
 struct Ctl {
@@ -267,6 +291,57 @@ impl Ctl {
         }
     }
 
+    /// Fails a job found Running with no task of this process behind it.
+    async fn interrupted(&self, job: Job, obj: &Value) -> Result<(), ApiError> {
+        let plural = job.plural();
+        if let Some(fresh) = self.still_running(plural, obj).await? {
+            let message = format!(
+                "interrupted: the control plane restarted or lost its lease during the {}",
+                plural.trim_end_matches('s')
+            );
+            self.fail(plural, &fresh, job.reasons().1, message).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` as the job of `obj` (by `key`): Completed with the status it gives and a
+    /// Normal Event with its message, or Failed with the error.
+    fn spawn_job(
+        &self,
+        job: Job,
+        obj: Value,
+        key: String,
+        work: impl std::future::Future<Output = Result<(Value, String), JobError>> + Send + 'static,
+    ) {
+        let ctl = self.clone();
+        let (plural, (done, failed)) = (job.plural(), job.reasons());
+        let jkey = key.clone();
+        let task = tokio::spawn(async move {
+            let outcome = match work.await {
+                Ok((mut status, message)) => {
+                    status["phase"] = "Completed".into();
+                    status["completedAt"] = now().into();
+                    match ctl.set_status(plural, &obj, status).await {
+                        Ok(written) => {
+                            record_event(&ctl.registry, &written, "Normal", done, &message).await;
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => ctl.fail(plural, &obj, failed, e.to_string()).await,
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(object = meta_str(&obj, "name"), error = %e, "{plural}: status not written");
+            }
+            ctl.jobs.lock().expect("jobs").remove(&jkey);
+        });
+        self.jobs
+            .lock()
+            .expect("jobs")
+            .insert(key, task.abort_handle());
+    }
+
     fn server(&self, ns: &str, name: &str) -> Option<Value> {
         self.gameservers.get(&format!("{ns}/{name}"))
     }
@@ -287,18 +362,7 @@ impl Ctl {
         }
         match job_phase(b) {
             "Completed" | "Failed" => Ok(()),
-            "Running" => {
-                if let Some(fresh) = self.still_running("backups", b).await? {
-                    self.fail(
-                        "backups",
-                        &fresh,
-                        "BackupFailed",
-                        "interrupted: the control plane restarted or lost its lease during the backup".into(),
-                    )
-                    .await?;
-                }
-                Ok(())
-            }
+            "Running" => Ok(self.interrupted(Job::Backup, b).await?),
             _ => self.start_backup(b, key).await,
         }
     }
@@ -354,52 +418,25 @@ impl Ctl {
                        "gameServerUid": gs_uid, "message": null, "bytesDone": 0}),
             )
             .await?;
+        let b_obj = b.clone();
         let ctl = self.clone();
-        let job = tokio::spawn(async move {
-            let result = ctl.backup_job(&b, &node).await;
-            let outcome = match result {
-                Ok(made) => {
-                    let size = made["size"].as_i64().unwrap_or(0);
-                    let status = json!({
-                        "phase": "Completed",
-                        "sizeBytes": size,
-                        "bytesDone": size,
-                        "sha256": made["sha256"],
-                        "files": made["files"],
-                        "location": format!("node://{node}/backups/{gs_uid}/{}.tar.zst",
-                            meta_str(&b, "uid").unwrap_or_default()),
-                        "completedAt": now(),
-                    });
-                    match ctl.set_status("backups", &b, status).await {
-                        Ok(written) => {
-                            let msg = format!("backup of {size} bytes made on node {node}");
-                            record_event(
-                                &ctl.registry,
-                                &written,
-                                "Normal",
-                                "BackupCompleted",
-                                &msg,
-                            )
-                            .await;
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => ctl.fail("backups", &b, "BackupFailed", e.to_string()).await,
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(backup = meta_str(&b, "name"), error = %e, "backup status not written");
-            }
-            ctl.jobs
-                .lock()
-                .expect("jobs")
-                .remove(&job_key("backups", &b));
-        });
-        self.jobs
-            .lock()
-            .expect("jobs")
-            .insert(key, job.abort_handle());
+        let work = async move {
+            let made = ctl.backup_job(&b, &node).await?;
+            let size = made["size"].as_i64().unwrap_or(0);
+            let status = json!({
+                "sizeBytes": size,
+                "bytesDone": size,
+                "sha256": made["sha256"],
+                "files": made["files"],
+                "location": format!("node://{node}/backups/{gs_uid}/{}.tar.zst",
+                    meta_str(&b, "uid").unwrap_or_default()),
+            });
+            Ok((
+                status,
+                format!("backup of {size} bytes made on node {node}"),
+            ))
+        };
+        self.spawn_job(Job::Backup, b_obj, key, work);
         Ok(())
     }
 
@@ -629,18 +666,7 @@ impl Ctl {
         }
         match job_phase(r) {
             "Completed" | "Failed" => Ok(()),
-            "Running" => {
-                if let Some(fresh) = self.still_running("restores", r).await? {
-                    self.fail(
-                        "restores",
-                        &fresh,
-                        "RestoreFailed",
-                        "interrupted: the control plane restarted or lost its lease during the restore".into(),
-                    )
-                    .await?;
-                }
-                Ok(())
-            }
+            "Running" => Ok(self.interrupted(Job::Restore, r).await?),
             _ => self.start_restore(r, key).await,
         }
     }
@@ -735,49 +761,17 @@ impl Ctl {
             )
             .await?;
         let ctl = self.clone();
-        let b = b.clone();
-        let job = tokio::spawn(async move {
-            let result = ctl.restore_job(&r, &b, &ns, &gs_name, &node).await;
-            let outcome = match result {
-                Ok(report) => {
-                    let status = json!({"phase": "Completed", "completedAt": now(), "step": null,
-                        "files": report["files"], "bytes": report["bytes"]});
-                    match ctl.set_status("restores", &r, status).await {
-                        Ok(written) => {
-                            let msg = format!(
-                                "backup {:?} restored into gameserver {gs_name:?}",
-                                meta_str(&b, "name").unwrap_or_default()
-                            );
-                            record_event(
-                                &ctl.registry,
-                                &written,
-                                "Normal",
-                                "RestoreCompleted",
-                                &msg,
-                            )
-                            .await;
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => {
-                    ctl.fail("restores", &r, "RestoreFailed", e.to_string())
-                        .await
-                }
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(restore = meta_str(&r, "name"), error = %e, "restore status not written");
-            }
-            ctl.jobs
-                .lock()
-                .expect("jobs")
-                .remove(&job_key("restores", &r));
-        });
-        self.jobs
-            .lock()
-            .expect("jobs")
-            .insert(key, job.abort_handle());
+        let (b, r_obj) = (b.clone(), r.clone());
+        let work = async move {
+            let report = ctl.restore_job(&r, &b, &ns, &gs_name, &node).await?;
+            let status = json!({"step": null, "files": report["files"], "bytes": report["bytes"]});
+            let msg = format!(
+                "backup {:?} restored into gameserver {gs_name:?}",
+                meta_str(&b, "name").unwrap_or_default()
+            );
+            Ok((status, msg))
+        };
+        self.spawn_job(Job::Restore, r_obj, key, work);
         Ok(())
     }
 
