@@ -169,3 +169,56 @@ async fn a_quota_can_limit_the_templates_of_a_namespace() {
         "{body}"
     );
 }
+
+/// Backups are kept on nodes' disks: a Quota bounds how many a namespace holds, and a locked
+/// backup refuses deletion with the field named.
+#[tokio::test]
+async fn a_quota_bounds_the_backups_and_a_locked_one_stays() {
+    let api = Api::start().await;
+    let quota = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Quota",
+        "metadata": {"name": "plan"}, "spec": {"maxBackups": 2}});
+    let (code, body) = api.post(&format!("{TEAM}/quotas"), quota).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let backup = |name: &str, locked: bool| {
+        json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Backup",
+            "metadata": {"name": name}, "spec": {"gameServer": "mc", "locked": locked}})
+    };
+    for (name, locked) in [("one", true), ("two", false)] {
+        let (code, body) = api
+            .post(&format!("{TEAM}/backups"), backup(name, locked))
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+    }
+    let (code, body) = api
+        .post(&format!("{TEAM}/backups"), backup("three", false))
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.maxBackups") && message.contains("plan"),
+        "{message}"
+    );
+    // the locked one refuses deletion, naming spec.locked; the other goes, making room
+    let (code, body) = api.delete(&format!("{TEAM}/backups/one")).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        body["details"]["causes"][0]["field"], "spec.locked",
+        "{body}"
+    );
+    let (code, body) = api.delete(&format!("{TEAM}/backups/two")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = api
+        .post(&format!("{TEAM}/backups"), backup("three", false))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    // unlocked, it may go
+    let (code, body) = api
+        .merge(
+            &format!("{TEAM}/backups/one"),
+            json!({"spec": {"locked": false}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = api.delete(&format!("{TEAM}/backups/one")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}

@@ -49,6 +49,9 @@ pub struct QuotaSpec {
     /// When set, servers may only be made from these Templates (and must name one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_templates: Vec<String>,
+    /// How many Backups the namespace may hold (each is kept on a node's disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backups: Option<i64>,
 }
 
 /// What the namespace's servers hold.
@@ -95,6 +98,9 @@ impl Validate for QuotaSpec {
                 &path.child("maxGameServers"),
                 "must not be negative",
             );
+        }
+        if let Some(n) = self.max_backups {
+            causes.check(n >= 0, &path.child("maxBackups"), "must not be negative");
         }
         non_negative_quantity(&self.cpu, &path.child("cpu"), causes);
         non_negative_quantity(&self.memory, &path.child("memory"), causes);

@@ -99,6 +99,30 @@ impl Registry {
         )))
     }
 
+    /// Refuses a new Backup when the namespace holds as many as a Quota's `maxBackups`.
+    ///
+    /// # Errors
+    /// 403 naming the limit.
+    pub(in crate::registry) async fn check_backup_quota(&self, ns: Option<&str>) -> ApiResult<()> {
+        let Some(ns) = ns else { return Ok(()) };
+        let limits: Vec<(String, i64)> = self
+            .quotas(ns)
+            .await?
+            .into_iter()
+            .filter_map(|(name, q)| Some((name, q.max_backups?)))
+            .collect();
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let held = self.all_in("backups", ns).await?.len() as i64;
+        match limits.iter().find(|(_, max)| held >= *max) {
+            Some((name, max)) => Err(ApiError::Forbidden(format!(
+                "exceeded quota in namespace {ns}: spec.maxBackups: {held} backups held, at most {max} (quota {name}); delete old ones or set a retention"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Recomputes `status.used` of every Quota of `ns` (after a GameServer write), in the
     /// background.
     pub(in crate::registry) fn refresh_quota_usage(&self, ns: Option<&str>) {

@@ -66,6 +66,9 @@ impl Registry {
         if kind.plural == "gameservers" {
             self.check_quota(scope.namespace, None, &obj).await?;
         }
+        if kind.plural == "backups" {
+            self.check_backup_quota(scope.namespace).await?;
+        }
         if dry_run {
             return Ok(Written {
                 object: obj,
