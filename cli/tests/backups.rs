@@ -199,14 +199,37 @@ fn backups_restore_byte_for_byte_refuse_tampering_and_follow_retention() {
         String::from_utf8_lossy(&refused.stderr).contains("locked"),
         "{refused:?}"
     );
-    for name in ["b2", "b3"] {
-        ok(ctl(
-            server,
-            &["backup", "create", "bk", "--name", name],
-            None,
-        ));
-        completed(server, &format!("backup/{name}"));
-    }
+    // b2 sends a console line first (a game's save-all); b3 stops the server for the backup
+    // and starts it again
+    ok(ctl(
+        server,
+        &[
+            "backup",
+            "create",
+            "bk",
+            "--name",
+            "b2",
+            "--command",
+            "echo saved-for-b2",
+        ],
+        None,
+    ));
+    completed(server, "backup/b2");
+    let logs = String::from_utf8_lossy(&ctl(server, &["logs", "bk"], None).stdout).into_owned();
+    assert!(logs.contains("done: echo saved-for-b2"), "{logs}");
+    ok(ctl(
+        server,
+        &["backup", "create", "bk", "--name", "b3", "--stop"],
+        None,
+    ));
+    let b3 = completed(server, "backup/b3");
+    let obj = wait_phase(server, "bk", "Running", &ndir);
+    let stopped = obj
+        .pointer("/status/lastExit/finishedAt")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let began = b3["status"]["startedAt"].as_str().unwrap_or_default();
+    assert!(stopped >= began, "the server stopped for b3: {obj}\n{b3}");
     let b1_archive = ndir.join("backups").join(&uid).join(format!(
         "{}.tar.zst",
         b1["metadata"]["uid"].as_str().expect("uid")
