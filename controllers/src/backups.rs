@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use catalyst_apiserver::error::ApiError;
-use catalyst_apiserver::registry::{meta_str, Part, Registry, Scope};
+use catalyst_apiserver::registry::{meta_str, parse_revision, Part, Registry, Scope};
 use catalyst_apiserver::tunnel::{TunnelError, Tunnels};
 use catalyst_apiserver::watch::WatchCache;
 use catalyst_schemas::lifecycle::Phase;
@@ -175,12 +175,12 @@ async fn run(ctl: Ctl, wake: Arc<Notify>, leading: watch::Receiver<bool>) {
             continue;
         }
         for b in ctl.backups.all() {
-            if let Err(e) = ctl.step_backup(&b).await {
+            if let Err(e) = ctl.step_backup(&b).await.or_else(quiet_conflict) {
                 tracing::warn!(backup = meta_str(&b, "name"), error = %e, "backup step failed");
             }
         }
         for r in ctl.restores.all() {
-            if let Err(e) = ctl.step_restore(&r).await {
+            if let Err(e) = ctl.step_restore(&r).await.or_else(quiet_conflict) {
                 tracing::warn!(restore = meta_str(&r, "name"), error = %e, "restore step failed");
             }
         }
@@ -188,6 +188,14 @@ async fn run(ctl: Ctl, wake: Arc<Notify>, leading: watch::Receiver<bool>) {
             retained = Some(Instant::now());
             ctl.retention().await;
         }
+    }
+}
+
+/// A decision that lost to a newer write is taken again next round from what is there.
+fn quiet_conflict(e: JobError) -> Result<(), JobError> {
+    match e {
+        JobError::Api(ApiError::Conflict { .. }) => Ok(()),
+        e => Err(e),
     }
 }
 
@@ -209,40 +217,70 @@ impl Ctl {
             .is_some_and(|j| !j.is_finished())
     }
 
-    /// Merges `status` into the object's status (a fresh read each try).
+    /// Merges `status` into the object's status (a fresh read each try): what a running job
+    /// writes, as the job owns the object until it ends.
     async fn set_status(
         &self,
         plural: &str,
         obj: &Value,
         status: Value,
     ) -> Result<Value, ApiError> {
+        self.write_status(plural, obj, status, false).await
+    }
+
+    /// As [`Ctl::set_status`], for a decision made from `obj` as the cache showed it: only if
+    /// the object has not changed since (else the write conflicts and the next round decides
+    /// again from what is there).
+    async fn decide(&self, plural: &str, obj: &Value, status: Value) -> Result<Value, ApiError> {
+        self.write_status(plural, obj, status, true).await
+    }
+
+    async fn write_status(
+        &self,
+        plural: &str,
+        obj: &Value,
+        status: Value,
+        pinned: bool,
+    ) -> Result<Value, ApiError> {
         let ns = meta_str(obj, "namespace").unwrap_or("default").to_owned();
         let name = meta_str(obj, "name").unwrap_or_default().to_owned();
+        let pin = if pinned {
+            meta_str(obj, "resourceVersion")
+                .map(parse_revision)
+                .transpose()?
+        } else {
+            None
+        };
         let written = self
             .registry
-            .update_with(
-                scope(plural, &ns),
-                &name,
-                None,
-                Part::Status,
-                false,
-                |cur| {
-                    let mut next = cur.clone();
-                    if !next["status"].is_object() {
-                        next["status"] = json!({});
+            .update_with(scope(plural, &ns), &name, pin, Part::Status, false, |cur| {
+                let mut next = cur.clone();
+                if !next["status"].is_object() {
+                    next["status"] = json!({});
+                }
+                for (k, v) in status.as_object().into_iter().flatten() {
+                    if v.is_null() {
+                        next["status"].as_object_mut().map(|s| s.remove(k));
+                    } else {
+                        next["status"][k] = v.clone();
                     }
-                    for (k, v) in status.as_object().into_iter().flatten() {
-                        if v.is_null() {
-                            next["status"].as_object_mut().map(|s| s.remove(k));
-                        } else {
-                            next["status"][k] = v.clone();
-                        }
-                    }
-                    Ok(next)
-                },
-            )
+                }
+                Ok(next)
+            })
             .await?;
         Ok(written.object)
+    }
+
+    /// Refuses an object as the cache showed it (see [`Ctl::decide`]): Failed with `message`
+    /// and a Warning Event.
+    async fn refuse(
+        &self,
+        plural: &str,
+        obj: &Value,
+        reason: &str,
+        message: String,
+    ) -> Result<(), ApiError> {
+        self.failed(plural, obj, reason, message, true).await
     }
 
     /// Marks a job Failed with `message` and records a Warning Event.
@@ -253,19 +291,26 @@ impl Ctl {
         reason: &str,
         message: String,
     ) -> Result<(), ApiError> {
+        self.failed(plural, obj, reason, message, false).await
+    }
+
+    async fn failed(
+        &self,
+        plural: &str,
+        obj: &Value,
+        reason: &str,
+        message: String,
+        pinned: bool,
+    ) -> Result<(), ApiError> {
         tracing::warn!(
             object = meta_str(obj, "name"),
             reason,
             message,
             "{plural} failed"
         );
-        let written = self
-            .set_status(
-                plural,
-                obj,
-                json!({"phase": "Failed", "message": message, "completedAt": now(), "step": null}),
-            )
-            .await?;
+        let status =
+            json!({"phase": "Failed", "message": message, "completedAt": now(), "step": null});
+        let written = self.write_status(plural, obj, status, pinned).await?;
         record_event(&self.registry, &written, "Warning", reason, &message).await;
         Ok(())
     }
@@ -273,7 +318,7 @@ impl Ctl {
     /// Sets a waiting message on a Pending object, once.
     async fn wait(&self, plural: &str, obj: &Value, message: String) -> Result<(), ApiError> {
         if str_at(obj, "/status/message") != Some(message.as_str()) {
-            self.set_status(plural, obj, json!({"phase": "Pending", "message": message}))
+            self.decide(plural, obj, json!({"phase": "Pending", "message": message}))
                 .await?;
         }
         Ok(())
@@ -299,7 +344,8 @@ impl Ctl {
                 "interrupted: the control plane restarted or lost its lease during the {}",
                 plural.trim_end_matches('s')
             );
-            self.fail(plural, &fresh, job.reasons().1, message).await?;
+            self.refuse(plural, &fresh, job.reasons().1, message)
+                .await?;
         }
         Ok(())
     }
@@ -370,7 +416,7 @@ impl Ctl {
     async fn start_backup(&self, b: &Value, key: String) -> Result<(), JobError> {
         let ns = meta_str(b, "namespace").unwrap_or("default").to_owned();
         if b.pointer("/spec/storage/s3").is_some_and(|v| !v.is_null()) {
-            self.fail(
+            self.refuse(
                 "backups",
                 b,
                 "BackupFailed",
@@ -381,7 +427,7 @@ impl Ctl {
         }
         let gs_name = str_at(b, "/spec/gameServer").unwrap_or_default().to_owned();
         let Some(gs) = self.server(&ns, &gs_name) else {
-            self.fail(
+            self.refuse(
                 "backups",
                 b,
                 "BackupFailed",
@@ -408,12 +454,12 @@ impl Ctl {
                 )
                 .await?);
         }
-        self.ensure_finalizer(b).await?;
+        let b = self.ensure_finalizer(b).await?;
         let gs_uid = meta_str(&gs, "uid").unwrap_or_default().to_owned();
         let b = self
-            .set_status(
+            .decide(
                 "backups",
-                b,
+                &b,
                 json!({"phase": "Running", "startedAt": now(), "nodeName": node,
                        "gameServerUid": gs_uid, "message": null, "bytesDone": 0}),
             )
@@ -440,18 +486,24 @@ impl Ctl {
         Ok(())
     }
 
-    async fn ensure_finalizer(&self, b: &Value) -> Result<(), ApiError> {
+    /// The Backup with its finalizer (added if missing, only if `b` is current); the object
+    /// as written.
+    async fn ensure_finalizer(&self, b: &Value) -> Result<Value, ApiError> {
         let has = b
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| f.iter().any(|x| x == FINALIZER));
         if has {
-            return Ok(());
+            return Ok(b.clone());
         }
         let ns = meta_str(b, "namespace").unwrap_or("default");
         let name = meta_str(b, "name").unwrap_or_default();
-        self.registry
-            .update_with(scope("backups", ns), name, None, Part::Main, false, |cur| {
+        let pin = meta_str(b, "resourceVersion")
+            .map(parse_revision)
+            .transpose()?;
+        let written = self
+            .registry
+            .update_with(scope("backups", ns), name, pin, Part::Main, false, |cur| {
                 let mut next = cur.clone();
                 let list = next["metadata"]["finalizers"]
                     .as_array()
@@ -465,7 +517,7 @@ impl Ctl {
                 Ok(next)
             })
             .await?;
-        Ok(())
+        Ok(written.object)
     }
 
     /// The job of one backup: the command, the stop, the archive, the start; the node's
@@ -675,7 +727,7 @@ impl Ctl {
         let ns = meta_str(r, "namespace").unwrap_or("default").to_owned();
         let backup_name = str_at(r, "/spec/backup").unwrap_or_default().to_owned();
         let Some(b) = self.backups.get(&format!("{ns}/{backup_name}")) else {
-            self.fail(
+            self.refuse(
                 "restores",
                 r,
                 "RestoreFailed",
@@ -687,7 +739,7 @@ impl Ctl {
         match job_phase(&b) {
             "Completed" => {}
             "Failed" => {
-                self.fail(
+                self.refuse(
                     "restores",
                     r,
                     "RestoreFailed",
@@ -711,7 +763,7 @@ impl Ctl {
             .unwrap_or_default()
             .to_owned();
         let Some(gs) = self.server(&ns, &gs_name) else {
-            self.fail(
+            self.refuse(
                 "restores",
                 r,
                 "RestoreFailed",
@@ -731,7 +783,7 @@ impl Ctl {
         };
         let held = str_at(&b, "/status/nodeName").unwrap_or_default();
         if held != node {
-            self.fail(
+            self.refuse(
                 "restores",
                 r,
                 "RestoreFailed",
@@ -753,7 +805,7 @@ impl Ctl {
                 .await?);
         }
         let r = self
-            .set_status(
+            .decide(
                 "restores",
                 r,
                 json!({"phase": "Running", "startedAt": now(), "message": null,
