@@ -388,6 +388,31 @@ impl Ctl {
             .insert(key, task.abort_handle());
     }
 
+    /// The GameServer a job acts on and its node; None when there is none (the job is
+    /// refused) or it is not on a node yet (the job waits).
+    async fn placed(
+        &self,
+        job: Job,
+        obj: &Value,
+        ns: &str,
+        gs_name: &str,
+    ) -> Result<Option<(Value, String)>, ApiError> {
+        let plural = job.plural();
+        let Some(gs) = self.server(ns, gs_name) else {
+            let message = format!("gameserver {gs_name:?} not found");
+            self.refuse(plural, obj, job.reasons().1, message).await?;
+            return Ok(None);
+        };
+        match str_at(&gs, "/status/nodeName").map(str::to_owned) {
+            Some(node) => Ok(Some((gs, node))),
+            None => {
+                let message = format!("waiting: gameserver {gs_name:?} is not on a node yet");
+                self.wait(plural, obj, message).await?;
+                Ok(None)
+            }
+        }
+    }
+
     fn server(&self, ns: &str, name: &str) -> Option<Value> {
         self.gameservers.get(&format!("{ns}/{name}"))
     }
@@ -426,24 +451,8 @@ impl Ctl {
             return Ok(());
         }
         let gs_name = str_at(b, "/spec/gameServer").unwrap_or_default().to_owned();
-        let Some(gs) = self.server(&ns, &gs_name) else {
-            self.refuse(
-                "backups",
-                b,
-                "BackupFailed",
-                format!("gameserver {gs_name:?} not found"),
-            )
-            .await?;
+        let Some((gs, node)) = self.placed(Job::Backup, b, &ns, &gs_name).await? else {
             return Ok(());
-        };
-        let Some(node) = str_at(&gs, "/status/nodeName").map(str::to_owned) else {
-            return Ok(self
-                .wait(
-                    "backups",
-                    b,
-                    format!("waiting: gameserver {gs_name:?} is not on a node yet"),
-                )
-                .await?);
         };
         if !self.connected(&node) {
             return Ok(self
@@ -762,24 +771,8 @@ impl Ctl {
             .or_else(|| str_at(&b, "/spec/gameServer"))
             .unwrap_or_default()
             .to_owned();
-        let Some(gs) = self.server(&ns, &gs_name) else {
-            self.refuse(
-                "restores",
-                r,
-                "RestoreFailed",
-                format!("gameserver {gs_name:?} not found"),
-            )
-            .await?;
+        let Some((_, node)) = self.placed(Job::Restore, r, &ns, &gs_name).await? else {
             return Ok(());
-        };
-        let Some(node) = str_at(&gs, "/status/nodeName").map(str::to_owned) else {
-            return Ok(self
-                .wait(
-                    "restores",
-                    r,
-                    format!("waiting: gameserver {gs_name:?} is not on a node yet"),
-                )
-                .await?);
         };
         let held = str_at(&b, "/status/nodeName").unwrap_or_default();
         if held != node {
