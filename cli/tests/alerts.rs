@@ -49,7 +49,9 @@ impl Hook {
                         g.lock().expect("lock").push(v);
                     }
                 }
-                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
             }
         });
         Hook { url, got }
@@ -63,7 +65,11 @@ impl Hook {
             .iter()
             .filter(|b| b["rule"]["name"] == rule)
             .map(|b| {
-                let reminder = if b["reminder"] == true { "-reminder" } else { "" };
+                let reminder = if b["reminder"] == true {
+                    "-reminder"
+                } else {
+                    ""
+                };
                 format!("{}{reminder}", b["status"].as_str().unwrap_or_default())
             })
             .collect()
@@ -81,9 +87,13 @@ fn rule(name: &str, url: &str, body: &str) -> String {
 }
 
 fn rule_status(server: &catalyst_e2e::Server, name: &str) -> Value {
-    serde_json::from_str(&ok(ctl(server, &["get", "alertrule", name, "-o", "json"], None)))
-        .map(|o: Value| o["status"].clone())
-        .expect("json")
+    serde_json::from_str(&ok(ctl(
+        server,
+        &["get", "alertrule", name, "-o", "json"],
+        None,
+    )))
+    .map(|o: Value| o["status"].clone())
+    .expect("json")
 }
 
 #[test]
@@ -132,9 +142,17 @@ fn memory_crash_and_node_down_alerts_reach_a_webhook_once() {
     });
     let st = rule_status(server, "hog-memory");
     assert_eq!(st["alerts"][0]["state"], "Firing", "{st:#}");
-    assert!(st["alerts"][0]["value"].as_f64().is_some_and(|v| v > 70.0), "{st:#}");
+    assert!(
+        st["alerts"][0]["value"].as_f64().is_some_and(|v| v > 70.0),
+        "{st:#}"
+    );
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(hook.of("hog-memory"), ["firing"], "once per firing: {}", hook.all());
+    assert_eq!(
+        hook.of("hog-memory"),
+        ["firing"],
+        "once per firing: {}",
+        hook.all()
+    );
     ok(ctl(server, &["command", "hog", "--", "free"], None));
     eventually("the hog frees its memory", Duration::from_secs(10), || {
         console_log(&ndir, &hog_obj).contains("freed")
@@ -143,8 +161,16 @@ fn memory_crash_and_node_down_alerts_reach_a_webhook_once() {
         hook.of("hog-memory").len() == 2
     });
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(hook.of("hog-memory"), ["firing", "resolved"], "{}", hook.all());
-    assert_eq!(rule_status(server, "hog-memory")["alerts"][0]["state"], "Resolved");
+    assert_eq!(
+        hook.of("hog-memory"),
+        ["firing", "resolved"],
+        "{}",
+        hook.all()
+    );
+    assert_eq!(
+        rule_status(server, "hog-memory")["alerts"][0]["state"],
+        "Resolved"
+    );
 
     // crash: the process exits 3 and is not restarted
     let crasher = manifest(
@@ -172,12 +198,16 @@ fn memory_crash_and_node_down_alerts_reach_a_webhook_once() {
     });
     let st = rule_status(server, "node-down");
     assert!(
-        st["alerts"][0]["message"].as_str().is_some_and(|m| m.contains("node-al is NotReady")),
+        st["alerts"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("node-al is NotReady")),
         "{st:#}"
     );
     // back: the node heartbeats, the alert resolves (and the nodelet cleans up on drop)
     nodelet.restart(&ndir);
-    eventually("the node down alert resolves", Duration::from_secs(30), || {
-        hook.of("node-down") == ["firing", "resolved"]
-    });
+    eventually(
+        "the node down alert resolves",
+        Duration::from_secs(30),
+        || hook.of("node-down") == ["firing", "resolved"],
+    );
 }

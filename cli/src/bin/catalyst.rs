@@ -113,9 +113,7 @@ fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
 
 fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
     match catalyst_schemas::validation::duration(s)? {
-        secs if secs < 15 => Err(format!(
-            "{s}: at least 15s (nodelets heartbeat every 10 s)"
-        )),
+        secs if secs < 15 => Err(format!("{s}: at least 15s (nodelets heartbeat every 10 s)")),
         secs => Ok(std::time::Duration::from_secs(secs)),
     }
 }

@@ -45,8 +45,16 @@ impl AlertsArgs {
         let AlertsCommand::Export { all_namespaces } = self.command;
         let namespace = (!all_namespaces).then_some(ns);
         let kind = |k| lookup_kind(k).expect("a built-in kind");
-        let rules = items(&client.get(&collection_path(kind("alertrules"), namespace)).await?);
-        let servers = items(&client.get(&collection_path(kind("gameservers"), namespace)).await?);
+        let rules = items(
+            &client
+                .get(&collection_path(kind("alertrules"), namespace))
+                .await?,
+        );
+        let servers = items(
+            &client
+                .get(&collection_path(kind("gameservers"), namespace))
+                .await?,
+        );
         let nodes = match client.get(&collection_path(kind("nodes"), None)).await {
             Ok(list) => items(&list),
             Err(_) => Vec::new(),

@@ -128,7 +128,9 @@ impl Evaluator {
         if rules.is_empty() {
             return Vec::new();
         }
-        let metric_rules = rules.iter().any(|r| r.pointer("/spec/condition/metric").is_some());
+        let metric_rules = rules
+            .iter()
+            .any(|r| r.pointer("/spec/condition/metric").is_some());
         let servers = self.caches.gameservers.all();
         let nodes: HashMap<String, Value> = self
             .caches
@@ -156,7 +158,10 @@ impl Evaluator {
         let backups = self.caches.backups.all();
         let mut tasks = Vec::new();
         for rule in rules {
-            match self.evaluate_rule(&rule, &servers, &nodes, &backups, &usage, now).await {
+            match self
+                .evaluate_rule(&rule, &servers, &nodes, &backups, &usage, now)
+                .await
+            {
                 Ok(out) => tasks.extend(out.into_iter().map(|o| self.deliver(o))),
                 Err(ApiError::Conflict { .. } | ApiError::NotFound { .. }) => {}
                 Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
@@ -185,13 +190,17 @@ impl Evaluator {
             silenced: spec.silenced(now),
         };
         let before = rule.status.clone().unwrap_or_default();
-        let lookback = chrono::Duration::from_std(self.config.interval * 3)
-            .unwrap_or(chrono::Duration::MAX);
+        let lookback =
+            chrono::Duration::from_std(self.config.interval * 3).unwrap_or(chrono::Duration::MAX);
         let mut targets: Vec<&Value> = servers
             .iter()
             .filter(|gs| namespace_of(gs) == Some(ns.as_str()) && covers(spec, gs))
             .collect();
-        targets.sort_by_key(|gs| gs.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned));
+        targets.sort_by_key(|gs| {
+            gs.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         let untracked = targets.len().saturating_sub(MAX_ALERTS);
         targets.truncate(MAX_ALERTS);
         let ns_backups: Vec<Value> = backups
@@ -204,7 +213,10 @@ impl Evaluator {
         let mut outgoing = Vec::new();
         let mut seen_targets = Vec::new();
         for gs in targets {
-            let name = gs.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let name = gs
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let target = format!("gameserver/{name}");
             let prev = before.alerts.iter().find(|a| a.target == target);
             let node = gs
@@ -231,7 +243,11 @@ impl Evaluator {
             }
         }
         // alerts of targets that left (deleted, relabelled): a firing one resolves
-        for prev in before.alerts.iter().filter(|a| !seen_targets.contains(&a.target)) {
+        for prev in before
+            .alerts
+            .iter()
+            .filter(|a| !seen_targets.contains(&a.target))
+        {
             let (next, notice) = step(&prev.target, Some(prev), &Observation::Clear, timing, now);
             if let Some(mut a) = next {
                 if notice.is_some() || a.state == AlertState::Resolved {
@@ -254,7 +270,10 @@ impl Evaluator {
                 .filter(|i| alerts[*i].state == AlertState::Resolved)
                 .collect();
             resolved.sort_by_key(|i| alerts[*i].since);
-            let drop: Vec<usize> = resolved.into_iter().take(alerts.len() - MAX_ALERTS).collect();
+            let drop: Vec<usize> = resolved
+                .into_iter()
+                .take(alerts.len() - MAX_ALERTS)
+                .collect();
             let mut i = 0;
             alerts.retain(|_| {
                 i += 1;

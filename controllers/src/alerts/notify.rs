@@ -245,7 +245,10 @@ impl Sender {
     /// [`NotifyError::Invalid`], [`NotifyError::Resolve`], [`NotifyError::Refused`].
     pub async fn admit(&self, url: &Url) -> Result<Vec<SocketAddr>, NotifyError> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(NotifyError::Invalid(format!("{}: only http and https", url.scheme())));
+            return Err(NotifyError::Invalid(format!(
+                "{}: only http and https",
+                url.scheme()
+            )));
         }
         let port = url
             .port_or_known_default()
@@ -258,24 +261,41 @@ impl Sender {
         let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => {
-                let found = tokio::time::timeout(self.timeout, tokio::net::lookup_host((bare, port)))
-                    .await
-                    .map_err(|_| NotifyError::Resolve { host: bare.into(), why: "timed out".into() })?
-                    .map_err(|e| NotifyError::Resolve { host: bare.into(), why: e.to_string() })?;
+                let found =
+                    tokio::time::timeout(self.timeout, tokio::net::lookup_host((bare, port)))
+                        .await
+                        .map_err(|_| NotifyError::Resolve {
+                            host: bare.into(),
+                            why: "timed out".into(),
+                        })?
+                        .map_err(|e| NotifyError::Resolve {
+                            host: bare.into(),
+                            why: e.to_string(),
+                        })?;
                 let mut v: Vec<SocketAddr> = Vec::new();
-                found.for_each(|a| if !v.contains(&a) { v.push(a) });
+                found.for_each(|a| {
+                    if !v.contains(&a) {
+                        v.push(a)
+                    }
+                });
                 v
             }
         };
         if addrs.is_empty() {
-            return Err(NotifyError::Resolve { host: bare.into(), why: "no address".into() });
+            return Err(NotifyError::Resolve {
+                host: bare.into(),
+                why: "no address".into(),
+            });
         }
         for a in &addrs {
             if let Some(class) = refused(a.ip(), &self.allow) {
                 let why = if bare == a.ip().to_string() {
                     format!("{} is {class}, not a public address", a.ip())
                 } else {
-                    format!("{bare} resolves to {}, which is {class}, not a public address", a.ip())
+                    format!(
+                        "{bare} resolves to {}, which is {class}, not a public address",
+                        a.ip()
+                    )
                 };
                 return Err(NotifyError::Refused(why));
             }
@@ -298,16 +318,27 @@ impl Sender {
             .no_proxy()
             .user_agent(concat!("catalyst-alerts/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(NoResolve));
-        if let Some(h) = url.host_str().filter(|h| h.parse::<IpAddr>().is_err() && !h.starts_with('[')) {
+        if let Some(h) = url
+            .host_str()
+            .filter(|h| h.parse::<IpAddr>().is_err() && !h.starts_with('['))
+        {
             builder = builder.resolve_to_addrs(h, &addrs);
         }
         let client = builder.build().map_err(transport)?;
-        let resp = client.post(url.clone()).json(body).send().await.map_err(transport)?;
+        let resp = client
+            .post(url.clone())
+            .json(body)
+            .send()
+            .await
+            .map_err(transport)?;
         let code = resp.status();
         if code.is_success() {
             Ok(())
         } else {
-            Err(NotifyError::Status { host, code: code.as_u16() })
+            Err(NotifyError::Status {
+                host,
+                code: code.as_u16(),
+            })
         }
     }
 }

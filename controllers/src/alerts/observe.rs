@@ -107,7 +107,10 @@ pub fn usage_of(
             (dt > 0.0 && cur >= prev).then(|| (cur - prev) / dt)
         };
         let cpu_rate = rate(now_counters.cpu_seconds, before.and_then(|b| b.cpu_seconds));
-        let net_rate = rate(now_counters.network_bytes, before.and_then(|b| b.network_bytes));
+        let net_rate = rate(
+            now_counters.network_bytes,
+            before.and_then(|b| b.network_bytes),
+        );
         let cores = cores.get(&key).copied().unwrap_or(1.0).max(0.001);
         out.insert(
             key.clone(),
@@ -166,12 +169,16 @@ fn metric_observation(
     let value = match metric {
         AlertMetric::Disk => {
             // the node's last reading in status, else its samples
-            let from_status = gs.pointer("/status/disk").and_then(|d| {
-                percent(d["usedBytes"].as_f64()?, d["limitBytes"].as_f64()?)
-            });
+            let from_status = gs
+                .pointer("/status/disk")
+                .and_then(|d| percent(d["usedBytes"].as_f64()?, d["limitBytes"].as_f64()?));
             let from_samples = || {
                 let (used, limit) = usage?.disk?;
-                let limit = if limit > 0.0 { limit } else { quantity_at(gs, "/spec/resources/disk")? };
+                let limit = if limit > 0.0 {
+                    limit
+                } else {
+                    quantity_at(gs, "/spec/resources/disk")?
+                };
                 percent(used, limit)
             };
             match from_status.or_else(from_samples) {
@@ -184,7 +191,11 @@ fn metric_observation(
             let Some((used, limit)) = usage.and_then(|u| u.memory) else {
                 return Observation::NoData;
             };
-            let limit = if limit > 0.0 { Some(limit) } else { quantity_at(gs, "/spec/resources/memory") };
+            let limit = if limit > 0.0 {
+                Some(limit)
+            } else {
+                quantity_at(gs, "/spec/resources/memory")
+            };
             match limit.and_then(|l| percent(used, l)) {
                 Some(v) => v,
                 None => return Observation::NoData,
@@ -201,7 +212,11 @@ fn metric_observation(
     };
     let threshold = condition.threshold.unwrap_or_default();
     let op = condition.operator.as_deref().unwrap_or(">");
-    let holds = if op == "<" { value < threshold } else { value > threshold };
+    let holds = if op == "<" {
+        value < threshold
+    } else {
+        value > threshold
+    };
     if !holds {
         return Observation::Clear;
     }
@@ -246,7 +261,9 @@ fn event_observation(
     });
     let finished = time_at(gs, "/status/lastExit/finishedAt");
     let how = || match last_exit {
-        Some(e) if e["oomKilled"].as_bool() == Some(true) => "killed for running out of memory".to_owned(),
+        Some(e) if e["oomKilled"].as_bool() == Some(true) => {
+            "killed for running out of memory".to_owned()
+        }
         Some(e) => format!("exited with code {}", e["exitCode"].as_i64().unwrap_or(0)),
         None => "crashed".to_owned(),
     };
@@ -259,7 +276,11 @@ fn event_observation(
             // once (a restart after a crash raises restartCount; a user's stop does not, and a
             // user's restart sets it to 0)
             let counted = before.and_then(|a| a.seen).unwrap_or(now - lookback);
-            let restarted = gs.pointer("/status/restartCount").and_then(Value::as_i64).unwrap_or(0) > 0;
+            let restarted = gs
+                .pointer("/status/restartCount")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                > 0;
             let stopped = matches!(phase_of(gs), Phase::Stopped | Phase::Stopping);
             match finished {
                 Some(t) if crashed && restarted && !stopped && t > counted => {
@@ -269,10 +290,23 @@ fn event_observation(
             }
         }
         AlertEvent::CrashLoop => {
-            let restarts = gs.pointer("/status/restartCount").and_then(Value::as_i64).unwrap_or(0);
-            let recent = finished.is_some_and(|t| now - t < Duration::seconds(CRASH_LOOP_WINDOW_SECS));
-            if restarts >= CRASH_LOOP_RESTARTS && crashed && (recent || phase_of(gs) == Phase::Crashed) {
-                holds(format!("crash loop: restarted {restarts} times after crashes, last {}", how()), finished)
+            let restarts = gs
+                .pointer("/status/restartCount")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let recent =
+                finished.is_some_and(|t| now - t < Duration::seconds(CRASH_LOOP_WINDOW_SECS));
+            if restarts >= CRASH_LOOP_RESTARTS
+                && crashed
+                && (recent || phase_of(gs) == Phase::Crashed)
+            {
+                holds(
+                    format!(
+                        "crash loop: restarted {restarts} times after crashes, last {}",
+                        how()
+                    ),
+                    finished,
+                )
             } else {
                 Observation::Clear
             }
@@ -292,13 +326,19 @@ fn event_observation(
                     .pointer("/status/lastHeartbeatTime")
                     .and_then(Value::as_str)
                     .unwrap_or("never");
-                holds(format!("node {name} is NotReady (last heartbeat {heartbeat})"), None)
+                holds(
+                    format!("node {name} is NotReady (last heartbeat {heartbeat})"),
+                    None,
+                )
             } else {
                 Observation::Clear
             }
         }
         AlertEvent::BackupFailed => {
-            let name = gs.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let name = gs
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let newest = backups
                 .iter()
                 .filter(|b| b.pointer("/spec/gameServer").and_then(Value::as_str) == Some(name))
@@ -310,13 +350,19 @@ fn event_observation(
                 });
             match newest {
                 Some(b) if b.pointer("/status/phase").and_then(Value::as_str) == Some("Failed") => {
-                    let backup = b.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                    let backup = b
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     let why = b
                         .pointer("/status/message")
                         .and_then(Value::as_str)
                         .unwrap_or("no message");
                     let why: String = why.chars().take(200).collect();
-                    holds(format!("backup {backup} failed: {why}"), time_at(b, "/metadata/creationTimestamp"))
+                    holds(
+                        format!("backup {backup} failed: {why}"),
+                        time_at(b, "/metadata/creationTimestamp"),
+                    )
                 }
                 _ => Observation::Clear,
             }

@@ -47,7 +47,11 @@ pub struct Timing {
 }
 
 fn secs(n: u64) -> Duration {
-    Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX / 1000).min(i64::MAX / 1000))
+    Duration::seconds(
+        i64::try_from(n)
+            .unwrap_or(i64::MAX / 1000)
+            .min(i64::MAX / 1000),
+    )
 }
 
 /// The next alert of `target` and the notification due. `None` as the result's alert: nothing
@@ -72,8 +76,8 @@ pub fn step(
                     ..a.clone()
                 };
                 // a firing nobody was told of (silenced throughout) resolves silently
-                let notice = (a.last_notified_at.is_some() && !timing.silenced)
-                    .then_some(Notice::Resolved);
+                let notice =
+                    (a.last_notified_at.is_some() && !timing.silenced).then_some(Notice::Resolved);
                 (Some(next), notice)
             }
             (Some(_), Some(AlertState::Pending)) => (None, None),
@@ -151,14 +155,23 @@ mod tests {
     }
 
     /// Steps through observations a second apart each `gap` seconds; the notices.
-    fn run(seq: &[(i64, Observation)], timing: Timing) -> (Option<TargetAlert>, Vec<(i64, Notice)>) {
+    fn run(
+        seq: &[(i64, Observation)],
+        timing: Timing,
+    ) -> (Option<TargetAlert>, Vec<(i64, Notice)>) {
         let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .expect("time")
             .with_timezone(&Utc);
         let mut alert = None;
         let mut notices = Vec::new();
         for (at, obs) in seq {
-            let (next, notice) = step("gameserver/a", alert.as_ref(), obs, timing, t0 + Duration::seconds(*at));
+            let (next, notice) = step(
+                "gameserver/a",
+                alert.as_ref(),
+                obs,
+                timing,
+                t0 + Duration::seconds(*at),
+            );
             alert = next;
             if let Some(n) = notice {
                 notices.push((*at, n));
@@ -197,34 +210,70 @@ mod tests {
         let (_, notices) = run(&seq, TIMING);
         assert_eq!(
             notices,
-            [(60, Notice::Firing), (660, Notice::Reminder), (1260, Notice::Reminder)]
+            [
+                (60, Notice::Firing),
+                (660, Notice::Reminder),
+                (1260, Notice::Reminder)
+            ]
         );
-        let none = Timing { repeat_secs: 0, ..TIMING };
+        let none = Timing {
+            repeat_secs: 0,
+            ..TIMING
+        };
         assert_eq!(run(&seq, none).1, [(60, Notice::Firing)]);
     }
 
     #[test]
     fn missing_data_changes_nothing() {
-        let seq = vec![(0, holds(95.0)), (120, Observation::NoData), (130, Observation::NoData)];
-        let (alert, notices) = run(&seq, Timing { for_secs: 0, ..TIMING });
+        let seq = vec![
+            (0, holds(95.0)),
+            (120, Observation::NoData),
+            (130, Observation::NoData),
+        ];
+        let (alert, notices) = run(
+            &seq,
+            Timing {
+                for_secs: 0,
+                ..TIMING
+            },
+        );
         assert_eq!(notices, [(0, Notice::Firing)]);
         assert_eq!(alert.map(|a| a.state), Some(AlertState::Firing));
     }
 
     #[test]
     fn a_silence_holds_notices_back_and_the_firing_is_told_when_it_ends() {
-        let silent = Timing { for_secs: 0, silenced: true, ..TIMING };
+        let silent = Timing {
+            for_secs: 0,
+            silenced: true,
+            ..TIMING
+        };
         let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .expect("time")
             .with_timezone(&Utc);
         let (a, n) = step("t", None, &holds(99.0), silent, t0);
         assert_eq!(n, None);
         assert_eq!(a.as_ref().map(|a| a.state), Some(AlertState::Firing));
-        let (a, n) = step("t", a.as_ref(), &holds(99.0), Timing { for_secs: 0, ..TIMING }, t0 + Duration::seconds(5));
+        let (a, n) = step(
+            "t",
+            a.as_ref(),
+            &holds(99.0),
+            Timing {
+                for_secs: 0,
+                ..TIMING
+            },
+            t0 + Duration::seconds(5),
+        );
         assert_eq!(n, Some(Notice::Firing), "the silence ended");
         // silenced throughout: resolves without a word
         let (b, _) = step("t", None, &holds(99.0), silent, t0);
-        let (b, n) = step("t", b.as_ref(), &Observation::Clear, silent, t0 + Duration::seconds(9));
+        let (b, n) = step(
+            "t",
+            b.as_ref(),
+            &Observation::Clear,
+            silent,
+            t0 + Duration::seconds(9),
+        );
         assert_eq!(n, None);
         assert_eq!(b.map(|b| b.state), Some(AlertState::Resolved));
         assert!(a.is_some());
@@ -237,8 +286,21 @@ mod tests {
             (10, Observation::Clear),
             (20, holds(95.0)),
         ];
-        let (alert, notices) = run(&seq, Timing { for_secs: 0, ..TIMING });
-        assert_eq!(notices, [(0, Notice::Firing), (10, Notice::Resolved), (20, Notice::Firing)]);
+        let (alert, notices) = run(
+            &seq,
+            Timing {
+                for_secs: 0,
+                ..TIMING
+            },
+        );
+        assert_eq!(
+            notices,
+            [
+                (0, Notice::Firing),
+                (10, Notice::Resolved),
+                (20, Notice::Firing)
+            ]
+        );
         let alert = alert.expect("alert");
         assert_eq!(alert.resolved_at, None);
         assert_eq!(alert.since.timestamp() % 60, 20);

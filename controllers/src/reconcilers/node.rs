@@ -153,12 +153,18 @@ mod tests {
         assert!(
             matches!(decide_node(&node("Ready", 10), now, grace), NodeDecision::CheckAgain(d) if d <= Duration::from_secs(30))
         );
-        assert_eq!(decide_node(&node("Ready", 41), now, grace), NodeDecision::Lost);
+        assert_eq!(
+            decide_node(&node("Ready", 41), now, grace),
+            NodeDecision::Lost
+        );
         assert_eq!(
             decide_node(&node("NotReady", 100), now, grace),
             NodeDecision::StillLost
         );
         let short = Duration::from_secs(15);
-        assert_eq!(decide_node(&node("Ready", 16), now, short), NodeDecision::Lost);
+        assert_eq!(
+            decide_node(&node("Ready", 16), now, short),
+            NodeDecision::Lost
+        );
     }
 }

@@ -76,7 +76,9 @@ pub fn prometheus_rules(rules: &[Value], gameservers: &[Value], nodes: &[Value])
                         continue;
                     }
                     (
-                        format!("absent(catalyst_node_gameservers_running{{node=\"{node_name}\"}})"),
+                        format!(
+                            "absent(catalyst_node_gameservers_running{{node=\"{node_name}\"}})"
+                        ),
                         format!("node {node_name} of {ns}/{name} reports no metrics"),
                     )
                 }
@@ -104,10 +106,7 @@ pub fn prometheus_rules(rules: &[Value], gameservers: &[Value], nodes: &[Value])
                         ),
                     };
                     let unit = if metric.is_percent() { "%" } else { " B/s" };
-                    (
-                        expr,
-                        format!("{metric:?} of {ns}/{name} {op} {t}{unit}"),
-                    )
+                    (expr, format!("{metric:?} of {ns}/{name} {op} {t}{unit}"))
                 }
                 (None, None) => continue,
             };
@@ -172,14 +171,26 @@ mod tests {
     fn metric_rules_become_one_prometheus_rule_per_covered_server() {
         let hook = json!([{"webhook": {"url": "https://example.com/h"}}]);
         let rules = [
-            rule("high-mem", json!({"selector": {"game": "mc"}, "for": "5m",
+            rule(
+                "high-mem",
+                json!({"selector": {"game": "mc"}, "for": "5m",
                 "condition": {"metric": "Memory", "operator": ">", "threshold": 90.0},
-                "notifications": hook})),
-            rule("busy", json!({"gameServer": "b", "for": "1m",
+                "notifications": hook}),
+            ),
+            rule(
+                "busy",
+                json!({"gameServer": "b", "for": "1m",
                 "condition": {"metric": "Cpu", "operator": ">", "threshold": 50.0},
-                "notifications": hook})),
-            rule("crash", json!({"condition": {"event": "Crash"}, "notifications": hook})),
-            rule("down", json!({"gameServer": "a", "condition": {"event": "NodeDown"}, "notifications": hook})),
+                "notifications": hook}),
+            ),
+            rule(
+                "crash",
+                json!({"condition": {"event": "Crash"}, "notifications": hook}),
+            ),
+            rule(
+                "down",
+                json!({"gameServer": "a", "condition": {"event": "NodeDown"}, "notifications": hook}),
+            ),
         ];
         let servers = [
             server("a", json!({"game": "mc"}), None),
@@ -190,7 +201,11 @@ mod tests {
         let groups = e.document["groups"].as_array().expect("groups");
         assert_eq!(groups.len(), 3, "{:#}", e.document);
         let mem = &groups[0]["rules"];
-        assert_eq!(mem.as_array().map(Vec::len), Some(1), "only a carries game=mc");
+        assert_eq!(
+            mem.as_array().map(Vec::len),
+            Some(1),
+            "only a carries game=mc"
+        );
         assert_eq!(mem[0]["alert"], "CatalystHighMem");
         assert_eq!(mem[0]["for"], "5m");
         assert_eq!(
@@ -199,7 +214,10 @@ mod tests {
         );
         assert_eq!(mem[0]["labels"]["catalyst_alertrule"], "high-mem");
         let cpu = &groups[1]["rules"][0]["expr"];
-        assert!(cpu.as_str().is_some_and(|s| s.contains("[2m]) / 0.5 > 50")), "{cpu}");
+        assert!(
+            cpu.as_str().is_some_and(|s| s.contains("[2m]) / 0.5 > 50")),
+            "{cpu}"
+        );
         assert_eq!(
             groups[2]["rules"][0]["expr"],
             "absent(catalyst_node_gameservers_running{node=\"n1\"})"
@@ -211,7 +229,10 @@ mod tests {
     #[test]
     fn cpu_cores_come_from_the_limit_else_the_node() {
         let node = json!({"status": {"capacity": {"cpu": "8"}}});
-        assert_eq!(cpu_cores(&server("a", json!({}), Some("1500m")), Some(&node)), 1.5);
+        assert_eq!(
+            cpu_cores(&server("a", json!({}), Some("1500m")), Some(&node)),
+            1.5
+        );
         assert_eq!(cpu_cores(&server("a", json!({}), None), Some(&node)), 8.0);
         assert_eq!(cpu_cores(&server("a", json!({}), None), None), 1.0);
     }

@@ -241,11 +241,7 @@ impl Validate for AlertRuleSpec {
                 &p,
                 "must be an http:// or https:// URL",
             );
-            causes.check(
-                url.len() <= 2048,
-                &p,
-                "must be at most 2048 characters",
-            );
+            causes.check(url.len() <= 2048, &p, "must be at most 2048 characters");
         }
     }
 }
@@ -360,4 +356,67 @@ pub fn covers(spec: &AlertRuleSpec, gameserver: &serde_json::Value) -> bool {
             .and_then(serde_json::Value::as_str)
             == Some(v.as_str())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn admit(spec: serde_json::Value) -> Result<AlertRule, Vec<String>> {
+        let obj = json!({"apiVersion": crate::API_VERSION, "kind": "AlertRule",
+                         "metadata": {"name": "r", "namespace": "default"}, "spec": spec});
+        crate::resource::admit::<AlertRule>(obj)
+            .map(|v| serde_json::from_value(v).expect("an admitted rule"))
+            .map_err(|e| e.causes.into_iter().map(|c| c.field).collect())
+    }
+
+    fn hook() -> serde_json::Value {
+        json!([{"webhook": {"url": "https://example.com/h"}}])
+    }
+
+    #[test]
+    fn network_thresholds_are_rates_and_percentages_stay_percentages() {
+        let net = |t: f64| {
+            admit(
+                json!({"condition": {"metric": "Network", "operator": ">", "threshold": t}, "notifications": hook()}),
+            )
+        };
+        assert!(net(5e6).is_ok(), "5 MB/s is a rate, not a percentage");
+        assert_eq!(
+            net(-1.0).err().unwrap_or_default(),
+            ["spec.condition.threshold"]
+        );
+        let mem = admit(
+            json!({"condition": {"metric": "Memory", "operator": ">", "threshold": 150.0}, "notifications": hook()}),
+        );
+        assert_eq!(mem.err().unwrap_or_default(), ["spec.condition.threshold"]);
+        let ev = admit(
+            json!({"condition": {"event": "BackupFailed", "threshold": 3.0}, "notifications": hook()}),
+        );
+        assert_eq!(ev.err().unwrap_or_default(), ["spec.condition.threshold"]);
+    }
+
+    #[test]
+    fn dedup_window_is_read_as_repeat_interval_and_silences_are_times() {
+        let r = admit(
+            json!({"condition": {"event": "CrashLoop"}, "dedupWindow": "2h",
+                             "silencedUntil": "2026-01-01T00:00:00Z", "notifications": hook()}),
+        )
+        .expect("admitted");
+        assert_eq!(r.spec.repeat_seconds(), 7200);
+        let t = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        assert!(r.spec.silenced(t("2025-12-31T23:59:59Z")));
+        assert!(!r.spec.silenced(t("2026-01-01T00:00:00Z")));
+        let bad = admit(
+            json!({"condition": {"event": "Crash"}, "repeatInterval": "soon", "notifications": hook()}),
+        );
+        assert_eq!(bad.err().unwrap_or_default(), ["spec.repeatInterval"]);
+        let v = serde_json::to_value(&r.spec).expect("json");
+        assert!(v.get("repeatInterval").is_some() && v.get("dedupWindow").is_none());
+    }
 }
