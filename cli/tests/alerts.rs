@@ -142,6 +142,33 @@ fn memory_crash_and_node_down_alerts_reach_a_webhook_once() {
     });
     let st = rule_status(server, "hog-memory");
     assert_eq!(st["alerts"][0]["state"], "Firing", "{st:#}");
+    // the same rules for Prometheus
+    let export = ctl(server, &["alerts", "export"], None);
+    let (yaml, notes) = (
+        String::from_utf8_lossy(&export.stdout).into_owned(),
+        String::from_utf8_lossy(&export.stderr).into_owned(),
+    );
+    assert!(export.status.success(), "{yaml}{notes}");
+    let doc: Value = yaml_serde::from_str(&yaml).expect("a YAML rule file");
+    let hog_rule = doc["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["name"] == "default/hog-memory")
+        .map(|g| g["rules"][0].clone())
+        .unwrap_or_default();
+    assert_eq!(hog_rule["alert"], "CatalystHogMemory", "{yaml}");
+    assert_eq!(hog_rule["for"], "4s", "{yaml}");
+    assert!(
+        hog_rule["expr"].as_str().is_some_and(|e| e.starts_with(
+            "100 * catalyst_gameserver_memory_bytes{namespace=\"default\",name=\"hog\"}"
+        ) && e.ends_with("> 70")),
+        "{yaml}"
+    );
+    assert!(
+        notes.contains("skipped default/crash: Crash has no Prometheus metric"),
+        "{notes}"
+    );
     assert!(
         st["alerts"][0]["value"].as_f64().is_some_and(|v| v > 70.0),
         "{st:#}"

@@ -43,14 +43,17 @@ use state::{step, Notice, Observation, Timing};
 /// How long a resolved alert stays in status.
 const RESOLVED_TTL_SECS: i64 = 24 * 3600;
 
+/// Nodes' metrics answers, on their way: `(node, {"families": …, "samples": […]})`.
+pub type Answers<'a> = Pin<Box<dyn Future<Output = Vec<(String, Value)>> + Send + 'a>>;
+
 /// Where samples come from: every node's metrics answer, with the node it came from.
 pub trait MetricSource: Send + Sync + std::fmt::Debug {
     /// `(node, {"families": …, "samples": […]})` of every node that answered.
-    fn samples(&self) -> Pin<Box<dyn Future<Output = Vec<(String, Value)>> + Send + '_>>;
+    fn samples(&self) -> Answers<'_>;
 }
 
 impl MetricSource for Tunnels {
-    fn samples(&self) -> Pin<Box<dyn Future<Output = Vec<(String, Value)>> + Send + '_>> {
+    fn samples(&self) -> Answers<'_> {
         Box::pin(Tunnels::samples(self))
     }
 }

@@ -221,9 +221,11 @@ fn metric_observation(
         return Observation::Clear;
     }
     let unit = if metric.is_percent() { "%" } else { " B/s" };
-    let cores = (metric == AlertMetric::Cpu)
-        .then(|| format!(" of {} cores", cpu_cores(gs, node)))
-        .unwrap_or_default();
+    let cores = if metric == AlertMetric::Cpu {
+        format!(" of {} cores", cpu_cores(gs, node))
+    } else {
+        String::new()
+    };
     Observation::Holds {
         value: Some((value * 100.0).round() / 100.0),
         message: format!(

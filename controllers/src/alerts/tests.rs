@@ -21,7 +21,7 @@ use super::*;
 struct Recorded(Mutex<Vec<(String, Value)>>);
 
 impl MetricSource for Recorded {
-    fn samples(&self) -> Pin<Box<dyn Future<Output = Vec<(String, Value)>> + Send + '_>> {
+    fn samples(&self) -> Answers<'_> {
         let v = self.0.lock().expect("lock").clone();
         Box::pin(async move { v })
     }
