@@ -400,6 +400,14 @@ impl Tunnels {
     /// HELP/TYPE per family); nodes are asked at once, and a node that does not answer within
     /// [`TunnelConfig::scrape_timeout`] is left out.
     pub async fn prometheus(&self) -> String {
+        render_prometheus(&self.samples().await)
+    }
+
+    /// Every connected node's metrics answer (`{"families": […], "samples": […]}`), with the
+    /// name of the node whose tunnel it came by; nodes are asked at once, and a node that does
+    /// not answer within [`TunnelConfig::scrape_timeout`] is left out. What a node says is its
+    /// own word: callers trust a sample only about servers bound to that node.
+    pub async fn samples(&self) -> Vec<(String, Value)> {
         let asks = self.nodes().into_iter().map(|node| async move {
             let owner = format!("system:scrape:{node}");
             let mut a = self
@@ -411,12 +419,11 @@ impl Tunnels {
                 _ => None,
             }
         });
-        let answers: Vec<(String, Value)> = futures::future::join_all(asks)
+        futures::future::join_all(asks)
             .await
             .into_iter()
             .flatten()
-            .collect();
-        render_prometheus(&answers)
+            .collect()
     }
 
     /// Sends a request to a node on behalf of `owner` (an opaque key the per-owner limit

@@ -13,6 +13,7 @@ use catalyst_schemas::lookup_kind;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::alerts::{self, AlertConfig, Evaluator};
 use crate::informer::{self, Cache, Key};
 use crate::progress::Progress;
 use crate::queue::WorkQueue;
@@ -31,6 +32,25 @@ pub struct Config {
     /// The API server's node tunnels, for the controllers that ask nodes (backups); None
     /// runs without them.
     pub tunnels: Option<Arc<Tunnels>>,
+    /// How long a node may go without a heartbeat before it is NotReady
+    /// ([`crate::reconcilers::NODE_GRACE`] by default).
+    pub node_grace: Duration,
+    /// The AlertRule evaluator's settings; None: AlertRules are not evaluated.
+    pub alerts: Option<AlertConfig>,
+}
+
+impl Config {
+    /// The defaults: Packed scheduling, [`crate::reconcilers::NODE_GRACE`], no alerts.
+    pub fn new(identity: &str, lease_duration: Duration) -> Self {
+        Self {
+            identity: identity.to_owned(),
+            lease_duration,
+            strategy: Strategy::Packed,
+            node_grace: crate::reconcilers::NODE_GRACE,
+            alerts: None,
+            tunnels: None,
+        }
+    }
 }
 
 /// The running controllers.
@@ -67,12 +87,15 @@ pub fn start(
         nodes: Arc::new(Cache::default()),
         strategy: config.strategy,
         usage: Default::default(),
+        node_grace: config.node_grace,
     };
     let gs_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
     let node_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
 
     let mut tasks = Vec::new();
     let ctx_registry = ctx.registry.clone();
+    let registry_for_alerts = ctx.registry.clone();
+    let ctx_caches = (ctx.gameservers.clone(), ctx.nodes.clone());
     let (q, tracker) = (gs_queue.clone(), ctx.clone());
     tasks.push(tokio::spawn(informer::run(
         registry.clone(),
@@ -176,6 +199,30 @@ pub fn start(
         ));
     }
     tasks.push(tokio::spawn(expire_events(ctx_registry, leading.clone())));
+    if let Some(alert_config) = config.alerts {
+        let caches_of = |plural: &'static str, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
+            let cache = Arc::new(Cache::default());
+            tasks.push(tokio::spawn(informer::run(
+                registry_for_alerts.clone(),
+                caches[plural].clone(),
+                lookup_kind(plural).expect("kind"),
+                cache.clone(),
+                |_| {},
+            )));
+            cache
+        };
+        let evaluator = Arc::new(Evaluator::new(
+            registry_for_alerts.clone(),
+            alerts::Caches {
+                rules: caches_of("alertrules", &mut tasks),
+                backups: caches_of("backups", &mut tasks),
+                gameservers: ctx_caches.0,
+                nodes: ctx_caches.1,
+            },
+            alert_config,
+        ));
+        tasks.push(tokio::spawn(evaluator.run(leading.clone())));
+    }
     Handle {
         leading,
         gameservers: gs_progress,

@@ -7,7 +7,6 @@ use catalyst_apiserver::auth::Authenticator;
 use catalyst_apiserver::http::AppState;
 use catalyst_apiserver::registry::{Part, Registry, Scope};
 use catalyst_controllers::manager::{self, Config};
-use catalyst_controllers::scheduling::Strategy;
 use catalyst_schemas::lookup_kind;
 use serde_json::{json, Value};
 
@@ -65,10 +64,8 @@ async fn backups_and_restores_say_why_they_cannot_run_and_interrupted_jobs_fail(
         registry.clone(),
         &state.caches,
         Config {
-            identity: "one".into(),
-            lease_duration: Duration::from_secs(2),
-            strategy: Strategy::Packed,
             tunnels: Some(state.tunnels.clone()),
+            ..Config::new("one", Duration::from_secs(2))
         },
     );
     // no such server; S3 not available; a server not on a node waits

@@ -29,10 +29,8 @@ fn start(registry: &Registry, state: &AppState, identity: &str) -> manager::Hand
         registry.clone(),
         &state.caches,
         Config {
-            identity: identity.into(),
-            lease_duration: Duration::from_secs(2),
             strategy: Strategy::Packed,
-            tunnels: None,
+            ..Config::new(identity, Duration::from_secs(2))
         },
     )
 }

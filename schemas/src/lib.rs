@@ -9,6 +9,7 @@ pub mod explain;
 pub mod gameserver;
 pub mod lifecycle;
 pub mod meta;
+pub mod net;
 pub mod node;
 pub mod object;
 pub mod parse;

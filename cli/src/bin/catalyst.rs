@@ -86,6 +86,36 @@ struct ServerArgs {
     /// listen IP, 127.0.0.1, ::1, localhost and the host name.
     #[arg(long = "tls-san", conflicts_with = "tls_cert")]
     tls_sans: Vec<String>,
+    /// A block of addresses AlertRule webhooks may reach although they are not public, e.g.
+    /// 10.20.0.0/16 for an internal chat relay (repeatable). Default: none; webhooks reach
+    /// public addresses only (no loopback, private, link-local or metadata addresses).
+    #[arg(long = "alert-webhook-allow-cidr", value_parser = parse_cidr)]
+    alert_webhook_allow: Vec<catalyst_schemas::net::Cidr>,
+    /// How often AlertRules are evaluated and nodes' samples taken: 10s, 1m, …
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    alert_interval: std::time::Duration,
+    /// How long a node may go without a heartbeat before it is NotReady and its servers
+    /// Unknown (nodelets heartbeat every 10 s).
+    #[arg(long, default_value = "40s", value_parser = parse_grace)]
+    node_grace_period: std::time::Duration,
+}
+
+fn parse_cidr(s: &str) -> Result<catalyst_schemas::net::Cidr, String> {
+    s.parse()
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    match catalyst_schemas::validation::duration(s)? {
+        0 => Err("the interval must be longer than 0s".into()),
+        secs => Ok(std::time::Duration::from_secs(secs)),
+    }
+}
+
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    match catalyst_schemas::validation::duration(s)? {
+        secs if secs < 15 => Err(format!("{s}: at least 15s (nodelets heartbeat every 10 s)")),
+        secs => Ok(std::time::Duration::from_secs(secs)),
+    }
 }
 
 fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
@@ -244,10 +274,20 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         running.state.registry.clone(),
         &running.state.caches,
         catalyst_controllers::manager::Config {
-            identity,
-            lease_duration: std::time::Duration::from_secs(10),
-            strategy: catalyst_controllers::scheduling::Strategy::Packed,
+            node_grace: args.node_grace_period,
             tunnels: Some(running.state.tunnels.clone()),
+            alerts: Some(catalyst_controllers::alerts::AlertConfig {
+                interval: args.alert_interval,
+                sender: catalyst_controllers::alerts::notify::Sender {
+                    allow: args.alert_webhook_allow,
+                    ..Default::default()
+                },
+                metrics: running.state.tunnels.clone(),
+            }),
+            ..catalyst_controllers::manager::Config::new(
+                &identity,
+                std::time::Duration::from_secs(10),
+            )
         },
     );
     // the first line names the URL: scripts and the test harness read it

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use catalyst_cli::client::{Client, ClientError, Config};
+use catalyst_cli::ctl::alerts::AlertsArgs;
 use catalyst_cli::ctl::apply::ApplyArgs;
 use catalyst_cli::ctl::attach::ConsoleArgs;
 use catalyst_cli::ctl::audit::AuditArgs;
@@ -108,6 +109,8 @@ enum Command {
     Create(CreateArgs),
     /// Ask what you may do (can-i) and who you are (whoami).
     Auth(AuthArgs),
+    /// AlertRules for other tools: `alerts export` prints Prometheus alerting rules.
+    Alerts(AlertsArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
 }
@@ -171,6 +174,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Audit(args) => args.run(c, out).await,
         Command::Create(args) => args.run(c, out).await,
         Command::Auth(args) => args.run(c, ns, out).await,
+        Command::Alerts(args) => args.run(c, ns, out).await,
         Command::Explain(_)
         | Command::Completion(_)
         | Command::Version(_)

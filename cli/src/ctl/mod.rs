@@ -4,6 +4,7 @@
 //! objects), [`manifest`] (reading files), [`request`] (queries, watches, patches), [`prompt`]
 //! (asking for names, passwords and codes).
 
+pub mod alerts;
 pub mod apply;
 pub mod attach;
 pub mod audit;

@@ -411,6 +411,11 @@ impl Drop for DiskGuard {
 }
 
 pub fn setup() -> Env {
+    setup_with(&[])
+}
+
+/// As [`setup`], the server started with `extra` arguments.
+pub fn setup_with(extra: &[&str]) -> Env {
     assert!(
         containerd::available(),
         "containerd, runc and ctr must be installed (scripts/test installs them)"
@@ -420,7 +425,7 @@ pub fn setup() -> Env {
     let image = root.join("busybox.tar");
     catalyst_nodelet::pack::busybox_archive(&image).expect("busybox image");
     let ctd = Containerd::start(&root.join("ctd"));
-    let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &root.join("server"), &[]);
+    let server = Server::start(env!("CARGO_BIN_EXE_catalyst"), &root.join("server"), extra);
     Env {
         _disks: DiskGuard(root.clone()),
         _dir: dir,

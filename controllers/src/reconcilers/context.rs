@@ -45,6 +45,9 @@ pub struct Context {
     pub strategy: Strategy,
     /// What bound servers hold per node, kept current as servers change.
     pub usage: Arc<Mutex<Usage>>,
+    /// How long a node may go without a heartbeat before the Node reconciler marks it
+    /// NotReady ([`super::NODE_GRACE`] unless the operator says otherwise).
+    pub node_grace: Duration,
 }
 
 impl Context {

@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 
 use super::context::{kind, Action, Context, ReconcileError};
 use super::events::record_event;
-use super::view::NODE_GRACE;
 
 /// The Node decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,18 +27,18 @@ enum NodeDecision {
     StillLost,
 }
 
-fn decide_node(node: &Value, now: DateTime<Utc>) -> NodeDecision {
+fn decide_node(node: &Value, now: DateTime<Utc>, grace_period: Duration) -> NodeDecision {
     let status: NodeStatus =
         serde_json::from_value(node.get("status").cloned().unwrap_or(json!({})))
             .unwrap_or_default();
-    let grace = chrono::Duration::from_std(NODE_GRACE).expect("small");
+    let grace = chrono::Duration::from_std(grace_period).unwrap_or(chrono::Duration::MAX);
     match (status.state, status.last_heartbeat_time) {
         (NodeState::Ready, Some(t)) if now - t < grace => {
             NodeDecision::CheckAgain((t + grace - now).to_std().unwrap_or_default())
         }
         (NodeState::Ready, _) => NodeDecision::Lost,
         (NodeState::NotReady, _) => NodeDecision::StillLost,
-        (NodeState::Unknown, _) => NodeDecision::CheckAgain(NODE_GRACE),
+        (NodeState::Unknown, _) => NodeDecision::CheckAgain(grace_period),
     }
 }
 
@@ -49,7 +48,7 @@ pub async fn reconcile_node(ctx: &Context, key: &str) -> Result<Action, Reconcil
         return Ok(Action::Done);
     };
     let name = key.to_owned();
-    match decide_node(&node, Utc::now()) {
+    match decide_node(&node, Utc::now(), ctx.node_grace) {
         NodeDecision::CheckAgain(d) => {
             return Ok(Action::RequeueAfter(d + Duration::from_millis(100)))
         }
@@ -69,7 +68,7 @@ pub async fn reconcile_node(ctx: &Context, key: &str) -> Result<Action, Reconcil
                             "Ready",
                             false,
                             "NodeHeartbeatLost",
-                            &format!("no heartbeat for {} s", NODE_GRACE.as_secs()),
+                            &format!("no heartbeat for {} s", ctx.node_grace.as_secs()),
                             None,
                         ),
                     );
@@ -150,13 +149,22 @@ mod tests {
     fn nodes_are_lost_after_the_grace_period_and_checked_again_before() {
         let now = Utc::now();
         let node = |state: &str, ago: i64| json!({"status": {"state": state, "lastHeartbeatTime": now - chrono::Duration::seconds(ago)}});
+        let grace = Duration::from_secs(40);
         assert!(
-            matches!(decide_node(&node("Ready", 10), now), NodeDecision::CheckAgain(d) if d <= Duration::from_secs(30))
+            matches!(decide_node(&node("Ready", 10), now, grace), NodeDecision::CheckAgain(d) if d <= Duration::from_secs(30))
         );
-        assert_eq!(decide_node(&node("Ready", 41), now), NodeDecision::Lost);
         assert_eq!(
-            decide_node(&node("NotReady", 100), now),
+            decide_node(&node("Ready", 41), now, grace),
+            NodeDecision::Lost
+        );
+        assert_eq!(
+            decide_node(&node("NotReady", 100), now, grace),
             NodeDecision::StillLost
+        );
+        let short = Duration::from_secs(15);
+        assert_eq!(
+            decide_node(&node("Ready", 16), now, short),
+            NodeDecision::Lost
         );
     }
 }
