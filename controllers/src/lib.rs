@@ -2,6 +2,7 @@
 //! per-key backoff, leader election over a Lease) and the reconcilers, which decide purely and
 //! then act.
 
+pub mod clock;
 pub mod informer;
 pub mod leader;
 pub mod manager;

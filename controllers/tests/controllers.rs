@@ -32,6 +32,8 @@ fn start(registry: &Registry, state: &AppState, identity: &str) -> manager::Hand
             identity: identity.into(),
             lease_duration: Duration::from_secs(2),
             strategy: Strategy::Packed,
+            tunnels: state.tunnels.clone(),
+            clock: std::sync::Arc::new(catalyst_controllers::clock::SystemClock),
         },
     )
 }

@@ -247,6 +247,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             identity,
             lease_duration: std::time::Duration::from_secs(10),
             strategy: catalyst_controllers::scheduling::Strategy::Packed,
+            tunnels: running.state.tunnels.clone(),
+            clock: std::sync::Arc::new(catalyst_controllers::clock::SystemClock),
         },
     );
     // the first line names the URL: scripts and the test harness read it
