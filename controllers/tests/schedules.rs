@@ -328,9 +328,9 @@ async fn a_run_missed_while_down_runs_once_within_the_deadline_and_not_after_it(
     assert_eq!(time(&s["status"]["lastRunTime"]), ran);
     assert_eq!(time(&s["status"]["lastScheduleTime"]), first);
     c.stop();
-    // down again over the next slots, back 100 s after the latest: too late
+    // down again over the next three slots, back 50 s after the latest: too late
     let later = first + chrono::Duration::seconds(180);
-    w.clock.set(later + chrono::Duration::seconds(100));
+    w.clock.set(later + chrono::Duration::seconds(50));
     let c = w.start();
     let s = w.wait("late", |o| result(o) == "Missed").await;
     assert_eq!(time(&s["status"]["lastScheduleTime"]), later);

@@ -80,6 +80,14 @@ impl Runs {
         }
     }
 
+    /// Stops the run and the timer of `key`.
+    fn forget(&self, key: &str) {
+        if let Some(h) = self.runs.lock().expect("runs lock").remove(key) {
+            h.abort();
+        }
+        self.set_timer(key, None);
+    }
+
     /// Stops every run and timer of this process (leadership was lost: the new leader marks
     /// the runs Interrupted and takes over the timers).
     pub fn stop_all(&self) {
@@ -220,7 +228,8 @@ pub async fn reconcile_schedule(
     key: &str,
 ) -> Result<Action, ReconcileError> {
     let Some(obj) = ctx.schedules.get(key) else {
-        ctx.runs.set_timer(key, None);
+        // deleted: its run (if any) and timer go with it
+        ctx.runs.forget(key);
         return Ok(Action::Done);
     };
     let Some(o) = Observed::of(&obj) else {
