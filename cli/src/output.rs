@@ -372,13 +372,34 @@ mod tests {
         });
         let out = table(kind, &[sched], true, false, true);
         let lines: Vec<&str> = out.lines().collect();
-        let header: Vec<&str> = lines[0].split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        let header: Vec<&str> = lines[0]
+            .split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
         assert_eq!(
             header,
-            ["NAME", "GAMESERVER", "CRON", "SUSPEND", "LAST RUN", "RESULT", "NEXT RUN", "AGE", "TIMEZONE", "TASKS"],
+            [
+                "NAME",
+                "GAMESERVER",
+                "CRON",
+                "SUSPEND",
+                "LAST RUN",
+                "RESULT",
+                "NEXT RUN",
+                "AGE",
+                "TIMEZONE",
+                "TASKS"
+            ],
             "{out}"
         );
-        for want in ["0 4 * * *", "false", "Succeeded", "Europe/Berlin", "Command,Restart"] {
+        for want in [
+            "0 4 * * *",
+            "false",
+            "Succeeded",
+            "Europe/Berlin",
+            "Command,Restart",
+        ] {
             assert!(lines[1].contains(want), "{want}: {out}");
         }
         assert!(

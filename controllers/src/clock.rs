@@ -118,7 +118,11 @@ mod tests {
             start + chrono::Duration::seconds(10)
         );
         clock.set(start);
-        assert_eq!(clock.now(), start + chrono::Duration::seconds(10), "never back");
+        assert_eq!(
+            clock.now(),
+            start + chrono::Duration::seconds(10),
+            "never back"
+        );
         clock.sleep_until(start).await;
     }
 }

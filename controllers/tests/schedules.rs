@@ -26,12 +26,10 @@ struct World {
 
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    let store = catalyst_apiserver::store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("c.db").display()
-    ))
-    .await
-    .unwrap();
+    let store =
+        catalyst_apiserver::store::open(&format!("sqlite://{}", dir.path().join("c.db").display()))
+            .await
+            .unwrap();
     let registry = Registry::new(store);
     let state = AppState::new(registry.clone(), Authenticator::fixed(&[]))
         .await
@@ -82,7 +80,13 @@ impl World {
                 st["nodeName"] = "node-a".into();
             }
             self.registry
-                .merge_patch(scope("gameservers"), name, json!({"status": st}), Part::Status, false)
+                .merge_patch(
+                    scope("gameservers"),
+                    name,
+                    json!({"status": st}),
+                    Part::Status,
+                    false,
+                )
                 .await
                 .unwrap();
             if p == phase {
@@ -181,7 +185,9 @@ async fn a_minute_schedule_in_a_time_zone_runs_its_tasks_in_order_with_their_off
     .await;
     let _controllers = w.start();
     let s = w
-        .wait("every-minute", |o| o.pointer("/status/nextRunTime").is_some())
+        .wait("every-minute", |o| {
+            o.pointer("/status/nextRunTime").is_some()
+        })
         .await;
     let slot = time(&s["status"]["nextRunTime"]);
     let now = w.now();
@@ -232,9 +238,7 @@ async fn a_minute_schedule_in_a_time_zone_runs_its_tasks_in_order_with_their_off
         .is_some());
     // the backup 10 s after the restart
     w.clock.advance(secs(10));
-    let s = w
-        .wait("every-minute", |o| result(o) != "Running")
-        .await;
+    let s = w.wait("every-minute", |o| result(o) != "Running").await;
     let t = tasks(&s);
     assert_eq!(t.len(), 3);
     assert_eq!(
@@ -292,7 +296,10 @@ async fn a_failing_task_stops_the_run_unless_it_may_continue_and_only_when_runni
     let s = w.wait("only-running", |o| result(o) == "Skipped").await;
     assert!(tasks(&s).is_empty());
     assert!(
-        s["status"]["message"].as_str().unwrap().contains("Scheduled, not Running"),
+        s["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Scheduled, not Running"),
         "{s:#}"
     );
     assert!(w
@@ -314,8 +321,8 @@ async fn a_run_missed_while_down_runs_once_within_the_deadline_and_not_after_it(
     .await;
     let created = time(&w.get("schedules", "late").await["metadata"]["creationTimestamp"]);
     // the control plane is down over the first slot, and back 10 s after it
-    let first = created.with_second(0).unwrap().with_nanosecond(0).unwrap()
-        + chrono::Duration::seconds(60);
+    let first =
+        created.with_second(0).unwrap().with_nanosecond(0).unwrap() + chrono::Duration::seconds(60);
     w.clock.set(first + chrono::Duration::seconds(10));
     let c = w.start();
     let s = w.wait("late", |o| result(o) == "Succeeded").await;
@@ -364,19 +371,34 @@ async fn a_suspended_schedule_does_not_run_but_a_run_request_does_once() {
     w.clock.advance(secs(130));
     // a change makes the controller look again, at the new time
     w.registry
-        .merge_patch(scope("schedules"), "paused", json!({"metadata": {"labels": {"poke": "1"}}}), Part::Main, false)
+        .merge_patch(
+            scope("schedules"),
+            "paused",
+            json!({"metadata": {"labels": {"poke": "1"}}}),
+            Part::Main,
+            false,
+        )
         .await
         .unwrap();
     let s = w.settled(&c, "paused").await;
     assert!(s.pointer("/status/lastRunTime").is_none(), "{s:#}");
     let request = catalyst_schemas::schedule::run_now_patch(w.now());
     w.registry
-        .merge_patch(scope("schedules"), "paused", request.clone(), Part::Main, false)
+        .merge_patch(
+            scope("schedules"),
+            "paused",
+            request.clone(),
+            Part::Main,
+            false,
+        )
         .await
         .unwrap();
     let s = w.wait("paused", |o| result(o) == "Succeeded").await;
     assert_eq!(time(&s["status"]["lastRunTime"]), w.now());
-    assert!(s.pointer("/status/lastScheduleTime").is_none(), "no cron slot taken");
+    assert!(
+        s.pointer("/status/lastScheduleTime").is_none(),
+        "no cron slot taken"
+    );
     let stamp = request["metadata"]["annotations"]["catalyst.dev/runRequestedAt"].clone();
     assert_eq!(s["status"]["lastRunRequest"], stamp);
     // handled once: a later look runs nothing

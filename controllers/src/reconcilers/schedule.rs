@@ -251,8 +251,7 @@ pub async fn reconcile_schedule(
         }
         Decision::Interrupted => {
             status.last_result = Some(RunResult::Interrupted);
-            status.message =
-                Some("the controller running it stopped before it finished".into());
+            status.message = Some("the controller running it stopped before it finished".into());
             event = Some((
                 "Warning",
                 "RunInterrupted",

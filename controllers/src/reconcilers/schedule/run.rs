@@ -268,7 +268,9 @@ async fn update_status(
         .await;
     match written {
         Ok(w) => ctx.schedules.write_through(&w.object),
-        Err(e) => tracing::warn!(schedule = name, namespace = ns, error = %e, "cannot record the run"),
+        Err(e) => {
+            tracing::warn!(schedule = name, namespace = ns, error = %e, "cannot record the run")
+        }
     }
 }
 

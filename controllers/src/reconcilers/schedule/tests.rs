@@ -54,7 +54,10 @@ fn a_slot_taken_is_never_due_again() {
 fn of_missed_slots_only_the_latest_runs_and_only_within_the_deadline() {
     let status = json!({"lastScheduleTime": "2026-03-01T12:00:00Z"});
     // down from 12:30 to 15:01: 13:00, 14:00 and 15:00 were missed; 15:00 runs, once
-    let o = schedule(hourly(json!({"startingDeadlineSeconds": 120})), status.clone());
+    let o = schedule(
+        hourly(json!({"startingDeadlineSeconds": 120})),
+        status.clone(),
+    );
     assert_eq!(
         decide(&o, false, t("2026-03-01T15:01:00Z")),
         Decision::Run {
@@ -92,7 +95,10 @@ fn a_slot_that_comes_during_a_run_is_skipped() {
     );
     assert!(matches!(
         decide(&o, true, t("2026-03-01T13:00:01Z")),
-        Decision::Pass { result: RunResult::Skipped, .. }
+        Decision::Pass {
+            result: RunResult::Skipped,
+            ..
+        }
     ));
     assert_eq!(
         decide(&o, true, t("2026-03-01T12:10:00Z")),
@@ -152,10 +158,7 @@ fn deleting_and_invalid_schedules_do_not_run() {
 #[test]
 fn backup_names_stay_dns_subdomains() {
     let now = t("2026-03-01T04:00:05Z");
-    assert_eq!(
-        run::backup_name("nightly", now),
-        "nightly-20260301-040005"
-    );
+    assert_eq!(run::backup_name("nightly", now), "nightly-20260301-040005");
     let long = "a".repeat(253);
     let name = run::backup_name(&long, now);
     assert!(name.len() <= 253 && name.ends_with("-20260301-040005"));
