@@ -691,3 +691,74 @@ async fn deleting_a_user_ends_their_sessions_and_open_watches() {
         .await;
     assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "backing off");
 }
+
+#[tokio::test]
+async fn a_schedule_acts_only_with_what_its_writer_holds() {
+    let w = world().await;
+    let api = &w.api;
+    // bob may create schedules in team, and holds console and start on s1 only
+    created(
+        api,
+        TOKEN,
+        &format!("{TEAM}/rolebindings"),
+        binding("bob-schedules", Some("team"), "schedule.create", "bob", &[]),
+    )
+    .await;
+    // the authorizer's mirror of the bindings follows the store's watch
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let schedule = |name: &str, server: &str, action: &str| {
+        let mut task = json!({"action": action});
+        if action == "Command" {
+            task["payload"] = "say hi".into();
+        }
+        obj(
+            "Schedule",
+            name,
+            Some("team"),
+            json!({"gameServer": server, "cron": "0 4 * * *", "tasks": [task]}),
+        )
+    };
+    for (name, server, action, want) in [
+        ("ok-command", "s1", "Command", StatusCode::CREATED),
+        ("ok-start", "s1", "Start", StatusCode::CREATED),
+        ("no-restart", "s1", "Restart", StatusCode::FORBIDDEN),
+        ("no-backup", "s1", "Backup", StatusCode::FORBIDDEN),
+        ("other-server", "s2", "Command", StatusCode::FORBIDDEN),
+    ] {
+        let (code, body) = api
+            .call_as(
+                &w.bob,
+                Method::POST,
+                &format!("{TEAM}/schedules"),
+                JSON,
+                Some(schedule(name, server, action)),
+            )
+            .await;
+        assert_eq!(code, want, "{name}: {body}");
+        if want == StatusCode::FORBIDDEN {
+            assert!(body.to_string().contains("spec.tasks[0]"), "{body}");
+        }
+    }
+    // running one now is schedule.update's (bob has only schedule.create)
+    let (code, body) = api
+        .call_as(
+            &w.bob,
+            Method::POST,
+            &format!("{TEAM}/schedules/ok-command/run"),
+            JSON,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    let (code, body) = api
+        .call_as(
+            TOKEN,
+            Method::POST,
+            &format!("{TEAM}/schedules/ok-command/run"),
+            JSON,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(body["metadata"]["annotations"]["catalyst.dev/runRequestedAt"].is_string());
+}

@@ -36,6 +36,15 @@ pub fn age(timestamp: &str, now: DateTime<Utc>) -> String {
     }
 }
 
+/// Time until `timestamp`, as [`age`] writes it (`0s` once it is past).
+fn until(timestamp: &str, now: DateTime<Utc>) -> String {
+    let Ok(t) = DateTime::parse_from_rfc3339(timestamp) else {
+        return "<unknown>".into();
+    };
+    let ahead = t.with_timezone(&Utc) - now;
+    age(&(now - ahead).to_rfc3339(), now)
+}
+
 fn columns(kind: &KindInfo, wide: bool) -> Vec<&'static str> {
     let mut cols: Vec<&str> = match kind.kind {
         "GameServer" => vec!["NAME", "PHASE", "NODE", "ADDRESS", "AGE"],
@@ -43,7 +52,16 @@ fn columns(kind: &KindInfo, wide: bool) -> Vec<&'static str> {
         "Template" => vec!["NAME", "IMAGE", "AGE"],
         "Backup" => vec!["NAME", "GAMESERVER", "PHASE", "SIZE", "AGE"],
         "Restore" => vec!["NAME", "BACKUP", "PHASE", "AGE"],
-        "Schedule" => vec!["NAME", "GAMESERVER", "CRON", "LAST RUN", "AGE"],
+        "Schedule" => vec![
+            "NAME",
+            "GAMESERVER",
+            "CRON",
+            "SUSPEND",
+            "LAST RUN",
+            "RESULT",
+            "NEXT RUN",
+            "AGE",
+        ],
         "AlertRule" => vec!["NAME", "FIRING", "AGE"],
         "Event" => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         "Lease" => vec!["NAME", "HOLDER", "AGE"],
@@ -53,6 +71,7 @@ fn columns(kind: &KindInfo, wide: bool) -> Vec<&'static str> {
         match kind.kind {
             "GameServer" => cols.extend(["IMAGE", "PORTS", "RESTARTS", "STATE"]),
             "Node" => cols.extend(["VERSION", "CAPACITY"]),
+            "Schedule" => cols.extend(["TIMEZONE", "TASKS"]),
             _ => {}
         }
     }
@@ -179,6 +198,45 @@ fn cell(obj: &Value, column: &str, now: DateTime<Utc>) -> String {
                 age(t, now)
             }
         }
+        "SUSPEND" => obj
+            .pointer("/spec/suspend")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .to_string(),
+        "RESULT" => {
+            let r = s(obj, "/status/lastResult");
+            if r.is_empty() {
+                "<none>".into()
+            } else {
+                r.into()
+            }
+        }
+        "NEXT RUN" => {
+            let t = s(obj, "/status/nextRunTime");
+            if t.is_empty() {
+                "<none>".into()
+            } else {
+                format!("in {}", until(t, now))
+            }
+        }
+        "TIMEZONE" => {
+            let tz = s(obj, "/spec/timezone");
+            if tz.is_empty() {
+                "UTC".into()
+            } else {
+                tz.into()
+            }
+        }
+        "TASKS" => obj
+            .pointer("/spec/tasks")
+            .and_then(Value::as_array)
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| s(t, "/action").to_owned())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default(),
         "FIRING" => obj
             .pointer("/status/firing")
             .and_then(Value::as_bool)
@@ -297,6 +355,57 @@ mod tests {
         assert_eq!(age("2026-01-01T23:00:00Z", now), "60m");
         assert_eq!(age("2026-01-01T00:00:00Z", now), "24h");
         assert_eq!(age("2025-12-20T00:00:00Z", now), "13d");
+    }
+
+    #[test]
+    fn schedule_tables_show_the_last_and_the_next_run() {
+        let kind = catalyst_schemas::lookup_kind("sched").unwrap();
+        let now = Utc::now();
+        let next = (now + chrono::Duration::seconds(300)).to_rfc3339();
+        let last = (now - chrono::Duration::seconds(30)).to_rfc3339();
+        let sched = serde_json::json!({
+            "kind": "Schedule",
+            "metadata": {"name": "nightly", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"gameServer": "survival", "cron": "0 4 * * *", "timezone": "Europe/Berlin",
+                     "tasks": [{"action": "Command", "payload": "say bye"}, {"action": "Restart"}]},
+            "status": {"lastRunTime": last, "lastResult": "Succeeded", "nextRunTime": next}
+        });
+        let out = table(kind, &[sched], true, false, true);
+        let lines: Vec<&str> = out.lines().collect();
+        let header: Vec<&str> = lines[0]
+            .split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            header,
+            [
+                "NAME",
+                "GAMESERVER",
+                "CRON",
+                "SUSPEND",
+                "LAST RUN",
+                "RESULT",
+                "NEXT RUN",
+                "AGE",
+                "TIMEZONE",
+                "TASKS"
+            ],
+            "{out}"
+        );
+        for want in [
+            "0 4 * * *",
+            "false",
+            "Succeeded",
+            "Europe/Berlin",
+            "Command,Restart",
+        ] {
+            assert!(lines[1].contains(want), "{want}: {out}");
+        }
+        assert!(
+            lines[1].contains("in 4m") || lines[1].contains("in 5m"),
+            "{out}"
+        );
     }
 
     #[test]

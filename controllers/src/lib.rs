@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod backups;
+pub mod clock;
 pub mod informer;
 pub mod leader;
 pub mod manager;

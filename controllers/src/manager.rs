@@ -1,5 +1,6 @@
-//! Runs the controllers: informers for GameServers and Nodes, leader election, and the workers
-//! that reconcile queued keys while this process leads.
+//! Runs the controllers: informers for GameServers, Nodes and Schedules, leader election, and
+//! the workers that reconcile queued keys while this process leads (schedule runs and timers
+//! stop when it stops leading).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,10 +15,14 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::alerts::{self, AlertConfig, Evaluator};
+use crate::clock::Clock;
 use crate::informer::{self, Cache, Key};
 use crate::progress::Progress;
 use crate::queue::WorkQueue;
-use crate::reconcilers::{reconcile_gameserver, reconcile_node, Action, Context, ReconcileError};
+use crate::reconcilers::{
+    reconcile_gameserver, reconcile_node, reconcile_schedule, Action, Context, ReconcileError,
+    ScheduleContext,
+};
 use crate::scheduling::Strategy;
 
 /// How the controllers run.
@@ -29,9 +34,11 @@ pub struct Config {
     pub lease_duration: Duration,
     /// Packed or Distributed scheduling.
     pub strategy: Strategy,
-    /// The API server's node tunnels, for the controllers that ask nodes (backups); None
-    /// runs without them.
-    pub tunnels: Option<Arc<Tunnels>>,
+    /// The API server's node tunnels, for the controllers that ask nodes (backups, schedule
+    /// Command tasks); [`Config::new`] gives an empty set (no node is ever connected).
+    pub tunnels: Arc<Tunnels>,
+    /// The time schedules run by.
+    pub clock: Arc<dyn Clock>,
     /// How long a node may go without a heartbeat before it is NotReady
     /// ([`crate::reconcilers::NODE_GRACE`] by default).
     pub node_grace: Duration,
@@ -40,7 +47,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults: Packed scheduling, [`crate::reconcilers::NODE_GRACE`], no alerts.
+    /// The defaults: Packed scheduling, [`crate::reconcilers::NODE_GRACE`], no tunnels, the
+    /// system clock, no alerts.
     pub fn new(identity: &str, lease_duration: Duration) -> Self {
         Self {
             identity: identity.to_owned(),
@@ -48,7 +56,8 @@ impl Config {
             strategy: Strategy::Packed,
             node_grace: crate::reconcilers::NODE_GRACE,
             alerts: None,
-            tunnels: None,
+            tunnels: Arc::new(Tunnels::default()),
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 }
@@ -63,13 +72,19 @@ pub struct Handle {
     pub gameservers: Arc<Progress>,
     /// What the Node worker has reconciled (keys: node names).
     pub nodes: Arc<Progress>,
+    /// What the Schedule worker has reconciled (keys `namespace/name`).
+    pub schedules: Arc<Progress>,
+    /// The schedule runs and timers of this process.
+    pub schedule_runs: Arc<crate::reconcilers::Runs>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Handle {
-    /// Stops every controller task (the lease then expires and a standby takes over).
+    /// Stops every controller task and schedule run (the lease then expires and a standby
+    /// takes over).
     pub fn stop(&self) {
         self.tasks.iter().for_each(|t| t.abort());
+        self.schedule_runs.stop_all();
     }
 }
 
@@ -81,6 +96,7 @@ pub fn start(
 ) -> Handle {
     let gs_kind = lookup_kind("gameservers").expect("kind");
     let node_kind = lookup_kind("nodes").expect("kind");
+    let sched_kind = lookup_kind("schedules").expect("kind");
     let ctx = Context {
         registry: registry.clone(),
         gameservers: Arc::new(Cache::default()),
@@ -91,6 +107,15 @@ pub fn start(
     };
     let gs_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
     let node_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
+    let sched_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
+    let sched_ctx = ScheduleContext {
+        registry: registry.clone(),
+        schedules: Arc::new(Cache::default()),
+        tunnels: config.tunnels.clone(),
+        clock: config.clock.clone(),
+        queue: sched_queue.clone(),
+        runs: Default::default(),
+    };
 
     let mut tasks = Vec::new();
     let ctx_registry = ctx.registry.clone();
@@ -136,6 +161,15 @@ pub fn start(
     )));
 
     let gs_cache_for_backups = ctx.gameservers.clone();
+    let sq = sched_queue.clone();
+    tasks.push(tokio::spawn(informer::run(
+        registry.clone(),
+        caches[sched_kind.plural].clone(),
+        sched_kind,
+        sched_ctx.schedules.clone(),
+        move |k| sq.add(k),
+    )));
+
     let (leading_tx, leading) = watch::channel(false);
     tasks.push(tokio::spawn(crate::leader::run(
         registry,
@@ -143,13 +177,14 @@ pub fn start(
         config.lease_duration,
         leading_tx,
     )));
-    // on becoming leader, look at everything
+    // on becoming leader, look at everything; on losing it, stop the schedule runs
     {
-        let (mut leading, ctx, gq, nq) = (
+        let (mut leading, ctx, gq, nq, sctx) = (
             leading.clone(),
             ctx.clone(),
             gs_queue.clone(),
             node_queue.clone(),
+            sched_ctx.clone(),
         );
         tasks.push(tokio::spawn(async move {
             // `leading` is sent after every election round, changed or not: only a round that
@@ -158,6 +193,9 @@ pub fn start(
             while leading.changed().await.is_ok() {
                 let now = *leading.borrow_and_update();
                 let became = now && !led;
+                if led && !now {
+                    sctx.runs.stop_all();
+                }
                 led = now;
                 if became {
                     ctx.gameservers
@@ -168,6 +206,10 @@ pub fn start(
                         .all()
                         .iter()
                         .for_each(|o| nq.add(informer::key_of(o)));
+                    sctx.schedules
+                        .all()
+                        .iter()
+                        .for_each(|o| sctx.queue.add(informer::key_of(o)));
                 }
             }
         }));
@@ -189,15 +231,22 @@ pub fn start(
         ctx,
         |ctx, key| async move { reconcile_node(&ctx, &key).await },
     )));
-    if let Some(tunnels) = config.tunnels.clone() {
-        tasks.extend(crate::backups::start(
-            ctx_registry.clone(),
-            caches,
-            gs_cache_for_backups,
-            tunnels,
-            leading.clone(),
-        ));
-    }
+    tasks.extend(crate::backups::start(
+        ctx_registry.clone(),
+        caches,
+        gs_cache_for_backups,
+        config.tunnels.clone(),
+        leading.clone(),
+    ));
+    let sched_progress = Arc::new(Progress::default());
+    let schedule_runs = sched_ctx.runs.clone();
+    tasks.push(tokio::spawn(worker(
+        sched_queue,
+        leading.clone(),
+        (sched_ctx.schedules.clone(), sched_progress.clone()),
+        sched_ctx,
+        |ctx, key| async move { reconcile_schedule(&ctx, &key).await },
+    )));
     tasks.push(tokio::spawn(expire_events(ctx_registry, leading.clone())));
     if let Some(alert_config) = config.alerts {
         let caches_of = |plural: &'static str, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
@@ -227,6 +276,8 @@ pub fn start(
         leading,
         gameservers: gs_progress,
         nodes: node_progress,
+        schedules: sched_progress,
+        schedule_runs,
         tasks,
     }
 }
@@ -277,14 +328,15 @@ fn is_pending(gs: &Value) -> bool {
 
 /// Reconciles the keys of `queue` while leading; each success is recorded in `progress` with the
 /// revision of the cached object (in `cache`) the reconcile started from.
-async fn worker<F, Fut>(
+async fn worker<C, F, Fut>(
     queue: Arc<WorkQueue<Key>>,
     leading: watch::Receiver<bool>,
     (cache, progress): (Arc<Cache>, Arc<Progress>),
-    ctx: Context,
+    ctx: C,
     reconcile: F,
 ) where
-    F: Fn(Context, Key) -> Fut,
+    C: Clone,
+    F: Fn(C, Key) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>>,
 {
     while let Some(key) = queue.next().await {

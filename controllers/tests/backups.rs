@@ -64,7 +64,7 @@ async fn backups_and_restores_say_why_they_cannot_run_and_interrupted_jobs_fail(
         registry.clone(),
         &state.caches,
         Config {
-            tunnels: Some(state.tunnels.clone()),
+            tunnels: state.tunnels.clone(),
             ..Config::new("one", Duration::from_secs(2))
         },
     );

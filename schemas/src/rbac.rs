@@ -422,8 +422,11 @@ pub const SUBUSER_ROLES: &[Subuser] = &[
     ("schedule.read", "See schedules.", &[(&["schedules"], READ)]),
     (
         "schedule.update",
-        "Change schedules.",
-        &[(&["schedules"], &["update", "patch"])],
+        "Change schedules and run them now (as Pterodactyl's run-now needs schedule.update).",
+        &[
+            (&["schedules"], &["update", "patch"]),
+            (&["schedules/run"], &["create"]),
+        ],
     ),
     (
         "schedule.delete",

@@ -1,6 +1,8 @@
 //! Nobody grants what they do not hold. Writes of Roles, RoleBindings, ClusterRoleBindings and
 //! ApiKeys are checked against the caller's own grants on the object as it will be stored
 //! (after defaulting, merge patches and server-side apply), so every write path is covered.
+//! A Schedule is a delegation too (the controller runs its tasks): who writes one must hold
+//! what each task does on its GameServer.
 //! The caller of the request in flight travels in a task-local set by the authentication
 //! middleware; writes made in-process without one (controllers, bootstrap) are the system's.
 
@@ -8,6 +10,7 @@ use std::sync::Arc;
 
 use catalyst_schemas::access::{ApiKeySpec, RoleBindingSpec, RoleSpec};
 use catalyst_schemas::rbac::{covers, Attributes, Grant};
+use catalyst_schemas::schedule::{ScheduleSpec, TaskAction};
 use serde_json::Value;
 
 use super::{Access, Caller};
@@ -166,6 +169,42 @@ pub fn check_write(access: &Access, plural: &str, obj: &Value) -> Result<(), Api
             }
             Ok(())
         }
+        "schedules" => {
+            let spec: ScheduleSpec = spec(obj)?;
+            let ns = catalyst_schemas::object::namespace_of(obj).unwrap_or_default();
+            for (i, task) in spec.tasks.iter().enumerate() {
+                let wanted = task_attributes(task.action, ns, &spec.game_server);
+                if !access.may(&caller, &wanted) {
+                    let res = match &wanted.subresource {
+                        Some(sub) => format!("{}/{sub}", wanted.resource),
+                        None => wanted.resource.clone(),
+                    };
+                    return Err(refused(
+                        &caller,
+                        "write this Schedule",
+                        format!(
+                            "spec.tasks[{i}] ({:?}) needs create on {res:?} in namespace {ns:?}, which you do not hold",
+                            task.action
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
+}
+
+/// What a schedule task does, as the request a user would make for it.
+fn task_attributes(action: TaskAction, ns: &str, game_server: &str) -> Attributes {
+    let sub = match action {
+        TaskAction::Backup => return Attributes::new("create", "backups").in_namespace(ns),
+        TaskAction::Command => "gameservers/command",
+        TaskAction::Start => "gameservers/start",
+        TaskAction::Stop => "gameservers/stop",
+        TaskAction::Restart => "gameservers/restart",
+    };
+    Attributes::new("create", sub)
+        .in_namespace(ns)
+        .named(game_server)
 }

@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::registry::{meta_str, Scope};
+use crate::registry::{meta_str, Registry, Scope};
 use crate::state::AppState;
-use crate::tunnel::{Answers, TunnelError};
+use crate::tunnel::{Answers, TunnelError, Tunnels};
 
 /// The largest body `POST …/command` takes.
 pub const COMMAND_BODY_BYTES: usize = 64 * 1024;
@@ -84,9 +84,17 @@ pub(crate) async fn locate(
     ns: &str,
     name: &str,
 ) -> Result<(String, String), ApiError> {
+    locate_in(&state.registry, ns, name).await
+}
+
+/// The node and uid of a GameServer, read from `registry`.
+async fn locate_in(
+    registry: &Registry,
+    ns: &str,
+    name: &str,
+) -> Result<(String, String), ApiError> {
     let kind = lookup_kind("gameservers").expect("kind");
-    let obj = state
-        .registry
+    let obj = registry
         .get(
             Scope {
                 kind,
@@ -268,23 +276,49 @@ pub async fn command(
         })?;
     let body: CommandBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("command body: {e}")))?;
-    if body.command.contains(['\n', '\r', '\0']) {
-        return Err(ApiError::BadRequest(
-            "command: must be one line without NUL bytes".into(),
-        ));
-    }
-    ask(&state, &owner(caller.as_deref()), &ns, &name, |uid| {
-        TunnelOp::Command {
-            uid,
-            text: body.command,
-        }
-    })
+    send_command(
+        &state.registry,
+        &state.tunnels,
+        &owner(caller.as_deref()),
+        &ns,
+        &name,
+        body.command,
+    )
     .await?;
     Ok((
         StatusCode::OK,
         Json(json!({"kind": "Status", "status": "Success"})),
     )
         .into_response())
+}
+
+/// Sends one console line to GameServer `ns/name` through its node's tunnel on behalf of
+/// `owner` (the per-owner request limit counts by it) and waits for the node to take it: what
+/// `POST …/command` does, for callers in this process (the schedule controller).
+///
+/// # Errors
+/// 400 for a line with a newline or NUL; the server's 404; 503 when it is not on a node or its
+/// node has no tunnel to this API server; the node's refusal; 504 when it does not answer in
+/// time.
+pub async fn send_command(
+    registry: &Registry,
+    tunnels: &Tunnels,
+    owner: &str,
+    ns: &str,
+    name: &str,
+    text: String,
+) -> Result<(), ApiError> {
+    if text.contains(['\n', '\r', '\0']) {
+        return Err(ApiError::BadRequest(
+            "command: must be one line without NUL bytes".into(),
+        ));
+    }
+    let (node, uid) = locate_in(registry, ns, name).await?;
+    let mut answers = tunnels
+        .request(&node, owner, TunnelOp::Command { uid, text })
+        .await?;
+    let first = answers.next_in_time().await?;
+    answer_error(&first).map_or(Ok(()), Err)
 }
 
 /// `GET …/namespaces/NS/gameservers/NAME/metrics`: the server's resource use now.

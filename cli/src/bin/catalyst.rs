@@ -275,7 +275,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         &running.state.caches,
         catalyst_controllers::manager::Config {
             node_grace: args.node_grace_period,
-            tunnels: Some(running.state.tunnels.clone()),
+            tunnels: running.state.tunnels.clone(),
             alerts: Some(catalyst_controllers::alerts::AlertConfig {
                 interval: args.alert_interval,
                 sender: catalyst_controllers::alerts::notify::Sender {

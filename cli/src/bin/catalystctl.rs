@@ -27,6 +27,7 @@ use catalyst_cli::ctl::get::GetArgs;
 use catalyst_cli::ctl::lifecycle::{GameServerArgs, NodeArgs, PowerAction};
 use catalyst_cli::ctl::login::{LoginArgs, LogoutArgs};
 use catalyst_cli::ctl::logs::LogsArgs;
+use catalyst_cli::ctl::schedule::ScheduleArgs;
 use catalyst_cli::ctl::version::VersionArgs;
 use catalyst_cli::ctl::wait::WaitArgs;
 use catalyst_cli::ctl::{CtlError, Out};
@@ -87,6 +88,8 @@ enum Command {
     Say(CommandArgs),
     /// Restart a GameServer (POST …/restart: sets the catalyst.dev/restartedAt annotation).
     Restart(GameServerArgs),
+    /// Schedules: `schedule run NAME` runs one now (POST …/schedules/NAME/run).
+    Schedule(ScheduleArgs),
     /// Mark a node unschedulable.
     Cordon(NodeArgs),
     /// Mark a node schedulable again.
@@ -169,6 +172,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Backup(args) => args.run(c, ns, out).await,
         Command::Console(args) => args.run(c, ns, out).await,
         Command::Say(args) => args.run(c, ns, out).await,
+        Command::Schedule(args) => args.run(c, ns, out).await,
         Command::Cordon(args) => args.run(true, c, out).await,
         Command::Uncordon(args) => args.run(false, c, out).await,
         Command::Audit(args) => args.run(c, out).await,

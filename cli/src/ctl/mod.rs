@@ -29,6 +29,7 @@ pub mod manifest;
 mod out;
 pub mod prompt;
 pub mod request;
+pub mod schedule;
 pub mod target;
 pub mod version;
 pub mod wait;

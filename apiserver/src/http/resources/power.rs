@@ -1,7 +1,10 @@
 //! `POST …/namespaces/NS/gameservers/NAME/{start,stop,restart,suspend,unsuspend,reinstall}`:
 //! the power actions as subresources, so RBAC grants them one by one (`create
 //! gameservers/start`, …). Each applies its merge patch ([`PowerAction::merge_patch`]) and
-//! answers 200 with the object; `?dryRun=All` works as on every write.
+//! answers 200 with the object; `?dryRun=All` works as on every write. `POST
+//! …/namespaces/NS/schedules/NAME/run` is the same for a Schedule's run-now request
+//! ([`run_now_patch`]: the `catalyst.dev/runRequestedAt` annotation the schedule controller
+//! acts on; RBAC `create schedules/run`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -10,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use catalyst_schemas::power::PowerAction;
+use catalyst_schemas::schedule::run_now_patch;
 use serde_json::Value;
 
 use super::request::{parse_body, scope, Params};
@@ -34,12 +38,32 @@ pub(super) fn routes(api: &str) -> Router<AppState> {
                       query: Query<Params>,
                       headers: HeaderMap,
                       body: Bytes| {
-                    power(action, state, target, query, headers, body)
+                    patch_action(Target::Power(action), state, target, query, headers, body)
                 },
             ),
         );
     }
-    router
+    router.route(
+        &format!("{api}/namespaces/{{ns}}/schedules/{{name}}/run"),
+        post(
+            |state: State<AppState>,
+             target: Path<(String, String)>,
+             query: Query<Params>,
+             headers: HeaderMap,
+             body: Bytes| {
+                patch_action(Target::RunSchedule, state, target, query, headers, body)
+            },
+        ),
+    )
+}
+
+/// What a POST here does.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// A GameServer power action.
+    Power(PowerAction),
+    /// A Schedule's run-now request.
+    RunSchedule,
 }
 
 /// The body may be absent or an empty object.
@@ -50,13 +74,13 @@ fn check_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<()> {
     match parse_body(headers, body)? {
         Value::Object(m) if m.is_empty() => Ok(()),
         _ => Err(ApiError::BadRequest(
-            "a power action takes no body (or {})".into(),
+            "this action takes no body (or {})".into(),
         )),
     }
 }
 
-async fn power(
-    action: PowerAction,
+async fn patch_action(
+    target: Target,
     State(s): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
     Query(p): Query<Params>,
@@ -64,10 +88,14 @@ async fn power(
     body: Bytes,
 ) -> ApiResult<Response> {
     check_body(&headers, &body)?;
-    let scope = scope("gameservers", Some(&ns))?;
+    let now = chrono::Utc::now();
+    let (plural, patch, action) = match target {
+        Target::Power(a) => ("gameservers", a.merge_patch(now), a.subresource()),
+        Target::RunSchedule => ("schedules", run_now_patch(now), "run"),
+    };
+    let scope = scope(plural, Some(&ns))?;
     let dry_run = p.dry_run()?;
     let manager = p.manager(&headers);
-    let patch = action.merge_patch(chrono::Utc::now());
     let written = s
         .registry
         .update_with(scope, &name, None, Part::Main, dry_run, |current| {
@@ -79,7 +107,8 @@ async fn power(
     tracing::info!(
         namespace = ns,
         name,
-        action = action.subresource(),
+        kind = plural,
+        action,
         dry_run,
         changed = written.changed,
         "power action"
