@@ -167,6 +167,17 @@ fn main() {
     };
     let data = ndir.join("servers").join(&uid);
     fill(&data, bytes);
+    // the server's own files, as if the game had written them
+    let owner = std::fs::metadata(&data).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}:{}", m.uid(), m.gid())
+    });
+    let chowned = Command::new("chown")
+        .args(["-R", &owner.expect("owner")])
+        .arg(&data)
+        .status()
+        .expect("chown");
+    assert!(chowned.success());
     Command::new("sync").status().expect("sync");
     println!(
         "backups: {mib} MiB (3/4 random in 64 MiB files, 1/4 in 16 KiB text files), 2 cores, same disk"

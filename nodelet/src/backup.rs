@@ -301,10 +301,12 @@ impl Backups {
             }
         };
         root.mkdir(&aside)?;
-        let swapped = swap(root, &staging, &aside, truncate);
-        if let Err(e) = &swapped {
-            tracing::warn!(id, error = %e, "restore: the swap failed; replaced entries are in {aside}");
-            return Err(swapped.unwrap_err().into());
+        if let Err(e) = swap(root, &staging, &aside, truncate) {
+            tracing::warn!(id, error = %e, "restore: the swap failed and was undone");
+            for left in [&aside, &staging] {
+                let _ = root.remove(left, true);
+            }
+            return Err(e.into());
         }
         for done in [&aside, &staging] {
             if let Err(e) = root.remove(done, true) {
@@ -393,17 +395,42 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// Moves the unpacked tree `staging` into place (see [`Backups::restore`]); what it replaces
-/// goes into `aside` first.
+/// goes into `aside` first. When a move fails, the moves made are undone in reverse order,
+/// so the data directory is as it was (and the staging tree as unpacked).
 fn swap(root: &Root, staging: &str, aside: &str, truncate: bool) -> Result<(), FsError> {
-    let mut moved = 0u64;
-    let mut put_aside = |path: &str| -> Result<(), FsError> {
-        moved += 1;
-        root.rename(path, &format!("{aside}/{moved}"), false)
+    let mut done: Vec<(String, String)> = Vec::new();
+    let result = swap_moves(root, staging, aside, truncate, &mut done);
+    if result.is_err() {
+        for (from, to) in done.iter().rev() {
+            if let Err(e) = root.rename(to, from, false) {
+                tracing::warn!(from = to, to = from, error = %e, "restore: could not undo a move");
+            }
+        }
+    }
+    result
+}
+
+fn swap_moves(
+    root: &Root,
+    staging: &str,
+    aside: &str,
+    truncate: bool,
+    done: &mut Vec<(String, String)>,
+) -> Result<(), FsError> {
+    let mut aside_count = 0u64;
+    let moved = |from: &str, to: &str, done: &mut Vec<(String, String)>| {
+        root.rename(from, to, false)?;
+        done.push((from.to_owned(), to.to_owned()));
+        Ok::<(), FsError>(())
+    };
+    let mut put_aside = |path: &str, done: &mut Vec<(String, String)>| {
+        aside_count += 1;
+        moved(path, &format!("{aside}/{aside_count}"), done)
     };
     if truncate {
         for (name, _) in names(root, "")? {
             if name != staging && name != aside {
-                put_aside(&name)?;
+                put_aside(&name, done)?;
             }
         }
     }
@@ -414,13 +441,16 @@ fn swap(root: &Root, staging: &str, aside: &str, truncate: bool) -> Result<(), F
             let src = join(&from, &name);
             let dst = join(&to, &name);
             match root.stat(&dst) {
-                Err(FsError::NotFound { .. }) => root.rename(&src, &dst, false)?,
+                Err(FsError::NotFound { .. }) => root
+                    .rename(&src, &dst, false)
+                    .map(|()| done.push((src.clone(), dst.clone())))?,
                 Ok(there) if there.kind == EntryKind::Directory && kind == EntryKind::Directory => {
                     stack.push((src, dst));
                 }
                 Ok(_) => {
-                    put_aside(&dst)?;
+                    put_aside(&dst, done)?;
                     root.rename(&src, &dst, false)?;
+                    done.push((src, dst));
                 }
                 Err(e) => return Err(e),
             }

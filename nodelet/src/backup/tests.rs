@@ -233,3 +233,31 @@ fn ids_are_plain_names() {
     ));
     assert!(!b.remove("srv", "missing").expect("remove"));
 }
+
+#[test]
+fn a_swap_that_fails_midway_is_undone() {
+    let fx = Fixture::new();
+    fx.file("a/one.txt", b"one");
+    fx.file("keep.txt", b"keep");
+    let (_tmp, b) = store();
+    let made = b
+        .create(&fx.root, "srv", "b5", &[], &|_| {})
+        .expect("backup");
+    // a directory the server's uid cannot move (root's, as no server file ever is): the
+    // truncating swap moves `a` aside, then fails on it
+    fx.file("a/one.txt", b"changed");
+    // (after the fixture's last chown of the tree)
+    std::fs::create_dir(fx.p("zz-root")).expect("dir");
+    std::fs::write(fx.p("zz-root/f"), b"root's").expect("file");
+    let before = manifest(&fx.data);
+    let err = b
+        .restore(&fx.root, "srv", "b5", &made.sha256, true)
+        .expect_err("the swap fails");
+    assert_eq!(err.status(), 403, "{err}");
+    assert_eq!(
+        manifest(&fx.data),
+        before,
+        "everything is back where it was"
+    );
+    fx.outside_untouched();
+}
