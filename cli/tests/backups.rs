@@ -224,12 +224,21 @@ fn backups_restore_byte_for_byte_refuse_tampering_and_follow_retention() {
     ));
     let b3 = completed(server, "backup/b3");
     let obj = wait_phase(server, "bk", "Running", &ndir);
-    let stopped = obj
-        .pointer("/status/lastExit/finishedAt")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let began = b3["status"]["startedAt"].as_str().unwrap_or_default();
-    assert!(stopped >= began, "the server stopped for b3: {obj}\n{b3}");
+    // (times, not strings: `…:23.8Z` is after `…:23Z`; startedAt has whole seconds)
+    let time = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp())
+    };
+    let (stopped, began) = (
+        time(&obj, "/status/lastExit/finishedAt"),
+        time(&b3, "/status/startedAt"),
+    );
+    assert!(
+        began > 0 && stopped >= began,
+        "the server stopped for b3: {obj}\n{b3}"
+    );
     let b1_archive = ndir.join("backups").join(&uid).join(format!(
         "{}.tar.zst",
         b1["metadata"]["uid"].as_str().expect("uid")
