@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod informer;
+pub mod noresolve;
 pub mod paths;
 pub mod pin;
 pub mod session;

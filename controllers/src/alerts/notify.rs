@@ -196,19 +196,6 @@ impl Default for Sender {
     }
 }
 
-/// A resolver that resolves nothing: only the checked addresses are connected to.
-#[derive(Debug)]
-struct NoResolve;
-
-impl reqwest::dns::Resolve for NoResolve {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let name = name.as_str().to_owned();
-        Box::pin(async move {
-            Err(format!("{name}: not resolved (only checked addresses are connected to)").into())
-        })
-    }
-}
-
 /// The host of a URL for messages (never the path or query, which may hold a secret).
 fn shown(url: &Url) -> String {
     match (url.host_str(), url.port()) {
@@ -317,7 +304,7 @@ impl Sender {
             .referer(false)
             .no_proxy()
             .user_agent(concat!("catalyst-alerts/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(NoResolve));
+            .dns_resolver(Arc::new(catalyst_client::noresolve::NoResolve));
         if let Some(h) = url
             .host_str()
             .filter(|h| h.parse::<IpAddr>().is_err() && !h.starts_with('['))

@@ -234,20 +234,6 @@ fn host(url: &Url) -> Option<Host<'_>> {
     })
 }
 
-/// A resolver that resolves nothing: the client may only connect to the addresses it was
-/// given for the checked host.
-#[derive(Debug)]
-struct NoResolve;
-
-impl reqwest::dns::Resolve for NoResolve {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let name = name.as_str().to_owned();
-        Box::pin(async move {
-            Err(format!("{name}: not resolved (only checked addresses are connected to)").into())
-        })
-    }
-}
-
 /// One request, to the checked addresses of the URL's host only.
 async fn request(
     url: &Url,
@@ -262,7 +248,7 @@ async fn request(
         .referer(false)
         .no_proxy()
         .user_agent(concat!("catalyst-nodelet/", env!("CARGO_PKG_VERSION")))
-        .dns_resolver(Arc::new(NoResolve));
+        .dns_resolver(Arc::new(catalyst_client::noresolve::NoResolve));
     if let Some(Host::Domain(d)) = host(url) {
         builder = builder.resolve_to_addrs(d, &addrs);
     }
