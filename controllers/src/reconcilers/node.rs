@@ -25,6 +25,9 @@ enum NodeDecision {
     Lost,
     /// Already NotReady: make sure its servers are Unknown.
     StillLost,
+    /// Heartbeating again after it was lost: its `Ready` condition back to True (its nodelet
+    /// writes `state: Ready` itself, and reports its servers again), then as `CheckAgain`.
+    Recovered(Duration),
 }
 
 fn decide_node(node: &Value, now: DateTime<Utc>, grace_period: Duration) -> NodeDecision {
@@ -32,9 +35,21 @@ fn decide_node(node: &Value, now: DateTime<Utc>, grace_period: Duration) -> Node
         serde_json::from_value(node.get("status").cloned().unwrap_or(json!({})))
             .unwrap_or_default();
     let grace = chrono::Duration::from_std(grace_period).unwrap_or(chrono::Duration::MAX);
+    let ready_false = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "False")
+        });
     match (status.state, status.last_heartbeat_time) {
         (NodeState::Ready, Some(t)) if now - t < grace => {
-            NodeDecision::CheckAgain((t + grace - now).to_std().unwrap_or_default())
+            let left = (t + grace - now).to_std().unwrap_or_default();
+            if ready_false {
+                NodeDecision::Recovered(left)
+            } else {
+                NodeDecision::CheckAgain(left)
+            }
         }
         (NodeState::Ready, _) => NodeDecision::Lost,
         (NodeState::NotReady, _) => NodeDecision::StillLost,
@@ -86,6 +101,41 @@ pub async fn reconcile_node(ctx: &Context, key: &str) -> Result<Action, Reconcil
             .await;
         }
         NodeDecision::StillLost => {}
+        NodeDecision::Recovered(d) => {
+            let scope = Scope {
+                kind: kind("nodes"),
+                namespace: None,
+            };
+            let written = ctx
+                .registry
+                .update_with(scope, &name, rv_of(&node), Part::Status, false, |cur| {
+                    let mut next = cur.clone();
+                    put_condition(
+                        &mut next["status"],
+                        Condition::new("Ready", true, "NodeHeartbeat", "heartbeating again", None),
+                    );
+                    Ok(next)
+                })
+                .await;
+            return match written {
+                Ok(w) => {
+                    ctx.nodes.write_through(&w.object);
+                    record_event(
+                        &ctx.registry,
+                        &w.object,
+                        "Normal",
+                        "NodeReady",
+                        "the node is heartbeating again",
+                    )
+                    .await;
+                    Ok(Action::RequeueAfter(d + Duration::from_millis(100)))
+                }
+                Err(ApiError::Conflict { .. }) => {
+                    Ok(Action::RequeueAfter(Duration::from_millis(200)))
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
     }
     // its servers: Unknown
     for gs in ctx.gameservers.all() {
@@ -161,6 +211,14 @@ mod tests {
             decide_node(&node("NotReady", 100), now, grace),
             NodeDecision::StillLost
         );
+        // back after a loss: its Ready condition goes True again
+        let mut back = node("Ready", 5);
+        back["status"]["conditions"] =
+            json!([{"type": "Ready", "status": "False", "reason": "NodeHeartbeatLost"}]);
+        assert!(matches!(
+            decide_node(&back, now, grace),
+            NodeDecision::Recovered(d) if d <= Duration::from_secs(35)
+        ));
         let short = Duration::from_secs(15);
         assert_eq!(
             decide_node(&node("Ready", 16), now, short),
