@@ -2,7 +2,7 @@
 //! broadcast to every watcher of the kind. A watcher that falls behind the window is cut off
 //! (it re-lists), so a slow client can neither block others nor grow memory.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +26,10 @@ pub const WINDOW: usize = 4096;
 pub struct CachedEvent {
     /// The revision of the change.
     pub revision: Revision,
+    /// For a `MODIFIED` event from the cache: what selectors saw of the object before it
+    /// ([`selectable_view`]), so a watcher whose selector the change moves the object out of
+    /// gets a `DELETED` (and one it moves in, an `ADDED`), as Kubernetes watches do.
+    pub previous: Option<Arc<Value>>,
     /// `ADDED`, `MODIFIED` or `DELETED` with the object (for DELETED: as last stored, with the
     /// deletion's resourceVersion).
     pub event: WatchEvent<Value>,
@@ -39,6 +43,7 @@ impl CachedEvent {
         let line = event_line(&event);
         Self {
             revision,
+            previous: None,
             event,
             line,
         }
@@ -54,6 +59,34 @@ impl CachedEvent {
         static NONE: Value = Value::Null;
         self.event.object().unwrap_or(&NONE)
     }
+}
+
+/// The paths a selector can see: name, namespace and labels, and every selectable field
+/// ([`crate::selector::SELECTABLE_FIELDS`]).
+const SELECTABLE_PATHS: [(&str, &str); 7] = [
+    ("metadata", "name"),
+    ("metadata", "namespace"),
+    ("metadata", "labels"),
+    ("status", "phase"),
+    ("spec", "nodeName"),
+    ("status", "nodeName"),
+    ("spec", "owner"),
+];
+
+/// What label and field selectors see of an object, as an object of the same shape.
+pub fn selectable_view(obj: &Value) -> Value {
+    let mut view = serde_json::Map::new();
+    for (part, field) in SELECTABLE_PATHS {
+        if let Some(v) = obj.get(part).and_then(|p| p.get(field)) {
+            let entry = view
+                .entry(part)
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(o) = entry.as_object_mut() {
+                o.insert(field.to_owned(), v.clone());
+            }
+        }
+    }
+    Value::Object(view)
 }
 
 /// What the cache broadcasts to its watchers.
@@ -114,6 +147,8 @@ pub struct WatchCache {
     capacity: usize,
     window: Mutex<Window>,
     feed: broadcast::Sender<CacheMessage>,
+    /// The [`selectable_view`] of every object of the kind, by key, as of the newest event.
+    views: Mutex<HashMap<String, Arc<Value>>>,
 }
 
 impl WatchCache {
@@ -125,6 +160,7 @@ impl WatchCache {
         window: usize,
     ) -> Result<Arc<Self>, StoreError> {
         let start = store.current_revision().await?;
+        let views = Mutex::new(views_at(&store, kind, start).await?);
         let (feed, _) = broadcast::channel(window);
         let cache = Arc::new(Self {
             kind,
@@ -135,6 +171,7 @@ impl WatchCache {
                 newest: start,
             }),
             feed,
+            views,
         });
         tokio::spawn(cache.clone().run(store, start));
         Ok(cache)
@@ -195,7 +232,14 @@ impl WatchCache {
                     Ok(ev) => {
                         from = ev.kv.mod_revision;
                         match from_kv(&ev.kv) {
-                            Ok(object) => self.push(CachedEvent::from_store(ev.kind, from, object)),
+                            Ok(object) => {
+                                let previous = self.remember(&ev.kv.key, ev.kind, &object);
+                                let mut cached = CachedEvent::from_store(ev.kind, from, object);
+                                if ev.kind == EventKind::Updated {
+                                    cached.previous = previous;
+                                }
+                                self.push(cached)
+                            }
                             Err(e) => {
                                 tracing::error!(key = ev.kv.key, error = %e, "unreadable object in the store")
                             }
@@ -210,6 +254,15 @@ impl WatchCache {
         }
     }
 
+    /// Keeps what selectors see of the object at `key` after this change; what they saw before.
+    fn remember(&self, key: &str, kind: EventKind, object: &Value) -> Option<Arc<Value>> {
+        let mut views = self.views.lock().expect("views lock");
+        match kind {
+            EventKind::Deleted => views.remove(key),
+            _ => views.insert(key.to_owned(), Arc::new(selectable_view(object))),
+        }
+    }
+
     /// After a failed backend watch: wait and resume; if the history we needed is gone, restart
     /// from now and cut every watcher off (their view has a gap; they must re-list).
     async fn recover(&self, store: &Arc<dyn Store>, from: &mut Revision, error: StoreError) {
@@ -217,6 +270,12 @@ impl WatchCache {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let StoreError::Compacted { .. } = error {
             if let Ok(now) = store.current_revision().await {
+                match views_at(store, self.kind, now).await {
+                    Ok(views) => *self.views.lock().expect("views lock") = views,
+                    Err(e) => {
+                        tracing::warn!(kind = self.kind.kind, error = %e, "watch cache: objects not re-read")
+                    }
+                }
                 let mut window = self.window.lock().expect("window lock");
                 window.events.clear();
                 window.complete_after = now;
@@ -226,6 +285,33 @@ impl WatchCache {
                 // existing watchers' views have a gap: they end with 410 and re-list
                 let _ = self.feed.send(CacheMessage::Reset);
             }
+        }
+    }
+}
+
+/// The [`selectable_view`] of every object of `kind` at revision `at`.
+async fn views_at(
+    store: &Arc<dyn Store>,
+    kind: &KindInfo,
+    at: Revision,
+) -> Result<HashMap<String, Arc<Value>>, StoreError> {
+    let prefix = format!("/{}/", kind.plural);
+    let mut views = HashMap::new();
+    let mut options = crate::store::ListOptions {
+        revision: Some(at),
+        limit: Some(1000),
+        start_after: None,
+    };
+    loop {
+        let page = store.list(&prefix, &options).await?;
+        for kv in &page.items {
+            if let Ok(obj) = from_kv(kv) {
+                views.insert(kv.key.clone(), Arc::new(selectable_view(&obj)));
+            }
+        }
+        match (page.more, page.items.last()) {
+            (true, Some(last)) => options.start_after = Some(last.key.clone()),
+            _ => return Ok(views),
         }
     }
 }

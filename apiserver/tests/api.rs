@@ -681,6 +681,47 @@ async fn watches_stream_changes_in_order_with_bookmarks() {
     );
 }
 
+/// A change that moves an object out of a watch's selector is a DELETED for that watcher,
+/// one that moves it in an ADDED (as Kubernetes does): a node watching its own servers learns
+/// that one left it.
+#[tokio::test]
+async fn objects_moving_across_a_selector_are_deleted_and_added_for_its_watchers() {
+    let api = api().await;
+    let (_, a) = api.post(GS, gs("a", json!({"game": "mc"}))).await;
+    let mut mc = api
+        .watch(&format!(
+            "{GS}?watch=true&resourceVersion={}&labelSelector=game%3Dmc",
+            rv(&a)
+        ))
+        .await;
+    let label = |v: &str| json!({"metadata": {"labels": {"game": v}}});
+    api.merge(&format!("{GS}/a"), label("tee")).await;
+    api.merge(&format!("{GS}/a"), json!({"spec": {"state": "Stopped"}}))
+        .await;
+    api.merge(&format!("{GS}/a"), label("mc")).await;
+    api.merge(&format!("{GS}/a"), json!({"spec": {"state": "Running"}}))
+        .await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let ev = mc.next_change().await;
+        seen.push((
+            ev["type"].as_str().unwrap().to_owned(),
+            ev["object"]["metadata"]["labels"]["game"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("DELETED".into(), "tee".into()),
+            ("ADDED".into(), "mc".into()),
+            ("MODIFIED".into(), "mc".into())
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_watch_from_a_compacted_revision_ends_with_410() {
     let api = api_with(async |store| {

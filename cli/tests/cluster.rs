@@ -181,63 +181,89 @@ impl Drop for Host {
     }
 }
 
-/// Two nodes, each a host in its own network namespace with its own containerd and nodelet:
-/// servers too big to share a node are scheduled across them, and players reach each one at its
-/// own node's address and host port.
+/// Two nodes, each a host in its own network namespace (`host-1`, `host-2` at 10.240.N.2) with
+/// its own containerd and nodelet, and an API server they reach over their veths. Dropped in
+/// this order: nodelets (their servers deleted), containerds, hosts, the server.
+struct TwoHosts {
+    _nodelets: Vec<Nodelet>,
+    _ctds: Vec<Containerd>,
+    _hosts: [Host; 2],
+    server: Server,
+}
+
+impl TwoHosts {
+    /// Starts the server and both hosts under `root` (a test's directory, with the busybox
+    /// image the nodelets may import).
+    fn start(root: &std::path::Path) -> TwoHosts {
+        // the API server must be reachable from the hosts: it listens on every local address,
+        // and its certificate names the address each host reaches it at
+        let server = Server::start_on(
+            env!("CARGO_BIN_EXE_catalyst"),
+            &root.join("server2"),
+            "0.0.0.0:0",
+            &["--tls-san", "10.240.1.1", "--tls-san", "10.240.2.1"],
+        );
+        let port = server.url.rsplit(':').next().expect("port").to_owned();
+        let hosts = [Host::create(1), Host::create(2)];
+        let mut nodelets = Vec::new();
+        let mut ctds: Vec<Containerd> = Vec::new();
+        for (i, host) in hosts.iter().enumerate() {
+            let n = i + 1;
+            let ctd = Containerd::start(&root.join(format!("ctd-h{n}")));
+            let dir = root.join(format!("nodelet-h{n}"));
+            let args: Vec<String> = [
+                "nodelet",
+                "--server",
+                &format!("https://10.240.{n}.1:{port}"),
+                "--join-token",
+                &server.data_dir.join("join-token").display().to_string(),
+                "--name",
+                &format!("host-{n}"),
+                "--data-dir",
+                &dir.display().to_string(),
+                "--containerd-socket",
+                &ctd.socket.display().to_string(),
+                "--address",
+                &format!("10.240.{n}.2"),
+                "--subnet",
+                &format!("10.232.{n}.0/24"),
+                "--image-dir",
+                &root.display().to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            nodelets.push(Nodelet::launch(
+                &server,
+                &ctd,
+                &dir,
+                args,
+                Some(host.ns.clone()),
+            ));
+            ctds.push(ctd);
+        }
+        let cluster = TwoHosts {
+            _nodelets: nodelets,
+            _ctds: ctds,
+            _hosts: hosts,
+            server,
+        };
+        eventually("both nodes Ready", Duration::from_secs(30), || {
+            node_state(&cluster.server, "host-1") == "Ready"
+                && node_state(&cluster.server, "host-2") == "Ready"
+        });
+        cluster
+    }
+}
+
+/// Servers too big to share a node are scheduled across two nodes, and players reach each one
+/// at its own node's address and host port.
 #[test]
 fn two_nodes_in_their_own_network_namespaces_share_the_work() {
     let env = setup();
-    // the API server must be reachable from the hosts: it listens on every local address, and
-    // its certificate names the address each host reaches it at
     drop(env.server);
-    let server = Server::start_on(
-        env!("CARGO_BIN_EXE_catalyst"),
-        &env.root.join("server2"),
-        "0.0.0.0:0",
-        &["--tls-san", "10.240.1.1", "--tls-san", "10.240.2.1"],
-    );
-    let port = server.url.rsplit(':').next().expect("port").to_owned();
-    let hosts = [Host::create(1), Host::create(2)];
-    let mut nodelets = Vec::new();
-    let mut ctds: Vec<Containerd> = Vec::new();
-    for (i, host) in hosts.iter().enumerate() {
-        let n = i + 1;
-        let ctd = Containerd::start(&env.root.join(format!("ctd-h{n}")));
-        let dir = env.root.join(format!("nodelet-h{n}"));
-        let args: Vec<String> = [
-            "nodelet",
-            "--server",
-            &format!("https://10.240.{n}.1:{port}"),
-            "--join-token",
-            &server.data_dir.join("join-token").display().to_string(),
-            "--name",
-            &format!("host-{n}"),
-            "--data-dir",
-            &dir.display().to_string(),
-            "--containerd-socket",
-            &ctd.socket.display().to_string(),
-            "--address",
-            &format!("10.240.{n}.2"),
-            "--subnet",
-            &format!("10.232.{n}.0/24"),
-            "--image-dir",
-            &env.root.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        nodelets.push(Nodelet::launch(
-            &server,
-            &ctd,
-            &dir,
-            args,
-            Some(host.ns.clone()),
-        ));
-        ctds.push(ctd);
-    }
-    eventually("both nodes Ready", Duration::from_secs(30), || {
-        node_state(&server, "host-1") == "Ready" && node_state(&server, "host-2") == "Ready"
-    });
+    let cluster = TwoHosts::start(&env.root);
+    let server = &cluster.server;
     // each server asks for three quarters of a node's cpus: two cannot share one
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for name in ["big-a", "big-b"] {
@@ -247,11 +273,11 @@ fn two_nodes_in_their_own_network_namespaces_share_the_work() {
             WEB,
             &format!("  ports: [{{containerPort: 8080}}]\n  ready: {{logPattern: '^ready$'}}\n  resources: {{cpu: {}m}}\n", cpus * 750),
         );
-        ok(ctl(&server, &["apply", "-f", "-"], Some(&m)));
+        ok(ctl(server, &["apply", "-f", "-"], Some(&m)));
     }
     let dir = env.root.join("nodelet-h1");
-    let a = wait_phase(&server, "big-a", "Running", &dir);
-    let b = wait_phase(&server, "big-b", "Running", &env.root.join("nodelet-h2"));
+    let a = wait_phase(server, "big-a", "Running", &dir);
+    let b = wait_phase(server, "big-b", "Running", &env.root.join("nodelet-h2"));
     let node_of = |v: &Value| {
         v.pointer("/status/nodeName")
             .and_then(Value::as_str)
@@ -272,10 +298,156 @@ fn two_nodes_in_their_own_network_namespaces_share_the_work() {
             || probe_http_at(&target, "/index.html").is_ok_and(|b| b.contains("hello")),
         );
     }
-    drop(nodelets);
-    drop(ctds);
-    drop(hosts);
-    drop(server);
+    drop(cluster);
+}
+
+/// A game whose files are made once, at its first start: 20 MB of random text, a note of the
+/// shell's pid at that start, an empty directory and a link; it serves them over HTTP.
+const KEEPER: &str = "cd /home/container; [ -f data.txt ] || { head -c 15000000 /dev/urandom | base64 > data.txt; mkdir -p empty sub; echo $$ > sub/first-pid; ln -s data.txt link.txt; }; httpd -p 8080 -h /home/container; echo ready; while read line; do echo \"got: $line\"; done";
+
+fn keeper(env_image: &std::path::Path, disk: &str) -> String {
+    manifest(
+        "keeper",
+        env_image,
+        KEEPER,
+        &format!("  ports: [{{containerPort: 8080}}]\n  ready: {{logPattern: '^ready$'}}\n  nodeName: host-1\n  resources: {{disk: {disk}}}\n"),
+    )
+}
+
+/// What the game serves: its data, the pid of its first start, and the link's target.
+fn served(v: &Value) -> (String, String, String) {
+    let addr = v
+        .pointer("/status/address")
+        .and_then(Value::as_str)
+        .expect("address");
+    let target = format!("{addr}:{}", host_port(v));
+    let mut got = None;
+    eventually(
+        &format!("{target} serves the files"),
+        Duration::from_secs(20),
+        || {
+            let get = |p: &str| {
+                probe_http_at(&target, p)
+                    .ok()
+                    .filter(|b| b.contains("200 OK"))
+            };
+            got = get("/data.txt")
+                .zip(get("/sub/first-pid"))
+                .zip(get("/link.txt"));
+            got.is_some()
+        },
+    );
+    let ((data, pid), link) = got.expect("served");
+    let body = |r: String| {
+        r.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or(r)
+    };
+    (body(data), body(pid), body(link))
+}
+
+fn condition(v: &Value, type_: &str) -> Option<(String, String, String)> {
+    v.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (s("status"), s("reason"), s("message"))
+        })
+}
+
+/// A server moves between two nodes in their own network namespaces: a move whose target
+/// cannot take the data (its disk is too small) leaves the server running on the source with
+/// its files; a move that can brings the files intact (the game does not make them again),
+/// answers at the new node's address, and leaves nothing on the source.
+#[test]
+fn a_server_moves_to_another_node_with_its_files() {
+    let env = setup();
+    drop(env.server);
+    let cluster = TwoHosts::start(&env.root);
+    let server = &cluster.server;
+    let (h1, h2) = (env.root.join("nodelet-h1"), env.root.join("nodelet-h2"));
+    ok(ctl(
+        server,
+        &["apply", "-f", "-"],
+        Some(&keeper(&env.image, "128Mi")),
+    ));
+    let first = wait_phase(server, "keeper", "Running", &h1);
+    assert_eq!(first["status"]["nodeName"], "host-1");
+    let uid = first["metadata"]["uid"].as_str().expect("uid").to_owned();
+    let before = served(&first);
+    assert!(before.0.len() > 20_000_000, "{}", before.0.len());
+
+    // the target's disk would be too small for the data: the move fails, the server stays
+    ok(ctl(
+        server,
+        &["apply", "-f", "-"],
+        Some(&keeper(&env.image, "16Mi")),
+    ));
+    let out = ok(ctl(server, &["transfer", "keeper", "--to", "host-2"], None));
+    assert!(out.contains("transferring to host-2"), "{out}");
+    let mut last = Value::Null;
+    eventually("the failed move is over", Duration::from_secs(180), || {
+        last = gs(server, "keeper");
+        condition(&last, "Transferred").is_some_and(|c| c.0 == "False")
+            && last.pointer("/status/transfer").is_none()
+            && last["status"]["phase"] == "Running"
+    });
+    let (_, reason, message) = condition(&last, "Transferred").expect("condition");
+    assert_eq!(reason, "TransferFailed", "{message}");
+    assert!(message.contains("stays on node host-1"), "{message}");
+    assert_eq!(last["status"]["nodeName"], "host-1", "{last}");
+    assert_eq!(last["spec"]["nodeName"], "host-1", "{last}");
+    assert_eq!(served(&last), before, "the source's files are as they were");
+    let events = ok(ctl(server, &["describe", "gs", "keeper"], None));
+    assert!(events.contains("TransferFailed"), "{events}");
+    eventually("nothing of it on host-2", Duration::from_secs(30), || {
+        disks_below(&h2).is_empty() && !h2.join("servers").join(&uid).exists()
+    });
+
+    // a target with room: the files arrive as they were and the game answers there
+    ok(ctl(
+        server,
+        &["apply", "-f", "-"],
+        Some(&keeper(&env.image, "128Mi")),
+    ));
+    ok(ctl(server, &["transfer", "keeper", "--to", "host-2"], None));
+    eventually("the move is over", Duration::from_secs(180), || {
+        last = gs(server, "keeper");
+        condition(&last, "Transferred").is_some_and(|c| c.0 == "True")
+            && last["status"]["phase"] == "Running"
+    });
+    assert_eq!(last["status"]["nodeName"], "host-2", "{last}");
+    assert!(last.pointer("/status/transfer").is_none(), "{last}");
+    let addr = last["status"]["address"].as_str().expect("address");
+    assert_eq!(addr, "10.240.2.2");
+    assert_eq!(
+        served(&last),
+        before,
+        "the files arrived intact, not made again"
+    );
+    let events = ok(ctl(server, &["describe", "gs", "keeper"], None));
+    assert!(events.contains("TransferSucceeded"), "{events}");
+    eventually(
+        "nothing of it left on host-1",
+        Duration::from_secs(60),
+        || {
+            disks_below(&h1).is_empty()
+                && !h1.join("servers").join(&uid).exists()
+                && !h1
+                    .join("backups")
+                    .join(&uid)
+                    .join("transfer.tar.zst")
+                    .exists()
+        },
+    );
+    assert!(!h2
+        .join("backups")
+        .join(&uid)
+        .join("transfer.tar.zst")
+        .exists());
+    drop(cluster);
 }
 
 /// Stops what an all-in-one server started, even when the test fails: its servers (so their

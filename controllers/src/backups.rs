@@ -579,6 +579,7 @@ impl Ctl {
             uid: gs_uid.to_owned(),
             id: meta_str(b, "uid").unwrap_or_default().to_owned(),
             ignore,
+            everything: false,
         };
         let mut answers = self
             .tunnels

@@ -12,3 +12,4 @@ pub mod progress;
 pub mod queue;
 pub mod reconcilers;
 pub mod scheduling;
+pub mod transfers;

@@ -161,6 +161,7 @@ pub fn start(
     )));
 
     let gs_cache_for_backups = ctx.gameservers.clone();
+    let ctx_for_transfers = ctx.clone();
     let sq = sched_queue.clone();
     tasks.push(tokio::spawn(informer::run(
         registry.clone(),
@@ -235,6 +236,11 @@ pub fn start(
         ctx_registry.clone(),
         caches,
         gs_cache_for_backups,
+        config.tunnels.clone(),
+        leading.clone(),
+    ));
+    tasks.push(crate::transfers::start(
+        ctx_for_transfers,
         config.tunnels.clone(),
         leading.clone(),
     ));

@@ -70,6 +70,9 @@ pub enum BackupError {
         /// What the archive has.
         actual: String,
     },
+    /// The node cannot do it now, or not with what it was given.
+    #[error("{0}")]
+    Busy(String),
     /// The server's files refused or failed.
     #[error(transparent)]
     Fs(#[from] FsError),
@@ -89,7 +92,7 @@ impl BackupError {
         match self {
             BackupError::BadId(_) | BackupError::Pattern { .. } => 400,
             BackupError::NotFound(_) => 404,
-            BackupError::Checksum { .. } => 409,
+            BackupError::Checksum { .. } | BackupError::Busy(_) => 409,
             BackupError::Fs(e) => e.status(),
             BackupError::Io { source, .. } if source.raw_os_error() == Some(28) => 507,
             BackupError::Io { .. } => 500,
@@ -114,6 +117,13 @@ pub struct Made {
 #[derive(Debug, Clone)]
 pub struct Backups {
     dir: PathBuf,
+}
+
+impl Backups {
+    /// An id is a plain name: 1 to 64 of ASCII letters, digits, `-` and `_`.
+    pub fn check_id(id: &str) -> Result<(), BackupError> {
+        check_id(id)
+    }
 }
 
 /// An id is a plain name: 1 to 64 of ASCII letters, digits, `-` and `_`.
@@ -144,14 +154,16 @@ impl Backups {
         Ok(self.dir.join(server).join(format!("{id}.tar.zst")))
     }
 
-    /// Packs the data directory `root` of `server` into backup `id`; `progress` hears the
-    /// archive's bytes so far. An archive of that id already there is replaced.
+    /// Packs the data directory `root` of `server` into backup `id`, leaving out what the
+    /// ignore files and `patterns` name (`None`: everything goes in, as a transfer needs);
+    /// `progress` hears the archive's bytes so far. An archive of that id already there is
+    /// replaced.
     pub fn create(
         &self,
         root: &Root,
         server: &str,
         id: &str,
-        patterns: &[String],
+        patterns: Option<&[String]>,
         progress: &dyn Fn(u64),
     ) -> Result<Made, BackupError> {
         let path = self.archive_path(server, id)?;
@@ -159,7 +171,10 @@ impl Backups {
             id: id.to_owned(),
             source,
         };
-        let ignore = ignore_matcher(root, patterns)?;
+        let ignore = match patterns {
+            Some(p) => ignore_matcher(root, p)?,
+            None => Gitignore::empty(),
+        };
         let skip = |clean: &str, dir: bool| skipped(&ignore, clean, dir);
         let parent = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(parent).map_err(io_err)?;
@@ -218,6 +233,31 @@ impl Backups {
             })?
             .len();
         Ok((file, size))
+    }
+
+    /// Starts taking archive `id` of server `server` from elsewhere (a transfer): written to a
+    /// `.part` file, kept by [`Receiving::finish`] once its size and SHA-256 are right.
+    pub fn receive(&self, server: &str, id: &str) -> Result<Receiving, BackupError> {
+        let path = self.archive_path(server, id)?;
+        let io_err = |source| BackupError::Io {
+            id: id.to_owned(),
+            source,
+        };
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent).map_err(io_err)?;
+        restrict(&self.dir);
+        restrict(parent);
+        let part = path.with_extension("zst.part");
+        let file = File::create(&part).map_err(io_err)?;
+        Ok(Receiving {
+            id: id.to_owned(),
+            file,
+            part,
+            path,
+            hash: Sha256::new(),
+            bytes: 0,
+            done: false,
+        })
     }
 
     /// Removes backup `id` (and a `.part` of it); false when there was none.
@@ -320,6 +360,71 @@ impl Backups {
             "backup restored"
         );
         Ok(report)
+    }
+}
+
+/// An archive arriving from another node; its `.part` file goes unless it is finished.
+#[derive(Debug)]
+pub struct Receiving {
+    id: String,
+    file: File,
+    part: PathBuf,
+    path: PathBuf,
+    hash: Sha256,
+    bytes: u64,
+    done: bool,
+}
+
+impl Receiving {
+    /// Appends a chunk; refuses to grow past `size`.
+    pub fn write(&mut self, chunk: &[u8], size: u64) -> Result<(), BackupError> {
+        if self.bytes + chunk.len() as u64 > size {
+            return Err(BackupError::Io {
+                id: self.id.clone(),
+                source: io::Error::other(format!("more than the {size} bytes announced")),
+            });
+        }
+        self.file
+            .write_all(chunk)
+            .map_err(|source| BackupError::Io {
+                id: self.id.clone(),
+                source,
+            })?;
+        self.hash.update(chunk);
+        self.bytes += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Keeps the archive if it is `size` bytes with SHA-256 `sha256`.
+    pub fn finish(mut self, size: u64, sha256: &str) -> Result<Made, BackupError> {
+        let actual = format!("{:x}", std::mem::take(&mut self.hash).finalize());
+        if self.bytes != size || !actual.eq_ignore_ascii_case(sha256) {
+            return Err(BackupError::Checksum {
+                id: self.id.clone(),
+                expected: format!("{sha256} ({size} bytes)"),
+                actual: format!("{actual} ({} bytes)", self.bytes),
+            });
+        }
+        let io_err = |source| BackupError::Io {
+            id: self.id.clone(),
+            source,
+        };
+        self.file.sync_all().map_err(io_err)?;
+        std::fs::rename(&self.part, &self.path).map_err(io_err)?;
+        self.done = true;
+        Ok(Made {
+            size,
+            sha256: actual,
+            report: PackReport::default(),
+        })
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.part);
+        }
     }
 }
 

@@ -407,19 +407,25 @@ async fn blocking_backup<T: Send + 'static>(
 }
 
 async fn backup_call(
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
     backups: Backups,
     call: BackupCall,
     tx: &StreamTx,
     inbox: Inbox,
 ) -> Result<Option<Value>, BackupError> {
     match call {
-        BackupCall::Create { uid, id, ignore } => {
+        BackupCall::Create {
+            uid,
+            id,
+            ignore,
+            everything,
+        } => {
             let root = root_of(rt, &uid).await?;
             // progress goes out as it comes, never holding the packing up
             let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
             let job = blocking_backup(move || {
-                backups.create(&root, &uid, &id, &ignore, &|n| {
+                let patterns = (!everything).then_some(ignore.as_slice());
+                backups.create(&root, &uid, &id, patterns, &|n| {
                     let _ = ptx.send(n);
                 })
             });
@@ -468,7 +474,132 @@ async fn backup_call(
             stream(file, shown, opened, (start, length), tx, inbox).await?;
             Ok(None)
         }
+        BackupCall::Receive {
+            uid,
+            id,
+            size,
+            sha256,
+        } => receive(backups, uid, id, size, sha256, tx, inbox).await,
+        BackupCall::Adopt { server, id, sha256 } => adopt(rt, backups, server, id, sha256).await,
+        BackupCall::Hold { uid, held } => {
+            check_uid(&uid)?;
+            let r = rt.clone();
+            blocking_backup(move || {
+                r.set_held(&uid, held)
+                    .map_err(|source| BackupError::Io { id: uid, source })
+            })
+            .await?;
+            Ok(None)
+        }
+        BackupCall::Release { uid } => {
+            check_uid(&uid)?;
+            if rt.bound.contains(&uid) {
+                return Err(BackupError::Busy(format!(
+                    "server {uid} is on this node: its data stays"
+                )));
+            }
+            let there = rt.server_dir(&uid).exists() || rt.disk_image(&uid).exists();
+            let r = rt.clone();
+            blocking_backup(move || {
+                r.set_held(&uid, false)
+                    .and_then(|()| {
+                        r.remove_server_data(&uid)
+                            .map_err(|e| std::io::Error::other(e.to_string()))
+                    })
+                    .map_err(|source| BackupError::Io { id: uid, source })
+            })
+            .await?;
+            Ok(Some(json!({ "removed": there })))
+        }
     }
+}
+
+/// A server uid as the node names its directories by.
+fn check_uid(uid: &str) -> Result<(), BackupError> {
+    Backups::check_id(uid)
+}
+
+/// Takes an archive arriving as upload chunks (see [`BackupCall::Receive`]).
+async fn receive(
+    backups: Backups,
+    uid: String,
+    id: String,
+    size: u64,
+    sha256: String,
+    tx: &StreamTx,
+    mut inbox: Inbox,
+) -> Result<Option<Value>, BackupError> {
+    let closed = |id: &str| BackupError::Io {
+        id: id.to_owned(),
+        source: std::io::Error::other("the tunnel closed"),
+    };
+    let mut incoming = Some(blocking_backup(move || backups.receive(&uid, &id)).await?);
+    tx.send(Answer::Opened(json!({})))
+        .await
+        .map_err(|_| closed(""))?;
+    loop {
+        let Some(chunk) = inbox.data.recv().await else {
+            return Err(closed(""));
+        };
+        let mut r = incoming.take().expect("back after each chunk");
+        if chunk.is_empty() {
+            let sha = sha256.clone();
+            let made = blocking_backup(move || r.finish(size, &sha)).await?;
+            return Ok(Some(to_value(made)));
+        }
+        incoming = Some(
+            blocking_backup(move || {
+                r.write(&chunk, size)?;
+                Ok(r)
+            })
+            .await?,
+        );
+        tx.send(Answer::Ack(1)).await.map_err(|_| closed(""))?;
+    }
+}
+
+/// Makes a moving server's data directory here and restores its archive into it (see
+/// [`BackupCall::Adopt`]). The data is held (kept from the clean-up of servers that are not
+/// on this node) from the start: the server is not bound here yet.
+async fn adopt(
+    rt: &Arc<Runtime>,
+    backups: Backups,
+    server: Value,
+    id: String,
+    sha256: String,
+) -> Result<Option<Value>, BackupError> {
+    let bad = |why: String| BackupError::Busy(why);
+    let gs: catalyst_schemas::gameserver::GameServer = serde_json::from_value(server)
+        .map_err(|e| bad(format!("the server object does not parse: {e}")))?;
+    let uid = gs.metadata.uid.clone().unwrap_or_default();
+    check_uid(&uid)?;
+    let r = rt.clone();
+    let u = uid.clone();
+    blocking_backup(move || {
+        r.set_held(&u, true)
+            .map_err(|source| BackupError::Io { id: u, source })
+    })
+    .await?;
+    let env = crate::worker::env::Env::real(rt.clone(), &uid);
+    let template = match &gs.spec.template {
+        Some(name) => env
+            .status
+            .template(name)
+            .await
+            .map_err(|e| bad(format!("template {name:?}: {e}")))?,
+        None => None,
+    };
+    let resolved = crate::spec::resolve(&gs, template.as_ref())
+        .map_err(|e| bad(format!("the server's spec: {e}")))?;
+    env.runtime
+        .sandbox(&resolved)
+        .await
+        .map_err(|e| bad(format!("the server's disk: {e}")))?;
+    let root = root_of(rt, &uid).await?;
+    let from = uid.clone();
+    blocking_backup(move || backups.restore(&root, &from, &id, &sha256, true))
+        .await
+        .map(|r| Some(to_value(r)))
 }
 
 #[cfg(test)]

@@ -83,6 +83,56 @@ impl Runtime {
         self.data_dir.join("run").join(uid)
     }
 
+    /// The marker that keeps a server's data on this node after it leaves (a transfer).
+    fn held_marker(&self, uid: &str) -> PathBuf {
+        self.data_dir.join("held").join(uid)
+    }
+
+    /// Whether the server's data is held here although the server may have left.
+    pub fn held(&self, uid: &str) -> bool {
+        self.held_marker(uid).exists()
+    }
+
+    /// Holds (`true`) or stops holding the server's data on this node.
+    pub fn set_held(&self, uid: &str, held: bool) -> std::io::Result<()> {
+        let marker = self.held_marker(uid);
+        if held {
+            if let Some(dir) = marker.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&marker, b"")?;
+            // the marker must survive a crash: a lost one would let the data go
+            std::fs::File::open(marker.parent().unwrap_or(&self.data_dir))?.sync_all()
+        } else {
+            match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// Removes what a gone server had on this node: its disk (unmounted first: removing the
+    /// directory must never reach into it while it is mounted, nor happen at all if it cannot
+    /// be unmounted), its data directory, id range, console and run directory. Blocking.
+    pub fn remove_server_data(&self, uid: &str) -> crate::Result<()> {
+        let dir = self.server_dir(uid);
+        crate::disk::unmount(&dir)?;
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a data directory");
+            }
+        }
+        crate::disk::remove(&self.disk_image(uid))?;
+        self.ids.release(&dir)?;
+        self.wakers
+            .lock()
+            .expect("wakers")
+            .remove(&Self::container_id(uid));
+        self.consoles.lock().expect("consoles").remove(uid);
+        let _ = std::fs::remove_dir_all(self.run_dir(uid));
+        Ok(())
+    }
+
     /// The console of a server, opened on first use.
     pub fn console(&self, uid: &str) -> Result<Arc<Console>, crate::console::ConsoleError> {
         let mut consoles = self.consoles.lock().expect("consoles lock");

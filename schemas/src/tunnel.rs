@@ -194,6 +194,9 @@ pub enum BackupCall {
         /// Gitignore patterns left out, besides the server's `.catalystignore`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ignore: Vec<String>,
+        /// Pack everything, ignore files and patterns aside (a transfer).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        everything: bool,
     },
     /// Puts backup `id`, made of server `from`, back into server `uid`'s data directory once
     /// the archive's SHA-256 is `sha256`: `End` with `{files, directories, bytes, links}`.
@@ -232,6 +235,45 @@ pub enum BackupCall {
         from: String,
         /// The Backup's uid.
         id: String,
+    },
+    /// Takes archive `id` of server `uid` from another node (a transfer): `Opened`, then data
+    /// chunks as a file upload sends them (each acknowledged, an empty one ends it); kept once
+    /// its size and SHA-256 are these. `End` with `{size, sha256}`.
+    Receive {
+        /// The GameServer's uid.
+        uid: String,
+        /// The archive's id.
+        id: String,
+        /// Its size in bytes.
+        size: u64,
+        /// Its SHA-256, hex.
+        sha256: String,
+    },
+    /// Makes the data directory of `server` (a GameServer object, moving here) on this node
+    /// (its disk, as a start would) and puts archive `id` of it into it, replacing what is
+    /// there: `End` with `{files, directories, bytes, links}`.
+    Adopt {
+        /// The GameServer, as stored.
+        server: Value,
+        /// The archive's id (received before).
+        id: String,
+        /// Its SHA-256.
+        sha256: String,
+    },
+    /// With `held`, keeps server `uid`'s data on this node even after the server leaves it (a
+    /// transfer, until the server runs on its new node or comes back); without, lets it go
+    /// with the server again: `End`.
+    Hold {
+        /// The GameServer's uid.
+        uid: String,
+        /// Keep it, or no longer.
+        held: bool,
+    },
+    /// Removes the data of server `uid` if the server is not on this node (after a transfer,
+    /// or an abandoned one): `End` with `{"removed": bool}`.
+    Release {
+        /// The GameServer's uid.
+        uid: String,
     },
 }
 

@@ -24,7 +24,7 @@ use catalyst_cli::ctl::edit::EditArgs;
 use catalyst_cli::ctl::explain::ExplainArgs;
 use catalyst_cli::ctl::files::FilesArgs;
 use catalyst_cli::ctl::get::GetArgs;
-use catalyst_cli::ctl::lifecycle::{GameServerArgs, NodeArgs, PowerAction};
+use catalyst_cli::ctl::lifecycle::{GameServerArgs, NodeArgs, PowerAction, TransferArgs};
 use catalyst_cli::ctl::login::{LoginArgs, LogoutArgs};
 use catalyst_cli::ctl::logs::LogsArgs;
 use catalyst_cli::ctl::schedule::ScheduleArgs;
@@ -90,6 +90,9 @@ enum Command {
     Restart(GameServerArgs),
     /// Schedules: `schedule run NAME` runs one now (POST …/schedules/NAME/run).
     Schedule(ScheduleArgs),
+    /// Move a GameServer to another node with its files (sets spec.nodeName): stopped, its
+    /// data copied and checked, started there with new host ports; on any failure it stays.
+    Transfer(TransferArgs),
     /// Mark a node unschedulable.
     Cordon(NodeArgs),
     /// Mark a node schedulable again.
@@ -173,6 +176,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Console(args) => args.run(c, ns, out).await,
         Command::Say(args) => args.run(c, ns, out).await,
         Command::Schedule(args) => args.run(c, ns, out).await,
+        Command::Transfer(args) => args.run(c, ns, out).await,
         Command::Cordon(args) => args.run(true, c, out).await,
         Command::Uncordon(args) => args.run(false, c, out).await,
         Command::Audit(args) => args.run(c, out).await,

@@ -61,6 +61,40 @@ impl GameServerArgs {
     }
 }
 
+/// Arguments of `transfer`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransferArgs {
+    /// The GameServer.
+    pub name: String,
+    /// The node it moves to.
+    #[arg(long)]
+    pub to: String,
+}
+
+impl TransferArgs {
+    /// Sets the GameServer's `spec.nodeName` to the target (the transfer controller moves it
+    /// there: stopped, data packed, copied and checked, started again on the new node) and
+    /// prints `gameserver/NAME transferring to NODE`. `wait --for=condition=Transferred`
+    /// waits for the end.
+    ///
+    /// # Errors
+    /// The request's, a closed stdout.
+    pub async fn run(&self, client: &Client, ns: &str, out: &mut Out) -> Outcome {
+        let patch = json!({"spec": {"nodeName": self.to}});
+        let done = format!("transferring to {}", self.to);
+        patch_object(
+            client,
+            kind("gameservers")?,
+            ns,
+            &self.name,
+            patch,
+            &done,
+            out,
+        )
+        .await
+    }
+}
+
 impl NodeArgs {
     /// Marks the node unschedulable (`cordon: true`) or schedulable again, and prints
     /// `node/NAME cordoned|uncordoned`.

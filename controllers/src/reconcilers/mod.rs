@@ -19,3 +19,4 @@ pub use gameserver::reconcile_gameserver;
 pub use node::reconcile_node;
 pub use schedule::{reconcile_schedule, Runs, ScheduleContext};
 pub use view::NODE_GRACE;
+pub(crate) use view::{node_address, node_info, request_of};

@@ -24,7 +24,7 @@ fn amount(v: &Option<Quantity>, milli: bool) -> i64 {
 }
 
 /// The scheduler's view of a node at `now`; `None` when its spec or status does not parse.
-pub(super) fn node_info(node: &Value, now: DateTime<Utc>) -> Option<NodeInfo> {
+pub(crate) fn node_info(node: &Value, now: DateTime<Utc>) -> Option<NodeInfo> {
     let spec: NodeSpec =
         serde_json::from_value(node.get("spec").cloned().unwrap_or(json!({}))).ok()?;
     let status: NodeStatus =
@@ -54,7 +54,7 @@ pub(super) fn node_info(node: &Value, now: DateTime<Utc>) -> Option<NodeInfo> {
 }
 
 /// The address players reach a node at: `spec.address`, else its first reported address.
-pub(super) fn node_address(node: &Value) -> Option<String> {
+pub(crate) fn node_address(node: &Value) -> Option<String> {
     node.pointer("/spec/address")
         .or_else(|| node.pointer("/status/addresses/0"))
         .and_then(Value::as_str)
@@ -62,7 +62,7 @@ pub(super) fn node_address(node: &Value) -> Option<String> {
 }
 
 /// What a server's spec asks of the scheduler.
-pub(super) fn request_of(spec: &GameServerSpec) -> Request {
+pub(crate) fn request_of(spec: &GameServerSpec) -> Request {
     Request {
         requests: Amounts {
             cpu_milli: amount(&spec.resources.cpu, true),

@@ -54,7 +54,9 @@ fn a_backup_keeps_the_tree_leaves_out_the_ignored_and_restores_byte_for_byte() {
     let (_tmp, b) = store();
     let told = std::cell::Cell::new(0u64);
     let made = b
-        .create(&fx.root, "srv", "b1", &["logs/".into()], &|n| told.set(n))
+        .create(&fx.root, "srv", "b1", Some(&["logs/".into()]), &|n| {
+            told.set(n)
+        })
         .expect("backup");
     let archive = b.archive_path("srv", "b1").expect("path");
     let bytes = std::fs::read(&archive).expect("archive");
@@ -92,7 +94,7 @@ fn a_restore_without_truncate_keeps_what_the_backup_does_not_hold() {
     fx.file("two.txt", b"two");
     let (_tmp, b) = store();
     let made = b
-        .create(&fx.root, "srv", "b2", &[], &|_| {})
+        .create(&fx.root, "srv", "b2", Some(&[]), &|_| {})
         .expect("backup");
     fx.file("a/one.txt", b"changed");
     fx.file("a/new.txt", b"new");
@@ -110,7 +112,7 @@ fn a_restore_refuses_an_archive_that_is_not_the_recorded_one() {
     fx.file("keep.txt", b"keep");
     let (_tmp, b) = store();
     let made = b
-        .create(&fx.root, "srv", "b3", &[], &|_| {})
+        .create(&fx.root, "srv", "b3", Some(&[]), &|_| {})
         .expect("backup");
     fx.file("keep.txt", b"current");
     let wrong = "0".repeat(64);
@@ -241,7 +243,7 @@ fn a_swap_that_fails_midway_is_undone() {
     fx.file("keep.txt", b"keep");
     let (_tmp, b) = store();
     let made = b
-        .create(&fx.root, "srv", "b5", &[], &|_| {})
+        .create(&fx.root, "srv", "b5", Some(&[]), &|_| {})
         .expect("backup");
     // a directory the server's uid cannot move (root's, as no server file ever is): the
     // truncating swap moves `a` aside, then fails on it

@@ -481,26 +481,16 @@ impl ContainerRuntime for Containers {
         let cid = self.cid();
         crate::userns::remove_ns_file(&crate::userns::userns_path(&cid));
         if gone {
-            let dir = self.rt.server_dir(&self.uid);
-            let image = self.rt.disk_image(&self.uid);
-            // the disk comes off first: removing the directory must never reach into it while
-            // it is mounted (nor, if it cannot be unmounted, happen at all)
-            let at = dir.clone();
-            tokio::task::spawn_blocking(move || {
-                disk::unmount(&at)?;
-                if let Err(e) = std::fs::remove_dir_all(&at) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!(dir = %at.display(), error = %e, "cannot remove a data directory");
-                    }
-                }
-                disk::remove(&image)
-            })
-            .await
-            .map_err(|e| Error::Config(format!("disk: {e}")))??;
-            self.rt.ids.release(&dir)?;
-            self.rt.wakers.lock().expect("wakers").remove(&cid);
-            self.rt.consoles.lock().expect("consoles").remove(&self.uid);
-            let _ = std::fs::remove_dir_all(self.rt.run_dir(&self.uid));
+            if self.rt.held(&self.uid) {
+                // moved to another node: the data stays until the move is over
+                tracing::info!(uid = self.uid, "the server left; its data is held here");
+                return Ok(());
+            }
+            let rt = self.rt.clone();
+            let uid = self.uid.clone();
+            tokio::task::spawn_blocking(move || rt.remove_server_data(&uid))
+                .await
+                .map_err(|e| Error::Config(format!("disk: {e}")))??;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ pub use spec::{
     DesiredState, GameServerPort, GameServerSpec, InstallSpec, NetworkMode, PortPolicy, Protocol,
     ReadySpec, Resources, RestartPolicy, StopSpec, FIXED_HOST_PORTS, STOP_SIGNALS,
 };
-pub use status::{DiskStatus, ExitStatus, GameServerStatus, PortStatus};
+pub use status::{DiskStatus, ExitStatus, GameServerStatus, PortStatus, TransferStatus};
 
 resource! {
     /// One persistent game server.

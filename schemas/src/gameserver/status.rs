@@ -45,6 +45,37 @@ pub struct GameServerStatus {
     /// The use of the server's disk (its data directory), as its node last read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskStatus>,
+    /// A move to another node under way (`spec.nodeName` changed); gone when it ends, with a
+    /// `Transferred` condition telling how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferStatus>,
+}
+
+/// A move of a server's data to another node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferStatus {
+    /// The node the server leaves.
+    pub from: String,
+    /// The node it goes to.
+    pub to: String,
+    /// Stopping, Packing, Copying, Restoring, Switching or Starting.
+    pub step: String,
+    /// Archive bytes packed or copied so far.
+    #[serde(default)]
+    pub bytes_done: u64,
+    /// The archive's size, once packed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_total: Option<u64>,
+    /// The archive's SHA-256, once packed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Whether the server ran (or was to run) before the move: it is started again after.
+    #[serde(default)]
+    pub was_running: bool,
+    /// When the move began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// The use of a server's disk: an ext4 filesystem of `resources.disk` (or its node's default)

@@ -262,9 +262,19 @@ impl WatchFeed {
             return true;
         }
         *last = ev.revision;
-        if !self.filter.matches(ev.object()) {
-            return true;
-        }
-        tx.send(ev.line.clone()).await.is_ok()
+        let now = self.filter.matches(ev.object());
+        let before = match (&ev.event, &ev.previous) {
+            (WatchEvent::Modified(_), Some(prev)) => self.filter.matches(prev),
+            _ => now,
+        };
+        let line = match (before, now) {
+            (true, true) => ev.line.clone(),
+            (false, false) => return true,
+            // moved into the selection: the watcher has not seen it yet
+            (false, true) => event_line(&WatchEvent::Added(ev.object())),
+            // moved out of it: for this watcher it is gone
+            (true, false) => event_line(&WatchEvent::Deleted(ev.object())),
+        };
+        tx.send(line).await.is_ok()
     }
 }
