@@ -195,10 +195,22 @@ struct Move {
 }
 
 impl Ctl {
-    /// Begins a move, or picks up one a previous leader left.
-    async fn step(&self, gs: Value) -> Result<()> {
-        let ns = meta_str(&gs, "namespace").unwrap_or("default").to_owned();
-        let name = meta_str(&gs, "name").unwrap_or_default().to_owned();
+    /// Begins a move, or picks up one a previous leader left; decides from the server as
+    /// stored (not as the cache may still show it), and writes only if it has not changed
+    /// since.
+    async fn step(&self, cached: Value) -> Result<()> {
+        let ns = meta_str(&cached, "namespace")
+            .unwrap_or("default")
+            .to_owned();
+        let name = meta_str(&cached, "name").unwrap_or_default().to_owned();
+        let gs = match self.ctx.registry.get(gs_scope(&ns), &name).await {
+            Ok(gs) => gs,
+            Err(ApiError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if !moving(&gs) {
+            return Ok(());
+        }
         let uid = uid_of(&gs).unwrap_or_default().to_owned();
         let left: Option<TransferStatus> = gs
             .pointer("/status/transfer")
@@ -284,9 +296,9 @@ impl Ctl {
                     from = m.from,
                     to = m.to,
                     bytes,
+                    seconds = started.elapsed().as_secs_f64(),
                     "transfer: bound to the target"
                 );
-                let _ = started;
                 self.finish(&m).await
             }
             Err(e) => self.roll_back(&m, e.to_string(), false).await,
@@ -783,16 +795,28 @@ impl Ctl {
     /// A move that cannot begin: `spec.nodeName` back to where the server is, and why.
     async fn refuse(&self, gs: &Value, m: &Move, why: String) -> Result<()> {
         let message = format!("cannot move to node {}: {why}", m.to);
-        self.ctx
+        let reverted = self
+            .ctx
             .registry
-            .merge_patch(
+            .update_with(
                 gs_scope(&m.ns),
                 &m.name,
-                json!({"spec": {"nodeName": m.from}}),
+                catalyst_schemas::object::resource_version(gs),
                 Part::Main,
                 false,
+                |cur| {
+                    let mut next = cur.clone();
+                    next["spec"]["nodeName"] = m.from.clone().into();
+                    Ok(next)
+                },
             )
-            .await?;
+            .await;
+        match reverted {
+            Ok(w) => self.ctx.gameservers.write_through(&w.object),
+            // changed since: the next round decides again
+            Err(ApiError::Conflict { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
         let written = self
             .set_status(m, |st| {
                 put_condition(
@@ -801,7 +825,6 @@ impl Ctl {
                 )
             })
             .await?;
-        let _ = gs;
         record_event(
             &self.ctx.registry,
             &written,
