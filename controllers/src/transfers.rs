@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use catalyst_apiserver::error::ApiError;
 use catalyst_apiserver::registry::{meta_str, Part, Scope};
-use catalyst_apiserver::tunnel::{Answers, TunnelError, Tunnels};
+use catalyst_apiserver::tunnel::{Answers, Tunnels};
 use catalyst_schemas::gameserver::{GameServerSpec, TransferStatus};
 use catalyst_schemas::lifecycle::Phase;
 use catalyst_schemas::lookup_kind;
@@ -62,19 +62,8 @@ const CONDITION: &str = "Transferred";
 /// The archive id of a server's moves on both nodes.
 const ARCHIVE: &str = "transfer";
 
-/// Why a move failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TransferError {
-    /// The API refused or failed.
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    /// A node's tunnel refused or failed.
-    #[error(transparent)]
-    Tunnel(#[from] TunnelError),
-    /// A node or the controller says why.
-    #[error("{0}")]
-    Failed(String),
-}
+/// Why a move failed: as a backup job fails (the API, a node's tunnel, or a reason).
+pub use crate::backups::JobError as TransferError;
 
 type Result<T> = std::result::Result<T, TransferError>;
 
@@ -727,36 +716,10 @@ impl Ctl {
             },
         )
         .await;
-        for node in [&m.from, &m.to] {
-            self.best_effort(
-                node,
-                BackupCall::Remove {
-                    from: m.uid.clone(),
-                    id: ARCHIVE.into(),
-                },
-            )
-            .await;
-        }
+        self.remove_archives(m).await;
         let message = format!("moved from node {} to node {}", m.from, m.to);
-        let written = self
-            .set_status(m, |st| {
-                if let Some(o) = st.as_object_mut() {
-                    o.remove("transfer");
-                }
-                put_condition(
-                    st,
-                    Condition::new(CONDITION, true, "TransferSucceeded", &message, None),
-                );
-            })
+        self.conclude(m, "TransferSucceeded", &message, |_| {})
             .await?;
-        record_event(
-            &self.ctx.registry,
-            &written,
-            "Normal",
-            "TransferSucceeded",
-            &message,
-        )
-        .await;
         Ok(())
     }
 
@@ -783,6 +746,46 @@ impl Ctl {
             server = m.name,
             "transfer: the node still has the server bound; its copy stays"
         );
+    }
+
+    /// Ends a move: `status.transfer` goes (and `change` is made to the status), the
+    /// `Transferred` condition says how (`TransferSucceeded` is the one success), and an Event
+    /// (Normal `TransferSucceeded`, else Warning `TransferFailed`) says it to people.
+    async fn conclude(
+        &self,
+        m: &Move,
+        reason: &str,
+        message: &str,
+        change: impl Fn(&mut Value),
+    ) -> Result<()> {
+        let ok = reason == "TransferSucceeded";
+        let written = self
+            .set_status(m, |st| {
+                change(st);
+                if let Some(o) = st.as_object_mut() {
+                    o.remove("transfer");
+                }
+                put_condition(st, Condition::new(CONDITION, ok, reason, message, None));
+            })
+            .await?;
+        let (type_, event) = if ok {
+            ("Normal", "TransferSucceeded")
+        } else {
+            ("Warning", "TransferFailed")
+        };
+        record_event(&self.ctx.registry, &written, type_, event, message).await;
+        Ok(())
+    }
+
+    /// Removes the move's archive from both nodes (best effort).
+    async fn remove_archives(&self, m: &Move) {
+        for node in [&m.from, &m.to] {
+            let call = BackupCall::Remove {
+                from: m.uid.clone(),
+                id: ARCHIVE.into(),
+            };
+            self.best_effort(node, call).await;
+        }
     }
 
     /// A request whose failure is only logged (clean-up).
@@ -817,22 +820,8 @@ impl Ctl {
             Err(ApiError::Conflict { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        let written = self
-            .set_status(m, |st| {
-                put_condition(
-                    st,
-                    Condition::new(CONDITION, false, "TransferRefused", &message, None),
-                )
-            })
+        self.conclude(m, "TransferRefused", &message, |_| {})
             .await?;
-        record_event(
-            &self.ctx.registry,
-            &written,
-            "Warning",
-            "TransferFailed",
-            &message,
-        )
-        .await;
         Ok(())
     }
 
@@ -881,16 +870,7 @@ impl Ctl {
         .await;
         // the target lets go of what it got, once the server is no longer its own
         self.release(&m.to, m).await;
-        for node in [&m.from, &m.to] {
-            self.best_effort(
-                node,
-                BackupCall::Remove {
-                    from: m.uid.clone(),
-                    id: ARCHIVE.into(),
-                },
-            )
-            .await;
-        }
+        self.remove_archives(m).await;
         self.ctx
             .registry
             .merge_patch(
@@ -902,30 +882,14 @@ impl Ctl {
             )
             .await?;
         let message = format!("the server stays on node {}: {why}", m.from);
-        let written = self
-            .set_status(m, |st| {
-                if st["phase"] == "Transferring" {
-                    st["phase"] = "Stopped".into();
-                    st["reason"] = "TransferFailed".into();
-                    st["message"] = message.clone().into();
-                }
-                if let Some(o) = st.as_object_mut() {
-                    o.remove("transfer");
-                }
-                put_condition(
-                    st,
-                    Condition::new(CONDITION, false, "TransferFailed", &message, None),
-                );
-            })
-            .await?;
-        record_event(
-            &self.ctx.registry,
-            &written,
-            "Warning",
-            "TransferFailed",
-            &message,
-        )
-        .await;
+        self.conclude(m, "TransferFailed", &message, |st| {
+            if st["phase"] == "Transferring" {
+                st["phase"] = "Stopped".into();
+                st["reason"] = "TransferFailed".into();
+                st["message"] = message.clone().into();
+            }
+        })
+        .await?;
         if m.was_running {
             self.power(m, PowerAction::Start).await?;
         }
