@@ -321,8 +321,12 @@ impl Backups {
         // the archive was made by a node, but it is the customer's content: every check of
         // the file manager's extract, except the ratio (a world of zeros compresses well) —
         // the disk's free space still bounds it
+        // and as many members as the disk has room for; the staging directory is synced once,
+        // before the swap, instead of each file (it goes whole if anything fails)
         let limits = ExtractLimits {
             max_ratio: u64::MAX,
+            max_entries: u64::MAX,
+            sync_each: false,
             ..ExtractLimits::default()
         };
         let report = match archive::extract_file(
@@ -340,6 +344,10 @@ impl Backups {
                 return Err(e.into());
             }
         };
+        if let Err(e) = root.sync_fs() {
+            let _ = root.remove(&staging, true);
+            return Err(e.into());
+        }
         root.mkdir(&aside)?;
         if let Err(e) = swap(root, &staging, &aside, truncate) {
             tracing::warn!(id, error = %e, "restore: the swap failed and was undone");

@@ -128,15 +128,21 @@ pub struct ExtractLimits {
     /// first [`RATIO_ALLOWANCE`] bytes are always allowed by the ratio, so that a small archive
     /// of very compressible files (zeros, logs) still extracts; a bomb is stopped past it.
     pub max_ratio: u64,
+    /// Each file is `fsync`ed as it is written (what a user's extract needs: every member that
+    /// appears is whole on disk). False: the caller syncs the filesystem once at the end
+    /// ([`Root::sync_fs`]) and throws everything away if anything fails before (a restore's
+    /// staging directory); thousands of small files then cost no `fsync` each.
+    pub sync_each: bool,
 }
 
 impl Default for ExtractLimits {
-    /// 50 GiB, 100 000 members, a ratio of 200.
+    /// 50 GiB, 100 000 members, a ratio of 200, each file synced.
     fn default() -> Self {
         ExtractLimits {
             max_total_bytes: 50 << 30,
             max_entries: 100_000,
             max_ratio: 200,
+            sync_each: true,
         }
     }
 }
@@ -1101,7 +1107,11 @@ impl Extraction<'_> {
             out.write_all(&buf[..n])
                 .map_err(|e| FsError::from_io(&shown, e))?;
         }
-        out.commit()?;
+        if self.limits.sync_each {
+            out.commit()?;
+        } else {
+            out.commit_unsynced()?;
+        }
         // (a name written twice by one archive existed the second time)
         if !existed {
             self.created_files.push(target.to_owned());

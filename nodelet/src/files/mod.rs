@@ -232,6 +232,11 @@ impl Root {
         path::clean(path)
     }
 
+    /// Writes everything of the filesystem this root is on to disk (`syncfs`).
+    pub fn sync_fs(&self) -> Result<(), FsError> {
+        nix::unistd::syncfs(&self.dir).map_err(|e| from_errno("/", e))
+    }
+
     /// What is at `path`, without following a final symbolic link (`lstat`).
     pub fn stat(&self, path: &str) -> Result<Entry, FsError> {
         let clean = Self::clean(path)?;
@@ -723,10 +728,23 @@ impl AtomicFile {
     /// Flushes the data to disk (`fsync`) and renames the temporary file over the destination
     /// (`renameat` in the same directory, so the replace is atomic); what is there now.
     /// A directory that appeared at the destination meanwhile is [`FsError::IsADirectory`].
-    pub fn commit(mut self) -> Result<Entry, FsError> {
-        self.file
-            .sync_all()
-            .map_err(|e| FsError::from_io(&self.path, e))?;
+    pub fn commit(self) -> Result<Entry, FsError> {
+        self.commit_with(true)
+    }
+
+    /// As [`AtomicFile::commit`] without the `fsync`s: for a caller that syncs the whole
+    /// filesystem once when it is done ([`Root::sync_fs`]) and throws the lot away if anything
+    /// fails before (a restore's staging directory).
+    pub fn commit_unsynced(self) -> Result<Entry, FsError> {
+        self.commit_with(false)
+    }
+
+    fn commit_with(mut self, sync: bool) -> Result<Entry, FsError> {
+        if sync {
+            self.file
+                .sync_all()
+                .map_err(|e| FsError::from_io(&self.path, e))?;
+        }
         let _creds = Creds::enter(self.uid, self.gid, &self.path)?;
         renameat(&self.dir, self.tmp.as_str(), &self.dir, self.name.as_str()).map_err(
             |e| match e {
@@ -738,12 +756,13 @@ impl AtomicFile {
         )?;
         self.committed = true;
         // the rename itself, durable: best effort (the data already is)
-        if let Ok(dir) = openat(
+        let dir = openat(
             &self.dir,
             ".",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
-        ) {
+        );
+        if let (true, Ok(dir)) = (sync, dir) {
             let _ = nix::unistd::fsync(&dir);
         }
         let st = fstat(&self.file).map_err(|e| from_errno(&self.path, e))?;
