@@ -5,7 +5,7 @@ use crate::resource::KindInfo;
 use crate::validation::{Cause, ValidationError};
 use crate::{
     AlertRule, ApiKey, Backup, ClusterRoleBinding, Event, GameServer, Lease, Node, Quota, Restore,
-    Role, RoleBinding, Schedule, Template, User,
+    Role, RoleBinding, Schedule, Secret, Template, User,
 };
 
 /// Every kind of the API.
@@ -25,6 +25,7 @@ pub static KINDS: &[KindInfo] = &[
     KindInfo::of::<RoleBinding>(),
     KindInfo::of::<ClusterRoleBinding>(),
     KindInfo::of::<Quota>(),
+    KindInfo::of::<Secret>(),
 ];
 
 /// The kind named `name` (kind, plural, singular or short name, any case).
