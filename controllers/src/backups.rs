@@ -741,10 +741,11 @@ impl Ctl {
     }
 
     /// Deletes a deleted S3 Backup's object through a connected node (its own first); false
-    /// while no node is connected (the Backup waits in deletion). A Backup whose object was
-    /// never named, or whose Secret is gone, lets go with a Warning Event.
+    /// while no node is connected (the Backup waits in deletion). Only a Completed backup has
+    /// an object (a failed upload was aborted by the node); one whose Secret is gone lets go
+    /// with a Warning Event.
     async fn remove_s3_object(&self, b: &Value) -> Result<bool, JobError> {
-        if str_at(b, "/status/objectKey").is_none() {
+        if str_at(b, "/status/objectKey").is_none() || job_phase(b) != "Completed" {
             return Ok(true);
         }
         let target = match self.registry.backup_s3_target(b).await {

@@ -73,8 +73,9 @@ pub enum BackupError {
     /// The server's files refused or failed.
     #[error(transparent)]
     Fs(#[from] FsError),
-    /// The S3 endpoint is not allowed (not public, nor allowed by the operator).
-    #[error("{object}: refused: {why}")]
+    /// The S3 endpoint is not allowed (not public, nor allowed by the operator); `why`
+    /// names the object.
+    #[error("{why}")]
     S3Refused {
         /// `s3://bucket/key`.
         object: String,

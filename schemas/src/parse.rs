@@ -524,6 +524,7 @@ spec:
             serde_json::json!({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "default"}, "spec": {"roleRef": "r", "subjects": [{"kind": "User", "name": "alice"}]}}),
             serde_json::json!({"kind": "ClusterRoleBinding", "metadata": {"name": "b"}, "spec": {"roleRef": "r", "subjects": [{"kind": "Group", "name": "staff"}]}}),
             serde_json::json!({"kind": "Quota", "metadata": {"name": "q", "namespace": "default"}}),
+            serde_json::json!({"kind": "Secret", "metadata": {"name": "s", "namespace": "default"}, "spec": {"data": {"accessKeyId": "a"}}}),
         ];
         assert_eq!(examples.len(), KINDS.len());
         for mut ex in examples {
