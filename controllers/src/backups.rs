@@ -24,13 +24,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use catalyst_apiserver::error::ApiError;
-use catalyst_apiserver::registry::{meta_str, parse_revision, Part, Registry, Scope};
+use catalyst_apiserver::registry::{meta_str, parse_revision, Part, Registry, Scope, TargetError};
 use catalyst_apiserver::tunnel::{TunnelError, Tunnels};
 use catalyst_apiserver::watch::WatchCache;
 use catalyst_schemas::lifecycle::Phase;
 use catalyst_schemas::object::phase_of;
 use catalyst_schemas::power::PowerAction;
-use catalyst_schemas::tunnel::{Answer, BackupCall, TunnelOp};
+use catalyst_schemas::tunnel::{Answer, BackupCall, S3Target, TunnelOp};
 use catalyst_schemas::{lookup_kind, KindInfo};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -440,16 +440,16 @@ impl Ctl {
 
     async fn start_backup(&self, b: &Value, key: String) -> Result<(), JobError> {
         let ns = meta_str(b, "namespace").unwrap_or("default").to_owned();
-        if b.pointer("/spec/storage/s3").is_some_and(|v| !v.is_null()) {
-            self.refuse(
-                "backups",
-                b,
-                "BackupFailed",
-                "S3 storage is not available in this version: use local storage (spec.storage.local)".into(),
-            )
-            .await?;
-            return Ok(());
-        }
+        // an S3 backup's credentials are checked before anything is asked of a node
+        let s3 = match self.registry.backup_s3_target(b).await {
+            Ok(t) => t,
+            Err(TargetError::Api(e)) => return Err(e.into()),
+            Err(e) => {
+                self.refuse("backups", b, "BackupFailed", e.to_string())
+                    .await?;
+                return Ok(());
+            }
+        };
         let gs_name = str_at(b, "/spec/gameServer").unwrap_or_default().to_owned();
         let Some((gs, node)) = self.placed(Job::Backup, b, &ns, &gs_name).await? else {
             return Ok(());
@@ -465,30 +465,35 @@ impl Ctl {
         }
         let b = self.ensure_finalizer(b).await?;
         let gs_uid = meta_str(&gs, "uid").unwrap_or_default().to_owned();
-        let b = self
-            .decide(
-                "backups",
-                &b,
-                json!({"phase": "Running", "startedAt": now(), "nodeName": node,
-                       "gameServerUid": gs_uid, "message": null, "bytesDone": 0}),
-            )
-            .await?;
+        let mut running = json!({"phase": "Running", "startedAt": now(), "nodeName": node,
+                       "gameServerUid": gs_uid, "message": null, "bytesDone": 0});
+        if let Some(t) = &s3 {
+            // recorded first, so a deletion finds the object whatever happens next
+            running["objectKey"] = t.key.clone().into();
+        }
+        let b = self.decide("backups", &b, running).await?;
         let b_obj = b.clone();
         let ctl = self.clone();
         let work = async move {
-            let made = ctl.backup_job(&b, &node).await?;
+            let location = match &s3 {
+                Some(t) => format!("s3://{}/{}", t.bucket, t.key),
+                None => format!(
+                    "node://{node}/backups/{gs_uid}/{}.tar.zst",
+                    meta_str(&b, "uid").unwrap_or_default()
+                ),
+            };
+            let made = ctl.backup_job(&b, &node, s3).await?;
             let size = made["size"].as_i64().unwrap_or(0);
             let status = json!({
                 "sizeBytes": size,
                 "bytesDone": size,
                 "sha256": made["sha256"],
                 "files": made["files"],
-                "location": format!("node://{node}/backups/{gs_uid}/{}.tar.zst",
-                    meta_str(&b, "uid").unwrap_or_default()),
+                "location": location,
             });
             Ok((
                 status,
-                format!("backup of {size} bytes made on node {node}"),
+                format!("backup of {size} bytes made on node {node} to {location}"),
             ))
         };
         self.spawn_job(Job::Backup, b_obj, key, work);
@@ -531,7 +536,12 @@ impl Ctl {
 
     /// The job of one backup: the command, the stop, the archive, the start; the node's
     /// result (`size`, `sha256`, `files`, …).
-    async fn backup_job(&self, b: &Value, node: &str) -> Result<Value, JobError> {
+    async fn backup_job(
+        &self,
+        b: &Value,
+        node: &str,
+        s3: Option<S3Target>,
+    ) -> Result<Value, JobError> {
         let ns = meta_str(b, "namespace").unwrap_or("default").to_owned();
         let gs_name = str_at(b, "/spec/gameServer").unwrap_or_default().to_owned();
         let gs_uid = str_at(b, "/status/gameServerUid")
@@ -556,7 +566,7 @@ impl Ctl {
         }
         let stop = b.pointer("/spec/stopServer").and_then(Value::as_bool) == Some(true);
         let restart = stop && self.stop_server(&ns, &gs_name).await?;
-        let result = self.pack(b, node, &gs_uid).await;
+        let result = self.pack(b, node, &gs_uid, s3).await;
         if restart {
             self.power(&ns, &gs_name, PowerAction::Start).await?;
         }
@@ -564,7 +574,13 @@ impl Ctl {
     }
 
     /// Asks the node to pack the archive, writing progress as it comes.
-    async fn pack(&self, b: &Value, node: &str, gs_uid: &str) -> Result<Value, JobError> {
+    async fn pack(
+        &self,
+        b: &Value,
+        node: &str,
+        gs_uid: &str,
+        s3: Option<S3Target>,
+    ) -> Result<Value, JobError> {
         let ignore: Vec<String> = b
             .pointer("/spec/ignore")
             .and_then(Value::as_array)
@@ -580,6 +596,7 @@ impl Ctl {
             id: meta_str(b, "uid").unwrap_or_default().to_owned(),
             ignore,
             everything: false,
+            s3,
         };
         let mut answers = self
             .tunnels
@@ -678,7 +695,11 @@ impl Ctl {
         if !has {
             return Ok(());
         }
-        if let (Some(node), Some(from)) = (
+        if b.pointer("/spec/storage/s3").is_some_and(Value::is_object) {
+            if !self.remove_s3_object(b).await? {
+                return Ok(());
+            }
+        } else if let (Some(node), Some(from)) = (
             str_at(b, "/status/nodeName"),
             str_at(b, "/status/gameServerUid"),
         ) {
@@ -701,6 +722,7 @@ impl Ctl {
                 let call = BackupCall::Remove {
                     from: from.to_owned(),
                     id: meta_str(b, "uid").unwrap_or_default().to_owned(),
+                    s3: None,
                 };
                 self.ask(node, TunnelOp::Backup { call }).await?;
             }
@@ -717,6 +739,47 @@ impl Ctl {
             })
             .await?;
         Ok(())
+    }
+
+    /// Deletes a deleted S3 Backup's object through a connected node (its own first); false
+    /// while no node is connected (the Backup waits in deletion). Only a Completed backup has
+    /// an object (a failed upload was aborted by the node); one whose Secret is gone lets go
+    /// with a Warning Event.
+    async fn remove_s3_object(&self, b: &Value) -> Result<bool, JobError> {
+        if str_at(b, "/status/objectKey").is_none() || job_phase(b) != "Completed" {
+            return Ok(true);
+        }
+        let target = match self.registry.backup_s3_target(b).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(true),
+            Err(TargetError::Api(e)) => return Err(e.into()),
+            Err(e) => {
+                let message = format!("the backup's object was not deleted from S3: {e}");
+                record_event(&self.registry, b, "Warning", "BackupObjectKept", &message).await;
+                return Ok(true);
+            }
+        };
+        let Some(node) = self.s3_node(str_at(b, "/status/nodeName")) else {
+            return Ok(false);
+        };
+        let call = BackupCall::Remove {
+            from: str_at(b, "/status/gameServerUid")
+                .unwrap_or("none")
+                .to_owned(),
+            id: meta_str(b, "uid").unwrap_or_default().to_owned(),
+            s3: Some(target),
+        };
+        self.ask(&node, TunnelOp::Backup { call }).await?;
+        Ok(true)
+    }
+
+    /// A connected node to reach S3 through: `preferred` when connected, else any.
+    fn s3_node(&self, preferred: Option<&str>) -> Option<String> {
+        let nodes = self.tunnels.nodes();
+        match preferred {
+            Some(p) if nodes.iter().any(|n| n == p) => Some(p.to_owned()),
+            _ => nodes.into_iter().next(),
+        }
     }
 
     // ---- restores --------------------------------------------------------------------------
@@ -776,7 +839,17 @@ impl Ctl {
             return Ok(());
         };
         let held = str_at(&b, "/status/nodeName").unwrap_or_default();
-        if held != node {
+        // an S3 backup restores on any node; a local one only where it is kept
+        let s3 = match self.registry.backup_s3_target(&b).await {
+            Ok(t) => t,
+            Err(TargetError::Api(e)) => return Err(e.into()),
+            Err(e) => {
+                let message = format!("backup {backup_name:?}: {e}");
+                self.refuse("restores", r, "RestoreFailed", message).await?;
+                return Ok(());
+            }
+        };
+        if s3.is_none() && held != node {
             self.refuse(
                 "restores",
                 r,
@@ -809,7 +882,7 @@ impl Ctl {
         let ctl = self.clone();
         let (b, r_obj) = (b.clone(), r.clone());
         let work = async move {
-            let report = ctl.restore_job(&r, &b, &ns, &gs_name, &node).await?;
+            let report = ctl.restore_job(&r, &b, &ns, &gs_name, &node, s3).await?;
             let status = json!({"step": null, "files": report["files"], "bytes": report["bytes"]});
             let msg = format!(
                 "backup {:?} restored into gameserver {gs_name:?}",
@@ -828,6 +901,7 @@ impl Ctl {
         ns: &str,
         gs_name: &str,
         node: &str,
+        s3: Option<S3Target>,
     ) -> Result<Value, JobError> {
         let was_running = self.stop_server(ns, gs_name).await?;
         self.set_status("restores", r, json!({"step": "restoring the files"}))
@@ -844,6 +918,7 @@ impl Ctl {
             id: meta_str(b, "uid").unwrap_or_default().to_owned(),
             sha256: str_at(b, "/status/sha256").unwrap_or_default().to_owned(),
             truncate: r.pointer("/spec/truncate").and_then(Value::as_bool) == Some(true),
+            s3,
         };
         let result = self.ask(node, TunnelOp::Backup { call }).await;
         if was_running {

@@ -553,6 +553,7 @@ impl Ctl {
             id: ARCHIVE.into(),
             ignore: Vec::new(),
             everything: true,
+            s3: None,
         };
         let mut answers = self
             .tunnels
@@ -593,6 +594,7 @@ impl Ctl {
             start: None,
             end: None,
             suffix: None,
+            s3: None,
         };
         let mut src = self
             .tunnels
@@ -783,6 +785,7 @@ impl Ctl {
             let call = BackupCall::Remove {
                 from: m.uid.clone(),
                 id: ARCHIVE.into(),
+                s3: None,
             };
             self.best_effort(node, call).await;
         }

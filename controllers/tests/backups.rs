@@ -68,13 +68,13 @@ async fn backups_and_restores_say_why_they_cannot_run_and_interrupted_jobs_fail(
             ..Config::new("one", Duration::from_secs(2))
         },
     );
-    // no such server; S3 not available; a server not on a node waits
+    // no such server; S3 credentials that are not there; a server not on a node waits
     create(&registry, "Backup", "lost", json!({"gameServer": "nope"})).await;
     create(
         &registry,
         "Backup",
         "bucket",
-        json!({"gameServer": "nope", "storage": {"s3": {"endpoint": "http://127.0.0.1:1", "bucket": "b"}}}),
+        json!({"gameServer": "nope", "storage": {"s3": {"endpoint": "http://127.0.0.1:1", "bucket": "bkt", "credentials": "missing"}}}),
     )
     .await;
     create(
@@ -89,7 +89,14 @@ async fn backups_and_restores_say_why_they_cannot_run_and_interrupted_jobs_fail(
         says(s, "Failed", "\"nope\" not found")
     })
     .await;
-    status_of(&registry, "backups", "bucket", |s| says(s, "Failed", "S3")).await;
+    status_of(&registry, "backups", "bucket", |s| {
+        says(
+            s,
+            "Failed",
+            "spec.storage.s3.credentials: secret \"missing\" not found",
+        )
+    })
+    .await;
     status_of(&registry, "backups", "waits", |s| {
         says(s, "Pending", "not on a node")
     })

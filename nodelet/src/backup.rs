@@ -76,6 +76,23 @@ pub enum BackupError {
     /// The server's files refused or failed.
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// The S3 endpoint is not allowed (not public, nor allowed by the operator); `why`
+    /// names the object.
+    #[error("{why}")]
+    S3Refused {
+        /// `s3://bucket/key`.
+        object: String,
+        /// Why.
+        why: String,
+    },
+    /// The S3 store refused or failed.
+    #[error("{object}: {why}")]
+    S3 {
+        /// `s3://bucket/key`.
+        object: String,
+        /// What it answered (never the credentials).
+        why: String,
+    },
     /// The node's backup directory failed.
     #[error("backup {id}: {source}")]
     Io {
@@ -93,6 +110,8 @@ impl BackupError {
             BackupError::BadId(_) | BackupError::Pattern { .. } => 400,
             BackupError::NotFound(_) => 404,
             BackupError::Checksum { .. } | BackupError::Busy(_) => 409,
+            BackupError::S3Refused { .. } => 403,
+            BackupError::S3 { .. } => 502,
             BackupError::Fs(e) => e.status(),
             BackupError::Io { source, .. } if source.raw_os_error() == Some(28) => 507,
             BackupError::Io { .. } => 500,
@@ -625,6 +644,8 @@ impl<W: Write> Write for Counted<'_, W> {
         self.inner.flush()
     }
 }
+
+pub mod s3;
 
 #[cfg(test)]
 mod tests;

@@ -58,6 +58,9 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// Where the SFTP server listens (`None`: no SFTP on this node).
     pub sftp_listen: Option<std::net::SocketAddr>,
+    /// Addresses a backup's S3 endpoint may reach although they are not public (exact
+    /// addresses, as `PullPolicy::allow`). Empty by default.
+    pub backup_endpoint_allow: Vec<std::net::IpAddr>,
 }
 
 /// Parses an SFTP listen address: `HOST:PORT`, or `off` for no SFTP server.
@@ -97,6 +100,7 @@ impl Config {
             registry_auth: std::env::var_os("HOME")
                 .map(|h| PathBuf::from(h).join(".docker/config.json")),
             insecure_registries: Vec::new(),
+            backup_endpoint_allow: Vec::new(),
             sftp_listen: Some(
                 crate::sftp::DEFAULT_LISTEN
                     .parse()

@@ -11,7 +11,7 @@ use catalyst_schemas::tunnel::{Answer, BackupCall, FileCall, FILE_CHUNK_BYTES, F
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::backup::{BackupError, Backups};
+use crate::backup::{s3, BackupError, Backups, Made};
 use crate::files::archive::{self, ArchiveFormat, ExtractLimits};
 use crate::files::pull::{self, PullPolicy};
 use crate::files::{EntryKind, FsError, Root, UPLOAD_PREFIX};
@@ -419,30 +419,95 @@ async fn backup_call(
             id,
             ignore,
             everything,
+            s3: Some(target),
         } => {
+            // the endpoint is checked before anything is packed
+            let object = s3::open(&target, &rt.backup_endpoint_allow).await?;
+            let patterns = (!everything).then_some(ignore);
+            let made = pack(rt, backups.clone(), uid.clone(), id.clone(), patterns, tx).await?;
+            let result = upload(&backups, &object, &uid, &id, made.size, tx).await;
+            // the archive lives in the bucket only, also when the upload failed
+            let _ = blocking_backup(move || backups.remove(&uid, &id)).await;
+            result?;
+            tracing::info!(object = object.shown, bytes = made.size, "backup uploaded");
+            Ok(Some(to_value(made)))
+        }
+        BackupCall::Create {
+            uid,
+            id,
+            ignore,
+            everything,
+            s3: None,
+        } => pack(rt, backups, uid, id, (!everything).then_some(ignore), tx)
+            .await
+            .map(|m| Some(to_value(m))),
+        BackupCall::Restore {
+            uid,
+            from,
+            id,
+            sha256,
+            truncate,
+            s3: Some(target),
+        } => {
+            let object = s3::open(&target, &rt.backup_endpoint_allow).await?;
             let root = root_of(rt, &uid).await?;
-            // progress goes out as it comes, never holding the packing up
-            let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
-            let job = blocking_backup(move || {
-                let patterns = (!everything).then_some(ignore.as_slice());
-                backups.create(&root, &uid, &id, patterns, &|n| {
-                    let _ = ptx.send(n);
-                })
-            });
-            tokio::pin!(job);
-            loop {
-                tokio::select! {
-                    made = &mut job => return made.map(|m| Some(to_value(m))),
-                    changed = prx.changed() => {
-                        if changed.is_err() {
-                            // the packing is over: its result is all that is left
-                            return (&mut job).await.map(|m| Some(to_value(m)));
-                        }
-                        let n = *prx.borrow_and_update();
-                        let _ = tx.send(Answer::Progress(n)).await;
-                    }
+            let dest = backups.archive_path(&from, &id)?;
+            let io_err = |source| BackupError::Io {
+                id: id.clone(),
+                source,
+            };
+            let parent = dest
+                .parent()
+                .map(std::path::Path::to_owned)
+                .unwrap_or_default();
+            tokio::fs::create_dir_all(&parent).await.map_err(io_err)?;
+            let downloaded = object.download(&dest).await;
+            let result = match downloaded {
+                Ok((_, actual)) if !actual.eq_ignore_ascii_case(&sha256) => {
+                    Err(BackupError::Checksum {
+                        id: id.clone(),
+                        expected: sha256.clone(),
+                        actual,
+                    })
                 }
+                Ok(_) => {
+                    let (b, f, i) = (backups.clone(), from.clone(), id.clone());
+                    blocking_backup(move || b.restore(&root, &f, &i, &sha256, truncate)).await
+                }
+                Err(e) => Err(e),
+            };
+            // the download goes, whatever happened
+            let _ = blocking_backup(move || backups.remove(&from, &id)).await;
+            result.map(|r| Some(to_value(r)))
+        }
+        BackupCall::Remove {
+            s3: Some(target), ..
+        } => {
+            let object = s3::open(&target, &rt.backup_endpoint_allow).await?;
+            let removed = object.delete().await?;
+            Ok(Some(json!({ "removed": removed })))
+        }
+        BackupCall::Read {
+            id,
+            start,
+            end,
+            suffix,
+            s3: Some(target),
+            ..
+        } => {
+            let object = s3::open(&target, &rt.backup_endpoint_allow).await?;
+            let shown = format!("backup {id}");
+            let size = object.size().await?;
+            let (start, length) = resolve_range(&shown, size, (start, end, suffix))?;
+            let opened = json!({"size": size, "start": start, "length": length});
+            tx.send(Answer::Opened(opened))
+                .await
+                .map_err(|_| closed(&shown))?;
+            if length > 0 {
+                let chunks = object.range(start, length).await?;
+                send_chunks(chunks, length, &shown, tx, inbox).await?;
             }
+            Ok(None)
         }
         BackupCall::Restore {
             uid,
@@ -450,13 +515,14 @@ async fn backup_call(
             id,
             sha256,
             truncate,
+            s3: None,
         } => {
             let root = root_of(rt, &uid).await?;
             blocking_backup(move || backups.restore(&root, &from, &id, &sha256, truncate))
                 .await
                 .map(|r| Some(to_value(r)))
         }
-        BackupCall::Remove { from, id } => {
+        BackupCall::Remove { from, id, s3: None } => {
             let removed = blocking_backup(move || backups.remove(&from, &id)).await?;
             Ok(Some(json!({ "removed": removed })))
         }
@@ -466,6 +532,7 @@ async fn backup_call(
             start,
             end,
             suffix,
+            s3: None,
         } => {
             let shown = format!("backup {id}");
             let (file, size) = blocking_backup(move || backups.open(&from, &id)).await?;
@@ -600,6 +667,112 @@ async fn adopt(
     blocking_backup(move || backups.restore(&root, &from, &id, &sha256, true))
         .await
         .map(|r| Some(to_value(r)))
+}
+
+/// Packs server `uid`'s data directory into local backup `id`, telling progress as it goes.
+async fn pack(
+    rt: &Runtime,
+    backups: Backups,
+    uid: String,
+    id: String,
+    ignore: Option<Vec<String>>,
+    tx: &StreamTx,
+) -> Result<Made, BackupError> {
+    let root = root_of(rt, &uid).await?;
+    // progress goes out as it comes, never holding the packing up
+    let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
+    let job = blocking_backup(move || {
+        backups.create(&root, &uid, &id, ignore.as_deref(), &|n| {
+            let _ = ptx.send(n);
+        })
+    });
+    tokio::pin!(job);
+    loop {
+        tokio::select! {
+            made = &mut job => return made,
+            changed = prx.changed() => {
+                if changed.is_err() {
+                    // the packing is over: its result is all that is left
+                    return (&mut job).await;
+                }
+                let n = *prx.borrow_and_update();
+                let _ = tx.send(Answer::Progress(n)).await;
+            }
+        }
+    }
+}
+
+/// Uploads local backup `id` of server `uid` to `object`; progress answers tell the bytes
+/// sent so far.
+async fn upload(
+    backups: &Backups,
+    object: &s3::Object,
+    uid: &str,
+    id: &str,
+    size: u64,
+    tx: &StreamTx,
+) -> Result<(), BackupError> {
+    let (b, u, i) = (backups.clone(), uid.to_owned(), id.to_owned());
+    let (file, _) = blocking_backup(move || b.open(&u, &i)).await?;
+    let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
+    let tell = move |n| {
+        let _ = ptx.send(n);
+    };
+    let job = object.upload(file, size, &tell);
+    tokio::pin!(job);
+    loop {
+        tokio::select! {
+            done = &mut job => return done,
+            changed = prx.changed() => {
+                if changed.is_err() {
+                    return (&mut job).await;
+                }
+                let n = *prx.borrow_and_update();
+                let _ = tx.send(Answer::Progress(n)).await;
+            }
+        }
+    }
+}
+
+/// Sends `length` bytes of `chunks` as data chunks of at most [`FILE_CHUNK_BYTES`], each as
+/// room is made at the API server.
+async fn send_chunks(
+    mut chunks: futures::stream::BoxStream<'static, Result<bytes::Bytes, BackupError>>,
+    length: u64,
+    shown: &str,
+    tx: &StreamTx,
+    inbox: Inbox,
+) -> Result<(), BackupError> {
+    use futures::StreamExt;
+    let mut left = length;
+    let mut pending = bytes::Bytes::new();
+    while left > 0 {
+        if pending.is_empty() {
+            match chunks.next().await {
+                Some(c) => pending = c?,
+                None => {
+                    return Err(BackupError::Fs(FsError::Invalid {
+                        path: shown.to_owned(),
+                        why: "the object ended before its length".into(),
+                    }))
+                }
+            }
+            continue;
+        }
+        inbox
+            .credits
+            .acquire()
+            .await
+            .map_err(|_| closed(shown))?
+            .forget();
+        let n = pending.len().min(FILE_CHUNK_BYTES).min(left as usize);
+        let chunk = pending.split_to(n);
+        left -= n as u64;
+        tx.send(Answer::Data(chunk.to_vec()))
+            .await
+            .map_err(|_| closed(shown))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -118,6 +118,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         samples: Mutex::new(Vec::new()),
         image_locks: Mutex::new(HashMap::new()),
         bound: Arc::new(bound::BoundServers::new()),
+        backup_endpoint_allow: config.backup_endpoint_allow.clone(),
     });
     tracing::info!(
         node = config.name,

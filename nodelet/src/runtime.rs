@@ -60,6 +60,8 @@ pub struct Runtime {
     pub image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The GameServers bound to this node, by name (SFTP logins find their server here).
     pub bound: Arc<crate::bound::BoundServers>,
+    /// Non-public addresses a backup's S3 endpoint may reach (operator-allowed).
+    pub backup_endpoint_allow: Vec<std::net::IpAddr>,
 }
 
 impl Runtime {

@@ -120,9 +120,14 @@ pub struct S3Storage {
     /// A key prefix.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prefix: String,
-    /// The name of the credentials the node holds for this bucket.
+    /// The name of a Secret in the Backup's namespace holding `accessKeyId` and
+    /// `secretAccessKey` (and optionally `sessionToken`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub credentials: String,
+    /// Address the bucket in the path (`endpoint/bucket/key`) rather than the host name:
+    /// what MinIO, moto and other stores on an IP address need.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_style: bool,
 }
 
 impl Validate for BackupSpec {
@@ -144,7 +149,48 @@ impl Validate for BackupSpec {
                 &p.child("endpoint"),
                 "must be an http:// or https:// URL",
             );
-            causes.check(!s3.bucket.is_empty(), &p.child("bucket"), "is required");
+            causes.check(
+                s3.endpoint.len() <= 2048 && !s3.endpoint.contains(char::is_whitespace),
+                &p.child("endpoint"),
+                "at most 2048 bytes, no spaces",
+            );
+            causes.check(
+                (3..=63).contains(&s3.bucket.len())
+                    && s3.bucket.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                    }),
+                &p.child("bucket"),
+                "must be an S3 bucket name: 3 to 63 lowercase letters, digits, '-' or '.'",
+            );
+            causes.check(
+                s3.region.len() <= 64
+                    && s3
+                        .region
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                &p.child("region"),
+                "at most 64 letters, digits, '-' or '_'",
+            );
+            causes.check(
+                s3.prefix.len() <= 512
+                    && !s3.prefix.starts_with('/')
+                    && !s3.prefix.trim_end_matches('/').contains("//")
+                    && !s3.prefix.split('/').any(|c| c == ".." || c == ".")
+                    && !s3.prefix.contains(|c: char| c.is_control()),
+                &p.child("prefix"),
+                "at most 512 bytes, relative, no '.' or '..' segments, no control characters",
+            );
+            causes.check(
+                !s3.credentials.is_empty(),
+                &p.child("credentials"),
+                "is required: the name of a Secret with accessKeyId and secretAccessKey",
+            );
+            if !s3.credentials.is_empty() {
+                causes.rule(
+                    &p.child("credentials"),
+                    validation::dns_subdomain(&s3.credentials),
+                );
+            }
         }
         if let Some(c) = &self.command {
             causes.check(
@@ -211,6 +257,9 @@ pub struct BackupStatus {
     /// Where the archive is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// The object's key in the bucket, for a backup kept in S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_key: Option<String>,
     /// The node that holds a local backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,

@@ -5,7 +5,7 @@ use crate::resource::KindInfo;
 use crate::validation::{Cause, ValidationError};
 use crate::{
     AlertRule, ApiKey, Backup, ClusterRoleBinding, Event, GameServer, Lease, Node, Quota, Restore,
-    Role, RoleBinding, Schedule, Template, User,
+    Role, RoleBinding, Schedule, Secret, Template, User,
 };
 
 /// Every kind of the API.
@@ -25,6 +25,7 @@ pub static KINDS: &[KindInfo] = &[
     KindInfo::of::<RoleBinding>(),
     KindInfo::of::<ClusterRoleBinding>(),
     KindInfo::of::<Quota>(),
+    KindInfo::of::<Secret>(),
 ];
 
 /// The kind named `name` (kind, plural, singular or short name, any case).
@@ -523,6 +524,7 @@ spec:
             serde_json::json!({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "default"}, "spec": {"roleRef": "r", "subjects": [{"kind": "User", "name": "alice"}]}}),
             serde_json::json!({"kind": "ClusterRoleBinding", "metadata": {"name": "b"}, "spec": {"roleRef": "r", "subjects": [{"kind": "Group", "name": "staff"}]}}),
             serde_json::json!({"kind": "Quota", "metadata": {"name": "q", "namespace": "default"}}),
+            serde_json::json!({"kind": "Secret", "metadata": {"name": "s", "namespace": "default"}, "spec": {"data": {"accessKeyId": "a"}}}),
         ];
         assert_eq!(examples.len(), KINDS.len());
         for mut ex in examples {

@@ -250,6 +250,7 @@ const ALL_PLURALS: &[&str] = &[
     "rolebindings",
     "clusterrolebindings",
     "quotas",
+    "secrets",
 ];
 
 /// What `operator` may only read.

@@ -197,6 +197,9 @@ pub enum BackupCall {
         /// Pack everything, ignore files and patterns aside (a transfer).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         everything: bool,
+        /// Upload the archive there (and keep no local copy) rather than keep it on the node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<S3Target>,
     },
     /// Puts backup `id`, made of server `from`, back into server `uid`'s data directory once
     /// the archive's SHA-256 is `sha256`: `End` with `{files, directories, bytes, links}`.
@@ -212,6 +215,9 @@ pub enum BackupCall {
         /// Remove what the backup does not hold.
         #[serde(default)]
         truncate: bool,
+        /// The archive is there (downloaded first) rather than on this node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<S3Target>,
     },
     /// The archive's bytes, as `FileCall::Read` sends a file's.
     Read {
@@ -228,6 +234,9 @@ pub enum BackupCall {
         /// The last this many bytes.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         suffix: Option<u64>,
+        /// The archive is there rather than on this node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<S3Target>,
     },
     /// Removes the archive (`End` with `{"removed": bool}`).
     Remove {
@@ -235,6 +244,9 @@ pub enum BackupCall {
         from: String,
         /// The Backup's uid.
         id: String,
+        /// The archive is there rather than on this node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<S3Target>,
     },
     /// Takes archive `id` of server `uid` from another node (a transfer): `Opened`, then data
     /// chunks as a file upload sends them (each acknowledged, an empty one ends it); kept once
@@ -275,6 +287,51 @@ pub enum BackupCall {
         /// The GameServer's uid.
         uid: String,
     },
+}
+
+/// An object in an S3-compatible bucket and how to reach it, as the controller resolved it
+/// from a Backup's `spec.storage.s3` and its Secret. Its `Debug` never shows the secret key
+/// nor the session token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Target {
+    /// `http(s)://host[:port]` (tenant-written: the node checks where it leads).
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The region (`us-east-1` when empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
+    /// The object's key.
+    pub key: String,
+    /// Path-style addressing (`endpoint/bucket/key`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_style: bool,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// A session token, for temporary credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for S3Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Target")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("key", &self.key)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &"<redacted>")
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// A request frame from the API server: an id that correlates the answers, and what to do.

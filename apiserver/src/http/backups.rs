@@ -52,6 +52,37 @@ pub async fn download(
             causes: vec![],
         });
     };
+    // a backup in S3 is read by any connected node (its own first)
+    let s3 = state
+        .registry
+        .backup_s3_target(&backup)
+        .await
+        .map_err(|e| match e {
+            crate::registry::TargetError::Api(e) => e,
+            e => ApiError::Conflict {
+                message: format!("backup {name:?}: {e}"),
+                causes: vec![],
+            },
+        })?;
+    let node = match &s3 {
+        None => node.to_owned(),
+        Some(_) => {
+            let connected = state.tunnels.nodes();
+            if connected.iter().any(|n| n == node) {
+                node.to_owned()
+            } else {
+                connected
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| ApiError::Conflict {
+                        message: format!(
+                            "backup {name:?}: no node is connected to read it from S3"
+                        ),
+                        causes: vec![],
+                    })?
+            }
+        }
+    };
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(v) => Some(parse_range(v)?),
         None => None,
@@ -63,10 +94,11 @@ pub async fn download(
         start,
         end,
         suffix,
+        s3,
     };
     let mut answers = state
         .tunnels
-        .request(node, &owner(caller.as_deref()), TunnelOp::Backup { call })
+        .request(&node, &owner(caller.as_deref()), TunnelOp::Backup { call })
         .await?;
     let first = answers.next_in_time().await?;
     if let Answer::Failed { code, error } = first {

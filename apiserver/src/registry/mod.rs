@@ -11,8 +11,10 @@ mod gc;
 mod object;
 mod quota;
 mod read;
+mod secrets;
 mod types;
 mod write;
 
 pub use object::{from_kv, merge, meta_mut, meta_str, parse_revision};
+pub use secrets::{backup_object_key, SecretData, TargetError, SECRETS};
 pub use types::{ListRequest, ListResult, Part, Registry, Scope, Written};

@@ -8,6 +8,7 @@ use super::admission::{admit, check_type, prepare_update};
 use super::object::{
     from_kv, merge, meta_mut, meta_str, now, parse_revision, same_object, to_bytes,
 };
+use super::secrets::{is_secret, keys_of, split, SecretData};
 use super::types::{Part, Registry, Scope, Written};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{KeyValue, Revision, StoreError};
@@ -69,17 +70,27 @@ impl Registry {
         if kind.plural == "backups" {
             self.check_backup_quota(scope.namespace).await?;
         }
+        let secret = if is_secret(kind.plural) {
+            split(&mut obj, &[])?
+        } else {
+            None
+        };
         if dry_run {
             return Ok(Written {
                 object: obj,
                 changed: true,
             });
         }
-        let rev = self
-            .store
-            .create(&scope.key(&name), &to_bytes(&obj)?)
-            .await
-            .map_err(|e| ApiError::from_store(e, kind.plural, &name))?;
+        let uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
+        if let Some(data) = &secret {
+            // the values first, under the new uid: no object ever names keys without values
+            self.put_secret_record(&uid, data).await?;
+        }
+        let created = self.store.create(&scope.key(&name), &to_bytes(&obj)?).await;
+        if created.is_err() && secret.is_some() {
+            self.remove_secret_record(&uid).await;
+        }
+        let rev = created.map_err(|e| ApiError::from_store(e, kind.plural, &name))?;
         meta_mut(&mut obj).insert("resourceVersion".into(), rev.to_string().into());
         if matches!(kind.plural, "gameservers" | "quotas") {
             self.refresh_quota_usage(scope.namespace);
@@ -159,14 +170,30 @@ impl Registry {
             let kv = self.get_kv(scope, name).await?;
             check_pinned(&kv, pinned, kind, name)?;
             let current = from_kv(&kv)?;
-            let submitted = change(&current)?;
+            let mut submitted = change(&current)?;
+            // a Secret's values leave the object here; `spec.keys` says which there are
+            let secret = if is_secret(kind.plural) && part == Part::Main {
+                split(&mut submitted, &keys_of(&current))?
+            } else {
+                None
+            };
             let next = prepare_update(kind, &current, submitted, part)?;
             self.check_write(kind.plural, &next)?;
             if kind.plural == "gameservers" && part == Part::Main {
                 self.check_quota(scope.namespace, Some(&current), &next)
                     .await?;
             }
-            if same_object(&current, &next) {
+            let uid = meta_str(&current, "uid").unwrap_or_default().to_owned();
+            // Some(the values before) when the write changes the values
+            let mut before: Option<SecretData> = None;
+            if let Some(data) = &secret {
+                let old = self.secret_record(&uid).await?.unwrap_or_default();
+                if &old != data {
+                    before = Some(old);
+                }
+            }
+            let same = same_object(&current, &next);
+            if same && before.is_none() {
                 return Ok(Written {
                     object: current,
                     changed: false,
@@ -177,6 +204,16 @@ impl Registry {
                     object: next,
                     changed: true,
                 });
+            }
+            if let (Some(data), Some(_)) = (&secret, &before) {
+                self.put_secret_record(&uid, data).await?;
+                if same {
+                    // only the values changed: the object stays as it is
+                    return Ok(Written {
+                        object: current,
+                        changed: true,
+                    });
+                }
             }
             let finalized = next.pointer("/metadata/deletionTimestamp").is_some()
                 && next
@@ -190,8 +227,15 @@ impl Registry {
                     .update(&kv.key, &to_bytes(&next)?, kv.mod_revision)
                     .await
             };
+            if let (true, Some(old)) = (result.is_err(), &before) {
+                // the object was not written: nor are its values
+                self.put_secret_record(&uid, old).await?;
+            }
             match result {
                 Ok(rev) => {
+                    if finalized && is_secret(kind.plural) {
+                        self.remove_secret_record(&uid).await;
+                    }
                     let mut object = next;
                     meta_mut(&mut object).insert("resourceVersion".into(), rev.to_string().into());
                     let counted =
@@ -266,6 +310,10 @@ impl Registry {
             }
             match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
                 Ok(_) => {
+                    if is_secret(kind.plural) {
+                        self.remove_secret_record(meta_str(&obj, "uid").unwrap_or_default())
+                            .await;
+                    }
                     if kind.plural == "gameservers" {
                         self.refresh_quota_usage(scope.namespace);
                     }

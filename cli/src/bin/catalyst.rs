@@ -62,6 +62,10 @@ struct ServerArgs {
     /// `off`: no SFTP.
     #[arg(long, default_value = catalyst_nodelet::sftp::DEFAULT_LISTEN, value_parser = catalyst_nodelet::config::parse_sftp_listen, requires = "with_nodelet")]
     sftp_listen: ::std::option::Option<std::net::SocketAddr>,
+    /// An address a Backup's S3 endpoint may reach from the in-process nodelet although it
+    /// is not public (repeatable; exact addresses).
+    #[arg(long = "backup-endpoint-allow", requires = "with_nodelet")]
+    backup_endpoint_allow: Vec<std::net::IpAddr>,
     /// Also append every audit record (writes and refused requests) to this file, one JSON
     /// line each.
     #[arg(long, env = "CATALYST_AUDIT_LOG")]
@@ -188,6 +192,10 @@ struct NodeletArgs {
     /// Where the SFTP server listens (users log in as USER.SERVER); `off`: no SFTP.
     #[arg(long, default_value = catalyst_nodelet::sftp::DEFAULT_LISTEN, value_parser = catalyst_nodelet::config::parse_sftp_listen)]
     sftp_listen: ::std::option::Option<std::net::SocketAddr>,
+    /// An address a Backup's S3 endpoint may reach although it is not public (repeatable;
+    /// exact addresses, e.g. a MinIO on the private network).
+    #[arg(long = "backup-endpoint-allow")]
+    backup_endpoint_allow: Vec<std::net::IpAddr>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -228,6 +236,7 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
     config.image_dirs = args.image_dirs;
     config.max_image_bytes = args.max_image_size;
     config.sftp_listen = args.sftp_listen;
+    config.backup_endpoint_allow = args.backup_endpoint_allow;
     catalyst_nodelet::run(config, shutdown_signal()).await?;
     Ok(())
 }
@@ -324,6 +333,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         config.containerd_socket = socket;
         config.image_dirs = args.image_dirs;
         config.sftp_listen = args.sftp_listen;
+        config.backup_endpoint_allow = args.backup_endpoint_allow.clone();
         println!(
             "  nodelet:             node {name}, data in {}",
             config.data_dir.display()
