@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -15,40 +14,6 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::Digest;
 use support::*;
-
-/// Every entry under `dir`: a file's SHA-256 and mode, a link's target, or `dir`.
-fn manifest_of(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).expect("read_dir") {
-            let p = e.expect("entry").path();
-            let rel = p.strip_prefix(base).expect("base").display().to_string();
-            if rel == "lost+found" {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(&p).expect("meta");
-            if meta.is_symlink() {
-                let t = std::fs::read_link(&p).expect("link");
-                out.insert(rel, format!("-> {}", t.display()));
-            } else if meta.is_dir() {
-                out.insert(rel, "dir".into());
-                walk(base, &p, out);
-            } else {
-                let b = std::fs::read(&p).expect("file");
-                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
-                out.insert(rel, format!("{:x} {mode:o}", sha2::Sha256::digest(&b)));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-/// `kind/name` as JSON.
-fn json_of(server: &catalyst_e2e::Server, what: &str) -> Value {
-    let (kind, name) = what.split_once('/').expect("kind/name");
-    serde_json::from_str(&ok(ctl(server, &["get", kind, name, "-o", "json"], None))).expect("json")
-}
 
 /// Waits until a Backup or Restore (`backup/NAME`) is Completed; its object. Failed panics.
 fn completed(server: &catalyst_e2e::Server, what: &str) -> Value {

@@ -10,9 +10,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -91,39 +90,6 @@ impl Moto {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
-}
-
-/// Every entry under `dir`: a file's SHA-256 and mode, a link's target, or `dir`.
-fn manifest_of(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).expect("read_dir") {
-            let p = e.expect("entry").path();
-            let rel = p.strip_prefix(base).expect("base").display().to_string();
-            if rel == "lost+found" {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(&p).expect("meta");
-            if meta.is_symlink() {
-                let t = std::fs::read_link(&p).expect("link");
-                out.insert(rel, format!("-> {}", t.display()));
-            } else if meta.is_dir() {
-                out.insert(rel, "dir".into());
-                walk(base, &p, out);
-            } else {
-                let b = std::fs::read(&p).expect("file");
-                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
-                out.insert(rel, format!("{:x} {mode:o}", sha2::Sha256::digest(&b)));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn json_of(server: &catalyst_e2e::Server, what: &str) -> Value {
-    let (kind, name) = what.split_once('/').expect("kind/name");
-    serde_json::from_str(&ok(ctl(server, &["get", kind, name, "-o", "json"], None))).expect("json")
 }
 
 /// Waits until a Backup or Restore ends; its object.

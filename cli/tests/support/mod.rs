@@ -4,6 +4,7 @@
 
 pub mod api;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -476,4 +477,41 @@ pub fn assert_untouched(server: &Server, ctd: &Containerd, name: &str, cid: &str
         Some("Running"),
         "{name}"
     );
+}
+
+/// Every entry under `dir`: a file's SHA-256 and mode, a link's target, or `dir`.
+pub fn manifest_of(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let rel = p.strip_prefix(base).expect("base").display().to_string();
+            if rel == "lost+found" {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&p).expect("meta");
+            if meta.is_symlink() {
+                let t = std::fs::read_link(&p).expect("link");
+                out.insert(rel, format!("-> {}", t.display()));
+            } else if meta.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(base, &p, out);
+            } else {
+                let b = std::fs::read(&p).expect("file");
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+                out.insert(
+                    rel,
+                    format!("{:x} {mode:o}", <sha2::Sha256 as sha2::Digest>::digest(&b)),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// `kind/name` as JSON.
+pub fn json_of(server: &catalyst_e2e::Server, what: &str) -> Value {
+    let (kind, name) = what.split_once('/').expect("kind/name");
+    serde_json::from_str(&ok(ctl(server, &["get", kind, name, "-o", "json"], None))).expect("json")
 }
