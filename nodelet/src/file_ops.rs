@@ -680,26 +680,13 @@ async fn pack(
 ) -> Result<Made, BackupError> {
     let root = root_of(rt, &uid).await?;
     // progress goes out as it comes, never holding the packing up
-    let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
+    let (ptx, prx) = tokio::sync::watch::channel(0u64);
     let job = blocking_backup(move || {
         backups.create(&root, &uid, &id, ignore.as_deref(), &|n| {
             let _ = ptx.send(n);
         })
     });
-    tokio::pin!(job);
-    loop {
-        tokio::select! {
-            made = &mut job => return made,
-            changed = prx.changed() => {
-                if changed.is_err() {
-                    // the packing is over: its result is all that is left
-                    return (&mut job).await;
-                }
-                let n = *prx.borrow_and_update();
-                let _ = tx.send(Answer::Progress(n)).await;
-            }
-        }
-    }
+    with_progress(job, prx, tx).await
 }
 
 /// Uploads local backup `id` of server `uid` to `object`; progress answers tell the bytes
@@ -714,20 +701,30 @@ async fn upload(
 ) -> Result<(), BackupError> {
     let (b, u, i) = (backups.clone(), uid.to_owned(), id.to_owned());
     let (file, _) = blocking_backup(move || b.open(&u, &i)).await?;
-    let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
+    let (ptx, prx) = tokio::sync::watch::channel(0u64);
     let tell = move |n| {
         let _ = ptx.send(n);
     };
-    let job = object.upload(file, size, &tell);
+    with_progress(object.upload(file, size, &tell), prx, tx).await
+}
+
+/// Runs `job`, sending a `Progress` answer for each count it tells through `progress` as it
+/// comes (never holding the job up); its result.
+async fn with_progress<T>(
+    job: impl std::future::Future<Output = T>,
+    mut progress: tokio::sync::watch::Receiver<u64>,
+    tx: &StreamTx,
+) -> T {
     tokio::pin!(job);
     loop {
         tokio::select! {
-            done = &mut job => return done,
-            changed = prx.changed() => {
+            out = &mut job => return out,
+            changed = progress.changed() => {
                 if changed.is_err() {
+                    // the job is over: its result is all that is left
                     return (&mut job).await;
                 }
-                let n = *prx.borrow_and_update();
+                let n = *progress.borrow_and_update();
                 let _ = tx.send(Answer::Progress(n)).await;
             }
         }
