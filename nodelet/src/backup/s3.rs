@@ -12,7 +12,6 @@
 
 use std::io::Read;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,14 +27,12 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::BackupError;
-use crate::files::pull::admit;
+use crate::files::pull::checked_client;
 
 /// The smallest part of a multipart upload (S3 wants 5 MiB but for the last).
 const PART_BYTES: u64 = 8 << 20;
 /// S3 allows 10,000 parts; the part size grows for archives past ~78 GiB.
 const MAX_PARTS: u64 = 9_000;
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the store may stay silent while a response is read.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest message kept of what the store answered.
@@ -86,29 +83,12 @@ pub async fn open(target: &S3Target, allow: &[IpAddr]) -> Result<Object, BackupE
         url.set_host(Some(&format!("{}.{host}", target.bucket)))
             .map_err(|e| bad(format!("endpoint: {e}")))?;
     }
-    let addrs = admit(&url, allow, &shown)
+    let client = checked_client(&url, allow, &shown, READ_TIMEOUT)
         .await
         .map_err(|e| BackupError::S3Refused {
             object: shown.clone(),
             why: e.to_string(),
         })?;
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .no_proxy()
-        .user_agent(concat!("catalyst-nodelet/", env!("CARGO_PKG_VERSION")))
-        .dns_resolver(Arc::new(catalyst_client::noresolve::NoResolve));
-    if let Some(h) = url
-        .host_str()
-        .filter(|h| h.parse::<IpAddr>().is_err() && !h.starts_with('['))
-    {
-        builder = builder.resolve_to_addrs(h, &addrs);
-    }
-    let client = builder
-        .build()
-        .map_err(|e| bad(format!("http client: {e}")))?;
     let region = if target.region.is_empty() {
         "us-east-1"
     } else {

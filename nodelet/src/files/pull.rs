@@ -234,16 +234,18 @@ fn host(url: &Url) -> Option<Host<'_>> {
     })
 }
 
-/// One request, to the checked addresses of the URL's host only.
-async fn request(
+/// An HTTP client for `url` (tenant-written) that connects only to the addresses of its host
+/// [`admit`] checked: no other name resolution, no proxy, no redirects.
+pub(crate) async fn checked_client(
     url: &Url,
-    policy: &PullPolicy,
+    allow: &[IpAddr],
     shown: &str,
-) -> Result<reqwest::Response, FsError> {
-    let addrs = admit(url, &policy.allow, shown).await?;
+    read_timeout: Duration,
+) -> Result<reqwest::Client, FsError> {
+    let addrs = admit(url, allow, shown).await?;
     let mut builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .read_timeout(read_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
         .no_proxy()
@@ -252,9 +254,18 @@ async fn request(
     if let Some(Host::Domain(d)) = host(url) {
         builder = builder.resolve_to_addrs(d, &addrs);
     }
-    let client = builder
+    builder
         .build()
-        .map_err(|e| FsError::other(shown, &format!("http client: {e}")))?;
+        .map_err(|e| FsError::other(shown, &format!("http client: {e}")))
+}
+
+/// One request, to the checked addresses of the URL's host only.
+async fn request(
+    url: &Url,
+    policy: &PullPolicy,
+    shown: &str,
+) -> Result<reqwest::Response, FsError> {
+    let client = checked_client(url, &policy.allow, shown, READ_TIMEOUT).await?;
     client.get(url.clone()).send().await.map_err(|e| {
         remote(
             shown,
