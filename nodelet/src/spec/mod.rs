@@ -10,6 +10,7 @@ mod error;
 mod isolation;
 mod limits;
 mod process;
+mod ready;
 mod resolve;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub use error::SpecError;
 pub use isolation::{INSTALL_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use limits::{disk_bytes, DefaultLimits};
 pub use process::{argv, environment};
+pub use ready::{strip_ansi, ReadyMatcher};
 pub use resolve::{resolve, Placement, Resolved};
 
 use error::oci;

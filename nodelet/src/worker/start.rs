@@ -226,11 +226,11 @@ impl Worker {
         {
             return;
         }
-        let pattern = gs
-            .spec
-            .ready
+        let _ = gs;
+        let pattern = self
+            .last_resolved
             .as_ref()
-            .and_then(|r| regex::Regex::new(&r.log_pattern).ok());
+            .and_then(|r| crate::spec::ReadyMatcher::new(r.ready.as_ref()));
         let Some(re) = pattern else {
             self.ready.store(true, Ordering::SeqCst);
             return;

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::spec::{
-    GameServerPort, GameServerSpec, PortPolicy, Resources, StopSpec, FIXED_HOST_PORTS, STOP_SIGNALS,
+    GameServerPort, GameServerSpec, PortPolicy, ReadySpec, Resources, StopSpec, FIXED_HOST_PORTS,
+    STOP_SIGNALS,
 };
 use super::status::GameServerStatus;
 use crate::resource::Validate;
@@ -127,10 +128,7 @@ impl Validate for GameServerSpec {
             stop.validate(&path.child("stop"), causes);
         }
         if let Some(ready) = &self.ready {
-            causes.rule(
-                &path.child("ready").child("logPattern"),
-                log_pattern(&ready.log_pattern),
-            );
+            ready.validate(&path.child("ready"), causes);
         }
         if let Some(r) = &self.backup_retention {
             crate::resource::Validate::validate(r, &path.child("backupRetention"), causes);
@@ -257,6 +255,32 @@ pub fn log_pattern(pattern: &str) -> Result<(), String> {
         .build()
         .map(|_| ())
         .map_err(|e| format!("not a valid regular expression: {e}"))
+}
+
+impl ReadySpec {
+    /// One of `logPattern` or `lines`; patterns compile; texts are not empty.
+    pub(crate) fn validate(&self, path: &FieldPath, causes: &mut Causes) {
+        match (&self.log_pattern, self.lines.is_empty()) {
+            (Some(p), true) => causes.rule(&path.child("logPattern"), log_pattern(p)),
+            (None, false) => {
+                for (i, line) in self.lines.iter().enumerate() {
+                    let p = path.child("lines").index(i);
+                    match line.strip_prefix("regex:") {
+                        Some(re) => causes.rule(&p, log_pattern(re)),
+                        None => causes.check(!line.is_empty(), &p, "must not be empty"),
+                    }
+                }
+            }
+            (Some(_), false) => causes.push(
+                &path.child("logPattern"),
+                "set logPattern or lines, not both",
+            ),
+            (None, true) => causes.push(
+                &path.child("logPattern"),
+                "set logPattern (a regular expression) or lines (texts)",
+            ),
+        }
+    }
 }
 
 impl Validate for GameServerStatus {

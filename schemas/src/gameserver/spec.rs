@@ -198,7 +198,7 @@ fn default_stop_timeout() -> u32 {
 
 /// Signals a stop may send.
 pub const STOP_SIGNALS: &[&str] = &[
-    "SIGINT", "SIGTERM", "SIGQUIT", "SIGHUP", "SIGKILL", "SIGUSR1", "SIGUSR2",
+    "SIGINT", "SIGTERM", "SIGQUIT", "SIGHUP", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGABRT",
 ];
 
 /// When a server counts as ready.
@@ -206,7 +206,15 @@ pub const STOP_SIGNALS: &[&str] = &[
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadySpec {
     /// A regular expression matched against each console line.
-    pub log_pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_pattern: Option<String>,
+    /// Texts of which any one found in a console line marks the server ready (Pterodactyl's
+    /// `config.startup.done`); `regex:RE` is a regular expression instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
+    /// Remove ANSI escape sequences from console lines before matching.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strip_ansi: bool,
 }
 
 /// What to do when a server exits.

@@ -49,6 +49,9 @@ pub struct GameServerStatus {
     /// `Transferred` condition telling how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferStatus>,
+    /// The `metadata.generation` of the Template the server's current (or last) start used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_generation: Option<i64>,
 }
 
 /// A move of a server's data to another node.
