@@ -77,6 +77,21 @@ impl AppState {
         registry.set_write_check(Arc::new(move |plural, obj| {
             crate::auth::escalation::check_write(&check, plural, obj)
         }));
+        let editors = access.clone();
+        registry.set_editor_check(Arc::new(move || {
+            use catalyst_schemas::template::Editor;
+            match crate::auth::escalation::current() {
+                None | Some(crate::auth::Caller::Admin(_)) => Editor::Operator,
+                Some(caller) => {
+                    let update = catalyst_schemas::rbac::Attributes::new("update", "templates");
+                    if editors.may(&caller, &update) {
+                        Editor::Operator
+                    } else {
+                        Editor::User
+                    }
+                }
+            }
+        }));
         let sessions = Sessions::load(registry.store().clone())
             .await
             .map_err(|e| match e {

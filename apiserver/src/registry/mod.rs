@@ -12,9 +12,11 @@ mod object;
 mod quota;
 mod read;
 mod secrets;
+mod templates;
 mod types;
 mod write;
 
 pub use object::{from_kv, merge, meta_mut, meta_str, parse_revision};
 pub use secrets::{backup_object_key, SecretData, TargetError, SECRETS};
+pub use templates::EditorCheck;
 pub use types::{ListRequest, ListResult, Part, Registry, Scope, Written};

@@ -110,6 +110,7 @@ pub struct Written {
 pub struct Registry {
     pub(in crate::registry) store: Arc<dyn Store>,
     pub(in crate::registry) write_check: Arc<std::sync::OnceLock<WriteCheck>>,
+    pub(in crate::registry) editor_check: Arc<std::sync::OnceLock<super::templates::EditorCheck>>,
 }
 
 /// A check of every object about to be written (kind plural, the object as it will be
@@ -130,6 +131,7 @@ impl Registry {
         Self {
             store,
             write_check: Arc::default(),
+            editor_check: Arc::default(),
         }
     }
 

@@ -65,6 +65,7 @@ impl Registry {
         let mut obj = admit(kind, obj)?;
         self.check_write(kind.plural, &obj)?;
         if kind.plural == "gameservers" {
+            self.check_template_variables(None, &obj).await?;
             self.check_quota(scope.namespace, None, &obj).await?;
         }
         if kind.plural == "backups" {
@@ -180,6 +181,7 @@ impl Registry {
             let next = prepare_update(kind, &current, submitted, part)?;
             self.check_write(kind.plural, &next)?;
             if kind.plural == "gameservers" && part == Part::Main {
+                self.check_template_variables(Some(&current), &next).await?;
                 self.check_quota(scope.namespace, Some(&current), &next)
                     .await?;
             }

@@ -1,0 +1,88 @@
+//! Template admission of a GameServer: its variables must be ones its Template declares and
+//! pass their rules, and a user may change only those the Template makes `userEditable`
+//! (whoever may update Templates may set any). Checked on every write of a GameServer's spec,
+//! dry runs too; a GameServer whose Template does not exist yet is let through (the nodelet
+//! reports it when it would start), so a GitOps tree may be applied in any order.
+
+use catalyst_schemas::gameserver::GameServerSpec;
+use catalyst_schemas::template::{check_server_variables, Editor, TemplateSpec};
+use catalyst_schemas::validation::Causes;
+use catalyst_schemas::{lookup_kind, ValidationError};
+use serde_json::Value;
+
+use super::object::meta_str;
+use super::types::{Registry, Scope};
+use crate::error::{ApiError, ApiResult};
+
+fn spec_of<T: serde::de::DeserializeOwned>(obj: &Value) -> Option<T> {
+    serde_json::from_value(obj.get("spec")?.clone()).ok()
+}
+
+/// Who the caller in flight is for `userEditable`: the API server installs the answer.
+pub type EditorCheck = std::sync::Arc<dyn Fn() -> Editor + Send + Sync>;
+
+impl Registry {
+    /// Installs how the caller in flight is told apart (once; without it every writer is an
+    /// operator, as in-process writers are).
+    pub fn set_editor_check(&self, check: EditorCheck) {
+        let _ = self.editor_check.set(check);
+    }
+
+    fn editor(&self) -> Editor {
+        self.editor_check.get().map_or(Editor::Operator, |f| f())
+    }
+
+    /// Refuses a GameServer write (`next`, replacing `previous`) whose variables break its
+    /// Template.
+    ///
+    /// # Errors
+    /// 422 naming `spec.variables[NAME]` for each variable at fault.
+    pub(in crate::registry) async fn check_template_variables(
+        &self,
+        previous: Option<&Value>,
+        next: &Value,
+    ) -> ApiResult<()> {
+        if previous.is_some_and(|p| p.get("spec") == next.get("spec")) {
+            return Ok(());
+        }
+        let Some(server) = spec_of::<GameServerSpec>(next) else {
+            return Ok(()); // admission has refused it already
+        };
+        let Some(name) = server.template.clone() else {
+            return Ok(());
+        };
+        let kind = lookup_kind("templates").expect("a known kind");
+        let scope = Scope {
+            kind,
+            namespace: None,
+        };
+        let template = match self.get(scope, &name).await {
+            Ok(t) => t,
+            Err(ApiError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Some(t) = spec_of::<TemplateSpec>(&template) else {
+            return Ok(());
+        };
+        // a previous spec on another template: every value is new
+        let before = previous
+            .and_then(spec_of::<GameServerSpec>)
+            .filter(|p| p.template.as_deref() == Some(name.as_str()));
+        let mut causes = Causes::default();
+        check_server_variables(
+            &name,
+            &t,
+            &server,
+            before.as_ref(),
+            self.editor(),
+            &mut causes,
+        );
+        causes
+            .into_result()
+            .map_err(|source: ValidationError| ApiError::Invalid {
+                kind: "GameServer".into(),
+                name: meta_str(next, "name").unwrap_or_default().to_owned(),
+                source,
+            })
+    }
+}
