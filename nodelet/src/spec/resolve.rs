@@ -7,14 +7,16 @@ use std::path::Path;
 use catalyst_schemas::gameserver::{
     GameServer, GameServerPort, InstallSpec, NetworkMode, ReadySpec, Resources, StopSpec,
 };
-use catalyst_schemas::template::Template;
+use catalyst_schemas::template::{ConfigFile, Template};
 
 use super::error::SpecError;
 use super::limits::DefaultLimits;
 use crate::userns::IdRange;
 
-/// A server's wishes with the template's defaults filled in.
-#[derive(Debug, Clone, PartialEq)]
+/// A server's wishes with the template's defaults filled in. A start keeps the one it used
+/// (the worker persists it), so a Template edited later reaches the server at its next start.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Resolved {
     /// Image reference.
     pub image: String,
@@ -36,6 +38,15 @@ pub struct Resolved {
     pub install: Option<InstallSpec>,
     /// Network mode.
     pub network: NetworkMode,
+    /// Edits to configuration files before each start.
+    #[serde(default)]
+    pub config_files: Vec<ConfigFile>,
+    /// Files the file manager refuses (gitignore patterns).
+    #[serde(default)]
+    pub file_denylist: Vec<String>,
+    /// The `metadata.generation` of the template used.
+    #[serde(default)]
+    pub template_generation: Option<i64>,
 }
 
 /// Resolves a server against its template (which must be given when the server names one).
@@ -46,10 +57,20 @@ pub fn resolve(gs: &GameServer, template: Option<&Template>) -> Result<Resolved,
         (Some(_), Some(t)) => Some(&t.spec),
         (None, _) => None,
     };
+    let template_generation = match (&s.template, template) {
+        (Some(_), Some(t)) => Some(t.metadata.generation.unwrap_or(1)),
+        _ => None,
+    };
+    // the template's image map applies to every image a server of it runs
+    let map = |image: String| match t {
+        Some(t) => t.map_image(&image),
+        None => image,
+    };
     let image = s
         .image
         .clone()
         .or_else(|| t.and_then(|t| t.images.first().map(|i| i.image.clone())))
+        .map(map)
         .ok_or(SpecError::NoImage)?;
     let mut variables = BTreeMap::new();
     if let Some(t) = t {
@@ -86,8 +107,17 @@ pub fn resolve(gs: &GameServer, template: Option<&Template>) -> Result<Resolved,
         install: s
             .install
             .clone()
-            .or_else(|| t.and_then(|t| t.install.clone())),
+            .or_else(|| t.and_then(|t| t.install.clone()))
+            .map(|mut i| {
+                i.image = i.image.map(map);
+                // eggs carry Windows line ends; a shell reads `\r` as part of each command
+                i.script = i.script.replace("\r\n", "\n");
+                i
+            }),
         network: s.network,
+        config_files: t.map(|t| t.config_files.clone()).unwrap_or_default(),
+        file_denylist: t.map(|t| t.file_denylist.clone()).unwrap_or_default(),
+        template_generation,
     })
 }
 

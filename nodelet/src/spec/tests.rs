@@ -25,6 +25,9 @@ fn resolved(memory: Option<&str>) -> Resolved {
         ready: None,
         install: None,
         network: NetworkMode::Bridge,
+        config_files: Vec::new(),
+        file_denylist: Vec::new(),
+        template_generation: None,
     }
 }
 

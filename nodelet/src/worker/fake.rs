@@ -289,6 +289,8 @@ pub struct FakeStatus {
     pub events: Mutex<Vec<(String, String, String)>>,
     /// Every phase written, in order.
     pub phases: Mutex<Vec<String>>,
+    /// The templates the API holds.
+    pub templates: Mutex<HashMap<String, Template>>,
 }
 
 impl FakeStatus {
@@ -298,6 +300,7 @@ impl FakeStatus {
             object: Mutex::new(object),
             events: Mutex::default(),
             phases: Mutex::default(),
+            templates: Mutex::default(),
         }
     }
 
@@ -352,8 +355,8 @@ impl StatusWriter for FakeStatus {
         ));
     }
 
-    async fn template(&self, _name: &str) -> Result<Option<Template>> {
-        Ok(None)
+    async fn template(&self, name: &str) -> Result<Option<Template>> {
+        Ok(self.templates.lock().expect("templates").get(name).cloned())
     }
 }
 

@@ -45,6 +45,7 @@ impl Worker {
         let prepared = self
             .prepare_container(&id, &kind, &gs, resolved, &image_ref)
             .await;
+        self.pin(resolved);
         let started = match prepared {
             Ok(mounts) => self.env.runtime.start(&id, mounts).await,
             Err(e) => Err(e),

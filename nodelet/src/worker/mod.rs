@@ -55,6 +55,9 @@ struct Persisted {
     /// The running install was killed for its timeout.
     #[serde(default)]
     install_timed_out: bool,
+    /// The resolved spec the running task (server or install) was started with.
+    #[serde(default)]
+    pinned: Option<Resolved>,
 }
 
 /// When the worker looks next.
@@ -87,6 +90,9 @@ pub struct Worker {
     first_look: bool,
     /// The spec as last resolved against its template.
     last_resolved: Option<Resolved>,
+    /// The resolved spec the running task was started with: while it runs, a change of its
+    /// Template does not reach it (stop, ready, config files stay as they were started).
+    pinned: Option<Resolved>,
     /// What the worker keeps of the server's disk (warnings given, use written).
     disk: quota::DiskMemory,
 }
@@ -147,6 +153,7 @@ impl Worker {
             start_failures: 0,
             first_look: true,
             last_resolved: None,
+            pinned: persisted.pinned,
             disk: quota::DiskMemory::default(),
         }
     }
@@ -234,12 +241,18 @@ impl Worker {
         let rt = &self.env.runtime;
         let main = rt.task(&self.cid).await?;
         let install = rt.task(&self.install_id).await?;
+        let oom = rt.oom_killed(&self.cid);
+        let live = main == plan::Task::Running || install == plan::Task::Running;
+        let resolved = match (&self.pinned, live) {
+            (Some(p), true) => Ok(p.clone()),
+            _ => self.resolve(gs).await?,
+        };
         Ok(Observed {
             main,
             install,
             ready: self.ready.load(Ordering::SeqCst),
-            oom: rt.oom_killed(&self.cid),
-            resolved: self.resolve(gs).await?,
+            oom,
+            resolved,
         })
     }
 
@@ -268,12 +281,26 @@ impl Worker {
         Ok(resolved)
     }
 
+    /// Keeps the resolved spec a task starts with, for as long as it runs.
+    fn pin(&mut self, resolved: &Resolved) {
+        if self.pinned.as_ref() != Some(resolved) {
+            self.pinned = Some(resolved.clone());
+            self.save();
+        }
+    }
+
+    /// The resolved spec of the running task, else the latest.
+    fn current_resolved(&self) -> Option<&Resolved> {
+        self.pinned.as_ref().or(self.last_resolved.as_ref())
+    }
+
     fn save(&self) {
         let Some(file) = &self.state_file else { return };
         let persisted = Persisted {
             restarted_at: self.memory.restarted_at.clone(),
             stop_asked: self.memory.stop_asked,
             install_timed_out: self.memory.install_timed_out,
+            pinned: self.pinned.clone(),
         };
         if let Some(dir) = file.parent() {
             let _ = std::fs::create_dir_all(dir);

@@ -147,12 +147,16 @@ impl Worker {
         self.ready.store(false, Ordering::SeqCst);
         self.env.runtime.forget_oom(&cid);
         self.set_stop_asked(false);
+        self.pin(resolved);
         if let Err(e) = self.env.runtime.start(&cid, mounts).await {
             let _ = self.env.runtime.delete_task(&cid).await;
             return self.start_failed(gs, "StartFailed", e).await;
         }
         self.start_failures = 0;
         let mut status = json!({"reason": null, "message": null});
+        if let Some(g) = resolved.template_generation {
+            status["templateGeneration"] = g.into();
+        }
         if let Some(disk) = self.disk_for_status().await {
             status["disk"] = disk;
         }
@@ -228,8 +232,7 @@ impl Worker {
         }
         let _ = gs;
         let pattern = self
-            .last_resolved
-            .as_ref()
+            .current_resolved()
             .and_then(|r| crate::spec::ReadyMatcher::new(r.ready.as_ref()));
         let Some(re) = pattern else {
             self.ready.store(true, Ordering::SeqCst);

@@ -579,3 +579,54 @@ async fn a_lowered_disk_limit_is_warned_about_once_and_nothing_is_shrunk() {
     assert_eq!(lowered[0].0, "Warning");
     assert!(lowered[0].2.contains("keeps 64 MiB"), "{}", lowered[0].2);
 }
+
+/// A Template changed while its server runs reaches the server at its next start: the stop of
+/// the running task is the one it started with, and the status names the generation in use.
+#[tokio::test]
+async fn a_template_change_waits_for_the_next_start() {
+    let template = |generation: i64, signal: &str| -> catalyst_schemas::template::Template {
+        serde_json::from_value(json!({
+            "apiVersion": "catalyst.dev/v1alpha1", "kind": "Template",
+            "metadata": {"name": "t", "generation": generation},
+            "spec": {"images": [{"name": "x", "image": "busybox"}],
+                     "stop": {"signal": signal, "timeoutSeconds": 20}}}))
+        .expect("template")
+    };
+    let set = |r: &Rig, t| {
+        r.fakes
+            .status
+            .templates
+            .lock()
+            .expect("templates")
+            .insert("t".into(), t);
+    };
+    let clock = Arc::new(ManualClock::new());
+    let mut spec = object("Stopped", json!({"template": "t"}));
+    spec["spec"].as_object_mut().unwrap().remove("stop");
+    spec["spec"].as_object_mut().unwrap().remove("image");
+    let mut r = rig(spec, clock.clone());
+    set(&r, template(1, "SIGTERM"));
+    r.pass().await;
+    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.fakes.status.get()["status"]["templateGeneration"], 1);
+    set(&r, template(2, "SIGINT"));
+    r.update(|o| o["spec"]["state"] = json!("Stopped"));
+    r.pass().await;
+    assert_eq!(
+        r.fakes.runtime.calls_of("kill"),
+        vec![format!("kill {MAIN} 15")]
+    );
+    r.fakes.runtime.set(MAIN, Task::Exited(0));
+    r.pass().await;
+    assert_eq!(r.phase(), "Stopped");
+    r.update(|o| o["spec"]["state"] = json!("Running"));
+    r.pass().await;
+    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.fakes.status.get()["status"]["templateGeneration"], 2);
+    r.update(|o| o["spec"]["state"] = json!("Stopped"));
+    r.pass().await;
+    assert_eq!(
+        r.fakes.runtime.calls_of("kill"),
+        vec![format!("kill {MAIN} 15"), format!("kill {MAIN} 2")]
+    );
+}
