@@ -104,7 +104,11 @@ pub async fn root_of(rt: &Runtime, uid: &str) -> Result<Root, FsError> {
 /// Serves one file call for server `uid`; its answers go to `tx`.
 pub async fn serve(rt: Arc<Runtime>, uid: String, call: FileCall, tx: StreamTx, inbox: Inbox) {
     let root = match root_of(&rt, &uid).await {
-        Ok(r) => Arc::new(r),
+        Ok(mut r) => {
+            // a user's call: the Template's fileDenylist applies
+            r.set_denylist(rt.denylist(&uid));
+            Arc::new(r)
+        }
         Err(e) => {
             let _ = tx.send(failed(&e)).await;
             return;

@@ -119,6 +119,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         image_locks: Mutex::new(HashMap::new()),
         bound: Arc::new(bound::BoundServers::new()),
         backup_endpoint_allow: config.backup_endpoint_allow.clone(),
+        denylists: Default::default(),
     });
     tracing::info!(
         node = config.name,

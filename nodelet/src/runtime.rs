@@ -62,9 +62,29 @@ pub struct Runtime {
     pub bound: Arc<crate::bound::BoundServers>,
     /// Non-public addresses a backup's S3 endpoint may reach (operator-allowed).
     pub backup_endpoint_allow: Vec<std::net::IpAddr>,
+    /// Each server's Template `fileDenylist` as its worker last resolved it, by uid.
+    pub denylists: Mutex<HashMap<String, Arc<crate::files::Denylist>>>,
 }
 
 impl Runtime {
+    /// Keeps server `uid`'s file denylist (none: forgets it).
+    pub fn set_denylist(&self, uid: &str, patterns: &[String]) {
+        let mut all = self.denylists.lock().expect("denylists");
+        match crate::files::Denylist::new(patterns) {
+            Some(d) => {
+                all.insert(uid.to_owned(), Arc::new(d));
+            }
+            None => {
+                all.remove(uid);
+            }
+        }
+    }
+
+    /// Server `uid`'s file denylist, if its Template has one.
+    pub fn denylist(&self, uid: &str) -> Option<Arc<crate::files::Denylist>> {
+        self.denylists.lock().expect("denylists").get(uid).cloned()
+    }
+
     /// The container id of a server.
     pub fn container_id(uid: &str) -> String {
         format!("gs-{uid}")

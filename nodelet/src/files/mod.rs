@@ -32,6 +32,7 @@
 
 pub mod archive;
 mod creds;
+pub mod denylist;
 mod error;
 mod path;
 pub mod pull;
@@ -42,6 +43,7 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use denylist::Denylist;
 pub use error::FsError;
 
 use std::ffi::{CString, OsString};
@@ -86,6 +88,7 @@ pub struct Root {
     gid: u32,
     dev: u64,
     ino: u64,
+    denylist: Option<std::sync::Arc<Denylist>>,
 }
 
 /// A file being written by [`Root::write_atomic`]: a temporary file beside the destination
@@ -212,7 +215,25 @@ impl Root {
             gid,
             dev: st.st_dev,
             ino: st.st_ino,
+            denylist: None,
         })
+    }
+
+    /// Refuses, from now on, what `denylist` denies (the Template's `fileDenylist`: roots
+    /// opened for users, not the node's own work on the files).
+    pub fn set_denylist(&mut self, denylist: Option<std::sync::Arc<Denylist>>) {
+        self.denylist = denylist;
+    }
+
+    /// [`FsError::Refused`] for a cleaned path the denylist denies.
+    fn check_denied(&self, clean: &str) -> Result<(), FsError> {
+        match &self.denylist {
+            Some(d) if d.denies(clean) => Err(FsError::refused(
+                &path::shown(clean),
+                "the template's fileDenylist does not allow it",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The host uid that owns the files and that every operation runs as.
@@ -339,6 +360,7 @@ impl Root {
     /// FIFOs, sockets, devices, hard-linked files and files on another filesystem are refused.
     pub fn open_read(&self, path: &str) -> Result<(File, Entry), FsError> {
         let clean = Self::clean(path)?;
+        self.check_denied(&clean)?;
         let shown = path::shown(&clean);
         let _creds = self.creds(&shown)?;
         let fd = resolve(
@@ -363,6 +385,7 @@ impl Root {
     /// must exist.
     pub fn write_atomic(&self, path: &str, mode: Option<u32>) -> Result<AtomicFile, FsError> {
         let clean = Self::clean(path)?;
+        self.check_denied(&clean)?;
         let shown = path::shown(&clean);
         let Some((parent, name)) = path::split(&clean) else {
             return Err(FsError::IsADirectory { path: shown });
@@ -414,6 +437,7 @@ impl Root {
     /// truncated, so a hard link to another file is never truncated.
     pub fn open_write(&self, path: &str, opts: WriteOpts) -> Result<File, FsError> {
         let clean = Self::clean(path)?;
+        self.check_denied(&clean)?;
         let shown = path::shown(&clean);
         let Some((parent, name)) = path::split(&clean) else {
             return Err(FsError::IsADirectory { path: shown });
@@ -534,6 +558,8 @@ impl Root {
     pub fn rename(&self, from: &str, to: &str, replace: bool) -> Result<(), FsError> {
         let from_clean = Self::clean(from)?;
         let to_clean = Self::clean(to)?;
+        self.check_denied(&from_clean)?;
+        self.check_denied(&to_clean)?;
         let from_shown = path::shown(&from_clean);
         let to_shown = path::shown(&to_clean);
         let Some((from_parent, from_name)) = path::split(&from_clean) else {
@@ -574,6 +600,7 @@ impl Root {
     /// server.
     pub fn chmod(&self, path: &str, mode: u32) -> Result<(), FsError> {
         let clean = Self::clean(path)?;
+        self.check_denied(&clean)?;
         let shown = path::shown(&clean);
         let _creds = self.creds(&shown)?;
         let mode = Mode::from_bits_truncate(mode & PERMS);
@@ -632,6 +659,7 @@ impl Root {
     /// outside. [`FsError::Exists`] when anything is at `path`.
     pub fn symlink(&self, target: &str, path: &str) -> Result<(), FsError> {
         let clean = Self::clean(path)?;
+        self.check_denied(&clean)?;
         let shown = path::shown(&clean);
         let Some((parent, name)) = path::split(&clean) else {
             return Err(FsError::Exists { path: shown });
@@ -648,6 +676,7 @@ impl Root {
     /// never following a final symbolic link (SFTP's setstat).
     pub fn set_times(&self, path: &str, atime: i64, mtime: i64) -> Result<(), FsError> {
         let clean = Self::clean(path)?;
+        self.check_denied(&clean)?;
         let shown = path::shown(&clean);
         let _creds = self.creds(&shown)?;
         let (atime, mtime) = (TimeSpec::new(atime, 0), TimeSpec::new(mtime, 0));

@@ -36,6 +36,7 @@ impl Root {
     /// be removed; a hard-linked file can (only its name goes).
     pub fn remove(&self, path: &str, recursive: bool) -> Result<(), FsError> {
         let clean = Self::clean(path)?;
+        self.check_denied(&clean)?;
         let shown = path::shown(&clean);
         let Some((parent, name)) = path::split(&clean) else {
             return Err(FsError::refused(&shown, "the root can't be removed"));
@@ -71,6 +72,8 @@ impl Root {
     pub fn copy(&self, from: &str, to: &str) -> Result<(), FsError> {
         let from_clean = Self::clean(from)?;
         let to_clean = Self::clean(to)?;
+        self.check_denied(&from_clean)?;
+        self.check_denied(&to_clean)?;
         let from_shown = path::shown(&from_clean);
         let to_shown = path::shown(&to_clean);
         let Some((from_parent, from_name)) = path::split(&from_clean) else {

@@ -258,5 +258,7 @@ fn node_root(rt: &Runtime, uid: &str) -> Result<Root, FsError> {
         .map_err(|e| FsError::other("/", &format!("the server's id range: {e}")))?;
     let host_uid = range.host(rt.uid).unwrap_or(range.start);
     let host_gid = range.host(rt.gid).unwrap_or(range.start);
-    Root::open(&dir, host_uid, host_gid)
+    let mut root = Root::open(&dir, host_uid, host_gid)?;
+    root.set_denylist(rt.denylist(uid));
+    Ok(root)
 }

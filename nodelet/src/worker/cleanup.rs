@@ -22,6 +22,7 @@ impl Worker {
     pub(super) async fn clean_up_gone(&mut self) -> crate::Result<()> {
         self.remove_everything().await?;
         self.forget_ready();
+        self.env.runtime.set_denylist(&[]);
         self.env.runtime.release(true).await
     }
 

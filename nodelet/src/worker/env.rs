@@ -125,6 +125,8 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn release(&self, gone: bool) -> Result<()>;
     /// The use of the server's disk; None when its data directory is not a disk of its own.
     async fn disk_usage(&self) -> Result<Option<Usage>>;
+    /// Keeps the server's Template `fileDenylist` for the file manager and SFTP.
+    fn set_denylist(&self, patterns: &[String]);
 }
 
 /// The server's network attachment.
@@ -500,6 +502,10 @@ impl ContainerRuntime for Containers {
         tokio::task::spawn_blocking(move || disk::own_usage(&dir))
             .await
             .map_err(|e| Error::Config(format!("disk: {e}")))
+    }
+
+    fn set_denylist(&self, patterns: &[String]) {
+        self.rt.set_denylist(&self.uid, patterns);
     }
 }
 

@@ -240,6 +240,10 @@ impl ContainerRuntime for FakeRuntime {
     async fn disk_usage(&self) -> Result<Option<Usage>> {
         Ok(*self.usage.lock().expect("usage"))
     }
+
+    fn set_denylist(&self, patterns: &[String]) {
+        self.record(format!("denylist {}", patterns.join(" ")));
+    }
 }
 
 /// Records `unlock <image>` when an image lock is let go.

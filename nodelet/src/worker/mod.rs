@@ -276,6 +276,13 @@ impl Worker {
         };
         let resolved = spec::resolve(gs, template.as_ref()).map_err(|e| e.to_string());
         if let Ok(r) = &resolved {
+            let before = self
+                .last_resolved
+                .as_ref()
+                .map_or(&[][..], |l| &l.file_denylist[..]);
+            if before != &r.file_denylist[..] {
+                self.env.runtime.set_denylist(&r.file_denylist);
+            }
             self.last_resolved = Some(r.clone());
         }
         Ok(resolved)
