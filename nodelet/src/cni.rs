@@ -44,6 +44,21 @@ pub struct Network {
     pub state_dir: PathBuf,
 }
 
+impl Network {
+    /// The bridge's address in the subnet (host-local's default gateway: the subnet's first
+    /// address), how a server reaches the host; `0.0.0.0` for a subnet that does not parse.
+    pub fn gateway(&self) -> String {
+        let (net, bits) = self.subnet.split_once('/').unwrap_or((&self.subnet, "32"));
+        match (net.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) {
+            (Ok(ip), Ok(bits)) if bits <= 30 => {
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                std::net::Ipv4Addr::from((u32::from(ip) & mask) + 1).to_string()
+            }
+            _ => "0.0.0.0".into(),
+        }
+    }
+}
+
 /// The directories where Debian and upstream put the plugins.
 pub fn find_bin_dir() -> Option<PathBuf> {
     ["/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni"]

@@ -88,6 +88,9 @@ enum Command {
     Say(CommandArgs),
     /// Restart a GameServer (POST …/restart: sets the catalyst.dev/restartedAt annotation).
     Restart(GameServerArgs),
+    /// Run a GameServer's install script again (POST …/reinstall): the server is stopped, the
+    /// script runs, and the server starts again if it is to run.
+    Reinstall(GameServerArgs),
     /// Schedules: `schedule run NAME` runs one now (POST …/schedules/NAME/run).
     Schedule(ScheduleArgs),
     /// Move a GameServer to another node with its files (sets spec.nodeName): stopped, its
@@ -170,6 +173,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Suspend(args) => args.run(PowerAction::Suspend, c, ns, out).await,
         Command::Unsuspend(args) => args.run(PowerAction::Unsuspend, c, ns, out).await,
         Command::Restart(args) => args.run(PowerAction::Restart, c, ns, out).await,
+        Command::Reinstall(args) => args.run(PowerAction::Reinstall, c, ns, out).await,
         Command::Logs(args) => args.run(c, ns, out).await,
         Command::Files(args) => args.run(c, ns, out).await,
         Command::Backup(args) => args.run(c, ns, out).await,

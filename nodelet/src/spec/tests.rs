@@ -167,3 +167,40 @@ fn the_install_container_holds_dockers_default_capabilities_and_their_seccomp_pr
         .expect("seccomp");
     assert_eq!(profile, crate::seccomp::profile(INSTALL_CAPABILITIES));
 }
+
+#[test]
+fn a_template_maps_images_normalises_install_scripts_and_names_its_generation() {
+    let template: catalyst_schemas::template::Template = serde_json::from_value(serde_json::json!({
+        "apiVersion": "catalyst.dev/v1alpha1", "kind": "Template",
+        "metadata": {"name": "paper", "generation": 4},
+        "spec": {
+            "images": [{"name": "Java 21", "image": "ghcr.io/pterodactyl/yolks:java_21"}],
+            "imageMap": {"ghcr.io/pterodactyl/": "mirror.local/ptero/",
+                         "ghcr.io/pterodactyl/installers:alpine": "oci-archive:/srv/alpine.tar"},
+            "install": {"image": "ghcr.io/pterodactyl/installers:alpine", "entrypoint": "ash",
+                        "script": "#!/bin/ash\r\ncd /mnt/server\r\necho ok\r\n"},
+            "configFiles": [{"path": "server.properties", "parser": "properties",
+                             "replace": [{"match": "server-port", "value": "{{server.build.default.port}}"}]}],
+            "fileDenylist": ["*.jar"]}}))
+    .expect("template");
+    let gs: catalyst_schemas::gameserver::GameServer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer",
+        "metadata": {"name": "x", "namespace": "default"},
+        "spec": {"template": "paper"}}))
+    .expect("server");
+    let r = resolve(&gs, Some(&template)).expect("resolved");
+    assert_eq!(r.image, "mirror.local/ptero/yolks:java_21");
+    let install = r.install.expect("install");
+    assert_eq!(install.image.as_deref(), Some("oci-archive:/srv/alpine.tar"));
+    assert_eq!(install.script, "#!/bin/ash\ncd /mnt/server\necho ok\n");
+    assert_eq!(r.template_generation, Some(4));
+    assert_eq!(r.config_files.len(), 1);
+    assert_eq!(r.file_denylist, ["*.jar"]);
+    // a server naming its own image gets it mapped too
+    let mut own = gs.clone();
+    own.spec.image = Some("ghcr.io/pterodactyl/yolks:java_17".into());
+    assert_eq!(
+        resolve(&own, Some(&template)).expect("resolved").image,
+        "mirror.local/ptero/yolks:java_17"
+    );
+}

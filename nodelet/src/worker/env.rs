@@ -127,7 +127,19 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn disk_usage(&self) -> Result<Option<Usage>>;
     /// Keeps the server's Template `fileDenylist` for the file manager and SFTP.
     fn set_denylist(&self, patterns: &[String]);
+    /// The address servers on the bridge reach the host at.
+    fn gateway(&self) -> String;
+    /// Edits config files in the server's data directory (as its user, through the path
+    /// layer): per file, whether it changed or why it was left alone.
+    async fn edit_config_files(&self, files: Vec<ConfigEdits>) -> Result<Vec<(String, std::result::Result<bool, String>)>>;
 }
+
+/// One config file's edits: its path, its format, the replacements (placeholders filled).
+pub type ConfigEdits = (
+    String,
+    catalyst_schemas::template::ConfigParser,
+    Vec<crate::configfile::Replacement>,
+);
 
 /// The server's network attachment.
 #[async_trait]
@@ -506,6 +518,25 @@ impl ContainerRuntime for Containers {
 
     fn set_denylist(&self, patterns: &[String]) {
         self.rt.set_denylist(&self.uid, patterns);
+    }
+
+    fn gateway(&self) -> String {
+        self.rt.net.gateway()
+    }
+
+    async fn edit_config_files(&self, files: Vec<ConfigEdits>) -> Result<Vec<(String, std::result::Result<bool, String>)>> {
+        // the node's own work on the files: no denylist, the server's uid
+        let root = crate::file_ops::root_of(&self.rt, &self.uid)
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            crate::configfile::apply(&root, &files)
+                .into_iter()
+                .map(|(path, r)| (path, r.map_err(|e| e.to_string())))
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Config(format!("config files: {e}")))
     }
 }
 

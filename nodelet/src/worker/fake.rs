@@ -244,6 +244,19 @@ impl ContainerRuntime for FakeRuntime {
     fn set_denylist(&self, patterns: &[String]) {
         self.record(format!("denylist {}", patterns.join(" ")));
     }
+
+    fn gateway(&self) -> String {
+        "10.89.0.1".into()
+    }
+
+    async fn edit_config_files(
+        &self,
+        files: Vec<super::env::ConfigEdits>,
+    ) -> Result<Vec<(String, std::result::Result<bool, String>)>> {
+        let paths: Vec<String> = files.into_iter().map(|(p, _, _)| p).collect();
+        self.record(format!("configs {}", paths.join(" ")));
+        Ok(paths.into_iter().map(|p| (p, Ok(true))).collect())
+    }
 }
 
 /// Records `unlock <image>` when an image lock is let go.

@@ -14,6 +14,7 @@
 //! server's disk (its use in the status, Events).
 
 mod cleanup;
+mod configs;
 pub mod env;
 mod exec;
 mod exit;
@@ -49,6 +50,9 @@ struct Persisted {
     /// The restartedAt annotation value already acted on.
     #[serde(default)]
     restarted_at: Option<String>,
+    /// The reinstallRequestedAt annotation value already acted on.
+    #[serde(default)]
+    reinstalled_at: Option<String>,
     /// A stop was asked for the current task.
     #[serde(default)]
     stop_asked: bool,
@@ -143,6 +147,7 @@ impl Worker {
             gs,
             memory: Memory {
                 restarted_at: persisted.restarted_at,
+                reinstalled_at: persisted.reinstalled_at,
                 stop_asked: persisted.stop_asked,
                 install_timed_out: persisted.install_timed_out,
                 ..Memory::default()
@@ -305,6 +310,7 @@ impl Worker {
         let Some(file) = &self.state_file else { return };
         let persisted = Persisted {
             restarted_at: self.memory.restarted_at.clone(),
+            reinstalled_at: self.memory.reinstalled_at.clone(),
             stop_asked: self.memory.stop_asked,
             install_timed_out: self.memory.install_timed_out,
             pinned: self.pinned.clone(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use catalyst_schemas::gameserver::{DesiredState, GameServer, RestartPolicy, StopSpec};
 use catalyst_schemas::lifecycle::{Event, Phase};
-use catalyst_schemas::object::RESTARTED_AT;
+use catalyst_schemas::object::{REINSTALL_REQUESTED_AT, RESTARTED_AT};
 use tokio::time::Instant;
 
 use crate::ctd::TaskState;
@@ -70,6 +70,8 @@ pub struct Observed {
 pub struct Memory {
     /// The restartedAt annotation value already acted on (on disk).
     pub restarted_at: Option<String>,
+    /// The reinstallRequestedAt annotation value already acted on (on disk).
+    pub reinstalled_at: Option<String>,
     /// A stop was asked for the current task or install (on disk).
     pub stop_asked: bool,
     /// When the main task is killed if it has not stopped.
@@ -120,6 +122,7 @@ pub fn signal_number(name: &str) -> u32 {
         "SIGKILL" => 9,
         "SIGUSR1" => 10,
         "SIGUSR2" => 12,
+        "SIGABRT" => 6,
         _ => 15,
     }
 }
@@ -131,6 +134,8 @@ pub struct Launch {
     pub restart_count: Option<i64>,
     /// The restart annotation value this launch acts on.
     pub acknowledge_restart: Option<String>,
+    /// The reinstall annotation value this launch (an install) acts on.
+    pub acknowledge_reinstall: Option<String>,
     /// The restart count reached [`CRASH_LOOP`]: say so.
     pub crash_loop: bool,
 }
@@ -298,6 +303,12 @@ pub fn plan(observed: &Observed, gs: &GameServer, memory: &Memory, now: Instant)
     let deleting = gs.metadata.deletion_timestamp.is_some();
     let annotation = gs.metadata.annotations.get(RESTARTED_AT);
     let restart_wanted = annotation.is_some_and(|v| Some(v) != memory.restarted_at.as_ref());
+    let reinstall = gs.metadata.annotations.get(REINSTALL_REQUESTED_AT);
+    let reinstall_wanted = reinstall.is_some_and(|v| Some(v) != memory.reinstalled_at.as_ref())
+        && observed
+            .resolved
+            .as_ref()
+            .is_ok_and(|r| r.install.is_some());
     let want_run = !deleting
         && gs.spec.state == DesiredState::Running
         && !gs.spec.suspended
@@ -345,7 +356,7 @@ pub fn plan(observed: &Observed, gs: &GameServer, memory: &Memory, now: Instant)
     match observed.main {
         Task::Running => {
             let stopping = phase == Phase::Stopping;
-            if !want_run || restart_wanted || memory.stop_asked || stopping {
+            if !want_run || restart_wanted || reinstall_wanted || memory.stop_asked || stopping {
                 return match memory.stop_deadline {
                     Some(d) if now >= d => Plan::Kill,
                     Some(d) => Plan::WaitStop(left(d)),
@@ -377,7 +388,7 @@ pub fn plan(observed: &Observed, gs: &GameServer, memory: &Memory, now: Instant)
             let installed = status.conditions.iter().any(|c| {
                 c.type_ == "Installed" && c.status == catalyst_schemas::meta::ConditionStatus::True
             });
-            let install_due = !installed
+            let install_due = (!installed || reinstall_wanted)
                 && observed
                     .resolved
                     .as_ref()
@@ -439,6 +450,9 @@ pub fn plan(observed: &Observed, gs: &GameServer, memory: &Memory, now: Instant)
                 if status.restart_count != 0 {
                     launch.restart_count = Some(0);
                 }
+            }
+            if reinstall_wanted {
+                launch.acknowledge_reinstall = reinstall.cloned();
             }
             if install_due {
                 Plan::Install(launch)

@@ -589,3 +589,41 @@ fn every_plan_s_events_walk_the_table_from_the_phases_it_is_made_in() {
         Phase::ALL.len() * extras.len() * tasks.len() * tasks.len() * memories.len()
     );
 }
+
+/// `reinstall`: a running server is stopped, then the install runs again although the server
+/// is installed, acknowledging the request; once acknowledged the server just starts.
+#[test]
+fn a_reinstall_request_stops_the_server_and_runs_the_install_again() {
+    let ask = json!({
+        "metadata": {"annotations": {"catalyst.dev/reinstallRequestedAt": "2026-11-30T00:00:00Z"}},
+        "spec": {"install": {"script": "true"}},
+        "status": {"conditions": [{"type": "Installed", "status": "True"}]}});
+    let m = Memory::default();
+    let running = server(Phase::Running, ask.clone());
+    assert!(matches!(
+        decide(&running, Task::Running, Task::Absent, &m),
+        Plan::SendStop { .. }
+    ));
+    let stopped = server(Phase::Stopped, ask.clone());
+    let Plan::Install(launch) = decide(&stopped, Task::Absent, Task::Absent, &m) else {
+        panic!("an install");
+    };
+    assert_eq!(
+        launch.acknowledge_reinstall.as_deref(),
+        Some("2026-11-30T00:00:00Z")
+    );
+    let done = Memory {
+        reinstalled_at: Some("2026-11-30T00:00:00Z".into()),
+        ..Memory::default()
+    };
+    assert!(matches!(
+        decide(&stopped, Task::Absent, Task::Absent, &done),
+        Plan::Start(_)
+    ));
+    assert_eq!(decide(&running, Task::Running, Task::Absent, &done), Plan::Nothing);
+    // without an install script there is nothing to run again
+    let mut plain = ask;
+    plain["spec"]["install"] = serde_json::Value::Null;
+    let plain = server(Phase::Running, plain);
+    assert_eq!(decide(&plain, Task::Running, Task::Absent, &m), Plan::Nothing);
+}

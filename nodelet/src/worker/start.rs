@@ -49,6 +49,10 @@ impl Worker {
             self.memory.restarted_at = Some(ack.clone());
             self.save();
         }
+        if let Some(ack) = &launch.acknowledge_reinstall {
+            self.memory.reinstalled_at = Some(ack.clone());
+            self.save();
+        }
         Ok(())
     }
 
@@ -144,6 +148,7 @@ impl Worker {
                 return self.start_failed(gs, reason, e).await;
             }
         };
+        self.apply_config_files(resolved).await;
         self.ready.store(false, Ordering::SeqCst);
         self.env.runtime.forget_oom(&cid);
         self.set_stop_asked(false);
