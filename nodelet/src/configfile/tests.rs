@@ -413,6 +413,35 @@ fn xml_refusals() {
     assert!(err.contains("root element is <ServerConfig>"), "{err}");
 }
 
+#[test]
+fn xml_created_elements_follow_the_layout() {
+    let crlf = "<?xml version=\"1.0\"?>\r\n<r>\r\n\t<a>1</a>\r\n</r>\r\n";
+    assert_eq!(
+        edited(
+            ConfigParser::Xml,
+            crlf,
+            &[rep("r.b.c", s("2")), rep("r.a", s("[k='v']"))]
+        ),
+        "<?xml version=\"1.0\"?>\r\n<r>\r\n\t<a k=\"v\">1</a>\r\n\t<b>\r\n\t\t<c>2</c>\r\n\t</b>\r\n</r>\r\n"
+    );
+    assert_eq!(
+        edited(ConfigParser::Xml, "<!-- c -->\n", &[rep("r.b", s("2"))]),
+        "<!-- c -->\n<r>\n  <b>2</b>\n</r>\n"
+    );
+    assert_eq!(
+        edited(ConfigParser::Xml, "<r/>", &[rep("r.b", s("2"))]),
+        "<r>\n  <b>2</b>\n</r>"
+    );
+    assert_eq!(
+        edited(ConfigParser::Xml, "<r a='1'/>", &[rep("r", s("t"))]),
+        "<r a='1'>t</r>"
+    );
+    assert_eq!(
+        edited(ConfigParser::Xml, "<r>text</r>", &[rep("r.b", s("2"))]),
+        "<r>text<b>2</b></r>"
+    );
+}
+
 // --- file
 
 #[test]

@@ -105,6 +105,8 @@ struct Doc {
     epilog: String,
     /// The line ending of new lines.
     eol: &'static str,
+    /// One level of indentation: the root's first child element's, else two spaces.
+    unit: String,
 }
 
 fn syntax(text: &str, pos: u64, why: impl Into<String>) -> EditError {
@@ -258,6 +260,19 @@ fn parse(input: &[u8]) -> Result<Doc, EditError> {
             }
         }
     }
+    doc.unit = doc
+        .root
+        .as_ref()
+        .and_then(|r| {
+            r.children.windows(2).find_map(|w| match w {
+                [Node::Text(t), Node::Elem(_)] if t.trim().is_empty() => {
+                    t.rsplit_once('\n').map(|(_, ind)| ind.to_owned())
+                }
+                _ => None,
+            })
+        })
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "  ".to_owned());
     if let Some(open) = stack.last() {
         return Err(syntax(
             text,
@@ -378,7 +393,7 @@ fn apply(doc: &mut Doc, rep: &Replacement) -> Result<bool, EditError> {
             }
             doc.epilog = doc.eol.to_owned();
             let root = doc.root.insert(Elem::new(segs[0]));
-            let el = create(root, &segs[1..], doc.eol);
+            let el = create(root, &segs[1..], doc.eol, &doc.unit);
             set(el, target(new));
             return Ok(true);
         }
@@ -395,7 +410,7 @@ fn apply(doc: &mut Doc, rep: &Replacement) -> Result<bool, EditError> {
         if !segs.iter().all(|s| is_name(s)) {
             return Err(EditError::key(key, "not a valid element name"));
         }
-        let el = create(root, &segs[1..], doc.eol);
+        let el = create(root, &segs[1..], doc.eol, &doc.unit);
         set(el, target(new));
         return Ok(true);
     }
@@ -451,7 +466,7 @@ fn walk<'e>(mut el: &'e mut Elem, path: &[usize]) -> Option<&'e mut Elem> {
 
 /// The element at `segs` below `el`, following the first match of each name and creating what
 /// is missing.
-fn create<'e>(mut el: &'e mut Elem, segs: &[&str], eol: &str) -> &'e mut Elem {
+fn create<'e>(mut el: &'e mut Elem, segs: &[&str], eol: &str, unit: &str) -> &'e mut Elem {
     for (depth, seg) in segs.iter().enumerate() {
         let existing = el
             .child_elems()
@@ -459,7 +474,7 @@ fn create<'e>(mut el: &'e mut Elem, segs: &[&str], eol: &str) -> &'e mut Elem {
             .map(|(i, _)| i);
         let i = match existing {
             Some(i) => i,
-            None => insert(el, depth, Elem::new(seg), eol),
+            None => insert(el, depth, Elem::new(seg), eol, unit),
         };
         el = match &mut el.children[i] {
             Node::Elem(e) => e,
@@ -474,9 +489,9 @@ fn is_blank(n: &Node) -> bool {
 }
 
 /// Adds `child` to `parent` (at `depth` below the root), indented like its siblings; its index.
-fn insert(parent: &mut Elem, depth: usize, child: Elem, eol: &str) -> usize {
+fn insert(parent: &mut Elem, depth: usize, child: Elem, eol: &str, unit: &str) -> usize {
     let kids = &mut parent.children;
-    // the whitespace before the last child element, else an indent of two spaces a level
+    // the whitespace before the last child element, else the document's indent a level
     let before = kids
         .iter()
         .enumerate()
@@ -487,7 +502,7 @@ fn insert(parent: &mut Elem, depth: usize, child: Elem, eol: &str) -> usize {
             Node::Text(t) if t.trim().is_empty() && t.contains('\n') => Some(t.clone()),
             _ => None,
         });
-    let indent = |levels: usize| format!("{eol}{}", "  ".repeat(levels));
+    let indent = |levels: usize| format!("{eol}{}", unit.repeat(levels));
     let has_text = kids
         .iter()
         .any(|n| matches!(n, Node::Text(_) | Node::CData(_)) && !is_blank(n));
@@ -499,7 +514,6 @@ fn insert(parent: &mut Elem, depth: usize, child: Elem, eol: &str) -> usize {
         kids.push(Node::Text(indent(depth + 1)));
         kids.push(Node::Elem(child));
         kids.push(Node::Text(indent(depth)));
-        parent.self_closing = false;
         return 1;
     }
     let ws = before.unwrap_or_else(|| indent(depth + 1));
