@@ -32,12 +32,15 @@ fn split_key(key: &str) -> Result<(Option<&str>, &str), EditError> {
     };
     let bad_name = name.is_empty()
         || name.trim() != name
-        || name.contains(['=', ':', '\n', '\r'])
+        || name.contains(['=', ':'])
+        || name.contains(|c: char| c.is_control())
         || name.starts_with(['[', ';', '#']);
     if bad_name {
         return Err(EditError::key(key, "not a valid INI key name"));
     }
-    if section.is_some_and(|s| s.is_empty() || s.trim() != s || s.contains([']', '\n', '\r'])) {
+    if section.is_some_and(|s| {
+        s.is_empty() || s.trim() != s || s.contains(']') || s.contains(|c: char| c.is_control())
+    }) {
         return Err(EditError::key(key, "not a valid INI section name"));
     }
     Ok((section, name))

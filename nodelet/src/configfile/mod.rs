@@ -335,11 +335,15 @@ fn check_text(input: &[u8], format: &'static str) -> Result<(), EditError> {
     }
 }
 
-/// Values of line-based formats may not hold a line break (it would add lines).
+/// Values of line-based formats may not hold a line break (it would add lines), nor a NUL
+/// byte (the file would no longer be text).
 fn one_line<'v>(key: &str, value: &'v Value) -> Result<Cow<'v, str>, EditError> {
     let text = value.text();
     if text.contains(['\n', '\r']) {
         return Err(EditError::key(key, "the value holds a line break"));
+    }
+    if text.contains('\0') {
+        return Err(EditError::key(key, "the value holds a NUL byte"));
     }
     Ok(text)
 }

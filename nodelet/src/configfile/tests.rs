@@ -658,6 +658,8 @@ fn apply_never_leaves_the_data_directory() {
     fx.file("inside.properties", b"a=1\n");
     fx.link("in.properties", "inside.properties");
     std::fs::hard_link(fx.outside.join("secret"), fx.p("hard.properties")).expect("hard link");
+    std::fs::create_dir(fx.p("adir")).expect("dir");
+    fx.own();
     let reps = || vec![rep("a", s("2"))];
     for path in [
         "../outside/secret",
@@ -668,6 +670,7 @@ fn apply_never_leaves_the_data_directory() {
         "outdir/new.properties",
         "in.properties",
         "hard.properties",
+        "adir",
         "",
         "/",
     ] {
@@ -744,10 +747,16 @@ fn random_reps(rng: &mut Rng, parser: ConfigParser) -> Vec<Replacement> {
     ];
     (0..1 + rng.below(3))
         .map(|_| Replacement {
-            key: if rng.below(10) < 7 {
-                own[rng.below(own.len())].into()
-            } else {
-                common[rng.below(common.len())].into()
+            key: match rng.below(10) {
+                0..=5 => own[rng.below(own.len())].into(),
+                6..=8 => common[rng.below(common.len())].into(),
+                // a key of random bytes (lossy: keys are strings)
+                _ => {
+                    let raw: Vec<u8> = (0..rng.below(10))
+                        .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                        .collect();
+                    String::from_utf8_lossy(&raw).into_owned()
+                }
             },
             if_value: match rng.below(4) {
                 0 => Some("v".into()),
