@@ -6,6 +6,7 @@ pub mod backup;
 pub mod bound;
 pub mod cni;
 pub mod config;
+pub mod configfile;
 pub mod console;
 pub mod credentials;
 pub mod ctd;
