@@ -79,13 +79,24 @@ fn an_egg_runs_a_debian_game_server_with_its_config_edited() {
 
     // `apply -f` takes the egg itself (converted on the fly) …
     let applied = ok(ctl(server, &["apply", "-f", egg], None));
-    assert!(applied.contains("template/mumble-debian-murmurd"), "{applied}");
+    assert!(
+        applied.contains("template/mumble-debian-murmurd"),
+        "{applied}"
+    );
     // … and `convert egg` points its images at the local archive
     let yolk = format!("ghcr.io/catalyst-test/yolks:mumble={archive}");
     let installer = format!("ghcr.io/catalyst-test/installers:alpine={archive}");
     let out = ctl(
         server,
-        &["convert", "egg", egg, "--image-map", &yolk, "--image-map", &installer],
+        &[
+            "convert",
+            "egg",
+            egg,
+            "--image-map",
+            &yolk,
+            "--image-map",
+            &installer,
+        ],
         None,
     );
     let template = ok(out);
@@ -105,8 +116,16 @@ fn an_egg_runs_a_debian_game_server_with_its_config_edited() {
 
     ok(ctl(server, &["apply", "-f", "-"], Some(&gs_yaml("42"))));
     let obj = wait_phase(server, "mumble", "Running", &ndir);
-    assert_eq!(host_port(&obj), PORT, "Passthrough: the host port is the container port");
-    assert_eq!(obj.pointer("/status/templateGeneration").and_then(Value::as_i64), Some(2));
+    assert_eq!(
+        host_port(&obj),
+        PORT,
+        "Passthrough: the host port is the container port"
+    );
+    assert_eq!(
+        obj.pointer("/status/templateGeneration")
+            .and_then(Value::as_i64),
+        Some(2)
+    );
     let logs = ok(ctl(server, &["logs", "mumble"], None));
     assert!(logs.contains("install finished in /mnt/server"), "{logs}");
 
@@ -139,7 +158,10 @@ fn an_egg_runs_a_debian_game_server_with_its_config_edited() {
     assert!(described.contains("broken.json"), "{described}");
     assert!(described.contains("link.properties"), "{described}");
     let host_name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    assert!(!host_name.contains("server-port"), "the host's file is untouched");
+    assert!(
+        !host_name.contains("server-port"),
+        "the host's file is untouched"
+    );
     // the egg's denylist: the database cannot be read through the file manager
     let denied = ctl(server, &["files", "cat", "mumble", "murmur.sqlite"], None);
     assert!(!denied.status.success());
@@ -158,15 +180,23 @@ fn an_egg_runs_a_debian_game_server_with_its_config_edited() {
     assert_eq!(ping(PORT), Some((42, 72000)), "unchanged while it runs");
     let running = gs(server, "mumble");
     assert_eq!(
-        running.pointer("/status/templateGeneration").and_then(Value::as_i64),
+        running
+            .pointer("/status/templateGeneration")
+            .and_then(Value::as_i64),
         Some(2)
     );
     ok(ctl(server, &["restart", "mumble"], None));
-    eventually("the restart used the new template", Duration::from_secs(90), || {
-        let o = gs(server, "mumble");
-        o.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
-            && o.pointer("/status/templateGeneration").and_then(Value::as_i64) == Some(3)
-    });
+    eventually(
+        "the restart used the new template",
+        Duration::from_secs(90),
+        || {
+            let o = gs(server, "mumble");
+            o.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+                && o.pointer("/status/templateGeneration")
+                    .and_then(Value::as_i64)
+                    == Some(3)
+        },
+    );
     assert_eq!(ping(PORT), Some((42, 50000)));
 
     // `^SIGTERM`, which murmurd takes as a request to shut down (no kill at the timeout)

@@ -191,7 +191,10 @@ fn a_template_maps_images_normalises_install_scripts_and_names_its_generation() 
     let r = resolve(&gs, Some(&template)).expect("resolved");
     assert_eq!(r.image, "mirror.local/ptero/yolks:java_21");
     let install = r.install.expect("install");
-    assert_eq!(install.image.as_deref(), Some("oci-archive:/srv/alpine.tar"));
+    assert_eq!(
+        install.image.as_deref(),
+        Some("oci-archive:/srv/alpine.tar")
+    );
     assert_eq!(install.script, "#!/bin/ash\ncd /mnt/server\necho ok\n");
     assert_eq!(r.template_generation, Some(4));
     assert_eq!(r.config_files.len(), 1);

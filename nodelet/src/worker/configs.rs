@@ -41,7 +41,10 @@ pub(super) fn values(resolved: &Resolved, gateway: &str) -> Values {
 
 /// The edits of `resolved`'s config files with their placeholders filled. In json and yaml a
 /// text that is an integer becomes a number (as Wings writes it).
-pub(super) fn edits(resolved: &Resolved, values: &Values) -> Vec<(String, ConfigParser, Vec<Replacement>)> {
+pub(super) fn edits(
+    resolved: &Resolved,
+    values: &Values,
+) -> Vec<(String, ConfigParser, Vec<Replacement>)> {
     resolved
         .config_files
         .iter()
@@ -132,7 +135,10 @@ mod tests {
         assert_eq!(e[0].2[2].value, Value::Str("007".into()));
         assert_eq!(e[0].2[3].value, Value::Bool(true));
         assert_eq!(e[0].2[4].value, Value::Str("10.89.0.1$2".into()));
-        assert!(e[0].2[4].if_value.as_deref().is_some_and(|i| i.starts_with("regex:")));
+        assert!(e[0].2[4]
+            .if_value
+            .as_deref()
+            .is_some_and(|i| i.starts_with("regex:")));
         assert_eq!(e[1].2[0].value, Value::Str("25565".into()));
         assert_eq!(e[1].2[1].value, Value::Str("2048".into()));
         r.network = NetworkMode::Host;

@@ -131,7 +131,10 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     fn gateway(&self) -> String;
     /// Edits config files in the server's data directory (as its user, through the path
     /// layer): per file, whether it changed or why it was left alone.
-    async fn edit_config_files(&self, files: Vec<ConfigEdits>) -> Result<Vec<(String, std::result::Result<bool, String>)>>;
+    async fn edit_config_files(
+        &self,
+        files: Vec<ConfigEdits>,
+    ) -> Result<Vec<(String, std::result::Result<bool, String>)>>;
 }
 
 /// One config file's edits: its path, its format, the replacements (placeholders filled).
@@ -524,7 +527,10 @@ impl ContainerRuntime for Containers {
         self.rt.net.gateway()
     }
 
-    async fn edit_config_files(&self, files: Vec<ConfigEdits>) -> Result<Vec<(String, std::result::Result<bool, String>)>> {
+    async fn edit_config_files(
+        &self,
+        files: Vec<ConfigEdits>,
+    ) -> Result<Vec<(String, std::result::Result<bool, String>)>> {
         // the node's own work on the files: no denylist, the server's uid
         let root = crate::file_ops::root_of(&self.rt, &self.uid)
             .await

@@ -337,6 +337,7 @@ fn crash_restarts_follow_the_policy_and_back_off() {
                 restart_count: Some(restarts + 1),
                 crash_loop: restarts + 1 >= CRASH_LOOP,
                 acknowledge_restart: None,
+                acknowledge_reinstall: None,
             })
         );
     }
@@ -351,6 +352,7 @@ fn crash_restarts_follow_the_policy_and_back_off() {
         Plan::Start(Launch {
             restart_count: Some(0),
             acknowledge_restart: Some("t1".into()),
+            acknowledge_reinstall: None,
             crash_loop: false
         })
     );
@@ -620,10 +622,16 @@ fn a_reinstall_request_stops_the_server_and_runs_the_install_again() {
         decide(&stopped, Task::Absent, Task::Absent, &done),
         Plan::Start(_)
     ));
-    assert_eq!(decide(&running, Task::Running, Task::Absent, &done), Plan::Nothing);
+    assert_eq!(
+        decide(&running, Task::Running, Task::Absent, &done),
+        Plan::Nothing
+    );
     // without an install script there is nothing to run again
     let mut plain = ask;
     plain["spec"]["install"] = serde_json::Value::Null;
     let plain = server(Phase::Running, plain);
-    assert_eq!(decide(&plain, Task::Running, Task::Absent, &m), Plan::Nothing);
+    assert_eq!(
+        decide(&plain, Task::Running, Task::Absent, &m),
+        Plan::Nothing
+    );
 }
