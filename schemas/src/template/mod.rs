@@ -319,7 +319,12 @@ impl Validate for TemplateSpec {
                 &p,
                 "the image to rewrite must not be empty",
             );
-            causes.rule(&p, image_reference(to));
+            if from.ends_with('/') || from.ends_with(':') {
+                // a prefix: what it becomes must still make references
+                causes.rule(&p, image_reference(&format!("{to}x")));
+            } else {
+                causes.rule(&p, image_reference(to));
+            }
         }
     }
 }
@@ -502,7 +507,7 @@ mod tests {
                     {"match": "a", "ifValue": "regex:(", "value": 1},
                     {"match": "b", "value": true},
                     {"match": "", "value": "x"}]}],
-                "imageMap": {"ghcr.io/": "not an image!"}}});
+                "imageMap": {"ghcr.io/": "not an image!/", "ghcr.io/pterodactyl/": "mirror.local/ptero/"}}});
         let err = crate::admit(obj).unwrap_err();
         let fields: Vec<&str> = err.causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(
