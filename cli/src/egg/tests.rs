@@ -404,22 +404,37 @@ fn image_maps_rewrite_at_conversion_or_go_into_the_template() {
         "mirror.local/ptero/installers:alpine"
     );
     assert!(spec.get("imageMap").is_none());
-    let kept = convert(
-        &raw,
-        &Options {
-            image_map: map,
-            keep_image_map: true,
-        },
-    )
-    .unwrap();
+    // kept in the Template: the admission takes whole references as targets only (a prefix
+    // target ending in '/' is refused there, so the conversion fails rather than guess)
+    let keep = |image_map: BTreeMap<String, String>| {
+        convert(
+            &raw,
+            &Options {
+                image_map,
+                keep_image_map: true,
+            },
+        )
+    };
+    match keep(map) {
+        Err(EggError::Invalid(e)) => {
+            assert_eq!(e.causes[0].field, "spec.imageMap[ghcr.io/pterodactyl/]")
+        }
+        other => panic!("{other:?}"),
+    }
+    let exact: BTreeMap<String, String> = [(
+        "ghcr.io/pterodactyl/yolks:debian".to_owned(),
+        "oci-archive:/srv/debian.tar".to_owned(),
+    )]
+    .into();
+    let kept = keep(exact).unwrap();
     let spec = &kept.template["spec"];
     assert_eq!(
         spec["images"][0]["image"],
         "ghcr.io/pterodactyl/yolks:debian"
     );
     assert_eq!(
-        spec["imageMap"]["ghcr.io/pterodactyl/"],
-        "mirror.local/ptero/"
+        spec["imageMap"]["ghcr.io/pterodactyl/yolks:debian"],
+        "oci-archive:/srv/debian.tar"
     );
     assert!(!kept
         .reports
