@@ -611,3 +611,78 @@ fn input_that_is_not_an_egg_fails_with_the_file_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent/egg.json"));
 }
+
+#[test]
+fn apply_diff_and_delete_take_an_egg_file_as_its_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = catalyst_e2e::Server::start(env!("CARGO_BIN_EXE_catalyst"), dir.path(), &[]);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_catalystctl"))
+            .args(args)
+            .env("CATALYST_CONFIG", &server.config)
+            .env_remove("HOME")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !run(&["get", "templates"]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "server not ready");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let egg = eggs_dir().join("egg-paper.json");
+    let egg = egg.to_str().unwrap();
+    let map = ["--image-map", "ghcr.io/pterodactyl/=mirror.local/ptero/"];
+    let text = |o: &Output| {
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let applied = run(&[&["apply", "-f", egg][..], &map].concat());
+    let (stdout, stderr) = text(&applied);
+    assert!(applied.status.success(), "{stderr}");
+    assert_eq!(stdout, "template/paper created\n");
+    assert!(
+        stderr.contains(&format!("warning: {egg}: ports: the egg declares no ports")),
+        "{stderr}"
+    );
+    let got = run(&["get", "template", "paper", "-o", "json"]);
+    let t: Value = serde_json::from_slice(&got.stdout).unwrap();
+    assert_eq!(
+        t["spec"]["images"][0]["image"],
+        "mirror.local/ptero/yolks:java_21"
+    );
+    assert_eq!(
+        t["spec"]["install"]["image"],
+        "mirror.local/ptero/installers:alpine"
+    );
+    assert_eq!(t["spec"]["source"]["name"], "Paper");
+
+    let same = run(&[&["diff", "-f", egg][..], &map].concat());
+    assert_eq!(same.status.code(), Some(0), "{:?}", text(&same));
+    let other = run(&["diff", "-f", egg]);
+    assert_eq!(
+        other.status.code(),
+        Some(1),
+        "without the map the images differ"
+    );
+    assert!(
+        text(&other)
+            .0
+            .contains("+  - image: ghcr.io/pterodactyl/yolks:java_21"),
+        "{:?}",
+        text(&other)
+    );
+    let again = run(&[&["apply", "-f", egg][..], &map].concat());
+    assert_eq!(text(&again).0, "template/paper unchanged\n");
+
+    let deleted = run(&["delete", "-f", egg]);
+    let (stdout, stderr) = text(&deleted);
+    assert!(deleted.status.success(), "{stderr}");
+    assert_eq!(stdout, "template/paper deleted\n");
+    assert!(
+        stderr.is_empty(),
+        "delete prints no conversion warnings: {stderr}"
+    );
+}
