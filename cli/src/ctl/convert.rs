@@ -40,8 +40,8 @@ pub struct ConvertEggArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct EggArgs {
     /// Rewrite an egg's image references: FROM is a whole reference or a prefix ending in `/`
-    /// or `:`, TO its replacement (a mirror, or oci-archive:/PATH); repeatable, the longest
-    /// FROM wins.
+    /// or `:`, TO its replacement (a mirror, or oci-archive:/PATH); repeatable: an exact FROM
+    /// wins, else the longest prefix.
     #[arg(long = "image-map", value_name = "FROM=TO", value_parser = parse_image_map)]
     pub image_map: Vec<(String, String)>,
     /// Keep references as the egg has them and put the --image-map entries into the
