@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod ctl;
+pub mod egg;
 pub mod output;

@@ -16,6 +16,7 @@ use catalyst_cli::ctl::backup::BackupArgs;
 use catalyst_cli::ctl::completion::CompletionArgs;
 use catalyst_cli::ctl::config::ConfigArgs;
 use catalyst_cli::ctl::console::CommandArgs;
+use catalyst_cli::ctl::convert::ConvertArgs;
 use catalyst_cli::ctl::create::CreateArgs;
 use catalyst_cli::ctl::delete::DeleteArgs;
 use catalyst_cli::ctl::describe::DescribeArgs;
@@ -120,6 +121,9 @@ enum Command {
     Auth(AuthArgs),
     /// AlertRules for other tools: `alerts export` prints Prometheus alerting rules.
     Alerts(AlertsArgs),
+    /// Convert a Pterodactyl egg into a Template: `convert egg FILE.json` prints its YAML,
+    /// and what it cannot carry over as warnings on stderr.
+    Convert(ConvertArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
 }
@@ -148,6 +152,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
             return args.run(&Config::locate(cli.config.as_deref())?, context, out)
         }
         Command::Explain(args) => return args.run(out),
+        Command::Convert(args) => return args.run(out),
         Command::Completion(args) => return args.run(&mut Cli::command(), "catalystctl", out),
         Command::Version(args) => {
             let client = if args.client { None } else { Some(connect()?) };
@@ -188,6 +193,7 @@ async fn run(cli: Cli, out: &mut Out) -> Result<i32, CtlError> {
         Command::Auth(args) => args.run(c, ns, out).await,
         Command::Alerts(args) => args.run(c, ns, out).await,
         Command::Explain(_)
+        | Command::Convert(_)
         | Command::Completion(_)
         | Command::Version(_)
         | Command::Login(_)

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::convert::EggArgs;
 use super::error::{CtlError, Outcome};
 use super::manifest::{read_manifests, Manifest};
 use super::out::Out;
@@ -33,6 +34,9 @@ pub struct ApplyArgs {
     /// Take over fields other managers own.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// How Pterodactyl eggs among the files are converted into Templates.
+    #[command(flatten)]
+    pub eggs: EggArgs,
 }
 
 /// An object as one of the input, identified for `--prune`: kind, namespace, name.
@@ -52,7 +56,12 @@ impl ApplyArgs {
             ));
         }
         let dry_run = self.dry_run.is_some();
-        let manifests = read_manifests(&self.files, self.recursive)?;
+        let manifests = read_manifests(
+            &self.files,
+            self.recursive,
+            &self.eggs.options(),
+            &mut |w| out.note(format_args!("warning: {w}")),
+        )?;
         let suffix = if dry_run { " (server dry run)" } else { "" };
         let mut failed = false;
         let mut applied: BTreeSet<Key> = BTreeSet::new();

@@ -45,7 +45,8 @@ impl DeleteArgs {
             )?;
             targets.push((kind, kind.namespaced.then(|| ns.to_owned()), name));
         } else {
-            for m in read_manifests(&self.files, true)? {
+            // an egg only needs its name here: no image map, no warnings
+            for m in read_manifests(&self.files, true, &Default::default(), &mut |_| {})? {
                 targets.push((
                     m.kind,
                     m.namespace(ns).map(str::to_owned),

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::apply::server_side_apply;
+use super::convert::EggArgs;
 use super::error::Outcome;
 use super::manifest::read_manifests;
 use super::out::Out;
@@ -18,6 +19,9 @@ pub struct DiffArgs {
     /// Descend into directories.
     #[arg(short = 'R', long)]
     pub recursive: bool,
+    /// How Pterodactyl eggs among the files are converted into Templates.
+    #[command(flatten)]
+    pub eggs: EggArgs,
 }
 
 impl DiffArgs {
@@ -26,7 +30,12 @@ impl DiffArgs {
     /// # Errors
     /// Unreadable input, failed requests (a dry-run apply per object).
     pub async fn run(&self, client: &Client, ns: &str, out: &mut Out) -> Outcome {
-        let manifests = read_manifests(&self.files, self.recursive)?;
+        let manifests = read_manifests(
+            &self.files,
+            self.recursive,
+            &self.eggs.options(),
+            &mut |w| out.note(format_args!("warning: {w}")),
+        )?;
         let mut differs = false;
         for m in &manifests {
             let path = object_path(m.kind, m.namespace(ns), m.name());

@@ -46,6 +46,15 @@ pub enum CtlError {
         #[source]
         error: ParseError,
     },
+    /// A Pterodactyl egg could not be converted into a Template.
+    #[error("{file}: converting the Pterodactyl egg")]
+    Egg {
+        /// The file (or `-`).
+        file: String,
+        /// Why.
+        #[source]
+        error: crate::egg::EggError,
+    },
     /// A manifest is of no known kind.
     #[error("{file}: {error}")]
     Kind {

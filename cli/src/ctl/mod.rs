@@ -2,7 +2,8 @@
 //! binary's subcommands embed) and a `run` over the shared [`Client`](crate::client::Client)
 //! that writes through [`Out`]. Shared pieces sit beside them: [`target`] (naming kinds and
 //! objects), [`manifest`] (reading files), [`request`] (queries, watches, patches), [`prompt`]
-//! (asking for names, passwords and codes).
+//! (asking for names, passwords and codes). [`convert`] turns Pterodactyl eggs into Templates,
+//! also for [`manifest`] when `apply -f` is given an egg.
 
 pub mod alerts;
 pub mod apply;
@@ -13,6 +14,7 @@ pub mod backup;
 pub mod completion;
 pub mod config;
 pub mod console;
+pub mod convert;
 pub mod create;
 pub mod delete;
 pub mod describe;
