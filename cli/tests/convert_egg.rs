@@ -1,5 +1,5 @@
-//! `catalystctl convert egg` on the eleven real Pterodactyl eggs of `shared/eggs` (beside the
-//! clone; `CATALYST_EGGS_DIR` points elsewhere): each converts through the binary, the YAML
+//! `catalystctl convert egg` on the eleven real Pterodactyl eggs (copied from `shared/eggs` into
+//! `cli/tests/eggs/pterodactyl`; `CATALYST_EGGS_DIR` points elsewhere): each converts through the binary, the YAML
 //! passes admission, twice gives the same bytes, the binary says what the library says, the
 //! expected reports appear, the egg defaults pass their converted rules (but the four that
 //! Pterodactyl leaves for the admin), and values the rules forbid are refused.
@@ -14,13 +14,27 @@ use serde_json::Value;
 fn eggs_dir() -> PathBuf {
     let dir = std::env::var_os("CATALYST_EGGS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/eggs"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/eggs/pterodactyl"));
     assert!(
         dir.join("egg-paper.json").is_file(),
-        "the test eggs are not at {}: copy shared/ beside the clone (…/shared/eggs/*.json) or set CATALYST_EGGS_DIR",
+        "the test eggs are not at {}",
         dir.display()
     );
     dir
+}
+
+/// The copies in the repository are the shared test data, when that is beside the clone.
+#[test]
+fn the_copied_eggs_are_the_shared_ones() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/eggs");
+    if !shared.is_dir() {
+        return;
+    }
+    for name in EGGS {
+        let ours = std::fs::read(eggs_dir().join(name)).expect("our copy");
+        let theirs = std::fs::read(shared.join(name)).expect("the shared egg");
+        assert!(ours == theirs, "{name} differs from shared/eggs");
+    }
 }
 
 const EGGS: &[&str] = &[
