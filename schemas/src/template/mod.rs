@@ -361,7 +361,11 @@ pub fn check_server_variables(
     causes: &mut Causes,
 ) {
     let path = FieldPath::root("spec").child("variables");
-    for name in next.variables.keys() {
+    for (name, value) in &next.variables {
+        // one the server already had stays (a Template may drop a variable later)
+        if previous.is_some_and(|p| p.variables.get(name) == Some(value)) {
+            continue;
+        }
         causes.check(
             t.variables.iter().any(|v| &v.name == name),
             &path.key(name),
