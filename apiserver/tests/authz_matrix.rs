@@ -10,20 +10,12 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{gs, Api, API, NODES, TOKEN};
+use support::{gs, obj, Api, API, NODES, TOKEN};
 
 const MERGE: &str = "application/merge-patch+json";
 const JSON: &str = "application/json";
 const TEAM: &str = "/apis/catalyst.dev/v1alpha1/namespaces/team";
 const PASSWORD: &str = "a long enough password";
-
-fn obj(kind: &str, name: &str, ns: Option<&str>, spec: Value) -> Value {
-    let mut meta = json!({ "name": name });
-    if let Some(ns) = ns {
-        meta["namespace"] = ns.into();
-    }
-    json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": kind, "metadata": meta, "spec": spec})
-}
 
 fn binding(name: &str, ns: Option<&str>, role: &str, user: &str, names: &[&str]) -> Value {
     let kind = if ns.is_some() {

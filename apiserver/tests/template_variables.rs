@@ -6,20 +6,12 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Api, API, TOKEN};
+use support::{obj, Api, API, TOKEN};
 
 const JSON: &str = "application/json";
 const MERGE: &str = "application/merge-patch+json";
 const TEAM: &str = "/apis/catalyst.dev/v1alpha1/namespaces/team/gameservers";
 const PASSWORD: &str = "a long enough password";
-
-fn obj(kind: &str, name: &str, ns: Option<&str>, spec: Value) -> Value {
-    let mut meta = json!({ "name": name });
-    if let Some(ns) = ns {
-        meta["namespace"] = ns.into();
-    }
-    json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": kind, "metadata": meta, "spec": spec})
-}
 
 async fn ok(api: &Api, token: &str, method: Method, uri: &str, ct: &str, body: Value) -> Value {
     let (code, body) = api.call_as(token, method, uri, ct, Some(body)).await;
@@ -78,6 +70,19 @@ async fn user(api: &Api, name: &str, rules: Value) -> String {
     let login = json!({"username": name, "password": PASSWORD});
     let body = ok(api, "", Method::POST, "/auth/v1/login", JSON, login).await;
     body["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// A merge patch of server `a` as `token`.
+async fn patch_a(api: &Api, token: &str, variables: Value) -> (StatusCode, Value) {
+    let body = json!({"spec": {"variables": variables}});
+    api.call_as(
+        token,
+        Method::PATCH,
+        &format!("{TEAM}/a"),
+        MERGE,
+        Some(body),
+    )
+    .await
 }
 
 fn server(name: &str, variables: Value) -> Value {
@@ -190,35 +195,15 @@ async fn variables_are_admitted_by_their_templates_rules_and_editability() {
         server("a", json!({"MAX_PLAYERS": "64"})),
     )
     .await;
-    let (code, body) = api
-        .call_as(
-            &owner,
-            Method::PATCH,
-            &format!("{TEAM}/a"),
-            MERGE,
-            Some(json!({"spec": {"variables": {"SRCDS_APPID": "730"}}})),
-        )
-        .await;
+    let (code, body) = patch_a(&api, &owner, json!({"SRCDS_APPID": "730"})).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // an editable one changes; other changes of the spec do not trip over the locked one
-    ok(
-        &api,
-        &owner,
-        Method::PATCH,
-        &format!("{TEAM}/a"),
-        MERGE,
-        json!({"spec": {"variables": {"MAX_PLAYERS": "100"}}}),
-    )
-    .await;
-    let (code, body) = api
-        .call_as(
-            &owner,
-            Method::PATCH,
-            &format!("{TEAM}/a"),
-            MERGE,
-            Some(json!({"spec": {"variables": {"MAX_PLAYERS": "129"}}})),
-        )
-        .await;
+    {
+        let (code, body) = patch_a(&api, &owner, json!({"MAX_PLAYERS": "100"})).await;
+        assert!(code.is_success(), "{code} {body}");
+        body
+    };
+    let (code, body) = patch_a(&api, &owner, json!({"MAX_PLAYERS": "129"})).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(
         causes(&body),
@@ -226,25 +211,13 @@ async fn variables_are_admitted_by_their_templates_rules_and_editability() {
     );
 
     // the administrator (who may update templates) sets the locked one, still by its rules
-    let stored = ok(
-        &api,
-        TOKEN,
-        Method::PATCH,
-        &format!("{TEAM}/a"),
-        MERGE,
-        json!({"spec": {"variables": {"SRCDS_APPID": "730"}}}),
-    )
-    .await;
+    let stored = {
+        let (code, body) = patch_a(&api, TOKEN, json!({"SRCDS_APPID": "730"})).await;
+        assert!(code.is_success(), "{code} {body}");
+        body
+    };
     assert_eq!(stored["spec"]["variables"]["SRCDS_APPID"], "730");
-    let (code, _) = api
-        .call_as(
-            TOKEN,
-            Method::PATCH,
-            &format!("{TEAM}/a"),
-            MERGE,
-            Some(json!({"spec": {"variables": {"SRCDS_APPID": "x".repeat(21)}}})),
-        )
-        .await;
+    let (code, _) = patch_a(&api, TOKEN, json!({"SRCDS_APPID": "x".repeat(21)})).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
     // and so does a user granted update on templates
     let operator = user(

@@ -164,3 +164,12 @@ pub fn gs(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer",
            "metadata": {"name": name, "labels": labels}, "spec": {"image": "busybox"}})
 }
+
+/// A Catalyst object of `kind` named `name` (in `ns`) with `spec`.
+pub fn obj(kind: &str, name: &str, ns: Option<&str>, spec: Value) -> Value {
+    let mut meta = json!({ "name": name });
+    if let Some(ns) = ns {
+        meta["namespace"] = ns.into();
+    }
+    json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": kind, "metadata": meta, "spec": spec})
+}

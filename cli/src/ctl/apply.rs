@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::convert::EggArgs;
 use super::error::{CtlError, Outcome};
-use super::manifest::{read_manifests, Manifest};
+use super::manifest::Manifest;
 use super::out::Out;
 use super::request::FIELD_MANAGER;
 use super::target::kind;
@@ -56,12 +56,7 @@ impl ApplyArgs {
             ));
         }
         let dry_run = self.dry_run.is_some();
-        let manifests = read_manifests(
-            &self.files,
-            self.recursive,
-            &self.eggs.options(),
-            &mut |w| out.note(format_args!("warning: {w}")),
-        )?;
+        let manifests = self.eggs.read(&self.files, self.recursive, out)?;
         let suffix = if dry_run { " (server dry run)" } else { "" };
         let mut failed = false;
         let mut applied: BTreeSet<Key> = BTreeSet::new();

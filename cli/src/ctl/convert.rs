@@ -58,6 +58,21 @@ impl EggArgs {
             keep_image_map: self.keep_image_map,
         }
     }
+
+    /// Reads manifests (eggs converted with these options), their warnings to `out`.
+    ///
+    /// # Errors
+    /// As [`read_manifests`](super::manifest::read_manifests).
+    pub fn read(
+        &self,
+        files: &[String],
+        recursive: bool,
+        out: &mut Out,
+    ) -> Result<Vec<super::manifest::Manifest>, super::error::CtlError> {
+        super::manifest::read_manifests(files, recursive, &self.options(), &mut |w| {
+            out.note(format_args!("warning: {w}"))
+        })
+    }
 }
 
 /// `FROM=TO` with a non-empty FROM; TO is an image reference, or for a prefix FROM (ending

@@ -5,7 +5,6 @@ use serde_json::Value;
 use super::apply::server_side_apply;
 use super::convert::EggArgs;
 use super::error::Outcome;
-use super::manifest::read_manifests;
 use super::out::Out;
 use crate::client::{object_path, Client};
 use crate::output;
@@ -30,12 +29,7 @@ impl DiffArgs {
     /// # Errors
     /// Unreadable input, failed requests (a dry-run apply per object).
     pub async fn run(&self, client: &Client, ns: &str, out: &mut Out) -> Outcome {
-        let manifests = read_manifests(
-            &self.files,
-            self.recursive,
-            &self.eggs.options(),
-            &mut |w| out.note(format_args!("warning: {w}")),
-        )?;
+        let manifests = self.eggs.read(&self.files, self.recursive, out)?;
         let mut differs = false;
         for m in &manifests {
             let path = object_path(m.kind, m.namespace(ns), m.name());
