@@ -118,6 +118,37 @@ pub enum EditError {
     Fs(#[from] FsError),
 }
 
+/// `input` as text; a `format` syntax error naming the line where it stops being UTF-8.
+fn utf8<'a>(input: &'a [u8], format: &'static str) -> Result<&'a str, EditError> {
+    std::str::from_utf8(input).map_err(|e| {
+        let line = input[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        EditError::Syntax {
+            format,
+            line: Some(line),
+            why: "not UTF-8".into(),
+        }
+    })
+}
+
+/// The dotted `path` of replacement `key` as segments: none empty, at most [`MAX_SEGMENTS`].
+fn segments<'k>(key: &str, path: &'k str) -> Result<Vec<&'k str>, EditError> {
+    let segs: Vec<&str> = path.split('.').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err(EditError::key(key, "an empty path segment"));
+    }
+    if segs.len() > MAX_SEGMENTS {
+        return Err(EditError::key(
+            key,
+            format!("more than {MAX_SEGMENTS} path segments"),
+        ));
+    }
+    Ok(segs)
+}
+
 impl EditError {
     fn key(key: &str, why: impl Into<String>) -> EditError {
         EditError::Key {

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use serde_json::{Map, Value as Json};
 
-use super::{Cond, EditError, Replacement, Value, MAX_SEGMENTS};
+use super::{Cond, EditError, Replacement, Value};
 
 /// `P[N]` and `P[N].rest`.
 static INDEXED: LazyLock<regex::Regex> =
@@ -40,17 +40,7 @@ fn segments<'k>(key: &str, path: &'k str) -> Result<Vec<&'k str>, EditError> {
     if path.is_empty() {
         return Ok(Vec::new());
     }
-    let segs: Vec<&str> = path.split('.').collect();
-    if segs.iter().any(|s| s.is_empty()) {
-        return Err(EditError::key(key, "an empty path segment"));
-    }
-    if segs.len() > MAX_SEGMENTS {
-        return Err(EditError::key(
-            key,
-            format!("more than {MAX_SEGMENTS} path segments"),
-        ));
-    }
-    Ok(segs)
+    super::segments(key, path)
 }
 
 fn parse(key: &str) -> Result<Path<'_>, EditError> {

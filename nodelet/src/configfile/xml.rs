@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use super::{Cond, EditError, Replacement, Value, MAX_SEGMENTS};
+use super::{Cond, EditError, Replacement, Value};
 
 const FORMAT: &str = "XML";
 const MAX_DEPTH: usize = 256;
@@ -124,18 +124,7 @@ fn syntax(text: &str, pos: u64, why: impl Into<String>) -> EditError {
 }
 
 fn parse(input: &[u8]) -> Result<Doc, EditError> {
-    let text = std::str::from_utf8(input).map_err(|e| {
-        let line = input[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        EditError::Syntax {
-            format: FORMAT,
-            line: Some(line),
-            why: "not UTF-8".into(),
-        }
-    })?;
+    let text = super::utf8(input, FORMAT)?;
     let (bom, text) = match text.strip_prefix(BOM) {
         Some(t) => (true, t),
         None => (false, text),
@@ -330,16 +319,7 @@ fn check_chars(key: &str, s: &str) -> Result<(), EditError> {
 
 fn apply(doc: &mut Doc, rep: &Replacement) -> Result<bool, EditError> {
     let key = rep.key.as_str();
-    let segs: Vec<&str> = key.split('.').collect();
-    if segs.iter().any(|s| s.is_empty()) {
-        return Err(EditError::key(key, "an empty path segment"));
-    }
-    if segs.len() > MAX_SEGMENTS {
-        return Err(EditError::key(
-            key,
-            format!("more than {MAX_SEGMENTS} path segments"),
-        ));
-    }
+    let segs = super::segments(key, key)?;
     let cond = Cond::of(rep)?;
     let value = rep.value.text();
     let attr = match &rep.value {

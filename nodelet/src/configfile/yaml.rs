@@ -13,14 +13,7 @@ pub(super) fn edit(input: &[u8], reps: &[Replacement]) -> Result<Option<Vec<u8>>
         line,
         why,
     };
-    let text = std::str::from_utf8(input).map_err(|e| {
-        let line = input[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        syntax(Some(line), "not UTF-8".into())
-    })?;
+    let text = super::utf8(input, "YAML")?;
     let mut docs = catalyst_schemas::parse_documents(text).map_err(|e| match e {
         ParseError::Syntax {
             location, message, ..
