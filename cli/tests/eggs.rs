@@ -5,7 +5,7 @@
 //! variable), the server starts on the egg's ready text, and a real client's UDP ping shows
 //! the server read the edited file. A Template change reaches the server at its restart, not
 //! before; a config file that does not parse or leads outside the data directory is reported
-//! and left alone; the egg's denylist refuses files; its stop `^SIGTERM` (murmurd catches
+//! and left alone; the egg's denylist refuses files; `reinstall` runs the script again; its stop `^SIGTERM` (murmurd catches
 //! SIGTERM, not SIGINT) stops it cleanly.
 
 mod support;
@@ -197,6 +197,21 @@ fn an_egg_runs_a_debian_game_server_with_its_config_edited() {
                     == Some(3)
         },
     );
+    assert_eq!(ping(PORT), Some((42, 50000)));
+
+    // `reinstall`: stopped, the script runs again (a second line in its log), the config edited
+    // again and the server started
+    ok(ctl(server, &["reinstall", "mumble"], None));
+    eventually("the install ran again", Duration::from_secs(90), || {
+        let o = gs(server, "mumble");
+        o.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+            && ctl(server, &["files", "cat", "mumble", "installs.log"], None)
+                .stdout
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+                == 2
+    });
     assert_eq!(ping(PORT), Some((42, 50000)));
 
     // `^SIGTERM`, which murmurd takes as a request to shut down (no kill at the timeout)
