@@ -36,8 +36,8 @@ impl Worker {
                 }
                 Ok(Next::After(after))
             }
-            Plan::Adopt => self.adopt(gs, &events).await,
-            Plan::AwaitReady => self.await_ready(gs),
+            Plan::Adopt => self.adopt(&events).await,
+            Plan::AwaitReady => self.await_ready(),
             Plan::MarkReady => self.mark_ready(&events).await,
             Plan::SendStop { how, timeout } => self.send_stop(how, timeout, &events).await,
             Plan::Kill => self.kill().await,

@@ -168,8 +168,7 @@ impl Worker {
         self.report(events, status).await?;
         self.event("Normal", "Started", "the server's process started")
             .await;
-        let typed = self.typed()?;
-        self.watch_ready(&typed);
+        self.watch_ready();
         Ok(Next::After(SOON))
     }
 
@@ -196,7 +195,7 @@ impl Worker {
 
     /// A task runs that the status does not show: report it started and watch for the ready
     /// line.
-    pub(super) async fn adopt(&mut self, gs: &GameServer, events: &[Event]) -> crate::Result<Next> {
+    pub(super) async fn adopt(&mut self, events: &[Event]) -> crate::Result<Next> {
         tracing::info!(server = self.name(), "adopting a running container");
         self.report(events, json!({})).await?;
         self.event(
@@ -205,13 +204,13 @@ impl Worker {
             "the nodelet took over the server's running container",
         )
         .await;
-        self.watch_ready(gs);
+        self.watch_ready();
         Ok(Next::After(SOON))
     }
 
     /// The task runs and the ready line has not been seen: make sure something watches for it.
-    pub(super) fn await_ready(&mut self, gs: &GameServer) -> crate::Result<Next> {
-        self.watch_ready(gs);
+    pub(super) fn await_ready(&mut self) -> crate::Result<Next> {
+        self.watch_ready();
         if self.ready.load(Ordering::SeqCst) {
             return Ok(Next::After(SOON));
         }
@@ -227,15 +226,14 @@ impl Worker {
         Ok(Next::Idle)
     }
 
-    /// Follows the console for the ready pattern (no pattern: ready at once); the match wakes
-    /// the worker.
-    pub(super) fn watch_ready(&mut self, gs: &GameServer) {
+    /// Follows the console for the ready text or pattern of the resolved spec the task started
+    /// with (none: ready at once); the match wakes the worker.
+    pub(super) fn watch_ready(&mut self) {
         if self.ready_watch.as_ref().is_some_and(|h| !h.is_finished())
             || self.ready.load(Ordering::SeqCst)
         {
             return;
         }
-        let _ = gs;
         let pattern = self
             .current_resolved()
             .and_then(|r| crate::spec::ReadyMatcher::new(r.ready.as_ref()));
