@@ -279,10 +279,29 @@ async fn variables_are_admitted_by_their_templates_rules_and_editability() {
     assert_eq!(last, None);
 }
 
+/// An operator's GitOps tree may name a Template applied later; a user may not (the write could
+/// not be checked, and unchanged values are not checked again once the Template exists).
 #[tokio::test]
-async fn a_server_may_name_a_template_that_does_not_exist_yet() {
+async fn only_operators_may_name_a_template_that_does_not_exist_yet() {
     let api = Api::start().await;
     let s = server("early", json!({"ANYTHING": "x"}));
     let (code, body) = api.post(TEAM, s).await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
+    let owner = user(
+        &api,
+        "owner",
+        json!([{"resources": ["gameservers"], "verbs": ["*"]}]),
+    )
+    .await;
+    let (code, body) = api
+        .call_as(
+            &owner,
+            Method::POST,
+            TEAM,
+            JSON,
+            Some(server("late", json!({}))),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(causes(&body), ["spec.template: no Template named \"gmod\""]);
 }

@@ -1,8 +1,9 @@
 //! Template admission of a GameServer: its variables must be ones its Template declares and
 //! pass their rules, and a user may change only those the Template makes `userEditable`
 //! (whoever may update Templates may set any). Checked on every write of a GameServer's spec,
-//! dry runs too; a GameServer whose Template does not exist yet is let through (the nodelet
-//! reports it when it would start), so a GitOps tree may be applied in any order.
+//! dry runs too. A GameServer whose Template does not exist yet is let through when an operator
+//! writes it (the nodelet reports it when it would start), so a GitOps tree may be applied in
+//! any order; a user's write is refused (`spec.template`), since it cannot be checked.
 
 use catalyst_schemas::gameserver::GameServerSpec;
 use catalyst_schemas::template::{check_server_variables, Editor, TemplateSpec};
@@ -56,9 +57,22 @@ impl Registry {
             kind,
             namespace: None,
         };
+        let editor = self.editor();
         let template = match self.get(scope, &name).await {
             Ok(t) => t,
-            Err(ApiError::NotFound { .. }) => return Ok(()),
+            // an operator's GitOps tree may name a Template applied after it; a user's write
+            // cannot be checked against a Template that is not there
+            Err(ApiError::NotFound { .. }) if editor == Editor::Operator => return Ok(()),
+            Err(ApiError::NotFound { .. }) => {
+                return Err(ApiError::Invalid {
+                    kind: "GameServer".into(),
+                    name: meta_str(next, "name").unwrap_or_default().to_owned(),
+                    source: ValidationError::single(
+                        "spec.template",
+                        format!("no Template named {name:?}"),
+                    ),
+                })
+            }
             Err(e) => return Err(e),
         };
         let Some(t) = spec_of::<TemplateSpec>(&template) else {

@@ -89,8 +89,8 @@ enum Command {
     Say(CommandArgs),
     /// Restart a GameServer (POST …/restart: sets the catalyst.dev/restartedAt annotation).
     Restart(GameServerArgs),
-    /// Run a GameServer's install script again (POST …/reinstall): the server is stopped, the
-    /// script runs, and the server starts again if it is to run.
+    /// Run a GameServer's install script again (POST …/reinstall): a running server is stopped,
+    /// the script runs and the server starts again; a stopped one reinstalls at its next start.
     Reinstall(GameServerArgs),
     /// Schedules: `schedule run NAME` runs one now (POST …/schedules/NAME/run).
     Schedule(ScheduleArgs),

@@ -734,13 +734,20 @@ impl Converter<'_> {
                 }
             }
             match parser {
-                ConfigParser::Ini | ConfigParser::Xml | ConfigParser::File => self.report(
-                    field,
-                    format!("the condition {iv:?} is ignored by the {} parser, as in Wings: the value is always set", parser_name(parser)),
-                ),
+                ConfigParser::Ini | ConfigParser::Xml | ConfigParser::File => {
+                    self.report(
+                        field,
+                        format!("the condition {iv:?} left out: Wings ignores it for the {} parser, so the value is always set, as there", parser_name(parser)),
+                    );
+                    return Some(ConfigReplace {
+                        match_: key.to_owned(),
+                        if_value: None,
+                        value,
+                    });
+                }
                 ConfigParser::Properties if iv.starts_with("regex:") => self.report(
                     field,
-                    format!("the condition {iv:?} is compared as plain text by the properties parser, as in Wings"),
+                    format!("the condition {iv:?} is a regular expression in Catalyst; Wings compares it as plain text (so it never matches there)"),
                 ),
                 _ => {}
             }

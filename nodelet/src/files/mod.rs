@@ -370,6 +370,7 @@ impl Root {
             Mode::empty(),
         )
         .map_err(|e| from_errno(&shown, e))?;
+        self.check_denied_real(&fd, None, &shown)?;
         let st = fstat(&fd).map_err(|e| from_errno(&shown, e))?;
         self.check_regular(&st, &shown)?;
         clear_nonblock(&fd).map_err(|e| from_errno(&shown, e))?;
@@ -392,6 +393,7 @@ impl Root {
         };
         let _creds = self.creds(&shown)?;
         let dir = self.parent(parent, &shown)?;
+        self.check_denied_real(&dir, Some(name), &shown)?;
         let mut keep = FILE_MODE;
         match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) if file_type(st.st_mode) == SFlag::S_IFDIR => {
@@ -444,6 +446,7 @@ impl Root {
         };
         let _creds = self.creds(&shown)?;
         let dir = self.parent(parent, &shown)?;
+        self.check_denied_real(&dir, Some(name), &shown)?;
         let mut flags = if opts.read {
             OFlag::O_RDWR
         } else {
@@ -560,6 +563,7 @@ impl Root {
         let to_clean = Self::clean(to)?;
         self.check_denied(&from_clean)?;
         self.check_denied(&to_clean)?;
+        self.check_denied_tree(&from_clean)?;
         let from_shown = path::shown(&from_clean);
         let to_shown = path::shown(&to_clean);
         let Some((from_parent, from_name)) = path::split(&from_clean) else {

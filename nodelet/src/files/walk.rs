@@ -37,6 +37,7 @@ impl Root {
     pub fn remove(&self, path: &str, recursive: bool) -> Result<(), FsError> {
         let clean = Self::clean(path)?;
         self.check_denied(&clean)?;
+        self.check_denied_tree(&clean)?;
         let shown = path::shown(&clean);
         let Some((parent, name)) = path::split(&clean) else {
             return Err(FsError::refused(&shown, "the root can't be removed"));
@@ -74,6 +75,7 @@ impl Root {
         let to_clean = Self::clean(to)?;
         self.check_denied(&from_clean)?;
         self.check_denied(&to_clean)?;
+        self.check_denied_tree(&from_clean)?;
         let from_shown = path::shown(&from_clean);
         let to_shown = path::shown(&to_clean);
         let Some((from_parent, from_name)) = path::split(&from_clean) else {

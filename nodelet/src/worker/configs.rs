@@ -39,12 +39,24 @@ pub(super) fn values(resolved: &Resolved, gateway: &str) -> Values {
     }
 }
 
-/// The edits of `resolved`'s config files with their placeholders filled. In json and yaml a
-/// text that is an integer becomes a number (as Wings writes it).
+/// XML's attribute form of a value, `[name='value']`.
+fn xml_attribute_form(s: &str) -> bool {
+    s.strip_prefix('[')
+        .and_then(|r| r.strip_suffix("']"))
+        .and_then(|r| r.split_once("='"))
+        .is_some_and(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+        })
+}
+
+/// The edits of `resolved`'s config files with their placeholders filled, per file, or why the
+/// file is not edited. In json and yaml a text that is an integer becomes a number (as Wings
+/// writes it). A value that only becomes XML's attribute form through a variable is refused:
+/// what a user types is text, never an attribute of their choosing.
 pub(super) fn edits(
     resolved: &Resolved,
     values: &Values,
-) -> Vec<(String, ConfigParser, Vec<Replacement>)> {
+) -> Vec<(String, ConfigParser, Result<Vec<Replacement>, String>)> {
     resolved
         .config_files
         .iter()
@@ -53,20 +65,32 @@ pub(super) fn edits(
             let reps = f
                 .replace
                 .iter()
-                .map(|r| Replacement {
-                    key: r.match_.clone(),
-                    if_value: r.if_value.clone(),
-                    value: match &r.value {
+                .map(|r| {
+                    let value = match &r.value {
                         ConfigValue::Bool(b) => Value::Bool(*b),
                         ConfigValue::Int(i) => Value::Int(*i),
-                        ConfigValue::String(s) => {
-                            let s = values.substitute(s);
+                        ConfigValue::String(raw) => {
+                            let s = values.substitute(raw);
+                            if f.parser == ConfigParser::Xml
+                                && xml_attribute_form(&s)
+                                && !xml_attribute_form(raw)
+                            {
+                                return Err(format!(
+                                    "key {}: the value takes the attribute form [name='value'] from a variable",
+                                    r.match_
+                                ));
+                            }
                             match s.parse::<i64>() {
                                 Ok(n) if typed && n.to_string() == s => Value::Int(n),
                                 _ => Value::Str(s),
                             }
                         }
-                    },
+                    };
+                    Ok(Replacement {
+                        key: r.match_.clone(),
+                        if_value: r.if_value.clone(),
+                        value,
+                    })
                 })
                 .collect();
             (f.path.clone(), f.parser, reps)
@@ -81,7 +105,14 @@ impl Worker {
             return;
         }
         let values = values(resolved, &self.env.runtime.gateway());
-        let files = edits(resolved, &values);
+        let mut files = Vec::new();
+        let mut refused = Vec::new();
+        for (path, parser, reps) in edits(resolved, &values) {
+            match reps {
+                Ok(reps) => files.push((path, parser, reps)),
+                Err(why) => refused.push((path, Err(why))),
+            }
+        }
         let results = match self.env.runtime.edit_config_files(files).await {
             Ok(r) => r,
             Err(e) => {
@@ -91,7 +122,7 @@ impl Worker {
                 return;
             }
         };
-        for (path, result) in results {
+        for (path, result) in results.into_iter().chain(refused) {
             match result {
                 Ok(true) => self.console_line(&format!("config file {path} updated")),
                 Ok(false) => {}
@@ -129,7 +160,10 @@ mod tests {
                     {"match": "memory", "value": "{{server.build.memory}}"}]}]}))
         .expect("resolved");
         let v = values(&r, "10.89.0.1");
-        let e = edits(&r, &v);
+        let e: Vec<_> = edits(&r, &v)
+            .into_iter()
+            .map(|(p, parser, reps)| (p, parser, reps.expect("edits")))
+            .collect();
         assert_eq!(e[0].2[0].value, Value::Int(25565));
         assert_eq!(e[0].2[1].value, Value::Str("hi".into()));
         assert_eq!(e[0].2[2].value, Value::Str("007".into()));
@@ -143,5 +177,27 @@ mod tests {
         assert_eq!(e[1].2[1].value, Value::Str("2048".into()));
         r.network = NetworkMode::Host;
         assert_eq!(values(&r, "10.89.0.1").interface, "127.0.0.1");
+    }
+
+    #[test]
+    fn a_variable_cannot_turn_an_xml_text_into_an_attribute() {
+        let r: Resolved = serde_json::from_value(serde_json::json!({
+            "image": "x", "startup": null, "variables": {"NAME": "[Password='x']", "OK": "plain"},
+            "env": {}, "resources": {}, "ports": [], "stop": null, "ready": null, "install": null,
+            "network": "Bridge",
+            "configFiles": [
+                {"path": "a.xml", "parser": "xml", "replace": [{"match": "server.name", "value": "{{NAME}}"}]},
+                {"path": "b.xml", "parser": "xml", "replace": [
+                    {"match": "server.name", "value": "{{OK}}"},
+                    {"match": "server", "value": "[port='{{OK}}']"}]},
+                {"path": "c.properties", "parser": "properties", "replace": [{"match": "name", "value": "{{NAME}}"}]}]}))
+        .expect("resolved");
+        let e = edits(&r, &values(&r, "10.89.0.1"));
+        assert!(e[0]
+            .2
+            .as_ref()
+            .is_err_and(|why| why.contains("attribute form")));
+        assert!(e[1].2.is_ok(), "the Template's own attribute form stays");
+        assert!(e[2].2.is_ok(), "only XML has the form");
     }
 }

@@ -57,6 +57,20 @@ impl Worker {
             return self.start_failed(&gs, reason, e).await;
         }
         self.start_failures = 0;
+        if let Some(ack) = &launch.acknowledge_reinstall {
+            // acknowledged once the script runs (a failed pull tries again), where every node
+            // sees it; not installed until it ends well
+            self.memory.reinstalled_at = Some(ack.clone());
+            let mut status = json!({ "reinstalledAt": ack });
+            self.with_condition(
+                &mut status,
+                "Installed",
+                false,
+                "Reinstalling",
+                "the install script runs again (reinstall)",
+            );
+            self.patch_status(status).await?;
+        }
         self.set_stop_asked(false);
         self.memory.install_killed = false;
         self.memory.install_kill_deadline = None;

@@ -248,9 +248,12 @@ impl Worker {
         let install = rt.task(&self.install_id).await?;
         let oom = rt.oom_killed(&self.cid);
         let live = main == plan::Task::Running || install == plan::Task::Running;
+        // resolved every pass (the file denylist follows the Template at once, also after a
+        // nodelet restart); a running task keeps the resolution it started with
+        let latest = self.resolve(gs).await?;
         let resolved = match (&self.pinned, live) {
             (Some(p), true) => Ok(p.clone()),
-            _ => self.resolve(gs).await?,
+            _ => latest,
         };
         Ok(Observed {
             main,
@@ -319,7 +322,20 @@ impl Worker {
             let _ = std::fs::create_dir_all(dir);
         }
         let tmp = file.with_extension("json.tmp");
-        if std::fs::write(&tmp, serde_json::to_vec(&persisted).expect("json")).is_ok() {
+        let _ = std::fs::remove_file(&tmp);
+        // the pinned spec holds the server's variables (passwords): for root's eyes only
+        let written = {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .and_then(|mut f| f.write_all(&serde_json::to_vec(&persisted).expect("json")))
+        };
+        if written.is_ok() {
             let _ = std::fs::rename(&tmp, file);
         }
     }

@@ -304,11 +304,13 @@ pub fn plan(observed: &Observed, gs: &GameServer, memory: &Memory, now: Instant)
     let annotation = gs.metadata.annotations.get(RESTARTED_AT);
     let restart_wanted = annotation.is_some_and(|v| Some(v) != memory.restarted_at.as_ref());
     let reinstall = gs.metadata.annotations.get(REINSTALL_REQUESTED_AT);
-    let reinstall_wanted = reinstall.is_some_and(|v| Some(v) != memory.reinstalled_at.as_ref())
-        && observed
-            .resolved
-            .as_ref()
-            .is_ok_and(|r| r.install.is_some());
+    // acted on once: by this node (memory) or by any node (the status names the last one)
+    let reinstall_wanted = reinstall.is_some_and(|v| {
+        Some(v) != memory.reinstalled_at.as_ref() && Some(v) != status.reinstalled_at.as_ref()
+    }) && observed
+        .resolved
+        .as_ref()
+        .is_ok_and(|r| r.install.is_some());
     let want_run = !deleting
         && gs.spec.state == DesiredState::Running
         && !gs.spec.suspended

@@ -626,8 +626,16 @@ fn a_reinstall_request_stops_the_server_and_runs_the_install_again() {
         decide(&running, Task::Running, Task::Absent, &done),
         Plan::Nothing
     );
+    // acted on by another node (the server moved): the status says so, it is not run again
+    let mut moved = ask.clone();
+    moved["status"]["reinstalledAt"] = json!("2026-11-30T00:00:00Z");
+    let moved = server(Phase::Stopped, moved);
+    assert!(matches!(
+        decide(&moved, Task::Absent, Task::Absent, &m),
+        Plan::Start(_)
+    ));
     // without an install script there is nothing to run again
-    let mut plain = ask;
+    let mut plain = ask.clone();
     plain["spec"]["install"] = serde_json::Value::Null;
     let plain = server(Phase::Running, plain);
     assert_eq!(

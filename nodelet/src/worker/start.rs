@@ -49,10 +49,7 @@ impl Worker {
             self.memory.restarted_at = Some(ack.clone());
             self.save();
         }
-        if let Some(ack) = &launch.acknowledge_reinstall {
-            self.memory.reinstalled_at = Some(ack.clone());
-            self.save();
-        }
+
         Ok(())
     }
 

@@ -52,6 +52,10 @@ pub struct GameServerStatus {
     /// The `metadata.generation` of the Template the server's current (or last) start used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_generation: Option<i64>,
+    /// The `catalyst.dev/reinstallRequestedAt` value the install that last ran acted on (so a
+    /// request is acted on once, on whichever node the server is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinstalled_at: Option<String>,
 }
 
 /// A move of a server's data to another node.

@@ -224,9 +224,9 @@ fn split(s: &str) -> Vec<&str> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        let rest = &s[i..];
-        let at_rule_start = i == start;
-        if at_rule_start {
+        // a rule starts at 0 or after an ASCII `|`: always a character boundary
+        if i == start {
+            let rest = &s[i..];
             let lower = rest.trim_start();
             let skipped = rest.len() - lower.len();
             for prefix in ["regex:", "not_regex:"] {
@@ -658,6 +658,18 @@ mod tests {
             (r"nullable|regex:/^[0-9\.\-]+$/", "1.20.1-47.2.0", true),
             (r"nullable|regex:/^[0-9\.\-]+$/", "1.20;rm", false),
         ]);
+    }
+
+    #[test]
+    fn non_ascii_rules_parse_without_panicking() {
+        table(&[
+            ("required|in:café,thé", "thé", true),
+            ("required|in:café,thé", "the", false),
+            ("regex:/^[а-я]+$/u", "привет", true),
+        ]);
+        assert!(RuleSet::parse("é|required").is_err());
+        assert!(RuleSet::parse("regex:^[а-я]+$").is_err());
+        assert!(RuleSet::parse("ü:é|max:ö").is_err());
     }
 
     #[test]
