@@ -85,6 +85,16 @@ async fn patch_a(api: &Api, token: &str, variables: Value) -> (StatusCode, Value
     .await
 }
 
+/// User `owner`, who may do anything with the GameServers of namespace team.
+async fn owner(api: &Api) -> String {
+    user(
+        api,
+        "owner",
+        json!([{"resources": ["gameservers"], "verbs": ["*"]}]),
+    )
+    .await
+}
+
 fn server(name: &str, variables: Value) -> Value {
     obj(
         "GameServer",
@@ -131,12 +141,7 @@ async fn variables_are_admitted_by_their_templates_rules_and_editability() {
         template,
     )
     .await;
-    let owner = user(
-        &api,
-        "owner",
-        json!([{"resources": ["gameservers"], "verbs": ["*"]}]),
-    )
-    .await;
+    let owner = owner(&api).await;
 
     // a value its rule refuses, and a name the template does not declare: 422 per variable
     let (code, body) = api
@@ -287,12 +292,7 @@ async fn only_operators_may_name_a_template_that_does_not_exist_yet() {
     let s = server("early", json!({"ANYTHING": "x"}));
     let (code, body) = api.post(TEAM, s).await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
-    let owner = user(
-        &api,
-        "owner",
-        json!([{"resources": ["gameservers"], "verbs": ["*"]}]),
-    )
-    .await;
+    let owner = owner(&api).await;
     let (code, body) = api
         .call_as(
             &owner,

@@ -346,6 +346,19 @@ fn apply(doc: &mut Doc, rep: &Replacement) -> Result<bool, EditError> {
         Some(a) => Target::Attr(a, v),
         None => Target::Text(v),
     };
+    // what a path that matches nothing gets created with (never through a wildcard)
+    let creatable = || -> Result<Option<String>, EditError> {
+        if wild {
+            return Ok(None);
+        }
+        let Some(new) = decide(None) else {
+            return Ok(None);
+        };
+        if !segs.iter().all(|s| is_name(s)) {
+            return Err(EditError::key(key, "not a valid element name"));
+        }
+        Ok(Some(new))
+    };
     let root = match doc.root.as_mut() {
         Some(root) => {
             if segs[0] != "*" && segs[0] != root.name {
@@ -357,15 +370,9 @@ fn apply(doc: &mut Doc, rep: &Replacement) -> Result<bool, EditError> {
             root
         }
         None => {
-            if wild {
-                return Ok(false);
-            }
-            let Some(new) = decide(None) else {
+            let Some(new) = creatable()? else {
                 return Ok(false);
             };
-            if !segs.iter().all(|s| is_name(s)) {
-                return Err(EditError::key(key, "not a valid element name"));
-            }
             if doc.prolog.trim().is_empty() {
                 doc.prolog = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>{}", doc.eol);
             } else if !doc.prolog.ends_with('\n') {
@@ -381,15 +388,9 @@ fn apply(doc: &mut Doc, rep: &Replacement) -> Result<bool, EditError> {
     let mut found = Vec::new();
     find(root, &segs[1..], &mut Vec::new(), &mut found);
     if found.is_empty() {
-        if wild {
-            return Ok(false);
-        }
-        let Some(new) = decide(None) else {
+        let Some(new) = creatable()? else {
             return Ok(false);
         };
-        if !segs.iter().all(|s| is_name(s)) {
-            return Err(EditError::key(key, "not a valid element name"));
-        }
         let el = create(root, &segs[1..], doc.eol, &doc.unit);
         set(el, target(new));
         return Ok(true);
