@@ -195,12 +195,7 @@ impl Backups {
             None => Gitignore::empty(),
         };
         let skip = |clean: &str, dir: bool| skipped(&ignore, clean, dir);
-        let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(io_err)?;
-        restrict(&self.dir);
-        restrict(parent);
-        let part = path.with_extension("zst.part");
-        let file = File::create(&part).map_err(io_err)?;
+        let (part, file) = self.part_file(&path).map_err(io_err)?;
         let result = (|| {
             let counted = Counted::new(file, progress);
             let zst = zstd::stream::write::Encoder::new(counted, ZSTD_LEVEL).map_err(io_err)?;
@@ -254,6 +249,18 @@ impl Backups {
         Ok((file, size))
     }
 
+    /// The `.part` file an archive at `path` is written to first (its directories made and
+    /// closed to others).
+    fn part_file(&self, path: &Path) -> std::io::Result<(PathBuf, File)> {
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent)?;
+        restrict(&self.dir);
+        restrict(parent);
+        let part = path.with_extension("zst.part");
+        let file = File::create(&part)?;
+        Ok((part, file))
+    }
+
     /// Starts taking archive `id` of server `server` from elsewhere (a transfer): written to a
     /// `.part` file, kept by [`Receiving::finish`] once its size and SHA-256 are right.
     pub fn receive(&self, server: &str, id: &str) -> Result<Receiving, BackupError> {
@@ -262,12 +269,7 @@ impl Backups {
             id: id.to_owned(),
             source,
         };
-        let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(io_err)?;
-        restrict(&self.dir);
-        restrict(parent);
-        let part = path.with_extension("zst.part");
-        let file = File::create(&part).map_err(io_err)?;
+        let (part, file) = self.part_file(&path).map_err(io_err)?;
         Ok(Receiving {
             id: id.to_owned(),
             file,
