@@ -984,3 +984,80 @@ async fn console_requests_travel_down_the_node_tunnel_as_typed_frames() {
         (StatusCode::OK, json!({"cpu": 1}))
     );
 }
+
+/// The web panel is the router's fallback: an unmatched API path stays a JSON 404 Status, a
+/// write elsewhere is a 405 Status, and a GET elsewhere is the panel (the built `index.html` for
+/// the panel's own routes, or the page saying how to build it), without a token.
+#[tokio::test]
+async fn the_panel_answers_only_what_the_api_does_not() {
+    let api = api().await;
+    let plain = |method: Method, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for path in [
+        "/apis/catalyst.dev/v1alpha1/nothing",
+        "/auth/v1/nothing",
+        "/openapi/v2",
+    ] {
+        let (code, body) = api.get(path).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["kind"], "Status", "{path}: {body}");
+    }
+    let r = api
+        .app
+        .clone()
+        .oneshot(plain(Method::POST, "/gameservers/default/web"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let built = catalyst_apiserver::http::panel::is_built();
+    for path in ["/", "/gameservers/default/web", "/nodes"] {
+        let r = api
+            .app
+            .clone()
+            .oneshot(plain(Method::GET, path))
+            .await
+            .unwrap();
+        let ctype = r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        if built {
+            assert!(ctype.starts_with("text/html"), "{path}: {ctype}");
+            assert!(text.contains("<div id=\"root\">"), "{path}: {text}");
+        } else {
+            assert!(text.contains("npm run build"), "{path}: {text}");
+        }
+    }
+    // a file name the build does not have is a 404, not index.html
+    let r = api
+        .app
+        .clone()
+        .oneshot(plain(Method::GET, "/assets/nothing-1234.js"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    if built {
+        // index.html is revalidated (ETag), hashed assets are cached for good
+        let r = api
+            .app
+            .clone()
+            .oneshot(plain(Method::GET, "/"))
+            .await
+            .unwrap();
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-cache");
+        let etag = r.headers()[header::ETAG].clone();
+        assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+        let mut again = plain(Method::GET, "/");
+        again.headers_mut().insert(header::IF_NONE_MATCH, etag);
+        let r = api.app.clone().oneshot(again).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    }
+}

@@ -1,5 +1,5 @@
 //! The HTTP API: Kubernetes-style REST and watch for every kind, discovery, OpenAPI, health,
-//! metrics, node joins and node tunnels. Each submodule exposes its own `routes()`; [`app`]
+//! metrics, node joins and node tunnels, and the web panel at `/`. Each submodule exposes its own `routes()`; [`app`]
 //! only merges them and adds the layers (authentication in front of the API, the body limit,
 //! a panic guard that turns a handler's panic into a 500 Status, request metrics and the audit
 //! log around everything). Tests drive the router with `oneshot`, without a socket.
@@ -23,6 +23,7 @@ pub mod files;
 pub mod health;
 pub mod login;
 pub mod nodes;
+pub mod panel;
 pub mod resources;
 pub mod sftp;
 pub mod tunnel;
@@ -53,12 +54,8 @@ pub fn app(state: AppState) -> Router {
         .merge(nodes::routes())
         .merge(login::open_routes())
         .merge(api)
-        .fallback(|| async {
-            ApiError::NotFound {
-                kind: "path".into(),
-                name: String::new(),
-            }
-        })
+        // the web panel: only what no route matched, never an API path
+        .fallback(panel::fallback)
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::MethodNotAllowed(format!("{method} is not allowed on this path"))
         })
