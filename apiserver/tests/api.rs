@@ -1061,3 +1061,53 @@ async fn the_panel_answers_only_what_the_api_does_not() {
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     }
 }
+
+/// `POST /convert/v1/egg` turns a real Pterodactyl egg into a Template that admission takes,
+/// with the converter's warnings; what is not an egg is a 400 Status, and it needs a token.
+#[tokio::test]
+async fn an_egg_converts_into_a_template_the_api_accepts() {
+    let api = api().await;
+    let egg: Value = serde_json::from_str(include_str!(
+        "../../cli/tests/eggs/pterodactyl/egg-paper.json"
+    ))
+    .unwrap();
+    let (code, body) = api
+        .post(
+            "/convert/v1/egg?imageMap=ghcr.io%2Fpterodactyl%2Fyolks%3A%3Dmirror.local%2Fyolks%3A",
+            egg.clone(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let template = body["template"].clone();
+    assert_eq!(template["kind"], "Template");
+    assert!(body["warnings"].is_array(), "{body}");
+    let images = template["spec"]["images"].to_string();
+    assert!(images.contains("mirror.local/yolks:"), "{images}");
+    assert!(!images.contains("ghcr.io"), "{images}");
+    let (code, created) = api
+        .post("/apis/catalyst.dev/v1alpha1/templates", template)
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+
+    let (code, body) = api
+        .post("/convert/v1/egg", json!({"meta": {"version": "PTDL_v9"}}))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["kind"], "Status");
+    assert!(
+        body["message"].as_str().unwrap().contains("PTDL_v9"),
+        "{body}"
+    );
+    let (code, _) = api.post("/convert/v1/egg?imageMap=x", egg.clone()).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, _) = support::send(
+        &api.app,
+        "",
+        Method::POST,
+        "/convert/v1/egg",
+        "application/json",
+        Some(egg),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+}

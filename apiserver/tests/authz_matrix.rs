@@ -754,3 +754,76 @@ async fn a_schedule_acts_only_with_what_its_writer_holds() {
     assert_eq!(code, StatusCode::OK, "{body}");
     assert!(body["metadata"]["annotations"]["catalyst.dev/runRequestedAt"].is_string());
 }
+
+/// A subuser granted one server by name learns it from `/auth/v1/rules`, and may list and
+/// watch that one server (a `metadata.name` field selector), nothing more: not the others, not
+/// the namespace, not through a second selector.
+#[tokio::test]
+async fn a_subuser_finds_and_follows_only_the_servers_granted_by_name() {
+    let w = world().await;
+    let api = &w.api;
+    let get = |token: &str, uri: String| {
+        let token = token.to_owned();
+        async move { api.call_as(&token, Method::GET, &uri, "", None).await }
+    };
+    let (code, rules) = get(&w.bob, "/auth/v1/rules".into()).await;
+    assert_eq!(code, StatusCode::OK, "{rules}");
+    let rules = rules["rules"].as_array().unwrap().clone();
+    assert!(!rules.is_empty());
+    for r in &rules {
+        assert_eq!(r["namespace"], "team", "{r}");
+        assert_eq!(r["resourceNames"], json!(["s1"]), "{r}");
+    }
+    assert!(
+        rules.iter().any(|r| r["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("gameservers/console"))),
+        "{rules:?}"
+    );
+    let (code, admin) = get(TOKEN, "/auth/v1/rules".into()).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(admin["rules"][0]["verbs"], json!(["*"]));
+
+    let (code, list) = get(
+        &w.bob,
+        format!("{TEAM}/gameservers?fieldSelector=metadata.name%3Ds1"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{list}");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["s1"]);
+    for refused in [
+        format!("{TEAM}/gameservers?fieldSelector=metadata.name%3Ds2"),
+        format!("{TEAM}/gameservers"),
+        format!("{TEAM}/gameservers?fieldSelector=metadata.name!%3Ds2"),
+        format!("{API}/namespaces/other/gameservers?fieldSelector=metadata.name%3Ds1"),
+        format!("{API}/gameservers?fieldSelector=metadata.name%3Ds1"),
+        format!("{TEAM}/backups?fieldSelector=metadata.name%3Ds1"),
+    ] {
+        let (code, body) = get(&w.bob, refused.clone()).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{refused}: {body}");
+    }
+    // two selectors: never the second one's object
+    let (code, body) = get(
+        &w.bob,
+        format!(
+            "{TEAM}/gameservers?fieldSelector=metadata.name%3Ds1&fieldSelector=metadata.name%3Ds2"
+        ),
+    )
+    .await;
+    assert_ne!(code, StatusCode::OK, "{body}");
+    assert!(!body.to_string().contains("\"s2\""), "{body}");
+    // the watch of the one server opens (its first event is the server itself)
+    let (code, _) = get(
+        &w.bob,
+        format!("{TEAM}/gameservers?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3Ds1"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+}

@@ -2,5 +2,5 @@
 
 pub mod client;
 pub mod ctl;
-pub mod egg;
+pub use catalyst_schemas::egg;
 pub mod output;

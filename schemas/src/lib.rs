@@ -4,6 +4,7 @@
 pub mod access;
 pub mod alert;
 pub mod backup;
+pub mod egg;
 pub mod event;
 pub mod explain;
 pub mod gameserver;

@@ -371,6 +371,28 @@ fn self_service(state: &AppState, caller: &Caller, a: &Attributes, query: Option
     }
 }
 
+/// A list or watch pinned to one name (`fieldSelector=metadata.name=X`) reads no more than a
+/// `get` of that object, so whoever may get it may list and watch it: a subuser granted one
+/// server by name follows it live like Kubernetes lets one watch a single object.
+fn one_object_read(state: &AppState, caller: &Caller, a: &Attributes, query: Option<&str>) -> bool {
+    if !matches!(a.verb.as_str(), "list" | "watch") || a.subresource.is_some() || a.name.is_some() {
+        return false;
+    }
+    let Some(selector) = query
+        .and_then(|q| node::query_param(q, "fieldSelector"))
+        .and_then(|s| crate::selector::FieldSelector::parse(&s).ok())
+    else {
+        return false;
+    };
+    let Some(name) = selector.pinned_name() else {
+        return false;
+    };
+    let mut get = a.clone();
+    get.verb = "get".into();
+    get.name = Some(name.to_owned());
+    state.access.may(caller, &get)
+}
+
 /// Paths outside the resource API any signed-in user or key may use: discovery, OpenAPI, and
 /// their own session, password, second factor and access questions.
 fn open_to_users(method: &Method, path: &str) -> bool {
@@ -380,6 +402,7 @@ fn open_to_users(method: &Method, path: &str) -> bool {
                 || path == attributes::API
                 || path == "/openapi/v3"
                 || path == "/auth/v1/whoami"
+                || path == "/auth/v1/rules"
         }
         _ => matches!(
             path,
@@ -389,6 +412,7 @@ fn open_to_users(method: &Method, path: &str) -> bool {
                 | "/auth/v1/access-review"
                 | "/auth/v1/keys/rotate"
                 | "/auth/v1/tickets"
+                | "/convert/v1/egg"
         ),
     }
 }
@@ -425,7 +449,10 @@ pub async fn authorize(
             req.uri().path()
         ))),
         (_, Some(a)) => {
-            if state.access.may(caller, &a) || self_service(state, caller, &a, query.as_deref()) {
+            if state.access.may(caller, &a)
+                || self_service(state, caller, &a, query.as_deref())
+                || one_object_read(state, caller, &a, query.as_deref())
+            {
                 Ok(req)
             } else {
                 Err(deny(caller, &describe(&a)))

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/v1/totp", post(totp_enroll).delete(totp_disable))
         .route("/auth/v1/totp/confirm", post(totp_confirm))
         .route("/auth/v1/access-review", post(access_review))
+        .route("/auth/v1/rules", get(rules_review))
         .route("/auth/v1/keys/rotate", post(rotate_keys))
         .route(
             "/apis/catalyst.dev/v1alpha1/users/{name}/password",
@@ -408,6 +409,67 @@ async fn access_review(
         "name": a.name,
     }))
     .into_response())
+}
+
+/// `GET /auth/v1/rules`: what the caller's grants allow, as rules, each with the namespace it
+/// holds in (`null`: everywhere) and the names it is narrowed to: the panel's answer to "which
+/// game servers may I see" (Kubernetes' SelfSubjectRulesReview). The administrator holds one
+/// rule of wildcards. An API key's rules are its own grants; its owner's grants narrow them
+/// further (the access review answers for both). The self-service rights every user has (their
+/// own User and keys) are not listed.
+async fn rules_review(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let grants: Vec<catalyst_schemas::rbac::Grant> = match &caller {
+        Caller::Admin(_) => {
+            return Json(json!({"caller": caller.key(), "rules": [{
+                "namespace": null, "apiGroups": ["*"], "resources": ["*"], "verbs": ["*"],
+                "resourceNames": [],
+            }]}))
+            .into_response()
+        }
+        Caller::User { name, groups } => state
+            .access
+            .rbac
+            .bound_grants(catalyst_schemas::access::SubjectKind::User, name, groups)
+            .to_vec(),
+        Caller::ApiKey { name, .. } => state
+            .access
+            .rbac
+            .keys
+            .get(name)
+            .map(|k| state.access.rbac.key_own_grants(name, &k.spec))
+            .unwrap_or_default(),
+        Caller::Node(_) | Caller::Join => vec![],
+    };
+    let mut rules = Vec::new();
+    for g in &grants {
+        for r in &g.rules {
+            // both name lists narrow: the binding's and the rule's
+            let names: Vec<&String> =
+                match (g.resource_names.is_empty(), r.resource_names.is_empty()) {
+                    (true, _) => r.resource_names.iter().collect(),
+                    (false, true) => g.resource_names.iter().collect(),
+                    (false, false) => g
+                        .resource_names
+                        .iter()
+                        .filter(|n| r.resource_names.contains(n))
+                        .collect(),
+                };
+            if !g.resource_names.is_empty() && !r.resource_names.is_empty() && names.is_empty() {
+                continue;
+            }
+            rules.push(json!({
+                "namespace": g.namespace,
+                "apiGroups": r.api_groups,
+                "resources": r.resources,
+                "verbs": r.verbs,
+                "resourceNames": names,
+            }));
+        }
+    }
+    Json(json!({"caller": caller.key(), "rules": rules})).into_response()
 }
 
 async fn rotate_keys(

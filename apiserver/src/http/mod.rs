@@ -18,6 +18,7 @@ use crate::limits::MAX_BODY_BYTES;
 pub mod audit;
 pub mod backups;
 pub mod console;
+pub mod convert;
 pub mod discovery;
 pub mod files;
 pub mod health;
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(backups::routes())
         .merge(sftp::routes())
         .merge(console::routes())
+        .merge(convert::routes())
         .merge(login::routes())
         .merge(audit::routes())
         .layer(middleware::from_fn_with_state(

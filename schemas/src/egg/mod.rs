@@ -30,7 +30,7 @@ pub enum EggError {
     Version(String),
     /// What is left after the reported omissions is still not a valid Template.
     #[error("the converted template is not valid: {0}")]
-    Invalid(#[from] catalyst_schemas::ValidationError),
+    Invalid(#[from] crate::ValidationError),
 }
 
 /// The egg formats.

@@ -7,17 +7,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use catalyst_schemas::gameserver::{
-    image_reference, log_pattern, InstallSpec, ReadySpec, StopSpec,
-};
-use catalyst_schemas::template::placeholders::{self, Placeholder};
-use catalyst_schemas::template::rules::RuleSet;
-use catalyst_schemas::template::{
+use crate::gameserver::{image_reference, log_pattern, InstallSpec, ReadySpec, StopSpec};
+use crate::template::placeholders::{self, Placeholder};
+use crate::template::rules::RuleSet;
+use crate::template::{
     map_image, ConfigFile, ConfigParser, ConfigReplace, ConfigValue, TemplateImage, TemplateSource,
     TemplateSpec, TemplateVariable,
 };
-use catalyst_schemas::validation::{dns_subdomain, env_name, env_value};
-use catalyst_schemas::Template;
+use crate::validation::{dns_subdomain, env_name, env_value};
+use crate::Template;
 use serde_json::Value;
 
 use super::{shell, Egg, EggError, EggVariable, Json, FORMATS};
@@ -99,7 +97,7 @@ pub fn convert(egg_json: &[u8], opts: &Options) -> Result<Conversion, EggError> 
     let name = slug(egg.name.as_deref().unwrap_or(""));
     let typed = Template::new(&name, spec);
     let template = serde_json::to_value(&typed)?;
-    catalyst_schemas::admit(template.clone())?;
+    crate::admit(template.clone())?;
     Ok(Conversion {
         template,
         reports: c.reports,

@@ -536,9 +536,7 @@ fn converting_twice_gives_the_same_bytes_and_the_yaml_reads_back_as_the_template
     let a = convert(&raw, &Options::default()).unwrap();
     let b = convert(&raw, &Options::default()).unwrap();
     assert_eq!(a.to_yaml(), b.to_yaml());
-    let back: Value = catalyst_schemas::parse_documents(&a.to_yaml())
-        .unwrap()
-        .remove(0);
+    let back: Value = crate::parse_documents(&a.to_yaml()).unwrap().remove(0);
     assert_eq!(back, a.template);
     assert!(a
         .to_yaml()

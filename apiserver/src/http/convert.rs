@@ -1,0 +1,98 @@
+//! `POST /convert/v1/egg`: a Pterodactyl egg (the JSON the Panel exports, as the body) converted
+//! into a Catalyst Template, exactly as `catalystctl convert egg` does it (the converter is
+//! `catalyst_schemas::egg`, pure). Nothing is stored: the answer is `{"template": <Template>,
+//! "warnings": ["field: what was left out or changed", …]}` for the caller to review and
+//! create. Any signed-in caller may convert; creating the Template needs `create templates`.
+//!
+//! Query: `imageMap=FROM=TO` (repeatable: an exact image reference, or a prefix ending in `/` or
+//! `:`), `keepImageMap=true` to put the map into the Template's `imageMap` instead of rewriting
+//! the references now.
+
+use axum::body::Bytes;
+use axum::extract::RawQuery;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use catalyst_schemas::egg::{self, EggError, Options};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The route (behind authentication).
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/convert/v1/egg", post(convert_egg))
+}
+
+fn options(query: Option<&str>) -> Result<Options, ApiError> {
+    let mut opts = Options::default();
+    let Some(query) = query else {
+        return Ok(opts);
+    };
+    let pairs: Vec<(String, String)> = query_pairs(query)?;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "imageMap" => {
+                let (from, to) = v
+                    .split_once('=')
+                    .filter(|(f, t)| !f.is_empty() && !t.is_empty())
+                    .ok_or_else(|| ApiError::BadField {
+                        field: "imageMap".into(),
+                        message: format!("{v:?} is not FROM=TO"),
+                    })?;
+                opts.image_map.insert(from.to_owned(), to.to_owned());
+            }
+            "keepImageMap" => opts.keep_image_map = matches!(v.as_str(), "true" | "1" | ""),
+            other => {
+                return Err(ApiError::BadField {
+                    field: other.to_owned(),
+                    message: "unknown query parameter (imageMap, keepImageMap)".into(),
+                })
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// The query's `key=value` pairs, percent-decoded, in order (repeated keys kept).
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let uri: axum::http::Uri = format!("/?{query}")
+        .parse()
+        .map_err(|_| ApiError::BadRequest("the query is not valid".into()))?;
+    let axum::extract::Query(pairs) =
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+            .map_err(|e| ApiError::BadRequest(format!("query: {e}")))?;
+    Ok(pairs)
+}
+
+async fn convert_egg(RawQuery(query): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+    let opts = options(query.as_deref())?;
+    let conversion = egg::convert(&body, &opts).map_err(|e| match e {
+        EggError::Invalid(source) => ApiError::Invalid {
+            kind: "Template".into(),
+            name: String::new(),
+            source,
+        },
+        other => ApiError::BadRequest(other.to_string()),
+    })?;
+    let warnings: Vec<String> = conversion.reports.iter().map(ToString::to_string).collect();
+    Ok(Json(json!({"template": conversion.template, "warnings": warnings})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_gives_the_image_map() {
+        let o = options(Some(
+            "imageMap=ghcr.io%2Fpterodactyl%2Fyolks%3A%3Dmirror%2Fyolks%3A&keepImageMap=true",
+        ))
+        .unwrap();
+        assert_eq!(o.image_map["ghcr.io/pterodactyl/yolks:"], "mirror/yolks:");
+        assert!(o.keep_image_map);
+        assert!(options(Some("imageMap=nothing")).is_err());
+        assert!(options(Some("name=x")).is_err());
+        assert!(options(None).unwrap().image_map.is_empty());
+    }
+}
