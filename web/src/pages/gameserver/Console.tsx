@@ -256,9 +256,13 @@ export default function Console({ gs }: { gs: GameServer }) {
 
   return (
     <div>
-      <div className="console-status" aria-live="polite">
+      <div className="console-status">
         <span className="state" data-state={conn.state} data-testid="console-status">
           {statusText(conn)}
+        </span>
+        {/* announced once per change of state, not on every second of the countdown */}
+        <span className="sr-only" role="status">
+          Console {conn.state === 'waiting' ? 'reconnecting' : statusText(conn)}
         </span>
         {closedReason && conn.state !== 'connected' && <span className="muted">Closed: {closedReason}</span>}
         {conn.state === 'failed' && (
