@@ -1,4 +1,4 @@
-import { Suspense, useEffect, useState } from 'react';
+import { lazy, Suspense, useEffect, useState } from 'react';
 import { Route, Switch } from 'wouter';
 
 import { loadSession, onSession, type Session } from './api/client';
@@ -8,6 +8,7 @@ import { Dashboard } from './pages/Dashboard';
 import { NotFound } from './components/NotFound';
 
 // pages with heavy widgets (Monaco, xterm, charts) load when first shown (React.lazy)
+const GameServerPage = lazy(() => import('./pages/gameserver/GameServerPage'));
 
 export function App() {
   const [session, setSession] = useState<Session | null>(loadSession);
@@ -18,6 +19,9 @@ export function App() {
       <Suspense fallback={<p className="muted">Loading…</p>}>
         <Switch>
           <Route path="/" component={Dashboard} />
+          <Route path="/gameservers/:ns/:name/:tab?">
+            {(p) => <GameServerPage namespace={p.ns} name={p.name} tab={p.tab} />}
+          </Route>
           <Route component={NotFound} />
         </Switch>
       </Suspense>
