@@ -1,7 +1,7 @@
 // The editor's flows against a fake API (fetch), with Monaco left unloaded: the plain text
 // editor is the same text the buttons send.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { cleanup, configure, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 
 vi.mock('../lib/monaco', () => ({
@@ -19,6 +19,9 @@ interface Call {
   body?: string;
   contentType?: string;
 }
+
+// two shared cores: give async answers time
+configure({ asyncUtilTimeout: 8000 });
 
 let calls: Call[];
 let answer: (c: Call) => { status: number; body: unknown };
