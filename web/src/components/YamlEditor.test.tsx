@@ -136,7 +136,10 @@ describe('YamlEditor', () => {
     edit("MOTD: Catalyst's demo", 'MOTD: mine');
     fireEvent.click(screen.getByRole('button', { name: 'Apply' }));
     const dialog = await screen.findByRole('dialog');
+    // what a browser does on Escape: cancel, then close
     fireEvent(dialog, new Event('cancel', { cancelable: true }));
+    (dialog as HTMLDialogElement).close();
+    fireEvent(dialog, new Event('close'));
     await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
     expect((screen.getByLabelText('YAML of GameServer default/web') as HTMLTextAreaElement).value).toContain('MOTD: mine');
   });

@@ -564,16 +564,23 @@ function ConflictDialog({
   onCancel: () => void;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const cancelRef = useRef<HTMLButtonElement>(null);
   const titleId = useId();
   const descId = useId();
+  // modal (focus stays inside, Esc closes); the safe choice has the focus
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
-    if (typeof d.showModal === 'function') {
-      if (!d.open) d.showModal();
-    } else d.setAttribute('open', '');
+    if (!d.open) {
+      if (typeof d.showModal === 'function') d.showModal();
+      else d.setAttribute('open', '');
+    }
+    cancelRef.current?.focus();
+  }, [conflicts]);
+  useEffect(() => {
+    const d = ref.current;
     return () => {
-      if (typeof d.close === 'function' && d.open) d.close();
+      if (d?.open && typeof d.close === 'function') d.close();
     };
   }, []);
   const fields = byField(conflicts);
@@ -584,9 +591,10 @@ function ConflictDialog({
       aria-labelledby={titleId}
       aria-describedby={descId}
       onCancel={(e) => {
-        e.preventDefault();
-        if (!busy) onCancel();
+        // Esc: closes (then onClose), except while forcing
+        if (busy) e.preventDefault();
       }}
+      onClose={onCancel}
     >
       <h2 id={titleId}>Fields managed by someone else</h2>
       <p id={descId}>
@@ -605,7 +613,7 @@ function ConflictDialog({
         <button type="button" className="danger" onClick={onForce} disabled={busy}>
           {busy ? 'Forcing…' : 'Force apply (take ownership)'}
         </button>
-        <button type="button" onClick={onCancel} disabled={busy} autoFocus>
+        <button type="button" ref={cancelRef} onClick={onCancel} disabled={busy}>
           Cancel
         </button>
       </div>
