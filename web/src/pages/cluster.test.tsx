@@ -11,6 +11,8 @@ import { Nodes } from './Nodes';
 import { ApiKeys } from './ApiKeys';
 import { Roles } from './Roles';
 import { Account } from './Account';
+import { AlertRules } from './AlertRules';
+import { Users } from './Users';
 
 interface Call {
   method: string;
@@ -266,5 +268,96 @@ describe('Account', () => {
       currentPassword: 'nope-nope-nope',
       password: 'a-new-password-1',
     });
+  });
+});
+
+describe('AlertRules', () => {
+  it('lists one namespace when listing everywhere is refused, and puts API causes beside the form inputs', async () => {
+    allowed = new Set(['create alertrules']);
+    handlers.push((c) =>
+      c.method === 'GET' && c.url.startsWith(`${G}/namespaces/default/alertrules`)
+        ? list([
+            {
+              metadata: { name: 'mem', namespace: 'default', resourceVersion: '3' },
+              spec: { selector: { game: 'mc' }, condition: { metric: 'Memory', operator: '>', threshold: 90 }, for: '5m' },
+              status: { firing: true, firingCount: 1, alerts: [{ target: 'gameserver/a', state: 'Firing', since: new Date().toISOString() }] },
+            },
+          ])
+        : undefined,
+    );
+    handlers.push((c) =>
+      c.method === 'POST' && c.url.includes('alertrules')
+        ? {
+            status: 422,
+            json: {
+              kind: 'Status',
+              code: 422,
+              reason: 'Invalid',
+              message: 'AlertRule default/x is invalid',
+              details: { causes: [{ field: 'spec.condition.threshold', message: 'must be 0 to 100' }] },
+            },
+          }
+        : undefined,
+    );
+    wrap(<AlertRules />);
+    const row = await screen.findByTestId('alertrule-row-default/mem');
+    expect(row.textContent).toContain('servers with game=mc');
+    expect(row.textContent).toContain('Memory > 90% for 5m');
+    expect(row.textContent).toContain('Firing (1)');
+    expect(calls.some((c) => c.method === 'GET' && c.url.startsWith(`${G}/alertrules`))).toBe(false);
+    expect(screen.getByLabelText('Namespace')).toBeTruthy();
+    // no patch or delete rights: no silence or delete buttons
+    expect(screen.queryByRole('button', { name: /Silence mem/ })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Delete mem' })).toBeNull();
+
+    fireEvent.click(await screen.findByRole('button', { name: 'New alert rule' }));
+    fireEvent.change(screen.getByLabelText('Name'), { target: { value: 'x' } });
+    fireEvent.change(screen.getByLabelText('Threshold (percent)'), { target: { value: '150' } });
+    await act(async () => {
+      fireEvent.submit(screen.getByRole('button', { name: 'Create alert rule' }).closest('form')!);
+    });
+    const err = await screen.findByText('must be 0 to 100');
+    expect(err.id).toBe('ar-threshold-error');
+    const post = calls.find((c) => c.method === 'POST' && c.url.includes('alertrules'))!;
+    expect(post.url).toBe(`${G}/namespaces/default/alertrules?fieldManager=panel`);
+    expect(JSON.parse(post.body!).spec.condition).toEqual({ metric: 'Memory', operator: '>', threshold: 150 });
+  });
+});
+
+describe('Users', () => {
+  it('creates a user then sets the password, and hides what the API refuses', async () => {
+    allowed = new Set(['list users', 'create users', 'create users/password']);
+    handlers.push((c) =>
+      c.method === 'GET' && c.url.startsWith(`${G}/users`)
+        ? list([{ metadata: { name: 'bob', resourceVersion: '2' }, spec: { email: 'bob@x.org', groups: ['staff'] }, status: { totpEnabled: true } }])
+        : undefined,
+    );
+    handlers.push((c) => (c.method === 'POST' && c.url.startsWith(`${G}/users?`) ? { status: 201, json: JSON.parse(c.body!) } : undefined));
+    handlers.push((c) => (c.method === 'POST' && c.url === `${G}/users/carol/password` ? { status: 204 } : undefined));
+    wrap(<Users />);
+    const row = await screen.findByTestId('user-row-bob');
+    expect(row.textContent).toContain('bob@x.org');
+    expect(row.querySelectorAll('td')[5].textContent).toBe('on');
+    await waitFor(() => expect(screen.getByRole('button', { name: 'Set password of bob' })).toBeTruthy());
+    expect(screen.queryByRole('button', { name: /Disable bob/ })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Delete bob' })).toBeNull();
+
+    fireEvent.click(screen.getByRole('button', { name: 'New user' }));
+    fireEvent.change(screen.getByLabelText('User name'), { target: { value: 'carol' } });
+    fireEvent.change(screen.getByLabelText('Groups'), { target: { value: 'staff, players' } });
+    fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'long-enough-pw' } });
+    await act(async () => {
+      fireEvent.click(screen.getByRole('button', { name: 'Create user' }));
+    });
+    await waitFor(() => expect(calls.some((c) => c.url === `${G}/users/carol/password`)).toBe(true));
+    const create = calls.find((c) => c.method === 'POST' && c.url.startsWith(`${G}/users?`))!;
+    expect(JSON.parse(create.body!)).toEqual({
+      apiVersion: 'catalyst.dev/v1alpha1',
+      kind: 'User',
+      metadata: { name: 'carol' },
+      spec: { groups: ['staff', 'players'] },
+    });
+    expect(JSON.parse(calls.find((c) => c.url === `${G}/users/carol/password`)!.body!)).toEqual({ password: 'long-enough-pw' });
+    await waitFor(() => expect(screen.queryByRole('button', { name: 'Create user' })).toBeNull());
   });
 });
