@@ -309,7 +309,7 @@ export function AlertRules() {
           {list.isLoading ? 'loading…' : `${rows.length} rules, ${firing} firing`}
         </span>
         <span className="spacer" />
-        {scope.all === false && <NamespaceField id="ar-ns" value={scope.ns} onChange={scope.setNs} />}
+        {scope.all === false && <NamespaceField id="ar-ns" label="Show namespace" value={scope.ns} onChange={scope.setNs} />}
         {canCreate && !creating && (
           <button type="button" className="primary" onClick={() => setCreating(true)}>
             New alert rule

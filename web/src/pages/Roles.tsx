@@ -355,7 +355,7 @@ export function Roles() {
         <div className="toolbar">
           <h2 style={{ margin: 0 }}>Role bindings</h2>
           <span className="spacer" />
-          {scope.all === false && <NamespaceField id="rb-ns" value={scope.ns} onChange={scope.setNs} />}
+          {scope.all === false && <NamespaceField id="rb-ns" label="Show namespace" value={scope.ns} onChange={scope.setNs} />}
           {(canCreateRb || canCreateCrb) && !creating && (
             <button type="button" className="primary" onClick={() => setCreating(true)}>
               New binding

@@ -305,7 +305,7 @@ describe('AlertRules', () => {
     expect(row.textContent).toContain('Memory > 90% for 5m');
     expect(row.textContent).toContain('Firing (1)');
     expect(calls.some((c) => c.method === 'GET' && c.url.startsWith(`${G}/alertrules`))).toBe(false);
-    expect(screen.getByLabelText('Namespace')).toBeTruthy();
+    expect(screen.getByLabelText('Show namespace')).toBeTruthy();
     // no patch or delete rights: no silence or delete buttons
     expect(screen.queryByRole('button', { name: /Silence mem/ })).toBeNull();
     expect(screen.queryByRole('button', { name: 'Delete mem' })).toBeNull();
