@@ -6,9 +6,16 @@ import { Layout } from './components/Layout';
 import { Login } from './pages/Login';
 import { Dashboard } from './pages/Dashboard';
 import { NotFound } from './components/NotFound';
+import { Nodes } from './pages/Nodes';
+import { AlertRules } from './pages/AlertRules';
+import { Users } from './pages/Users';
+import { Roles } from './pages/Roles';
+import { ApiKeys } from './pages/ApiKeys';
+import { Account } from './pages/Account';
 
 // pages with heavy widgets (Monaco, xterm, charts) load when first shown (React.lazy)
 const GameServerPage = lazy(() => import('./pages/gameserver/GameServerPage'));
+const EditYaml = lazy(() => import('./pages/EditYaml'));
 
 export function App() {
   const [session, setSession] = useState<Session | null>(loadSession);
@@ -21,6 +28,18 @@ export function App() {
           <Route path="/" component={Dashboard} />
           <Route path="/gameservers/:ns/:name/:tab?">
             {(p) => <GameServerPage namespace={p.ns} name={p.name} tab={p.tab} />}
+          </Route>
+          <Route path="/nodes" component={Nodes} />
+          <Route path="/alertrules" component={AlertRules} />
+          <Route path="/users" component={Users} />
+          <Route path="/roles" component={Roles} />
+          <Route path="/apikeys" component={ApiKeys} />
+          <Route path="/account" component={Account} />
+          <Route path="/yaml/:plural/new">{(p) => <EditYaml plural={p.plural} />}</Route>
+          <Route path="/yaml/:plural/:ns/new">{(p) => <EditYaml plural={p.plural} namespace={p.ns} />}</Route>
+          <Route path="/yaml/:plural/:name">{(p) => <EditYaml plural={p.plural} name={p.name} />}</Route>
+          <Route path="/yaml/:plural/:ns/:name">
+            {(p) => <EditYaml plural={p.plural} namespace={p.ns} name={p.name} />}
           </Route>
           <Route component={NotFound} />
         </Switch>

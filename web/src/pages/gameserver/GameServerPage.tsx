@@ -16,6 +16,7 @@ import './gameserver.css';
 // xterm and uPlot load only when their tab is first shown
 const Console = lazy(() => import('./Console'));
 const Metrics = lazy(() => import('./Metrics'));
+const Yaml = lazy(() => import('./Yaml'));
 
 export interface TabProps {
   gs: GameServer;
@@ -42,7 +43,7 @@ export const TABS: TabDef[] = [
   //   { id: 'files', label: 'Files', permission: ['get', 'gameservers/files'], component: Files },
   //   { id: 'variables', label: 'Variables', permission: ['get', 'gameservers'], component: Variables },
   //       (always shown; editing needs patch gameservers, which the tab itself asks)
-  //   { id: 'yaml', label: 'YAML', permission: ['get', 'gameservers'], component: Yaml },
+  { id: 'yaml', label: 'YAML', permission: ['get', 'gameservers'], component: Yaml },
   //   { id: 'backups', label: 'Backups', permission: ['list', 'backups'], component: Backups },
   //   { id: 'schedules', label: 'Schedules', permission: ['list', 'schedules'], component: Schedules },
   { id: 'metrics', label: 'Metrics', permission: ['get', 'gameservers/metrics'], component: Metrics },
