@@ -2,7 +2,7 @@
 // after quiet and its causes land on their fields, Create posts the object and opens the server.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { cleanup, configure, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { Router } from 'wouter';
 import { memoryLocation } from 'wouter/memory-location';
@@ -28,6 +28,10 @@ const demo: Template = {
     ],
   },
 };
+
+// two cores shared by several test runs: be patient, not flaky
+configure({ asyncUtilTimeout: 8000 });
+vi.setConfig({ testTimeout: 30_000 });
 
 interface Call {
   url: string;
@@ -108,7 +112,7 @@ describe('CreateGameServer', () => {
     );
     fireEvent.change(screen.getByLabelText('Name'), { target: { value: 'web' } });
     fireEvent.change(motd, { target: { value: 'hello' } });
-    await waitFor(() => expect(screen.getByText('not welcome here')).toBeTruthy(), { timeout: 2000 });
+    await waitFor(() => expect(screen.getByText('not welcome here')).toBeTruthy(), { timeout: 8000 });
     expect(screen.getByText('exceeds the quota')).toBeTruthy();
     expect(screen.getByLabelText('Memory').getAttribute('aria-invalid')).toBe('true');
     const dry = calls.filter((c) => c.method === 'POST' && c.url.includes('/gameservers'));
@@ -127,9 +131,9 @@ describe('CreateGameServer', () => {
     });
 
     fireEvent.change(screen.getByLabelText('Memory'), { target: { value: '32Mi' } });
-    await waitFor(() => expect(screen.queryByText('exceeds the quota')).toBeNull(), { timeout: 2000 });
+    await waitFor(() => expect(screen.queryByText('exceeds the quota')).toBeNull(), { timeout: 8000 });
     fireEvent.click(screen.getByRole('button', { name: 'Create game server' }));
-    await waitFor(() => expect(loc.history.at(-1)).toBe('/gameservers/games/web'));
+    await waitFor(() => expect(loc.history.at(-1)).toBe('/gameservers/games/web'), { timeout: 8000 });
     const posts = calls.filter((c) => c.method === 'POST' && c.url.includes('/gameservers'));
     expect(posts.at(-1)!.url).toBe('/apis/catalyst.dev/v1alpha1/namespaces/games/gameservers');
     expect(JSON.parse(posts.at(-1)!.body!).spec.resources.memory).toBe('32Mi');

@@ -2,7 +2,7 @@
 // dry run after quiet and its causes on the inputs, a conflict on save and the forced retry.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { cleanup, configure, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 
 import { saveSession } from '../../api/client';
@@ -29,6 +29,10 @@ const gs: GameServer = {
   metadata: { name: 'web', namespace: 'default', resourceVersion: '9' },
   spec: { template: 'demo', variables: { MOTD: 'hi', SECRET: 'kept' } },
 };
+
+// two cores shared by several test runs: be patient, not flaky
+configure({ asyncUtilTimeout: 8000 });
+vi.setConfig({ testTimeout: 30_000 });
 
 interface Call {
   url: string;
@@ -117,7 +121,7 @@ describe('Variables', () => {
     );
     fireEvent.change(players, { target: { value: '50' } });
     expect(players.getAttribute('aria-invalid')).toBeNull();
-    await waitFor(() => expect(screen.getByText('the server says no')).toBeTruthy(), { timeout: 2000 });
+    await waitFor(() => expect(screen.getByText('the server says no')).toBeTruthy(), { timeout: 8000 });
     expect(players.getAttribute('aria-invalid')).toBe('true');
     expect(players.getAttribute('aria-describedby')).toContain('var-MAX_PLAYERS-error');
     const dry = patches();
@@ -139,7 +143,7 @@ describe('Variables', () => {
     await waitFor(() => expect(motd.disabled).toBe(false));
     patchAnswers.push(() => json(200, gs)); // the dry run
     fireEvent.change(motd, { target: { value: 'welcome' } });
-    await waitFor(() => expect(patches()).toHaveLength(1), { timeout: 2000 });
+    await waitFor(() => expect(patches()).toHaveLength(1), { timeout: 8000 });
     const message = 'Apply failed with 1 conflict(s): spec.variables.MOTD (conflict with "catalystctl"). Re-apply with force to take ownership, or leave these fields out.';
     patchAnswers.push(() =>
       json(409, { kind: 'Status', code: 409, reason: 'Conflict', message, details: { causes: [{ field: 'spec.variables.MOTD', message: 'conflict with "catalystctl"' }] } }),
