@@ -4,7 +4,7 @@
 // the same apply under field manager `panel`, and a conflict with another manager offers to take
 // ownership (force).
 
-import { useMemo, useState, type FormEvent } from 'react';
+import { useEffect, useMemo, useState, type FormEvent } from 'react';
 
 import { ApiError, resourcePath, send } from '../../api/client';
 import { useCan, useLiveList } from '../../api/hooks';
@@ -43,7 +43,18 @@ type Outcome =
   | { kind: 'error'; message: string }
   | { kind: 'conflict'; message: string };
 
-export default function Variables({ gs }: { gs: GameServer }) {
+/** The newer of two versions of an object, by resourceVersion (numbers in Catalyst). */
+function newer(a: GameServer, b: GameServer | null): GameServer {
+  if (!b) return a;
+  const x = Number(a.metadata.resourceVersion);
+  const y = Number(b.metadata.resourceVersion);
+  return Number.isFinite(x) && Number.isFinite(y) && y > x ? b : a;
+}
+
+export default function Variables({ gs: live }: { gs: GameServer }) {
+  // the answer of a save until the watch brings it (no flash of the old values)
+  const [saved, setSaved] = useState<GameServer | null>(null);
+  const gs = newer(live, saved);
   const ns = gs.metadata.namespace ?? 'default';
   const name = gs.metadata.name;
   const templateName = gs.spec?.template;
@@ -106,6 +117,14 @@ export default function Variables({ gs }: { gs: GameServer }) {
     }
   });
 
+  // back to what the server has: nothing is pending, so no answer about it stays shown
+  const clean = dirty.length === 0;
+  useEffect(() => {
+    if (!clean) return;
+    setServerErrors((m) => (m.size ? new Map() : m));
+    setOwners((m) => (m.size ? new Map() : m));
+  }, [clean]);
+
   const localErrors = fields.filter((f) => !f.hidden && dirty.includes(f.name) && fieldError(f, values[f.name], new Map()));
 
   const save = async (force: boolean) => {
@@ -113,6 +132,7 @@ export default function Variables({ gs }: { gs: GameServer }) {
     setOutcome({ kind: 'none' });
     try {
       const r = await applyVariables(gs, toSend, { force });
+      if (r.object?.metadata) setSaved(r.object);
       setEdits({});
       setServerErrors(new Map());
       setOwners(new Map());
