@@ -12,10 +12,12 @@ import { Users } from './pages/Users';
 import { Roles } from './pages/Roles';
 import { ApiKeys } from './pages/ApiKeys';
 import { Account } from './pages/Account';
+import { Templates } from './pages/Templates';
 
 // pages with heavy widgets (Monaco, xterm, charts) load when first shown (React.lazy)
 const GameServerPage = lazy(() => import('./pages/gameserver/GameServerPage'));
 const EditYaml = lazy(() => import('./pages/EditYaml'));
+const CreateGameServer = lazy(() => import('./pages/CreateGameServer'));
 
 export function App() {
   const [session, setSession] = useState<Session | null>(loadSession);
@@ -26,10 +28,12 @@ export function App() {
       <Suspense fallback={<p className="muted">Loading…</p>}>
         <Switch>
           <Route path="/" component={Dashboard} />
+          <Route path="/gameservers/new" component={CreateGameServer} />
           <Route path="/gameservers/:ns/:name/:tab?">
             {(p) => <GameServerPage namespace={p.ns} name={p.name} tab={p.tab} />}
           </Route>
           <Route path="/nodes" component={Nodes} />
+          <Route path="/templates" component={Templates} />
           <Route path="/alertrules" component={AlertRules} />
           <Route path="/users" component={Users} />
           <Route path="/roles" component={Roles} />

@@ -4,7 +4,7 @@
 //! "warnings": ["field: what was left out or changed", …]}` for the caller to review and
 //! create. Any signed-in caller may convert; creating the Template needs `create templates`.
 //!
-//! Query: `imageMap=FROM=TO` (repeatable: an exact image reference, or a prefix ending in `/` or
+//! Query: `name=` (the Template's name instead of one made from the egg's), `imageMap=FROM=TO` (repeatable: an exact image reference, or a prefix ending in `/` or
 //! `:`), `keepImageMap=true` to put the map into the Template's `imageMap` instead of rewriting
 //! the references now.
 
@@ -24,10 +24,11 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/convert/v1/egg", post(convert_egg))
 }
 
-fn options(query: Option<&str>) -> Result<Options, ApiError> {
+fn options(query: Option<&str>) -> Result<(Options, Option<String>), ApiError> {
     let mut opts = Options::default();
+    let mut name = None;
     let Some(query) = query else {
-        return Ok(opts);
+        return Ok((opts, name));
     };
     let pairs: Vec<(String, String)> = query_pairs(query)?;
     for (k, v) in pairs {
@@ -42,16 +43,25 @@ fn options(query: Option<&str>) -> Result<Options, ApiError> {
                     })?;
                 opts.image_map.insert(from.to_owned(), to.to_owned());
             }
+            "name" => {
+                catalyst_schemas::validation::dns_subdomain(&v).map_err(|message| {
+                    ApiError::BadField {
+                        field: "name".into(),
+                        message,
+                    }
+                })?;
+                name = Some(v);
+            }
             "keepImageMap" => opts.keep_image_map = matches!(v.as_str(), "true" | "1" | ""),
             other => {
                 return Err(ApiError::BadField {
                     field: other.to_owned(),
-                    message: "unknown query parameter (imageMap, keepImageMap)".into(),
+                    message: "unknown query parameter (name, imageMap, keepImageMap)".into(),
                 })
             }
         }
     }
-    Ok(opts)
+    Ok((opts, name))
 }
 
 /// The query's `key=value` pairs, percent-decoded, in order (repeated keys kept).
@@ -66,7 +76,7 @@ fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 async fn convert_egg(RawQuery(query): RawQuery, body: Bytes) -> Result<Response, ApiError> {
-    let opts = options(query.as_deref())?;
+    let (opts, name) = options(query.as_deref())?;
     let conversion = egg::convert(&body, &opts).map_err(|e| match e {
         EggError::Invalid(source) => ApiError::Invalid {
             kind: "Template".into(),
@@ -75,8 +85,12 @@ async fn convert_egg(RawQuery(query): RawQuery, body: Bytes) -> Result<Response,
         },
         other => ApiError::BadRequest(other.to_string()),
     })?;
+    let mut template = conversion.template;
+    if let Some(name) = name {
+        template["metadata"]["name"] = name.into();
+    }
     let warnings: Vec<String> = conversion.reports.iter().map(ToString::to_string).collect();
-    Ok(Json(json!({"template": conversion.template, "warnings": warnings})).into_response())
+    Ok(Json(json!({"template": template, "warnings": warnings})).into_response())
 }
 
 #[cfg(test)]
@@ -85,14 +99,20 @@ mod tests {
 
     #[test]
     fn the_query_gives_the_image_map() {
-        let o = options(Some(
+        let (o, name) = options(Some(
             "imageMap=ghcr.io%2Fpterodactyl%2Fyolks%3A%3Dmirror%2Fyolks%3A&keepImageMap=true",
         ))
         .unwrap();
         assert_eq!(o.image_map["ghcr.io/pterodactyl/yolks:"], "mirror/yolks:");
         assert!(o.keep_image_map);
+        assert_eq!(name, None);
+        assert_eq!(
+            options(Some("name=paper")).unwrap().1.as_deref(),
+            Some("paper")
+        );
+        assert!(options(Some("name=Not_A_Name")).is_err());
         assert!(options(Some("imageMap=nothing")).is_err());
-        assert!(options(Some("name=x")).is_err());
-        assert!(options(None).unwrap().image_map.is_empty());
+        assert!(options(Some("other=x")).is_err());
+        assert!(options(None).unwrap().0.image_map.is_empty());
     }
 }

@@ -150,7 +150,7 @@ export function Dashboard() {
         </span>
         <span className="spacer" />
         {canCreate && (
-          <Link href="/gameservers/new" className="button primary">
+          <Link href={f.ns ? `/gameservers/new?ns=${encodeURIComponent(f.ns)}` : '/gameservers/new'} className="button primary">
             New game server
           </Link>
         )}

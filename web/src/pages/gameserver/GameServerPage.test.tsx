@@ -83,7 +83,7 @@ describe('GameServerPage', () => {
     const nav = screen.getByRole('navigation', { name: 'Server sections' });
     await within(nav).findByRole('link', { name: 'Console' });
     const links = within(nav).getAllByRole('link');
-    expect(links.map((l) => l.textContent)).toEqual(['Overview', 'Console']);
+    expect(links.map((l) => l.textContent)).toEqual(['Overview', 'Console', 'Variables', 'YAML']);
     expect(links[0].getAttribute('aria-current')).toBe('page');
     expect(links[1].getAttribute('href')).toBe('/gameservers/default/web/console');
     // power: only what the API allows

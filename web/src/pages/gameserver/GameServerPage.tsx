@@ -17,6 +17,7 @@ import './gameserver.css';
 const Console = lazy(() => import('./Console'));
 const Metrics = lazy(() => import('./Metrics'));
 const Yaml = lazy(() => import('./Yaml'));
+const Variables = lazy(() => import('./Variables'));
 
 export interface TabProps {
   gs: GameServer;
@@ -41,8 +42,8 @@ export const TABS: TabDef[] = [
   // INTEGRATOR: the tabs written by the other helpers go here, in this order (each module's
   // default export takes { gs: GameServer }; use lazy(() => import('./X')) for heavy ones):
   //   { id: 'files', label: 'Files', permission: ['get', 'gameservers/files'], component: Files },
-  //   { id: 'variables', label: 'Variables', permission: ['get', 'gameservers'], component: Variables },
-  //       (always shown; editing needs patch gameservers, which the tab itself asks)
+  // always shown; editing needs patch gameservers, which the tab itself asks
+  { id: 'variables', label: 'Variables', permission: ['get', 'gameservers'], component: Variables },
   { id: 'yaml', label: 'YAML', permission: ['get', 'gameservers'], component: Yaml },
   //   { id: 'backups', label: 'Backups', permission: ['list', 'backups'], component: Backups },
   //   { id: 'schedules', label: 'Schedules', permission: ['list', 'schedules'], component: Schedules },
