@@ -211,7 +211,7 @@ export default function Files({ gs }: { gs: GameServer }) {
         name={name}
         path={file}
         canWrite={canUpdate === true}
-        onClose={() => go({ path: parent(file) === dir ? dir : parent(file) })}
+        onClose={() => go({ path: parent(file) })}
         onSaved={() => void refresh()}
       />
     );

@@ -41,6 +41,8 @@ export function Editor({
   const editor = useRef<Monaco.editor.IStandaloneCodeEditor | null>(null);
   const savedVersion = useRef(0);
   const saveRef = useRef<() => void>(() => undefined);
+  const canWriteRef = useRef(canWrite);
+  canWriteRef.current = canWrite;
   const filesPath = resourcePath('gameservers', ns, name, 'files');
 
   // the file: its entry first (size, kind), then its bytes
@@ -80,7 +82,7 @@ export function Editor({
       const ed = monaco.editor.create(host.current, {
         model,
         automaticLayout: true,
-        readOnly: !canWrite,
+        readOnly: !canWriteRef.current,
         minimap: { enabled: false },
         scrollBeyondLastLine: false,
         fontSize: 13,
@@ -102,7 +104,12 @@ export function Editor({
       editor.current = null;
       model?.dispose();
     };
-  }, [ready, ns, name, path, canWrite]);
+  }, [ready, ns, name, path]);
+
+  // the right to write may be known only after the editor opened: no re-creation, no lost edits
+  useEffect(() => {
+    editor.current?.updateOptions({ readOnly: !canWrite });
+  }, [canWrite]);
 
   const save = async () => {
     const ed = editor.current;
