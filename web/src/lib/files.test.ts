@@ -38,6 +38,8 @@ describe('files', () => {
     expect(languageFor('pom.xml')).toBe('xml');
     expect(languageFor('README')).toBe('plaintext');
     expect(languageFor('.env')).toBe('ini');
+    expect(languageFor('/www/index.html')).toBe('html');
+    expect(languageFor('plugin.js')).toBe('plaintext');
   });
   it('refuses binary and huge files', () => {
     expect(decodeText(new TextEncoder().encode('motd=héllo\n'))).toBe('motd=héllo\n');

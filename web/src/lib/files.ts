@@ -100,9 +100,7 @@ const LANGUAGES: Record<string, string> = {
   xml: 'xml',
   sh: 'shell',
   bash: 'shell',
-  js: 'javascript',
-  mjs: 'javascript',
-  ts: 'typescript',
+  // js/ts stay plain text: their language service needs TypeScript's worker, not bundled
   lua: 'lua',
   py: 'python',
   html: 'html',
