@@ -38,6 +38,8 @@ type Action =
   | { kind: 'mkdir' }
   | { kind: 'newfile' }
   | { kind: 'rename'; entry: FileEntry }
+  | { kind: 'copy'; entry: FileEntry }
+  | { kind: 'pull' }
   | { kind: 'chmod'; entry: FileEntry }
   | { kind: 'delete'; entries: FileEntry[] }
   | { kind: 'compress'; entries: FileEntry[] }
@@ -267,6 +269,11 @@ export default function Files({ gs }: { gs: GameServer }) {
             New folder
           </button>
         )}
+        {canCreate && (
+          <button type="button" onClick={() => (setActionError(''), setAction({ kind: 'pull' }))}>
+            Download from URL
+          </button>
+        )}
         {canUpload && (
           <label className="button primary upload-button">
             Upload
@@ -475,6 +482,15 @@ export default function Files({ gs }: { gs: GameServer }) {
                       Rename
                     </button>
                   )}
+                  {canCreate && e.kind !== 'other' && (
+                    <button
+                      type="button"
+                      onClick={() => (setActionError(''), setAction({ kind: 'copy', entry: e }))}
+                      aria-label={`Copy ${e.name}`}
+                    >
+                      Copy
+                    </button>
+                  )}
                   {canPatch && e.kind !== 'symlink' && (
                     <button
                       type="button"
@@ -497,7 +513,7 @@ export default function Files({ gs }: { gs: GameServer }) {
                 </td>
               </tr>
             ))}
-            {!listing.isLoading && entries.length === 0 && listing.error == null && (
+            {listing.isSuccess && entries.length === 0 && (
               <tr>
                 <td colSpan={6} className="muted">
                   This folder is empty.{canUpload ? ' Drop files here or use Upload.' : ''}
@@ -539,6 +555,16 @@ export default function Files({ gs }: { gs: GameServer }) {
   );
 }
 
+/** The last name of a URL's path (`https://x/a/b.jar?x` → `b.jar`), or empty. */
+function nameFromUrl(u: string): string {
+  try {
+    const n = decodeURIComponent(new URL(u).pathname.split('/').pop() ?? '');
+    return badName(n) ? '' : n;
+  } catch {
+    return '';
+  }
+}
+
 function ActionDialog({
   action,
   dir,
@@ -562,6 +588,8 @@ function ActionDialog({
     switch (action.kind) {
       case 'rename':
         return action.entry.name;
+      case 'copy':
+        return `${action.entry.name.replace(/(\.[^.]*)?$/, ' copy$1')}`;
       case 'chmod':
         return octalMode(action.entry.mode);
       case 'compress':
@@ -576,6 +604,8 @@ function ActionDialog({
     }
   })();
   const [text, setText] = useState(initial);
+  const [text2, setText2] = useState('');
+  const [nameTouched, setNameTouched] = useState(false);
   const [flag, setFlag] = useState(false);
   const [format, setFormat] = useState<ArchiveFormat>('tar.gz');
   const [fieldError, setFieldError] = useState('');
@@ -673,6 +703,96 @@ function ActionDialog({
             <input type="checkbox" checked={flag} onChange={(ev) => setFlag(ev.target.checked)} /> Replace what is
             there already
           </label>
+        </Dialog>
+      );
+    }
+    case 'copy': {
+      const e = action.entry;
+      const target = text.trim() ? join(parent(e.path), text.trim()) : '';
+      return (
+        <Dialog
+          title={`Copy ${e.name}`}
+          onClose={onClose}
+          busy={busy}
+          error={error}
+          submitLabel="Copy"
+          onSubmit={() => {
+            if (!target || target === '/' || target === e.path) return setFieldError('a new name or path is needed');
+            setFieldError('');
+            return run(async () => {
+              await api(filesPath, { method: 'POST', query: { path: e.path, op: 'copy', to: target } });
+              return `${e.path} copied to ${target}.`;
+            });
+          }}
+        >
+          <div className="field">
+            <label htmlFor="fm-copy">Copy to</label>
+            <input
+              id="fm-copy"
+              autoFocus
+              value={text}
+              onChange={(ev) => setText(ev.target.value)}
+              aria-invalid={!!fieldError}
+              aria-describedby="fm-copy-hint"
+            />
+            <span id="fm-copy-hint" className="hint">
+              Relative to {parent(e.path)}{target ? `: ${target}` : ''}. Folders are copied with their contents.
+            </span>
+            {fieldError && <span className="error">{fieldError}</span>}
+          </div>
+        </Dialog>
+      );
+    }
+    case 'pull': {
+      const url = text.trim();
+      const fileName = text2.trim();
+      const bad = badName(fileName);
+      return (
+        <Dialog
+          title="Download a file from a URL"
+          onClose={onClose}
+          busy={busy}
+          error={error}
+          submitLabel="Download"
+          onSubmit={() => {
+            if (!/^https?:\/\//i.test(url)) return setFieldError('an http:// or https:// URL is needed');
+            if (bad) return setFieldError(`Save as: ${bad}`);
+            setFieldError('');
+            const dest = join(dir, fileName);
+            return run(async () => {
+              await api(filesPath, { method: 'POST', query: { op: 'pull' }, body: { url, dest } });
+              return `${dest} downloaded.`;
+            });
+          }}
+        >
+          <div className="field">
+            <label htmlFor="fm-url">URL</label>
+            <input
+              id="fm-url"
+              autoFocus
+              type="url"
+              value={text}
+              onChange={(ev) => {
+                setText(ev.target.value);
+                if (!nameTouched) setText2(nameFromUrl(ev.target.value));
+              }}
+            />
+            <span className="hint">The server's node fetches it (public addresses only, at most 10 GiB).</span>
+          </div>
+          <div className="field">
+            <label htmlFor="fm-urlname">Save as</label>
+            <input
+              id="fm-urlname"
+              value={text2}
+              onChange={(ev) => {
+                setNameTouched(true);
+                setText2(ev.target.value);
+              }}
+              aria-invalid={!!fieldError}
+            />
+            <span className="hint">In {dir}.</span>
+            {fieldError && <span className="error">{fieldError}</span>}
+          </div>
         </Dialog>
       );
     }

@@ -96,6 +96,8 @@ describe('Files tab', () => {
     expect(screen.getByRole('button', { name: 'Extract w.zip' })).toBeTruthy();
     expect(screen.getByLabelText('Upload files')).toBeTruthy();
     expect(screen.getByRole('button', { name: 'New folder' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Copy server.properties' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Download from URL' })).toBeTruthy();
   });
 
   it('hides writes from a reader and says when listing is refused', async () => {
