@@ -187,8 +187,8 @@ export default function Backups({ gs }: { gs: GameServer }) {
                 <tr key={n}>
                   <td>
                     <span className="mono">{n}</span>{' '}
-                    {locked && <span className="badge warn">locked</span>}
-                    {b.metadata.deletionTimestamp && <span className="badge bad">deleting</span>}
+                    {locked && <span className="job-badge warn">locked</span>}
+                    {b.metadata.deletionTimestamp && <span className="job-badge bad">deleting</span>}
                   </td>
                   <td>
                     <Phase phase={phase} />
@@ -271,7 +271,7 @@ export default function Backups({ gs }: { gs: GameServer }) {
                 {into.map((r) => (
                   <tr key={r.metadata.name}>
                     <td className="mono">
-                      {r.metadata.name} {r.spec?.truncate && <span className="badge">truncate</span>}
+                      {r.metadata.name} {r.spec?.truncate && <span className="job-badge">truncate</span>}
                     </td>
                     <td className="mono">{r.spec?.backup}</td>
                     <td>
@@ -417,15 +417,15 @@ function CreateBackup({ ns, server, onClose, onDone }: { ns: string; server: str
           <FieldError e={err} field="spec.commandWaitSeconds" />
         </div>
       )}
-      <label className="check">
+      <label className="fm-check">
         <input type="checkbox" checked={stop} onChange={(e) => setStop(e.target.checked)} /> Stop the server during the backup
         (started again after)
       </label>
-      <label className="check">
+      <label className="fm-check">
         <input type="checkbox" checked={locked} onChange={(e) => setLocked(e.target.checked)} /> Lock it (kept from deletion and
         retention)
       </label>
-      <label className="check">
+      <label className="fm-check">
         <input type="checkbox" checked={useS3} onChange={(e) => setUseS3(e.target.checked)} /> Keep it in an S3 bucket instead of on
         the node
       </label>
@@ -437,7 +437,7 @@ function CreateBackup({ ns, server, onClose, onDone }: { ns: string; server: str
           {s3Field('region', 'Region')}
           {s3Field('prefix', 'Key prefix (optional)')}
           {s3Field('credentials', 'Credentials Secret', 'A Secret in this namespace with accessKeyId and secretAccessKey')}
-          <label className="check">
+          <label className="fm-check">
             <input type="checkbox" checked={!!s3.pathStyle} onChange={(e) => setS3((o) => ({ ...o, pathStyle: e.target.checked }))} />{' '}
             Path-style addressing (MinIO, an IP address)
           </label>
@@ -491,7 +491,7 @@ function RestoreDialog({
         {server} is stopped if it runs, the backup's files are put back into its data directory, and it is started again if it
         was running. Files the backup holds replace the current ones.
       </p>
-      <label className="check">
+      <label className="fm-check">
         <input type="checkbox" checked={truncate} onChange={(e) => setTruncate(e.target.checked)} aria-describedby="rs-trunc-hint" />{' '}
         Delete every current file first (truncate)
       </label>

@@ -1,4 +1,4 @@
-// A GameServer's files: browse (breadcrumb, pages, sort), edit text files in Monaco, upload
+// A GameServer's files: browse (fm-breadcrumb, pages, sort), edit text files in Monaco, upload
 // (button and drag-and-drop, with progress), download, new file/folder, rename/move, chmod,
 // delete, compress and extract. Every path is normalised (lib/paths) and relative to the
 // server's data directory; every control is shown only when the API says the user may use it.
@@ -222,7 +222,7 @@ export default function Files({ gs }: { gs: GameServer }) {
   const sortButton = (key: SortKey, label: string) => (
     <button
       type="button"
-      className="linklike"
+      className="fm-link"
       onClick={() => setSort((s) => ({ key, desc: s.key === key ? !s.desc : false }))}
     >
       {label}
@@ -238,7 +238,7 @@ export default function Files({ gs }: { gs: GameServer }) {
         <h2 id="files-title" className="files-title">
           Files
         </h2>
-        <nav aria-label="Folder path" className="breadcrumb">
+        <nav aria-label="Folder path" className="fm-breadcrumb">
           <ol>
             {segments(dir).map((s, i, all) => (
               <li key={s.path}>
@@ -247,7 +247,7 @@ export default function Files({ gs }: { gs: GameServer }) {
                     {s.name}
                   </span>
                 ) : (
-                  <button type="button" className="linklike mono" onClick={() => openDir(s.path)}>
+                  <button type="button" className="fm-link mono" onClick={() => openDir(s.path)}>
                     {s.name === '/' ? 'Home /' : s.name}
                   </button>
                 )}
@@ -330,7 +330,7 @@ export default function Files({ gs }: { gs: GameServer }) {
           {dir !== '/' && (
             <>
               {' '}
-              <button type="button" className="linklike" onClick={() => openDir('/')}>
+              <button type="button" className="fm-link" onClick={() => openDir('/')}>
                 Go to the top folder
               </button>
             </>
@@ -339,7 +339,7 @@ export default function Files({ gs }: { gs: GameServer }) {
       )}
 
       {uploads.length > 0 && (
-        <ul className="uploads" aria-label="Uploads">
+        <ul className="fm-uploads" aria-label="Uploads">
           {uploads.map((u) => (
             <li key={u.id}>
               <span className="mono">{u.name}</span>{' '}
@@ -356,7 +356,7 @@ export default function Files({ gs }: { gs: GameServer }) {
           ))}
           {uploads.every((u) => u.state === 'done' || u.state === 'failed') && (
             <li>
-              <button type="button" className="linklike" onClick={() => setUploads([])}>
+              <button type="button" className="fm-link" onClick={() => setUploads([])}>
                 Clear the list
               </button>
             </li>
@@ -409,7 +409,7 @@ export default function Files({ gs }: { gs: GameServer }) {
               <tr>
                 <td className="col-check" />
                 <td colSpan={5}>
-                  <button type="button" className="linklike entry-name" onClick={() => openDir(parent(dir))}>
+                  <button type="button" className="fm-link entry-name" onClick={() => openDir(parent(dir))}>
                     <span aria-hidden="true">↩</span> .. <span className="sr-only">(parent folder)</span>
                   </button>
                 </td>
@@ -434,7 +434,7 @@ export default function Files({ gs }: { gs: GameServer }) {
                 </td>
                 <td className="entry-cell">
                   {e.kind === 'directory' || (e.kind === 'file' && canRead) ? (
-                    <button type="button" className="linklike entry-name" onClick={() => openEntry(e)}>
+                    <button type="button" className="fm-link entry-name" onClick={() => openEntry(e)}>
                       <span aria-hidden="true" className="entry-icon">
                         {e.kind === 'directory' ? '📁' : '📄'}
                       </span>
@@ -699,7 +699,7 @@ function ActionDialog({
             </span>
             {fieldError && <span className="error">{fieldError}</span>}
           </div>
-          <label className="check">
+          <label className="fm-check">
             <input type="checkbox" checked={flag} onChange={(ev) => setFlag(ev.target.checked)} /> Replace what is
             there already
           </label>

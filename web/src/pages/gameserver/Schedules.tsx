@@ -189,7 +189,7 @@ export default function Schedules({ gs }: { gs: GameServer }) {
                 <tr key={n}>
                   <td>
                     <span className="mono">{n}</span>{' '}
-                    {suspended ? <span className="badge warn">disabled</span> : <span className="badge ok">enabled</span>}
+                    {suspended ? <span className="job-badge warn">disabled</span> : <span className="job-badge ok">enabled</span>}
                     <div className="job-row-sub">
                       {(spec.tasks ?? []).map((t) => t.action).join(' → ') || 'no tasks'}
                     </div>
@@ -204,7 +204,7 @@ export default function Schedules({ gs }: { gs: GameServer }) {
                   </td>
                   <td className="col-hide-phone">{suspended ? 'disabled' : when(s.status?.nextRunTime)}</td>
                   <td>
-                    {result ? <span className={`badge ${RESULT_CLASS[result] ?? ''}`}>{result}</span> : <span className="muted">never</span>}{' '}
+                    {result ? <span className={`job-badge ${RESULT_CLASS[result] ?? ''}`}>{result}</span> : <span className="muted">never</span>}{' '}
                     {when(s.status?.lastRunTime)}
                     {s.status?.message && <div className="job-row-sub">{s.status.message}</div>}
                     {(s.status?.lastTasks?.length ?? 0) > 0 && (
@@ -464,11 +464,11 @@ function ScheduleEditor({
             {problem('spec.startingDeadlineSeconds') && <span className="error">{problem('spec.startingDeadlineSeconds')}</span>}
           </div>
         </div>
-        <label className="check">
+        <label className="fm-check">
           <input type="checkbox" checked={f.onlyWhenRunning} onChange={(e) => set('onlyWhenRunning', e.target.checked)} /> Only when
           the server is Running (else the run is skipped)
         </label>
-        <label className="check">
+        <label className="fm-check">
           <input type="checkbox" checked={!f.suspend} onChange={(e) => set('suspend', !e.target.checked)} /> Enabled
         </label>
 
@@ -523,7 +523,7 @@ function ScheduleEditor({
                 {problem(`spec.tasks[${i}].offsetSeconds`) && <span className="error">{problem(`spec.tasks[${i}].offsetSeconds`)}</span>}
               </div>
               <div className="task-tools">
-                <label className="check" style={{ margin: 0 }}>
+                <label className="fm-check" style={{ margin: 0 }}>
                   <input type="checkbox" checked={t.continueOnFailure} onChange={(e) => setTask(i, { continueOnFailure: e.target.checked })} />{' '}
                   Go on if it fails
                 </label>
