@@ -184,7 +184,19 @@ export default function Files({ gs }: { gs: GameServer }) {
   const onDrop = (e: DragEvent) => {
     e.preventDefault();
     setDragging(false);
-    if (canUpload && e.dataTransfer.files.length) void uploadFiles(e.dataTransfer.files);
+    if (!canUpload || !e.dataTransfer.files.length) return;
+    // a dropped folder arrives as an empty File: it is refused by name, not sent
+    const folders = new Set<string>();
+    for (const item of Array.from(e.dataTransfer.items ?? [])) {
+      const entry = item.webkitGetAsEntry?.();
+      if (entry?.isDirectory) folders.add(entry.name);
+    }
+    const files = Array.from(e.dataTransfer.files).filter((f) => !folders.has(f.name));
+    if (folders.size)
+      setPageError(
+        `Folders cannot be uploaded here (${[...folders].join(', ')}): upload a .zip or .tar.gz of it and Extract it, or use SFTP.`,
+      );
+    void uploadFiles(files);
   };
 
   const downloadEntry = async (e: FileEntry) => {
