@@ -111,6 +111,15 @@ export function Editor({
     editor.current?.updateOptions({ readOnly: !canWrite });
   }, [canWrite]);
 
+  // leaving the page with unsaved changes asks first
+  const dirty = status.kind === 'dirty' || status.kind === 'error';
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener('beforeunload', warn);
+    return () => window.removeEventListener('beforeunload', warn);
+  }, [dirty]);
+
   const save = async () => {
     const ed = editor.current;
     const model = ed?.getModel();
@@ -139,7 +148,7 @@ export function Editor({
   saveRef.current = () => void save();
 
   const close = () => {
-    if (status.kind === 'dirty' || status.kind === 'error') setConfirmClose(true);
+    if (dirty) setConfirmClose(true);
     else onClose();
   };
 
