@@ -39,8 +39,26 @@ async function load(): Promise<MonacoModule> {
     import('./yaml.worker?worker').then((m) => m.default),
   ]);
   (self as unknown as { MonacoEnvironment: unknown }).MonacoEnvironment = {
-    getWorker(_: string, label: string) {
-      return label === 'yaml' ? new YamlWorker() : new EditorWorker();
+    getWorker(_: string, label: string): Worker | Promise<Worker> {
+      // the language services of JSON, CSS and HTML (server files such as ops.json or
+      // index.html) run in their own workers, loaded when first used; TypeScript's (~6 MB) is
+      // not bundled: the file manager opens .js/.ts files as plain text
+      switch (label) {
+        case 'yaml':
+          return new YamlWorker();
+        case 'json':
+          return import('monaco-editor/language/json/json.worker?worker').then((m) => new m.default());
+        case 'css':
+        case 'scss':
+        case 'less':
+          return import('monaco-editor/language/css/css.worker?worker').then((m) => new m.default());
+        case 'html':
+        case 'handlebars':
+        case 'razor':
+          return import('monaco-editor/language/html/html.worker?worker').then((m) => new m.default());
+        default:
+          return new EditorWorker();
+      }
     },
   };
   let schemas: { fileMatch: string[]; uri: string; schema: object }[] = [];

@@ -1,0 +1,78 @@
+// A modal dialog on the native <dialog> (focus trapped by the browser, Escape closes it) with a
+// heading, used by the file manager, backups and schedules for confirmations and small forms.
+
+import { useEffect, useId, useRef, type FormEvent, type ReactNode } from 'react';
+
+export function Dialog({
+  title,
+  children,
+  onClose,
+  onSubmit,
+  submitLabel,
+  busy,
+  danger,
+  error,
+}: {
+  title: string;
+  children?: ReactNode;
+  onClose: () => void;
+  /** when given, the dialog is a form and this runs on submit */
+  onSubmit?: () => void | Promise<void>;
+  submitLabel?: string;
+  busy?: boolean;
+  danger?: boolean;
+  /** the API's message, shown with role="alert" */
+  error?: string;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const id = useId();
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) {
+      if (typeof d.showModal === 'function') d.showModal();
+      else d.setAttribute('open', '');
+    }
+  }, []);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (!busy) void onSubmit?.();
+  };
+  return (
+    <dialog
+      ref={ref}
+      className="gs-dialog"
+      aria-labelledby={`${id}-t`}
+      onCancel={(e) => {
+        e.preventDefault();
+        onClose();
+      }}
+    >
+      <form method="dialog" onSubmit={submit}>
+        <h2 id={`${id}-t`}>{title}</h2>
+        {children}
+        {error && (
+          <div className="alert" role="alert">
+            {error}
+          </div>
+        )}
+        <div className="toolbar gs-dialog-actions">
+          <span className="spacer" />
+          <button type="button" onClick={onClose}>
+            {onSubmit ? 'Cancel' : 'Close'}
+          </button>
+          {onSubmit && (
+            <button type="submit" className={danger ? 'danger' : 'primary'} disabled={busy}>
+              {busy ? 'Working…' : (submitLabel ?? 'OK')}
+            </button>
+          )}
+        </div>
+      </form>
+    </dialog>
+  );
+}
+
+/** The message of an error for people: the API's Status message when there is one. */
+export function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
