@@ -6,18 +6,18 @@ import { Layout } from './components/Layout';
 import { Login } from './pages/Login';
 import { Dashboard } from './pages/Dashboard';
 import { NotFound } from './components/NotFound';
-import { Nodes } from './pages/Nodes';
-import { AlertRules } from './pages/AlertRules';
-import { Users } from './pages/Users';
-import { Roles } from './pages/Roles';
-import { ApiKeys } from './pages/ApiKeys';
-import { Account } from './pages/Account';
-import { Templates } from './pages/Templates';
 
 // pages with heavy widgets (Monaco, xterm, charts) load when first shown (React.lazy)
 const GameServerPage = lazy(() => import('./pages/gameserver/GameServerPage'));
 const EditYaml = lazy(() => import('./pages/EditYaml'));
 const CreateGameServer = lazy(() => import('./pages/CreateGameServer'));
+const Nodes = lazy(() => import('./pages/Nodes').then((m) => ({ default: m.Nodes })));
+const AlertRules = lazy(() => import('./pages/AlertRules').then((m) => ({ default: m.AlertRules })));
+const Users = lazy(() => import('./pages/Users').then((m) => ({ default: m.Users })));
+const Roles = lazy(() => import('./pages/Roles').then((m) => ({ default: m.Roles })));
+const ApiKeys = lazy(() => import('./pages/ApiKeys').then((m) => ({ default: m.ApiKeys })));
+const Account = lazy(() => import('./pages/Account').then((m) => ({ default: m.Account })));
+const Templates = lazy(() => import('./pages/Templates').then((m) => ({ default: m.Templates })));
 
 export function App() {
   const [session, setSession] = useState<Session | null>(loadSession);

@@ -18,6 +18,9 @@ const Console = lazy(() => import('./Console'));
 const Metrics = lazy(() => import('./Metrics'));
 const Yaml = lazy(() => import('./Yaml'));
 const Variables = lazy(() => import('./Variables'));
+const Files = lazy(() => import('./Files'));
+const Backups = lazy(() => import('./Backups'));
+const Schedules = lazy(() => import('./Schedules'));
 
 export interface TabProps {
   gs: GameServer;
@@ -39,14 +42,12 @@ export interface TabDef {
 export const TABS: TabDef[] = [
   { id: 'overview', label: 'Overview', permission: ['get', 'gameservers'], component: Overview },
   { id: 'console', label: 'Console', permission: ['get', 'gameservers/console'], component: Console },
-  // INTEGRATOR: the tabs written by the other helpers go here, in this order (each module's
-  // default export takes { gs: GameServer }; use lazy(() => import('./X')) for heavy ones):
-  //   { id: 'files', label: 'Files', permission: ['get', 'gameservers/files'], component: Files },
+  { id: 'files', label: 'Files', permission: ['get', 'gameservers/files'], component: Files },
   // always shown; editing needs patch gameservers, which the tab itself asks
   { id: 'variables', label: 'Variables', permission: ['get', 'gameservers'], component: Variables },
   { id: 'yaml', label: 'YAML', permission: ['get', 'gameservers'], component: Yaml },
-  //   { id: 'backups', label: 'Backups', permission: ['list', 'backups'], component: Backups },
-  //   { id: 'schedules', label: 'Schedules', permission: ['list', 'schedules'], component: Schedules },
+  { id: 'backups', label: 'Backups', permission: ['list', 'backups'], component: Backups },
+  { id: 'schedules', label: 'Schedules', permission: ['list', 'schedules'], component: Schedules },
   { id: 'metrics', label: 'Metrics', permission: ['get', 'gameservers/metrics'], component: Metrics },
 ];
 
