@@ -326,6 +326,7 @@ pub async fn server_side_apply(
     force: bool,
     part: Part,
     dry_run: bool,
+    may_create: bool,
 ) -> ApiResult<(Written, bool)> {
     if part == Part::Status {
         return Err(ApiError::BadRequest(
@@ -352,6 +353,12 @@ pub async fn server_side_apply(
     meta_mut(&mut config).insert("name".into(), name.into());
     for _ in 0..4 {
         match registry.get(scope, name).await {
+            Err(ApiError::NotFound { .. }) if !may_create => {
+                return Err(ApiError::Forbidden(format!(
+                    "{} {name:?} does not exist, and creating it by apply needs create on {}",
+                    scope.kind.kind, scope.kind.plural
+                )));
+            }
             Err(ApiError::NotFound { .. }) => {
                 let mut obj = config.clone();
                 let mut managers = Managers::new();

@@ -827,3 +827,83 @@ async fn a_subuser_finds_and_follows_only_the_servers_granted_by_name() {
     .await;
     assert_eq!(code, StatusCode::OK);
 }
+
+/// An apply that would create an object is a create: a caller who may only patch changes what
+/// exists and creates nothing. The access review counts what every user may do for themselves.
+#[tokio::test]
+async fn an_apply_creates_only_for_who_may_create() {
+    let w = world().await;
+    let api = &w.api;
+    created(
+        api,
+        TOKEN,
+        &format!("{API}/roles"),
+        obj(
+            "Role",
+            "patcher",
+            None,
+            json!({"rules": [{"resources": ["gameservers"], "verbs": ["get", "patch"]}]}),
+        ),
+    )
+    .await;
+    let patcher = user(api, "patcher").await;
+    created(
+        api,
+        TOKEN,
+        &format!("{TEAM}/rolebindings"),
+        binding("patcher", Some("team"), "patcher", "patcher", &[]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let apply = |name: &str| {
+        let mut body = gs(name, json!({}));
+        body["metadata"] = json!({"name": name, "namespace": "team"});
+        let uri = format!("{TEAM}/gameservers/{name}?fieldManager=panel");
+        let token = patcher.clone();
+        async move {
+            api.call_as(
+                &token,
+                Method::PATCH,
+                &uri,
+                "application/apply-patch+yaml",
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (code, body) = apply("s1").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = apply("fresh").await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("create"),
+        "{body}"
+    );
+    assert_eq!(
+        api.get(&format!("{TEAM}/gameservers/fresh")).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // the access review: RBAC, and the rights every user has over their own keys
+    let review = |verb: &str, resource: &str| {
+        let token = patcher.clone();
+        let body = json!({"verb": verb, "resource": resource, "namespace": "team"});
+        async move {
+            let (code, body) = api
+                .call_as(
+                    &token,
+                    Method::POST,
+                    "/auth/v1/access-review",
+                    JSON,
+                    Some(body),
+                )
+                .await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            body["allowed"].as_bool().unwrap()
+        }
+    };
+    assert!(review("patch", "gameservers").await);
+    assert!(!review("create", "gameservers").await);
+    assert!(review("create", "apikeys").await);
+    assert!(!review("list", "apikeys").await);
+}

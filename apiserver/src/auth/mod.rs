@@ -347,6 +347,17 @@ fn describe(a: &Attributes) -> String {
 
 /// What users and keys may do without a binding: read their own User, and manage their own
 /// API keys (a key's rights are checked when it is written: never more than its owner's).
+/// Whether `caller` may do `a` as a request without a query: RBAC, or what every user may do for
+/// themselves (their own User and keys). The access review's answer, and the `create` check of
+/// an apply that creates.
+pub fn allows(state: &AppState, caller: &Caller, a: &Attributes) -> bool {
+    match caller {
+        Caller::Admin(_) => true,
+        Caller::Node(_) | Caller::Join => false,
+        _ => state.access.may(caller, a) || self_service(state, caller, a, None),
+    }
+}
+
 fn self_service(state: &AppState, caller: &Caller, a: &Attributes, query: Option<&str>) -> bool {
     let Some(me) = caller.user() else {
         return false;

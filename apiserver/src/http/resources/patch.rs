@@ -4,12 +4,14 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use catalyst_schemas::rbac::Attributes;
 use serde_json::Value;
 
 use super::create::created;
 use super::request::{parse_body, truthy, Body, Params, Target};
 use crate::apply;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::parse_revision;
 use crate::state::AppState;
@@ -22,6 +24,7 @@ pub(super) async fn object_patch(
     State(s): State<AppState>,
     Path(t): Path<Target>,
     Query(p): Query<Params>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
@@ -43,6 +46,16 @@ pub(super) async fn object_patch(
                 ApiError::BadRequest("fieldManager is required for apply patches".into())
             })?;
         let config = parse_body(&headers, &body)?;
+        // the middleware authorized a patch; an apply that creates must also be a create
+        // (nodes are authorized for what they write by the node authorizer)
+        let may_create = match caller.as_ref().map(|c| &c.0) {
+            None | Some(Caller::Node(_)) => true,
+            Some(c) => {
+                let mut a = Attributes::new("create", scope.kind.plural);
+                a.namespace = scope.namespace.map(str::to_owned);
+                crate::auth::allows(&s, c, &a)
+            }
+        };
         let (written, created_now) = apply::server_side_apply(
             &s.registry,
             scope,
@@ -52,6 +65,7 @@ pub(super) async fn object_patch(
             truthy(&p.force),
             part,
             dry_run,
+            may_create,
         )
         .await?;
         let changed = if written.changed { "true" } else { "false" };
