@@ -59,6 +59,14 @@ function useUsage(enabled: boolean): Map<string, Usage> {
   return q.data ?? new Map();
 }
 
+/** Where players connect: the node's address and the first port's host port. */
+export function addressOf(g: GameServer): string {
+  const address = g.status?.address;
+  if (!address) return '—';
+  const port = g.status?.ports?.find((p) => p.hostPort)?.hostPort;
+  return port ? `${address}:${port}` : address;
+}
+
 export function Dashboard() {
   const f = useFilters();
   const rules = useRules();
@@ -279,7 +287,7 @@ export function Dashboard() {
                     <Phase phase={phase} />
                   </td>
                   <td>{g.status?.nodeName ?? g.spec?.nodeName ?? '—'}</td>
-                  <td className="mono">{g.status?.address ?? '—'}</td>
+                  <td className="mono">{addressOf(g)}</td>
                   <td>{u?.cores !== undefined ? `${(u.cores * 100).toFixed(0)}%` : '—'}</td>
                   <td>
                     {formatBytes(u?.memory)}
