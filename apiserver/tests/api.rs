@@ -1036,6 +1036,31 @@ async fn the_panel_answers_only_what_the_api_does_not() {
             assert!(text.contains("npm run build"), "{path}: {text}");
         }
     }
+    // nothing outside the build is ever read, however the path is written
+    for path in [
+        "/../Cargo.toml",
+        "/../../apiserver/Cargo.toml",
+        "/assets/../../Cargo.toml",
+        "/..%2f..%2fCargo.toml",
+        "/%2e%2e/%2e%2e/Cargo.toml",
+        "/./index.html/../../Cargo.toml",
+        // a symlink as the last segment (rust-embed's own check of debug reads lets it pass)
+        "/../../../../../../../../../../proc/self/exe",
+    ] {
+        let r = api
+            .app
+            .clone()
+            .oneshot(plain(Method::GET, path))
+            .await
+            .unwrap();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("[package]"),
+            "{path} read a file outside the build"
+        );
+        assert!(!bytes.starts_with(b"\x7fELF"), "{path} read the executable");
+    }
     // a file name the build does not have is a 404, not index.html
     let r = api
         .app
@@ -1045,6 +1070,26 @@ async fn the_panel_answers_only_what_the_api_does_not() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     if built {
+        // a route whose name holds a dot is still the panel
+        let r = api
+            .app
+            .clone()
+            .oneshot(plain(Method::GET, "/yaml/templates/paper.v2"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        // HEAD: the headers of the GET
+        let r = api
+            .app
+            .clone()
+            .oneshot(plain(Method::HEAD, "/"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         // index.html is revalidated (ETag), hashed assets are cached for good
         let r = api
             .app
@@ -1098,6 +1143,31 @@ async fn an_egg_converts_into_a_template_the_api_accepts() {
         body["message"].as_str().unwrap().contains("PTDL_v9"),
         "{body}"
     );
+    // hostile eggs: a rules string of a regex and 400,000 bars, too many variables, too big
+    let mut bars = egg.clone();
+    bars["variables"][0]["rules"] = format!("regex:/{}", "|".repeat(400_000)).into();
+    let started = std::time::Instant::now();
+    let (code, body) = api.post("/convert/v1/egg", bars).await;
+    assert!(
+        code.is_success() || code.is_client_error(),
+        "{code}: {body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut many = egg.clone();
+    many["variables"] = (0..300)
+        .map(|i| json!({"name": format!("V{i}"), "env_variable": format!("V{i}"), "rules": "nullable"}))
+        .collect::<Vec<_>>()
+        .into();
+    let (code, body) = api.post("/convert/v1/egg", many).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    let mut big = egg.clone();
+    big["description"] = "x".repeat(600 << 10).into();
+    let (code, _) = api.post("/convert/v1/egg", big).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
     let (code, _) = api.post("/convert/v1/egg?imageMap=x", egg.clone()).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     let (code, _) = support::send(

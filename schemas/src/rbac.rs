@@ -263,7 +263,8 @@ const HIDDEN_FROM_VIEWER: &[&str] = &["users", "apikeys"];
 const READ: &[&str] = &["get", "list", "watch"];
 
 /// One ready-made subuser role: Pterodactyl's permission name, what it is for, and its rules
-/// as (resources, verbs) besides the `get gameservers` every subuser role has.
+/// as (resources, verbs) besides the `get`, `list` and `watch` of gameservers every subuser role
+/// has (bound with `resourceNames`, the lists and watches must pin one of those names).
 type Subuser = (
     &'static str,
     &'static str,
@@ -533,7 +534,7 @@ pub fn builtin_roles() -> Vec<Role> {
         ),
     ];
     for (name, description, rules) in SUBUSER_ROLES {
-        let mut all = vec![PolicyRule::new(&["gameservers"], &["get"])];
+        let mut all = vec![PolicyRule::new(&["gameservers"], READ)];
         all.extend(rules.iter().map(|(res, verbs)| PolicyRule::new(res, verbs)));
         roles.push(role(name, description, all));
     }
@@ -996,8 +997,14 @@ mod tests {
                 .iter()
                 .map(|(v, r)| (v.to_string(), r.to_string()))
                 .collect();
+            // every subuser role follows its servers: get, list and watch (names pinned)
+            for verb in ["list", "watch"] {
+                want.push((verb.to_string(), "gameservers".to_string()));
+            }
+            want.dedup();
             let mut got = allowed_pairs(role);
             want.sort();
+            want.dedup();
             got.sort();
             assert_eq!(got, want, "{role}");
         }

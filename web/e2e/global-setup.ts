@@ -122,6 +122,14 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     } catch {
       /* nothing mounted */
     }
+    // loop devices of servers' disks a failed run may have left attached
+    try {
+      for (const line of execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n')) {
+        if (line.includes(`${dir}/`)) execFileSync('losetup', ['-d', line.split(':')[0]], { stdio: 'ignore' });
+      }
+    } catch {
+      /* none */
+    }
     if (!process.env.CATALYST_E2E_KEEP) rmSync(dir, { recursive: true, force: true });
   };
 

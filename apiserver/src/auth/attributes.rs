@@ -8,12 +8,38 @@ pub use catalyst_schemas::rbac::{Attributes, GROUP};
 /// The API's path prefix.
 pub const API: &str = "/apis/catalyst.dev/v1alpha1";
 
-/// Whether a query asks for a watch (`watch=true`, `watch=1`, `watch`).
+/// Whether a query asks for a watch, read as the resource handlers read it: the percent-decoded
+/// `watch` parameter is `true`, `1` or empty (`?watch`, `?watch=`, `?watch=%74rue`).
 pub fn is_watch(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
-        q.split('&')
-            .any(|kv| matches!(kv, "watch=true" | "watch=1" | "watch"))
+        q.split('&').any(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            decode(k) == "watch" && matches!(decode(v).as_str(), "true" | "1" | "")
+        })
     })
+}
+
+/// `s` percent-decoded, `+` as a space (form encoding, as serde_urlencoded reads it).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The attributes of a request to the resource API, or `None` outside it (discovery, OpenAPI,
@@ -73,6 +99,32 @@ mod tests {
                     .map(|n| format!("{}/{n}", a.namespace.unwrap_or_default())),
             )
         })
+    }
+
+    #[test]
+    fn a_watch_is_read_as_the_handlers_read_it() {
+        for q in [
+            "watch=true",
+            "watch=1",
+            "watch",
+            "watch=",
+            "watch=%74rue",
+            "a=b&watch=true",
+            "%77atch=1",
+        ] {
+            assert!(is_watch(Some(q)), "{q}");
+        }
+        for q in [
+            "watch=false",
+            "watch=0",
+            "watchx=true",
+            "x=watch",
+            "watch=tru",
+            "",
+        ] {
+            assert!(!is_watch(Some(q)), "{q}");
+        }
+        assert!(!is_watch(None));
     }
 
     #[test]

@@ -345,8 +345,6 @@ fn describe(a: &Attributes) -> String {
     out
 }
 
-/// What users and keys may do without a binding: read their own User, and manage their own
-/// API keys (a key's rights are checked when it is written: never more than its owner's).
 /// Whether `caller` may do `a` as a request without a query: RBAC, or what every user may do for
 /// themselves (their own User and keys). The access review's answer, and the `create` check of
 /// an apply that creates.
@@ -358,6 +356,8 @@ pub fn allows(state: &AppState, caller: &Caller, a: &Attributes) -> bool {
     }
 }
 
+/// What users and keys may do without a binding: read their own User, and manage their own
+/// API keys (a key's rights are checked when it is written: never more than its owner's).
 fn self_service(state: &AppState, caller: &Caller, a: &Attributes, query: Option<&str>) -> bool {
     let Some(me) = caller.user() else {
         return false;
@@ -382,9 +382,11 @@ fn self_service(state: &AppState, caller: &Caller, a: &Attributes, query: Option
     }
 }
 
-/// A list or watch pinned to one name (`fieldSelector=metadata.name=X`) reads no more than a
-/// `get` of that object, so whoever may get it may list and watch it: a subuser granted one
-/// server by name follows it live like Kubernetes lets one watch a single object.
+/// A list or watch pinned to one name (`fieldSelector=metadata.name=X`) is authorized as that
+/// verb on that name, as Kubernetes does: a grant narrowed to `resourceNames` (a subuser's
+/// binding to one server) then lets its holder follow that one object live. The verb stays
+/// `list`/`watch`, so a role must grant them (the subuser roles do) — `get` alone never
+/// reads an object's history through a watch from an old revision.
 fn one_object_read(state: &AppState, caller: &Caller, a: &Attributes, query: Option<&str>) -> bool {
     if !matches!(a.verb.as_str(), "list" | "watch") || a.subresource.is_some() || a.name.is_some() {
         return false;
@@ -398,10 +400,9 @@ fn one_object_read(state: &AppState, caller: &Caller, a: &Attributes, query: Opt
     let Some(name) = selector.pinned_name() else {
         return false;
     };
-    let mut get = a.clone();
-    get.verb = "get".into();
-    get.name = Some(name.to_owned());
-    state.access.may(caller, &get)
+    let mut pinned = a.clone();
+    pinned.name = Some(name.to_owned());
+    state.access.may(caller, &pinned)
 }
 
 /// Paths outside the resource API any signed-in user or key may use: discovery, OpenAPI, and

@@ -8,6 +8,8 @@
 //! `:`), `keepImageMap=true` to put the map into the Template's `imageMap` instead of rewriting
 //! the references now.
 
+use std::sync::LazyLock;
+
 use axum::body::Bytes;
 use axum::extract::RawQuery;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +20,13 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The largest egg taken: the Panel's eggs are a few KiB to a few tens of KiB.
+pub const MAX_EGG_BYTES: usize = 512 << 10;
+
+/// Conversions running at once: each runs on a blocking thread, so a flood of them never
+/// holds the runtime's workers (node heartbeats, watches) up.
+static RUNNING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| tokio::sync::Semaphore::new(2));
 
 /// The route (behind authentication).
 pub fn routes() -> Router<AppState> {
@@ -77,7 +86,22 @@ fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
 
 async fn convert_egg(RawQuery(query): RawQuery, body: Bytes) -> Result<Response, ApiError> {
     let (opts, name) = options(query.as_deref())?;
-    let conversion = egg::convert(&body, &opts).map_err(|e| match e {
+    if body.len() > MAX_EGG_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "an egg has at most {MAX_EGG_BYTES} bytes"
+        )));
+    }
+    let _slot = RUNNING
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable("the converter is shutting down".into()))?;
+    let converted = tokio::task::spawn_blocking(move || egg::convert(&body, &opts))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the egg conversion panicked");
+            ApiError::Internal("the conversion failed (logged)".into())
+        })?;
+    let conversion = converted.map_err(|e| match e {
         EggError::Invalid(source) => ApiError::Invalid {
             kind: "Template".into(),
             name: String::new(),

@@ -50,11 +50,8 @@ pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response 
         return ApiError::MethodNotAllowed(format!("{method} is not allowed on this path"))
             .into_response();
     }
-    let mut response = serve(path, &headers);
-    if method == Method::HEAD {
-        *response.body_mut() = Body::empty();
-    }
-    response
+    // hyper sends no body for HEAD, with the GET's length
+    serve(path, &headers)
 }
 
 fn not_found() -> Response {
@@ -78,14 +75,34 @@ pub fn is_built() -> bool {
     Dist::get("index.html").is_some()
 }
 
+/// Whether `name` (the path without its leading `/`) may name a file of the build: plain
+/// segments of `[A-Za-z0-9._-]`, none empty, `.` or `..`. Debug builds read the files from disk
+/// at run time, so nothing else may ever reach [`Dist::get`].
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+}
+
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     let name = path.trim_start_matches('/');
-    // a file of the build, else the panel's own route (no dot in its last segment) → index.html
-    let (name, file) = match Dist::get(name).filter(|_| !name.is_empty()) {
+    // a file of the build, else one of the panel's own routes → index.html; only the build's
+    // assets directory answers 404 for what it does not have (route names may hold dots)
+    let found = if plain_name(name) {
+        Dist::get(name)
+    } else {
+        None
+    };
+    let (name, file) = match found {
         Some(file) => (name, file),
         None => {
-            let last = name.rsplit('/').next().unwrap_or("");
-            if last.contains('.') && !name.is_empty() {
+            if name.starts_with("assets/") {
                 return not_built_or(StatusCode::NOT_FOUND, "no such file in the panel");
             }
             match Dist::get("index.html") {
@@ -94,7 +111,7 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
             }
         }
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()));
+    let hash = hex(&file.metadata.sha256_hash());
     let immutable = name.starts_with("assets/");
     let cache = if immutable {
         "public, max-age=31536000, immutable"
@@ -102,15 +119,6 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
         "no-cache"
     };
     let mime = file.metadata.mimetype().to_string();
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
-        let mut r = StatusCode::NOT_MODIFIED.into_response();
-        set_common(r.headers_mut(), cache, &etag);
-        return r;
-    }
     // a precompressed twin when the client takes it
     let accepts = headers
         .get(header::ACCEPT_ENCODING)
@@ -121,27 +129,41 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     for (token, ext) in [("br", "br"), ("gzip", "gz")] {
         if accepts_encoding(accepts, token) {
             if let Some(twin) = Dist::get(&format!("{name}.{ext}")) {
-                encoding = Some(token);
+                encoding = Some((token, ext));
                 body = twin.data;
                 break;
             }
         }
+    }
+    // one validator per representation
+    let etag = match encoding {
+        Some((_, ext)) => format!("\"{hash}-{ext}\""),
+        None => format!("\"{hash}\""),
+    };
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        set_common(r.headers_mut(), cache, &etag);
+        return r;
     }
     let mut r = Response::new(Body::from(body.into_owned()));
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&mime) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    if let Some(e) = encoding {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    if let Some((token, _)) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
     }
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     set_common(h, cache, &etag);
     r
 }
 
 fn set_common(h: &mut HeaderMap, cache: &'static str, etag: &str) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
@@ -210,6 +232,29 @@ mod tests {
         assert!(!is_api_path("/"));
         assert!(!is_api_path("/gameservers/default/web"));
         assert!(!is_api_path("/authors"));
+    }
+
+    #[test]
+    fn only_plain_names_reach_the_files() {
+        for ok in ["index.html", "assets/index-abc_1.js", "favicon.svg"] {
+            assert!(plain_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../Cargo.toml",
+            "assets/../../x",
+            "a//b",
+            "./index.html",
+            "a\\..\\b",
+            "%2e%2e/x",
+            "a/b/",
+            "/etc/passwd",
+            "a\0b",
+            "ind ex.html",
+        ] {
+            assert!(!plain_name(bad), "{bad:?}");
+        }
     }
 
     #[test]

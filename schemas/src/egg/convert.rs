@@ -89,6 +89,9 @@ pub fn is_egg(doc: &Value) -> bool {
 /// without a usable image).
 pub fn convert(egg_json: &[u8], opts: &Options) -> Result<Conversion, EggError> {
     let egg = Egg::parse(egg_json)?;
+    if egg.variables.len() > super::MAX_VARIABLES {
+        return Err(EggError::TooLarge(egg.variables.len()));
+    }
     let mut c = Converter {
         opts,
         reports: Vec::new(),
@@ -809,36 +812,8 @@ fn parser_name(p: ConfigParser) -> &'static str {
     }
 }
 
-/// Splits a rules string at `|` as the Template's rule parser does: a `regex:` (or
-/// `not_regex:`) rule runs to the first `|` after which its text parses as one rule, so a `|`
-/// inside its pattern does not split it.
+/// Splits a rules string at `|` as the Template's rule parser does: a `|` inside a `regex:` (or
+/// `not_regex:`) pattern's delimiters does not split it. Linear in the length of `s`.
 pub(crate) fn split_rules(s: &str) -> Vec<&str> {
-    let ends: Vec<usize> = s
-        .match_indices('|')
-        .map(|(i, _)| i)
-        .chain([s.len()])
-        .collect();
-    let mut out = Vec::new();
-    let mut start = 0;
-    loop {
-        let from = ends.partition_point(|&e| e < start);
-        let mut end = ends[from];
-        let head = s[start..].trim_start();
-        let is_regex = ["regex:", "not_regex:"].iter().any(|p| {
-            head.len() >= p.len() && head.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-        });
-        if is_regex {
-            if let Some(&e) = ends[from..]
-                .iter()
-                .find(|&&e| RuleSet::parse(&s[start..e]).is_ok_and(|set| set.rules().len() == 1))
-            {
-                end = e;
-            }
-        }
-        out.push(&s[start..end]);
-        if end >= s.len() {
-            return out;
-        }
-        start = end + 1;
-    }
+    crate::template::rules::split(s)
 }

@@ -28,10 +28,17 @@ pub enum EggError {
     /// `meta.version` is not one this converter reads.
     #[error("unsupported egg format {0:?} (meta.version): PTDL_v1 and PTDL_v2 are read")]
     Version(String),
+    /// More than an egg ever holds ([`MAX_VARIABLES`] variables).
+    #[error("an egg with {0} variables: at most {MAX_VARIABLES} are read")]
+    TooLarge(usize),
     /// What is left after the reported omissions is still not a valid Template.
     #[error("the converted template is not valid: {0}")]
     Invalid(#[from] crate::ValidationError),
 }
+
+/// The most variables an egg may have (the Panel's own eggs have a handful; the largest
+/// known, around forty).
+pub const MAX_VARIABLES: usize = 256;
 
 /// The egg formats.
 pub const FORMATS: &[&str] = &["PTDL_v1", "PTDL_v2"];

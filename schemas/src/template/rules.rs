@@ -217,8 +217,9 @@ fn num(n: f64) -> String {
     }
 }
 
-/// Splits at `|`, except inside a `regex:`/`not_regex:` pattern's delimiters.
-fn split(s: &str) -> Vec<&str> {
+/// Splits at `|`, except inside a `regex:`/`not_regex:` pattern's delimiters. Linear in the
+/// length of `s`.
+pub(crate) fn split(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let b = s.as_bytes();

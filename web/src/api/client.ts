@@ -177,8 +177,24 @@ export function withQuery(path: string, query?: RequestOptions['query']): string
 }
 
 /** Sends a request with the session's token; the raw Response of a 2xx answer. */
+/** The field manager of every write the panel makes to the resource API. */
+export const FIELD_MANAGER = 'panel';
+
 export async function send(path: string, opts: RequestOptions = {}): Promise<Response> {
-  const url = withQuery(path, opts.query);
+  const method = opts.method ?? 'GET';
+  let query = opts.query;
+  // writes of objects are recorded for the panel (not for the browser's User-Agent); a
+  // password is no object's field
+  if (
+    method !== 'GET' &&
+    path.startsWith(`${GROUP}/`) &&
+    !path.endsWith('/password') &&
+    !path.includes('fieldManager=') &&
+    !query?.fieldManager
+  ) {
+    query = { ...(query ?? {}), fieldManager: FIELD_MANAGER };
+  }
+  const url = withQuery(path, query);
   const go = async (s: Session | null) => {
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };
     if (s) headers.Authorization = `Bearer ${s.accessToken}`;
@@ -192,7 +208,7 @@ export async function send(path: string, opts: RequestOptions = {}): Promise<Res
         headers['Content-Type'] = opts.contentType ?? 'application/json';
       }
     }
-    return fetch(url, { method: opts.method ?? 'GET', headers, body, signal: opts.signal });
+    return fetch(url, { method, headers, body, signal: opts.signal });
   };
   const s = await currentSession();
   let r = await go(s);

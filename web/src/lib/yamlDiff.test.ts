@@ -25,12 +25,13 @@ describe('normalise', () => {
     expect(JSON.stringify(a)).toBe(before);
   });
 
-  it('keeps other metadata (finalizers, ownerReferences, annotations)', () => {
+  it('keeps annotations and drops what controllers own (finalizers, ownerReferences)', () => {
     const g = webServer();
     g.metadata.finalizers = ['catalyst.dev/backups'];
+    (g.metadata as Record<string, unknown>).ownerReferences = [{ kind: 'Backup', name: 'b' }];
     g.metadata.annotations = { 'a.b/c': 'x' };
     const n = normalise<Record<string, any>>(g);
-    expect(Object.keys(n.metadata)).toEqual(['name', 'namespace', 'labels', 'annotations', 'finalizers']);
+    expect(Object.keys(n.metadata)).toEqual(['name', 'namespace', 'labels', 'annotations']);
   });
 });
 

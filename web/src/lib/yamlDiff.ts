@@ -6,8 +6,21 @@ import { LineCounter, parseDocument, stringify } from 'yaml';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-/** Fields of `metadata` the server sets (or rewrites on every write). */
-const SERVER_META = ['managedFields', 'resourceVersion', 'generation', 'uid', 'creationTimestamp', 'deletionTimestamp'];
+/**
+ * Fields of `metadata` the server sets (or rewrites on every write), and the finalizers that
+ * controllers add and remove: applied from the editor, a stale list would claim them for the
+ * panel and could put back one a controller just removed (holding a deletion forever).
+ */
+const SERVER_META = [
+  'managedFields',
+  'resourceVersion',
+  'generation',
+  'uid',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'finalizers',
+  'ownerReferences',
+];
 const TOP_ORDER = ['apiVersion', 'kind', 'metadata', 'spec'];
 const META_ORDER = ['name', 'namespace', 'labels', 'annotations'];
 
@@ -31,7 +44,7 @@ function sortDeep(v: unknown): Json {
 
 /**
  * A copy of `obj` without `status` and the server's metadata (managedFields, resourceVersion,
- * generation, uid, creationTimestamp, deletionTimestamp), keys in a stable order: apiVersion,
+ * generation, uid, creationTimestamp, deletionTimestamp, finalizers, ownerReferences), keys in a stable order: apiVersion,
  * kind, metadata (name, namespace, labels, annotations, then the rest), spec, then the rest;
  * everything below sorted by key.
  */

@@ -52,7 +52,7 @@ beforeEach(() => {
   vi.stubGlobal(
     'fetch',
     vi.fn(async (input: string, init: RequestInit = {}) => {
-      const c: Call = { url: String(input), method: init.method ?? 'GET', body: init.body as string | undefined };
+      const c: Call = { url: String(input).replace(/[?&]fieldManager=panel$/, '').replace(/([?&])fieldManager=panel&/, '$1'), method: init.method ?? 'GET', body: init.body as string | undefined };
       calls.push(c);
       if (c.url === '/auth/v1/access-review') {
         const q = JSON.parse(c.body!);

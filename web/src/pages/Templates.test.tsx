@@ -53,7 +53,7 @@ beforeEach(() => {
   vi.stubGlobal(
     'fetch',
     vi.fn(async (input: string, init: RequestInit = {}) => {
-      const c: Call = { url: String(input), method: init.method ?? 'GET', body: init.body as string | undefined, headers: (init.headers ?? {}) as Record<string, string> };
+      const c: Call = { url: String(input).replace(/[?&]fieldManager=panel$/, '').replace(/([?&])fieldManager=panel&/, '$1'), method: init.method ?? 'GET', body: init.body as string | undefined, headers: (init.headers ?? {}) as Record<string, string> };
       calls.push(c);
       if (c.url === '/auth/v1/access-review') {
         const q = JSON.parse(c.body!);

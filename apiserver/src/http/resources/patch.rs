@@ -47,9 +47,11 @@ pub(super) async fn object_patch(
             })?;
         let config = parse_body(&headers, &body)?;
         // the middleware authorized a patch; an apply that creates must also be a create
-        // (nodes are authorized for what they write by the node authorizer)
+        // (nodes are authorized for what they write by the node authorizer); without a caller
+        // (a route outside authentication) nothing is created
         let may_create = match caller.as_ref().map(|c| &c.0) {
-            None | Some(Caller::Node(_)) => true,
+            None => false,
+            Some(Caller::Node(_)) => true,
             Some(c) => {
                 let mut a = Attributes::new("create", scope.kind.plural);
                 a.namespace = scope.namespace.map(str::to_owned);
