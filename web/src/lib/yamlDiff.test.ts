@@ -28,7 +28,7 @@ describe('normalise', () => {
   it('keeps annotations and drops what controllers own (finalizers, ownerReferences)', () => {
     const g = webServer();
     g.metadata.finalizers = ['catalyst.dev/backups'];
-    (g.metadata as Record<string, unknown>).ownerReferences = [{ kind: 'Backup', name: 'b' }];
+    (g.metadata as unknown as Record<string, unknown>).ownerReferences = [{ kind: 'Backup', name: 'b' }];
     g.metadata.annotations = { 'a.b/c': 'x' };
     const n = normalise<Record<string, any>>(g);
     expect(Object.keys(n.metadata)).toEqual(['name', 'namespace', 'labels', 'annotations']);
