@@ -182,3 +182,57 @@ export function NamespaceField({ id, value, onChange, label = 'Namespace' }: { i
     </span>
   );
 }
+
+/** A column of a DataTable: its header text, or the text and a class (e.g. col-hide-phone). */
+export type Column = string | { label: ReactNode; className?: string };
+
+/** The header of an actions column, read by screen readers only. */
+export const HIDDEN_ACTIONS: Column = { label: <span className="sr-only">Actions</span> };
+
+/**
+ * A scrolling table with an accessible name, a header row and, when `empty` is given, one
+ * muted row spanning every column (e.g. "No user matches.") after the rows.
+ */
+export function DataTable({
+  label,
+  columns,
+  empty,
+  children,
+}: {
+  label: string;
+  columns: Column[];
+  empty?: ReactNode;
+  children?: ReactNode;
+}) {
+  return (
+    <div className="table-wrap">
+      <table aria-label={label}>
+        <thead>
+          <tr>
+            {columns.map((c, i) =>
+              typeof c === 'string' ? (
+                <th key={i} scope="col">
+                  {c}
+                </th>
+              ) : (
+                <th key={i} scope="col" className={c.className}>
+                  {c.label}
+                </th>
+              ),
+            )}
+          </tr>
+        </thead>
+        <tbody>
+          {children}
+          {empty != null && empty !== false && (
+            <tr>
+              <td colSpan={columns.length} className="muted">
+                {empty}
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </div>
+  );
+}

@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, ApiError, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import { keyOf } from '../api/watch';
-import { Ago, ConfirmButton, ErrorAlert, FieldError, NamespaceField, useNamespaceScope, useRunner } from '../components/AdminKit';
+import { Ago, ConfirmButton, ErrorAlert, FieldError, NamespaceField, useNamespaceScope, useRunner, DataTable } from '../components/AdminKit';
 import {
   alertRuleFromForm,
   describeCondition,
@@ -323,33 +323,15 @@ export function AlertRules() {
       </div>
       {creating && <NewRuleForm namespace={createNs} onDone={() => setCreating(false)} />}
       <ErrorAlert error={list.error} />
-      <div className="table-wrap">
-        <table aria-label="Alert rules">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Namespace</th>
-              <th scope="col">Watches</th>
-              <th scope="col">Condition</th>
-              <th scope="col">State</th>
-              <th scope="col">Last fired</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <RuleRow key={keyOf(r)} rule={r} />
-            ))}
-            {!list.isLoading && rows.length === 0 && (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No alert rule{listNs ? ` in ${listNs}` : ''}.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label="Alert rules"
+        columns={['Name', 'Namespace', 'Watches', 'Condition', 'State', 'Last fired', 'Actions']}
+        empty={!list.isLoading && rows.length === 0 ? <>No alert rule{listNs ? ` in ${listNs}` : ''}.</> : null}
+      >
+        {rows.map((r) => (
+          <RuleRow key={keyOf(r)} rule={r} />
+        ))}
+      </DataTable>
     </section>
   );
 }

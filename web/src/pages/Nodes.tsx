@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { GameServer } from '../api/types';
-import { Ago, ErrorAlert, useRunner } from '../components/AdminKit';
+import { Ago, ErrorAlert, useRunner, DataTable } from '../components/AdminKit';
 import { countByNode, readiness, resourceRows, type Node } from '../lib/nodes';
 import '../components/AdminKit.css';
 
@@ -203,40 +203,20 @@ export function Nodes() {
       {canList === false && <p className="notice">You may not list nodes.</p>}
       <ErrorAlert error={nodes.error} />
       {canList && (
-        <div className="table-wrap">
-          <table aria-label="Nodes">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Ready</th>
-                <th scope="col">Scheduling</th>
-                <th scope="col">CPU allocated</th>
-                <th scope="col">Memory allocated</th>
-                <th scope="col">Disk allocated</th>
-                <th scope="col">Servers</th>
-                <th scope="col">Last heartbeat</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((n) => (
-                <NodeRow
-                  key={n.metadata.name}
-                  node={n}
-                  canPatch={canPatch === true}
-                  servers={canCount ? (counts.get(n.metadata.name) ?? 0) : undefined}
-                />
-              ))}
-              {!nodes.isLoading && rows.length === 0 && (
-                <tr>
-                  <td colSpan={9} className="muted">
-                    No node has joined yet.
-                  </td>
-                </tr>
-              )}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          label="Nodes"
+          columns={['Name', 'Ready', 'Scheduling', 'CPU allocated', 'Memory allocated', 'Disk allocated', 'Servers', 'Last heartbeat', 'Actions']}
+          empty={!nodes.isLoading && rows.length === 0 ? 'No node has joined yet.' : null}
+        >
+          {rows.map((n) => (
+            <NodeRow
+              key={n.metadata.name}
+              node={n}
+              canPatch={canPatch === true}
+              servers={canCount ? (counts.get(n.metadata.name) ?? 0) : undefined}
+            />
+          ))}
+        </DataTable>
       )}
     </section>
   );

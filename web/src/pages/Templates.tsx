@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { api, ApiError, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { Template } from '../api/types';
+import { DataTable, HIDDEN_ACTIONS } from '../components/AdminKit';
 import { dnsLabelError } from '../lib/newServer';
 import { imageMapLines } from '../lib/eggImport';
 import './templates.css';
@@ -349,35 +350,15 @@ export function Templates() {
           {list.error instanceof Error ? list.error.message : String(list.error)}
         </div>
       )}
-      <div className="table-wrap">
-        <table aria-label="Templates">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Description</th>
-              <th scope="col">Images</th>
-              <th scope="col">Variables</th>
-              <th scope="col">Egg</th>
-              <th scope="col">Generation</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((t) => (
-              <TemplateRow key={t.metadata.name} t={t} canDelete={canDelete} />
-            ))}
-            {!list.isLoading && rows.length === 0 && (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No templates yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label="Templates"
+        columns={['Name', 'Description', 'Images', 'Variables', 'Egg', 'Generation', HIDDEN_ACTIONS]}
+        empty={!list.isLoading && rows.length === 0 ? 'No templates yet.' : null}
+      >
+        {rows.map((t) => (
+          <TemplateRow key={t.metadata.name} t={t} canDelete={canDelete} />
+        ))}
+      </DataTable>
       {canCreate && <EggImport />}
     </section>
   );

@@ -6,6 +6,7 @@ import { useMemo, useState } from 'react';
 import { api, ApiError, resourcePath } from '../../api/client';
 import { useCan, useLiveList } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
+import { DataTable, HIDDEN_ACTIONS } from '../../components/AdminKit';
 import { Phase } from '../../components/Phase';
 import { lines, nameProblem, newestFirst, restoresInto, stampedName } from '../../lib/jobs';
 import { formatBytes } from '../../lib/prometheus';
@@ -156,98 +157,80 @@ export default function Backups({ gs }: { gs: GameServer }) {
           {messageOf(backups.error)}
         </div>
       )}
-      <div className="table-wrap">
-        <table aria-label={`Backups of ${server}`}>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Phase</th>
-              <th scope="col">Size</th>
-              <th scope="col" className="col-hide-phone">
-                Created
-              </th>
-              <th scope="col" className="col-hide-phone">
-                Completed
-              </th>
-              <th scope="col" className="col-hide-phone">
-                Storage
-              </th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
+      <DataTable
+        label={`Backups of ${server}`}
+        columns={[
+          'Name',
+          'Phase',
+          'Size',
+          { label: 'Created', className: 'col-hide-phone' },
+          { label: 'Completed', className: 'col-hide-phone' },
+          { label: 'Storage', className: 'col-hide-phone' },
+          HIDDEN_ACTIONS,
+        ]}
+        empty={!backups.isLoading && mine.length === 0 ? <>No backups of {server} yet.</> : null}
+      >
+        {mine.map((b) => {
+          const phase = b.status?.phase ?? 'Pending';
+          const done = phase === 'Completed';
+          const locked = b.spec?.locked === true;
+          const n = b.metadata.name;
+          return (
+            <tr key={n}>
+              <td>
+                <span className="mono">{n}</span>{' '}
+                {locked && <span className="job-badge warn">locked</span>}
+                {b.metadata.deletionTimestamp && <span className="job-badge bad">deleting</span>}
+              </td>
+              <td>
+                <Phase phase={phase} />
+                {phase === 'Running' && b.status?.bytesDone != null && (
+                  <div className="job-row-sub">{formatBytes(b.status.bytesDone)} so far</div>
+                )}
+                {b.status?.message && <div className="job-row-sub">{b.status.message}</div>}
+              </td>
+              <td>
+                {b.status?.sizeBytes != null ? formatBytes(b.status.sizeBytes) : '—'}
+                {b.status?.files != null && <div className="job-row-sub">{b.status.files} files</div>}
+              </td>
+              <td className="col-hide-phone">{when(b.metadata.creationTimestamp)}</td>
+              <td className="col-hide-phone">{when(b.status?.completedAt)}</td>
+              <td className="col-hide-phone mono">
+                {b.spec?.storage?.s3 ? (b.status?.location ?? `s3://${b.spec.storage.s3.bucket}`) : `node ${b.status?.nodeName ?? '—'}`}
+              </td>
+              <td>
+                <div className="row-actions">
+                  {done && canDownload && (
+                    <button type="button" onClick={() => void get(b)} aria-label={`Download ${n}`}>
+                      Download
+                    </button>
+                  )}
+                  {done && canRestore && (
+                    <button type="button" onClick={() => setRestoring(b)} aria-label={`Restore ${n}`}>
+                      Restore
+                    </button>
+                  )}
+                  {canPatch && (
+                    <button
+                      type="button"
+                      disabled={busy === n}
+                      onClick={() => void lock(b, !locked)}
+                      aria-label={`${locked ? 'Unlock' : 'Lock'} ${n}`}
+                    >
+                      {locked ? 'Unlock' : 'Lock'}
+                    </button>
+                  )}
+                  {canDelete && (
+                    <button type="button" className="danger" onClick={() => setDeleting(b)} aria-label={`Delete ${n}`}>
+                      Delete
+                    </button>
+                  )}
+                </div>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {mine.map((b) => {
-              const phase = b.status?.phase ?? 'Pending';
-              const done = phase === 'Completed';
-              const locked = b.spec?.locked === true;
-              const n = b.metadata.name;
-              return (
-                <tr key={n}>
-                  <td>
-                    <span className="mono">{n}</span>{' '}
-                    {locked && <span className="job-badge warn">locked</span>}
-                    {b.metadata.deletionTimestamp && <span className="job-badge bad">deleting</span>}
-                  </td>
-                  <td>
-                    <Phase phase={phase} />
-                    {phase === 'Running' && b.status?.bytesDone != null && (
-                      <div className="job-row-sub">{formatBytes(b.status.bytesDone)} so far</div>
-                    )}
-                    {b.status?.message && <div className="job-row-sub">{b.status.message}</div>}
-                  </td>
-                  <td>
-                    {b.status?.sizeBytes != null ? formatBytes(b.status.sizeBytes) : '—'}
-                    {b.status?.files != null && <div className="job-row-sub">{b.status.files} files</div>}
-                  </td>
-                  <td className="col-hide-phone">{when(b.metadata.creationTimestamp)}</td>
-                  <td className="col-hide-phone">{when(b.status?.completedAt)}</td>
-                  <td className="col-hide-phone mono">
-                    {b.spec?.storage?.s3 ? (b.status?.location ?? `s3://${b.spec.storage.s3.bucket}`) : `node ${b.status?.nodeName ?? '—'}`}
-                  </td>
-                  <td>
-                    <div className="row-actions">
-                      {done && canDownload && (
-                        <button type="button" onClick={() => void get(b)} aria-label={`Download ${n}`}>
-                          Download
-                        </button>
-                      )}
-                      {done && canRestore && (
-                        <button type="button" onClick={() => setRestoring(b)} aria-label={`Restore ${n}`}>
-                          Restore
-                        </button>
-                      )}
-                      {canPatch && (
-                        <button
-                          type="button"
-                          disabled={busy === n}
-                          onClick={() => void lock(b, !locked)}
-                          aria-label={`${locked ? 'Unlock' : 'Lock'} ${n}`}
-                        >
-                          {locked ? 'Unlock' : 'Lock'}
-                        </button>
-                      )}
-                      {canDelete && (
-                        <button type="button" className="danger" onClick={() => setDeleting(b)} aria-label={`Delete ${n}`}>
-                          Delete
-                        </button>
-                      )}
-                    </div>
-                  </td>
-                </tr>
-              );
-            })}
-            {!backups.isLoading && mine.length === 0 && (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No backups of {server} yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+          );
+        })}
+      </DataTable>
 
       {canListRestores && into.length > 0 && (
         <>

@@ -6,6 +6,7 @@ import { useMemo, useState } from 'react';
 import { api, ApiError, resourcePath } from '../../api/client';
 import { useCan, useLiveList } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
+import { DataTable, HIDDEN_ACTIONS } from '../../components/AdminKit';
 import { CRON_PRESETS, explainCron } from '../../lib/cron';
 import { nameProblem } from '../../lib/jobs';
 import {
@@ -162,112 +163,92 @@ export default function Schedules({ gs }: { gs: GameServer }) {
           {messageOf(list.error)}
         </div>
       )}
-      <div className="table-wrap">
-        <table aria-label={`Schedules of ${server}`}>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">When</th>
-              <th scope="col" className="col-hide-phone">
-                Next run
-              </th>
-              <th scope="col">Last run</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
+      <DataTable
+        label={`Schedules of ${server}`}
+        columns={['Name', 'When', { label: 'Next run', className: 'col-hide-phone' }, 'Last run', HIDDEN_ACTIONS]}
+        empty={!list.isLoading && mine.length === 0 ? <>No schedules for {server} yet.</> : null}
+      >
+        {mine.map((s) => {
+          const n = s.metadata.name;
+          const spec = s.spec as ScheduleSpec;
+          const explained = explainCron(spec.cron ?? '');
+          const suspended = spec.suspend === true;
+          const result = s.status?.lastResult;
+          const invalid = s.status?.conditions?.find((c) => c.type === 'Valid' && c.status === 'False');
+          return (
+            <tr key={n}>
+              <td>
+                <span className="mono">{n}</span>{' '}
+                {suspended ? <span className="job-badge warn">disabled</span> : <span className="job-badge ok">enabled</span>}
+                <div className="job-row-sub">
+                  {(spec.tasks ?? []).map((t) => t.action).join(' → ') || 'no tasks'}
+                </div>
+              </td>
+              <td>
+                <code>{spec.cron}</code>
+                <div className="job-row-sub">
+                  {explained.ok ? explained.description : explained.error}
+                  {spec.timezone && spec.timezone !== 'UTC' ? ` (${spec.timezone})` : ' (UTC)'}
+                </div>
+                {invalid && <div className="job-row-sub error-text">{invalid.message}</div>}
+              </td>
+              <td className="col-hide-phone">{suspended ? 'disabled' : when(s.status?.nextRunTime)}</td>
+              <td>
+                {result ? <span className={`job-badge ${RESULT_CLASS[result] ?? ''}`}>{result}</span> : <span className="muted">never</span>}{' '}
+                {when(s.status?.lastRunTime)}
+                {s.status?.message && <div className="job-row-sub">{s.status.message}</div>}
+                {(s.status?.lastTasks?.length ?? 0) > 0 && (
+                  <details>
+                    <summary>Tasks of the last run</summary>
+                    <ol className="job-row-sub">
+                      {s.status?.lastTasks?.map((t) => (
+                        <li key={t.index}>
+                          {t.action}: {t.outcome}
+                          {t.backup ? ` (backup ${t.backup})` : ''}
+                          {t.message ? ` — ${t.message}` : ''}
+                        </li>
+                      ))}
+                    </ol>
+                  </details>
+                )}
+              </td>
+              <td>
+                <div className="row-actions">
+                  {canRun && (
+                    <button type="button" disabled={busy === n} onClick={() => void act(s, 'run')} aria-label={`Run ${n} now`}>
+                      Run now
+                    </button>
+                  )}
+                  {canPatch && (
+                    <>
+                      <button
+                        type="button"
+                        disabled={busy === n}
+                        onClick={() => void act(s, suspended ? 'enable' : 'disable')}
+                        aria-label={`${suspended ? 'Enable' : 'Disable'} ${n}`}
+                      >
+                        {suspended ? 'Enable' : 'Disable'}
+                      </button>
+                      <button
+                        type="button"
+                        onClick={() => (setNotice(''), setEditing({ name: n, form: formOf(n, spec) }))}
+                        aria-label={`Edit ${n}`}
+                      >
+                        Edit
+                      </button>
+                    </>
+                  )}
+                  {canDelete && (
+                    <button type="button" className="danger" onClick={() => setDeleting(s)} aria-label={`Delete ${n}`}>
+                      Delete
+                    </button>
+                  )}
+                </div>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {mine.map((s) => {
-              const n = s.metadata.name;
-              const spec = s.spec as ScheduleSpec;
-              const explained = explainCron(spec.cron ?? '');
-              const suspended = spec.suspend === true;
-              const result = s.status?.lastResult;
-              const invalid = s.status?.conditions?.find((c) => c.type === 'Valid' && c.status === 'False');
-              return (
-                <tr key={n}>
-                  <td>
-                    <span className="mono">{n}</span>{' '}
-                    {suspended ? <span className="job-badge warn">disabled</span> : <span className="job-badge ok">enabled</span>}
-                    <div className="job-row-sub">
-                      {(spec.tasks ?? []).map((t) => t.action).join(' → ') || 'no tasks'}
-                    </div>
-                  </td>
-                  <td>
-                    <code>{spec.cron}</code>
-                    <div className="job-row-sub">
-                      {explained.ok ? explained.description : explained.error}
-                      {spec.timezone && spec.timezone !== 'UTC' ? ` (${spec.timezone})` : ' (UTC)'}
-                    </div>
-                    {invalid && <div className="job-row-sub error-text">{invalid.message}</div>}
-                  </td>
-                  <td className="col-hide-phone">{suspended ? 'disabled' : when(s.status?.nextRunTime)}</td>
-                  <td>
-                    {result ? <span className={`job-badge ${RESULT_CLASS[result] ?? ''}`}>{result}</span> : <span className="muted">never</span>}{' '}
-                    {when(s.status?.lastRunTime)}
-                    {s.status?.message && <div className="job-row-sub">{s.status.message}</div>}
-                    {(s.status?.lastTasks?.length ?? 0) > 0 && (
-                      <details>
-                        <summary>Tasks of the last run</summary>
-                        <ol className="job-row-sub">
-                          {s.status?.lastTasks?.map((t) => (
-                            <li key={t.index}>
-                              {t.action}: {t.outcome}
-                              {t.backup ? ` (backup ${t.backup})` : ''}
-                              {t.message ? ` — ${t.message}` : ''}
-                            </li>
-                          ))}
-                        </ol>
-                      </details>
-                    )}
-                  </td>
-                  <td>
-                    <div className="row-actions">
-                      {canRun && (
-                        <button type="button" disabled={busy === n} onClick={() => void act(s, 'run')} aria-label={`Run ${n} now`}>
-                          Run now
-                        </button>
-                      )}
-                      {canPatch && (
-                        <>
-                          <button
-                            type="button"
-                            disabled={busy === n}
-                            onClick={() => void act(s, suspended ? 'enable' : 'disable')}
-                            aria-label={`${suspended ? 'Enable' : 'Disable'} ${n}`}
-                          >
-                            {suspended ? 'Enable' : 'Disable'}
-                          </button>
-                          <button
-                            type="button"
-                            onClick={() => (setNotice(''), setEditing({ name: n, form: formOf(n, spec) }))}
-                            aria-label={`Edit ${n}`}
-                          >
-                            Edit
-                          </button>
-                        </>
-                      )}
-                      {canDelete && (
-                        <button type="button" className="danger" onClick={() => setDeleting(s)} aria-label={`Delete ${n}`}>
-                          Delete
-                        </button>
-                      )}
-                    </div>
-                  </td>
-                </tr>
-              );
-            })}
-            {!list.isLoading && mine.length === 0 && (
-              <tr>
-                <td colSpan={5} className="muted">
-                  No schedules for {server} yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+          );
+        })}
+      </DataTable>
       {deleting && (
         <DeleteSchedule
           ns={ns}

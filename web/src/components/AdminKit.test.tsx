@@ -1,0 +1,41 @@
+// @vitest-environment jsdom
+// The shared table: header cells, the empty row spanning every column, rows as given.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, render, screen, within } from '@testing-library/react';
+
+import { DataTable, HIDDEN_ACTIONS } from './AdminKit';
+
+afterEach(cleanup);
+
+describe('DataTable', () => {
+  it('names the table and its columns, with classes and a hidden actions header', () => {
+    render(
+      <DataTable label="Things" columns={['Name', { label: 'Created', className: 'col-hide-phone' }, HIDDEN_ACTIONS]}>
+        <tr>
+          <td>a</td>
+          <td>b</td>
+          <td>c</td>
+        </tr>
+      </DataTable>,
+    );
+    const table = screen.getByRole('table', { name: 'Things' });
+    const heads = within(table).getAllByRole('columnheader');
+    expect(heads.map((h) => h.textContent)).toEqual(['Name', 'Created', 'Actions']);
+    expect(heads[1].className).toBe('col-hide-phone');
+    expect(heads[2].querySelector('.sr-only')).not.toBeNull();
+    expect(within(table).getAllByRole('row')).toHaveLength(2);
+    expect(table.parentElement?.className).toBe('table-wrap');
+  });
+
+  it('shows the empty text in one row across every column, and nothing when empty is null', () => {
+    const { rerender } = render(<DataTable label="T" columns={['A', 'B', 'C']} empty="None yet." />);
+    const cell = screen.getByText('None yet.');
+    expect(cell.tagName).toBe('TD');
+    expect(cell.getAttribute('colspan')).toBe('3');
+    expect(cell.className).toBe('muted');
+    rerender(<DataTable label="T" columns={['A', 'B', 'C']} empty={null} />);
+    expect(screen.queryByText('None yet.')).toBeNull();
+    expect(screen.getAllByRole('row')).toHaveLength(1);
+  });
+});
