@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, render, screen, within } from '@testing-library/react';
 
-import { DataTable, HIDDEN_ACTIONS } from './AdminKit';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice } from './AdminKit';
 
 afterEach(cleanup);
 
@@ -37,5 +37,26 @@ describe('DataTable', () => {
     rerender(<DataTable label="T" columns={['A', 'B', 'C']} empty={null} />);
     expect(screen.queryByText('None yet.')).toBeNull();
     expect(screen.getAllByRole('row')).toHaveLength(1);
+  });
+});
+
+describe('ErrorAlert and StatusNotice', () => {
+  it('show the text (an error by its message) and nothing when there is none', () => {
+    const { container, rerender } = render(
+      <>
+        <ErrorAlert error={new Error('denied by the API')} />
+        <StatusNotice text="Saved." />
+      </>,
+    );
+    expect(screen.getByRole('alert').textContent).toBe('denied by the API');
+    expect(screen.getByRole('status').textContent).toBe('Saved.');
+    rerender(
+      <>
+        <ErrorAlert error="" />
+        <ErrorAlert error={null} />
+        <StatusNotice text="" />
+      </>,
+    );
+    expect(container.innerHTML).toBe('');
   });
 });

@@ -23,6 +23,16 @@ export function ErrorAlert({ error, id }: { error: unknown; id?: string }) {
   );
 }
 
+/** A notice (role=status) that something was done, nothing when there is no text. */
+export function StatusNotice({ text }: { text?: string | null }) {
+  if (!text) return null;
+  return (
+    <div className="notice" role="status">
+      {text}
+    </div>
+  );
+}
+
 /** The API cause for `field` (a Status naming it), for showing beside its input. */
 export function causeOf(e: unknown, field: string): string | undefined {
   return e instanceof ApiError ? e.causeFor(field) : undefined;

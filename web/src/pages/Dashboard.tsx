@@ -9,6 +9,7 @@ import { gameServerScopes, useRules } from '../api/scopes';
 import type { GameServer } from '../api/types';
 import { keyOf } from '../api/watch';
 import { cpuCores, formatBytes, parseServerSamples, type ServerSample } from '../lib/prometheus';
+import { ErrorAlert } from '../components/AdminKit';
 import { Phase } from '../components/Phase';
 
 const PHASES = ['Pending', 'Scheduled', 'Installing', 'Starting', 'Running', 'Stopping', 'Stopped', 'Crashed', 'Suspended', 'Transferring', 'Unknown', 'Error'];
@@ -199,11 +200,7 @@ export function Dashboard() {
           ))}
         </select>
       </form>
-      {list.error != null && (
-        <div className="alert" role="alert">
-          {list.error instanceof Error ? list.error.message : String(list.error)}
-        </div>
-      )}
+      <ErrorAlert error={list.error} />
       {noAccess && <p className="notice">No game server is shared with you yet.</p>}
       {selected.size > 0 && (
         <div className="toolbar" role="group" aria-label="Selected servers">

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { api, ApiError, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { Template } from '../api/types';
-import { DataTable, HIDDEN_ACTIONS } from '../components/AdminKit';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS } from '../components/AdminKit';
 import { dnsLabelError } from '../lib/newServer';
 import { imageMapLines } from '../lib/eggImport';
 import './templates.css';
@@ -248,11 +248,7 @@ function EggImport() {
             )}
           </div>
         </div>
-        {error && (
-          <div className="alert" role="alert">
-            {error}
-          </div>
-        )}
+        <ErrorAlert error={error} />
         <div className="toolbar">
           <button type="submit" className="primary" disabled={converting || !egg.trim()}>
             {converting ? 'Converting…' : 'Convert egg'}
@@ -302,11 +298,7 @@ function EggImport() {
           <pre className="tpl-yaml mono" tabIndex={0} aria-label="The Template as YAML">
             {yamlText}
           </pre>
-          {createError && (
-            <div className="alert" role="alert">
-              {createError}
-            </div>
-          )}
+          <ErrorAlert error={createError} />
           {created && (
             <div className="notice" role="status">
               Created the Template <span className="mono">{created}</span>.{' '}
@@ -345,11 +337,7 @@ export function Templates() {
           </Link>
         )}
       </div>
-      {list.error != null && (
-        <div className="alert" role="alert">
-          {list.error instanceof Error ? list.error.message : String(list.error)}
-        </div>
-      )}
+      <ErrorAlert error={list.error} />
       <DataTable
         label="Templates"
         columns={['Name', 'Description', 'Images', 'Variables', 'Egg', 'Generation', HIDDEN_ACTIONS]}

@@ -6,7 +6,7 @@ import { useMemo, useState } from 'react';
 import { api, ApiError, resourcePath } from '../../api/client';
 import { useCan, useLiveList } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
-import { DataTable, HIDDEN_ACTIONS } from '../../components/AdminKit';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice } from '../../components/AdminKit';
 import { Phase } from '../../components/Phase';
 import { lines, nameProblem, newestFirst, restoresInto, stampedName } from '../../lib/jobs';
 import { formatBytes } from '../../lib/prometheus';
@@ -142,21 +142,9 @@ export default function Backups({ gs }: { gs: GameServer }) {
           </button>
         )}
       </div>
-      {error && (
-        <div className="alert" role="alert">
-          {error}
-        </div>
-      )}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
-      {backups.error != null && (
-        <div className="alert" role="alert">
-          {messageOf(backups.error)}
-        </div>
-      )}
+      <ErrorAlert error={error} />
+      <StatusNotice text={notice} />
+      <ErrorAlert error={backups.error} />
       <DataTable
         label={`Backups of ${server}`}
         columns={[

@@ -6,7 +6,7 @@ import { useMemo, useState } from 'react';
 import { api, ApiError, resourcePath } from '../../api/client';
 import { useCan, useLiveList } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
-import { DataTable, HIDDEN_ACTIONS } from '../../components/AdminKit';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice } from '../../components/AdminKit';
 import { CRON_PRESETS, explainCron } from '../../lib/cron';
 import { nameProblem } from '../../lib/jobs';
 import {
@@ -153,16 +153,8 @@ export default function Schedules({ gs }: { gs: GameServer }) {
           {error instanceof ApiError && error.code === 403 && <p>{ESCALATION_HINT}</p>}
         </div>
       )}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
-      {list.error != null && (
-        <div className="alert" role="alert">
-          {messageOf(list.error)}
-        </div>
-      )}
+      <StatusNotice text={notice} />
+      <ErrorAlert error={list.error} />
       <DataTable
         label={`Schedules of ${server}`}
         columns={['Name', 'When', { label: 'Next run', className: 'col-hide-phone' }, 'Last run', HIDDEN_ACTIONS]}

@@ -1,7 +1,9 @@
 // A modal dialog on the native <dialog> (focus trapped by the browser, Escape closes it) with a
 // heading, used by the file manager, backups and schedules for confirmations and small forms.
 
-import { useEffect, useId, useRef, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useId, useRef, type FormEvent, type InputHTMLAttributes, type ReactNode } from 'react';
+
+import { ErrorAlert, errorText } from '../../../components/AdminKit';
 
 export function Dialog({
   title,
@@ -50,11 +52,7 @@ export function Dialog({
       <form method="dialog" onSubmit={submit}>
         <h2 id={`${id}-t`}>{title}</h2>
         {children}
-        {error && (
-          <div className="alert" role="alert">
-            {error}
-          </div>
-        )}
+        <ErrorAlert error={error} />
         <div className="toolbar gs-dialog-actions">
           <span className="spacer" />
           <button type="button" onClick={onClose}>
@@ -72,7 +70,40 @@ export function Dialog({
 }
 
 /** The message of an error for people: the API's Status message when there is one. */
-export function messageOf(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  return String(e);
+export { errorText as messageOf };
+
+/** A labelled text input of a dialog with its hint under it (id `${id}-hint`) and its error. */
+export function HintedField({
+  id,
+  label,
+  hint,
+  error,
+  value,
+  onChange,
+  ...rest
+}: {
+  id: string;
+  label: string;
+  hint: ReactNode;
+  error: string;
+  value: string;
+  onChange: (value: string) => void;
+} & Omit<InputHTMLAttributes<HTMLInputElement>, 'id' | 'value' | 'onChange'>) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        {...rest}
+        value={value}
+        onChange={(ev) => onChange(ev.target.value)}
+        aria-invalid={!!error}
+        aria-describedby={`${id}-hint`}
+      />
+      <span id={`${id}-hint`} className="hint">
+        {hint}
+      </span>
+      {error && <span className="error">{error}</span>}
+    </div>
+  );
 }
