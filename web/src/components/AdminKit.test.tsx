@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, render, screen, within } from '@testing-library/react';
 
-import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice } from './AdminKit';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, ListToolbar, StatusNotice } from './AdminKit';
 
 afterEach(cleanup);
 
@@ -58,5 +58,22 @@ describe('ErrorAlert and StatusNotice', () => {
       </>,
     );
     expect(container.innerHTML).toBe('');
+  });
+});
+
+describe('ListToolbar', () => {
+  it('shows the heading at its level, "loading…" then the count, and a spacer only before controls', () => {
+    const { container, rerender } = render(<ListToolbar id="t" title="Nodes" loading count="1 of 2 ready" countTestId="n" />);
+    expect(screen.getByRole('heading', { level: 1, name: 'Nodes' }).id).toBe('t');
+    expect(screen.getByTestId('n').textContent).toBe('loading…');
+    expect(container.querySelector('.spacer')).toBeNull();
+    rerender(
+      <ListToolbar id="t" title="Backups" level={2} loading={false} count="3">
+        <button type="button">Create backup</button>
+      </ListToolbar>,
+    );
+    expect(screen.getByRole('heading', { level: 2, name: 'Backups' })).toBeTruthy();
+    expect(screen.getByText('3').getAttribute('aria-live')).toBe('polite');
+    expect(container.querySelector('.spacer + button')?.textContent).toBe('Create backup');
   });
 });

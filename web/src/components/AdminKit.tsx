@@ -246,3 +246,54 @@ export function DataTable({
     </div>
   );
 }
+
+/**
+ * The toolbar atop a list page or tab: its heading (h1, or h2 in a tab), how many there are
+ * (or "loading…", announced politely) and, after a spacer, the page's controls when given.
+ */
+export function ListToolbar({
+  id,
+  title,
+  level = 1,
+  loading,
+  count,
+  countTestId,
+  children,
+}: {
+  /** the heading's id, for the section's aria-labelledby */
+  id: string;
+  title: string;
+  level?: 1 | 2;
+  loading: boolean;
+  count: string;
+  countTestId?: string;
+  children?: ReactNode;
+}) {
+  const Heading = level === 1 ? 'h1' : 'h2';
+  return (
+    <div className="toolbar">
+      <Heading id={id} style={{ margin: 0 }}>
+        {title}
+      </Heading>
+      <span className="muted" aria-live="polite" data-testid={countTestId}>
+        {loading ? 'loading…' : count}
+      </span>
+      {children !== undefined && (
+        <>
+          <span className="spacer" />
+          {children}
+        </>
+      )}
+    </div>
+  );
+}
+
+/** A tab the user may not see: its heading and why (the API's access review said no). */
+export function DeniedSection({ id, title, text }: { id: string; title: string; text: string }) {
+  return (
+    <section aria-labelledby={id}>
+      <h2 id={id}>{title}</h2>
+      <p className="notice">{text}</p>
+    </section>
+  );
+}

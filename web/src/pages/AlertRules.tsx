@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, ApiError, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import { keyOf } from '../api/watch';
-import { Ago, ConfirmButton, ErrorAlert, FieldError, NamespaceField, useNamespaceScope, useRunner, DataTable } from '../components/AdminKit';
+import { Ago, ConfirmButton, ErrorAlert, FieldError, NamespaceField, useNamespaceScope, useRunner, DataTable, ListToolbar } from '../components/AdminKit';
 import {
   alertRuleFromForm,
   describeCondition,
@@ -301,14 +301,12 @@ export function AlertRules() {
 
   return (
     <section aria-labelledby="ar-title">
-      <div className="toolbar">
-        <h1 id="ar-title" style={{ margin: 0 }}>
-          Alert rules
-        </h1>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${rows.length} rules, ${firing} firing`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="ar-title"
+        title="Alert rules"
+        loading={list.isLoading}
+        count={`${rows.length} rules, ${firing} firing`}
+      >
         {scope.all === false && <NamespaceField id="ar-ns" label="Show namespace" value={scope.ns} onChange={scope.setNs} />}
         {canCreate && !creating && (
           <button type="button" className="primary" onClick={() => setCreating(true)}>
@@ -320,7 +318,7 @@ export function AlertRules() {
             New in YAML
           </Link>
         )}
-      </div>
+      </ListToolbar>
       {creating && <NewRuleForm namespace={createNs} onDone={() => setCreating(false)} />}
       <ErrorAlert error={list.error} />
       <DataTable

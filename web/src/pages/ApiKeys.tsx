@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, resourcePath } from '../api/client';
 import { useCan, useLiveList, useWhoAmI } from '../api/hooks';
 import type { KObject } from '../api/types';
-import { Ago, causeOf, ConfirmButton, ErrorAlert, FieldError, useRunner, DataTable } from '../components/AdminKit';
+import { Ago, causeOf, ConfirmButton, ErrorAlert, FieldError, useRunner, DataTable, ListToolbar } from '../components/AdminKit';
 import { grantsFromRows, grantText, type GrantRow, type Role, type RoleGrant } from '../lib/rbac';
 import { expiryFrom, isPast } from '../lib/time';
 import '../components/AdminKit.css';
@@ -299,14 +299,12 @@ export function ApiKeys() {
 
   return (
     <section aria-labelledby="keys-title">
-      <div className="toolbar">
-        <h1 id="keys-title" style={{ margin: 0 }}>
-          API keys
-        </h1>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${rows.length} keys`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="keys-title"
+        title="API keys"
+        loading={list.isLoading}
+        count={`${rows.length} keys`}
+      >
         {canListAll && (
           <label className="inline-field" style={{ fontWeight: 'normal' }}>
             <input type="checkbox" checked={onlyMine} onChange={(e) => setOnlyMine(e.target.checked)} /> Only my keys
@@ -317,7 +315,7 @@ export function ApiKeys() {
             New API key
           </button>
         )}
-      </div>
+      </ListToolbar>
       {creating && me && (
         <NewKeyForm
           me={me}

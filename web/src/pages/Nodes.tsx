@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { GameServer } from '../api/types';
-import { Ago, ErrorAlert, useRunner, DataTable } from '../components/AdminKit';
+import { Ago, ErrorAlert, useRunner, DataTable, ListToolbar } from '../components/AdminKit';
 import { countByNode, readiness, resourceRows, type Node } from '../lib/nodes';
 import '../components/AdminKit.css';
 
@@ -192,14 +192,12 @@ export function Nodes() {
 
   return (
     <section aria-labelledby="nodes-title">
-      <div className="toolbar">
-        <h1 id="nodes-title" style={{ margin: 0 }}>
-          Nodes
-        </h1>
-        <span className="muted" aria-live="polite">
-          {nodes.isLoading ? 'loading…' : `${ready} of ${rows.length} ready`}
-        </span>
-      </div>
+      <ListToolbar
+        id="nodes-title"
+        title="Nodes"
+        loading={nodes.isLoading}
+        count={`${ready} of ${rows.length} ready`}
+      />
       {canList === false && <p className="notice">You may not list nodes.</p>}
       <ErrorAlert error={nodes.error} />
       {canList && (

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { api, ApiError, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { Template } from '../api/types';
-import { DataTable, ErrorAlert, HIDDEN_ACTIONS } from '../components/AdminKit';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, ListToolbar } from '../components/AdminKit';
 import { dnsLabelError } from '../lib/newServer';
 import { imageMapLines } from '../lib/eggImport';
 import './templates.css';
@@ -323,20 +323,18 @@ export function Templates() {
   const rows = useMemo(() => [...list.items].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)), [list.items]);
   return (
     <section aria-labelledby="tpl-title">
-      <div className="toolbar">
-        <h1 id="tpl-title" style={{ margin: 0 }}>
-          Templates
-        </h1>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${rows.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="tpl-title"
+        title="Templates"
+        loading={list.isLoading}
+        count={`${rows.length}`}
+      >
         {canCreate && (
           <Link href="/yaml/templates/new" className="button primary">
             New template
           </Link>
         )}
-      </div>
+      </ListToolbar>
       <ErrorAlert error={list.error} />
       <DataTable
         label="Templates"

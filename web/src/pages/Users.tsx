@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { KObject } from '../api/types';
-import { Ago, causeOf, ConfirmButton, ErrorAlert, FieldError, useRunner, DataTable } from '../components/AdminKit';
+import { Ago, causeOf, ConfirmButton, ErrorAlert, FieldError, useRunner, DataTable, ListToolbar } from '../components/AdminKit';
 import { splitList } from '../lib/rbac';
 import '../components/AdminKit.css';
 
@@ -227,14 +227,12 @@ export function Users() {
 
   return (
     <section aria-labelledby="users-title">
-      <div className="toolbar">
-        <h1 id="users-title" style={{ margin: 0 }}>
-          Users
-        </h1>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${rows.length} of ${list.items.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="users-title"
+        title="Users"
+        loading={list.isLoading}
+        count={`${rows.length} of ${list.items.length}`}
+      >
         <label className="sr-only" htmlFor="users-q">
           Find users
         </label>
@@ -244,7 +242,7 @@ export function Users() {
             New user
           </button>
         )}
-      </div>
+      </ListToolbar>
       {canList === false && <p className="notice">You may not list users.</p>}
       {creating && <NewUserForm canPassword={canPassword === true} onDone={() => setCreating(false)} />}
       <ErrorAlert error={list.error} />

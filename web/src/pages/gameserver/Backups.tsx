@@ -6,7 +6,7 @@ import { useMemo, useState } from 'react';
 import { api, ApiError, resourcePath } from '../../api/client';
 import { useCan, useLiveList } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
-import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice } from '../../components/AdminKit';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice, ListToolbar, DeniedSection } from '../../components/AdminKit';
 import { Phase } from '../../components/Phase';
 import { lines, nameProblem, newestFirst, restoresInto, stampedName } from '../../lib/jobs';
 import { formatBytes } from '../../lib/prometheus';
@@ -118,30 +118,24 @@ export default function Backups({ gs }: { gs: GameServer }) {
   };
 
   if (canList === false) {
-    return (
-      <section aria-labelledby="backups-title">
-        <h2 id="backups-title">Backups</h2>
-        <p className="notice">You may not see this namespace's backups.</p>
-      </section>
-    );
+    return <DeniedSection id="backups-title" title="Backups" text="You may not see this namespace's backups." />;
   }
 
   return (
     <section aria-labelledby="backups-title">
-      <div className="toolbar">
-        <h2 id="backups-title" style={{ margin: 0 }}>
-          Backups
-        </h2>
-        <span className="muted" aria-live="polite">
-          {backups.isLoading ? 'loading…' : `${mine.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="backups-title"
+        title="Backups"
+        level={2}
+        loading={backups.isLoading}
+        count={`${mine.length}`}
+      >
         {canCreate && (
           <button type="button" className="primary" onClick={() => setCreating(true)}>
             Create backup
           </button>
         )}
-      </div>
+      </ListToolbar>
       <ErrorAlert error={error} />
       <StatusNotice text={notice} />
       <ErrorAlert error={backups.error} />

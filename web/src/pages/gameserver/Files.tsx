@@ -10,7 +10,7 @@ import { useLocation, useSearch } from 'wouter';
 import { api, ApiError, resourcePath, send, withQuery } from '../../api/client';
 import { useCan } from '../../api/hooks';
 import type { GameServer } from '../../api/types';
-import { ErrorAlert, StatusNotice } from '../../components/AdminKit';
+import { ErrorAlert, StatusNotice, DeniedSection } from '../../components/AdminKit';
 import {
   ARCHIVE_FORMATS,
   archiveName,
@@ -210,12 +210,7 @@ export default function Files({ gs }: { gs: GameServer }) {
   };
 
   if (canList === false) {
-    return (
-      <section aria-labelledby="files-title">
-        <h2 id="files-title">Files</h2>
-        <p className="notice">You may not see this server's files.</p>
-      </section>
-    );
+    return <DeniedSection id="files-title" title="Files" text="You may not see this server's files." />;
   }
 
   if (file) {

@@ -6,7 +6,7 @@ import { useMemo, useState } from 'react';
 import { api, ApiError, resourcePath } from '../../api/client';
 import { useCan, useLiveList } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
-import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice } from '../../components/AdminKit';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice, ListToolbar, DeniedSection } from '../../components/AdminKit';
 import { CRON_PRESETS, explainCron } from '../../lib/cron';
 import { nameProblem } from '../../lib/jobs';
 import {
@@ -107,12 +107,7 @@ export default function Schedules({ gs }: { gs: GameServer }) {
   };
 
   if (canList === false) {
-    return (
-      <section aria-labelledby="schedules-title">
-        <h2 id="schedules-title">Schedules</h2>
-        <p className="notice">You may not see this namespace's schedules.</p>
-      </section>
-    );
+    return <DeniedSection id="schedules-title" title="Schedules" text="You may not see this namespace's schedules." />;
   }
 
   if (editing) {
@@ -133,20 +128,19 @@ export default function Schedules({ gs }: { gs: GameServer }) {
 
   return (
     <section aria-labelledby="schedules-title">
-      <div className="toolbar">
-        <h2 id="schedules-title" style={{ margin: 0 }}>
-          Schedules
-        </h2>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${mine.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="schedules-title"
+        title="Schedules"
+        level={2}
+        loading={list.isLoading}
+        count={`${mine.length}`}
+      >
         {canCreate && (
           <button type="button" className="primary" onClick={() => (setNotice(''), setEditing({ form: emptyForm() }))}>
             New schedule
           </button>
         )}
-      </div>
+      </ListToolbar>
       {error != null && (
         <div className="alert" role="alert">
           {messageOf(error)}
