@@ -108,32 +108,22 @@ function RuleRow({ rule }: { rule: AlertRule }) {
             {alerts.length === 0 ? (
               <p className="muted">No alert: nothing holds the condition now.</p>
             ) : (
-              <div className="table-wrap">
-                <table aria-label={`Alerts of ${name}`}>
-                  <thead>
-                    <tr>
-                      <th scope="col">Target</th>
-                      <th scope="col">State</th>
-                      <th scope="col">Since</th>
-                      <th scope="col">Value</th>
-                      <th scope="col">Message</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {alerts.map((a) => (
-                      <tr key={a.target}>
-                        <td>{a.target}</td>
-                        <td>{a.state}</td>
-                        <td>
-                          <Ago iso={a.since} />
-                        </td>
-                        <td>{a.value ?? '—'}</td>
-                        <td style={{ whiteSpace: 'normal' }}>{a.message ?? ''}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <DataTable
+                label={`Alerts of ${name}`}
+                columns={['Target', 'State', 'Since', 'Value', 'Message']}
+              >
+                {alerts.map((a) => (
+                  <tr key={a.target}>
+                    <td>{a.target}</td>
+                    <td>{a.state}</td>
+                    <td>
+                      <Ago iso={a.since} />
+                    </td>
+                    <td>{a.value ?? '—'}</td>
+                    <td style={{ whiteSpace: 'normal' }}>{a.message ?? ''}</td>
+                  </tr>
+                ))}
+              </DataTable>
             )}
             {(rule.status?.untracked ?? 0) > 0 && (
               <p className="muted">{rule.status?.untracked} more servers are covered but not followed (100 at most).</p>

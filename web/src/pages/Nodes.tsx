@@ -33,63 +33,38 @@ function NodeDetails({ node }: { node: Node }) {
   const s = node.status ?? {};
   return (
     <div className="stack" style={{ padding: '8px 0' }}>
-      <div className="table-wrap">
-        <table aria-label={`Resources of ${node.metadata.name}`}>
-          <thead>
-            <tr>
-              <th scope="col">Resource</th>
-              <th scope="col">Capacity</th>
-              <th scope="col">Allocatable</th>
-              <th scope="col">Allocated</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={r.resource}>
-                <th scope="row">{r.resource}</th>
-                <td>{r.capacity}</td>
-                <td>{r.allocatable}</td>
-                <td>
-                  <Usage label={r.allocated} used={r.used} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      <div className="table-wrap">
-        <table aria-label={`Conditions of ${node.metadata.name}`}>
-          <thead>
-            <tr>
-              <th scope="col">Condition</th>
-              <th scope="col">Status</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Message</th>
-              <th scope="col">Since</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(s.conditions ?? []).map((c) => (
-              <tr key={c.type}>
-                <th scope="row">{c.type}</th>
-                <td>{c.status}</td>
-                <td>{c.reason ?? '—'}</td>
-                <td style={{ whiteSpace: 'normal' }}>{c.message ?? ''}</td>
-                <td>
-                  <Ago iso={c.lastTransitionTime} />
-                </td>
-              </tr>
-            ))}
-            {(s.conditions ?? []).length === 0 && (
-              <tr>
-                <td colSpan={5} className="muted">
-                  No conditions reported yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label={`Resources of ${node.metadata.name}`}
+        columns={['Resource', 'Capacity', 'Allocatable', 'Allocated']}
+      >
+        {rows.map((r) => (
+          <tr key={r.resource}>
+            <th scope="row">{r.resource}</th>
+            <td>{r.capacity}</td>
+            <td>{r.allocatable}</td>
+            <td>
+              <Usage label={r.allocated} used={r.used} />
+            </td>
+          </tr>
+        ))}
+      </DataTable>
+      <DataTable
+        label={`Conditions of ${node.metadata.name}`}
+        columns={['Condition', 'Status', 'Reason', 'Message', 'Since']}
+        empty={(s.conditions ?? []).length === 0 ? 'No conditions reported yet.' : null}
+      >
+        {(s.conditions ?? []).map((c) => (
+          <tr key={c.type}>
+            <th scope="row">{c.type}</th>
+            <td>{c.status}</td>
+            <td>{c.reason ?? '—'}</td>
+            <td style={{ whiteSpace: 'normal' }}>{c.message ?? ''}</td>
+            <td>
+              <Ago iso={c.lastTransitionTime} />
+            </td>
+          </tr>
+        ))}
+      </DataTable>
       <dl className="facts">
         <dt>Addresses</dt>
         <dd className="mono">{(s.addresses ?? []).join(', ') || '—'}</dd>

@@ -313,24 +313,14 @@ export function Roles() {
         {canListRoles === false && <p className="notice">You may not list roles.</p>}
         <ErrorAlert error={roles.error} />
         {canListRoles && (
-          <div className="table-wrap">
-            <table aria-label="Roles">
-              <thead>
-                <tr>
-                  <th scope="col">Role</th>
-                  <th scope="col">Description</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Rules</th>
-                  <th scope="col">Actions</th>
-                </tr>
-              </thead>
-              <tbody>
-                {sortedRoles.map((r) => (
-                  <RoleRow key={r.metadata.name} role={r} canDelete={canDeleteRole === true} />
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            label="Roles"
+            columns={['Role', 'Description', 'Kind', 'Rules', 'Actions']}
+          >
+            {sortedRoles.map((r) => (
+              <RoleRow key={r.metadata.name} role={r} canDelete={canDeleteRole === true} />
+            ))}
+          </DataTable>
         )}
       </div>
 
