@@ -10,6 +10,7 @@ import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice, ListToolbar, Denie
 import { Phase } from '../../components/Phase';
 import { lines, nameProblem, newestFirst, restoresInto, stampedName } from '../../lib/jobs';
 import { formatBytes } from '../../lib/prometheus';
+import { useServerItems } from '../../components/useServerItems';
 import { Dialog, messageOf } from './files/Dialog';
 import { download } from './files/download';
 import './files.css';
@@ -62,19 +63,12 @@ interface Restore extends KObject {
 const when = (t?: string | null) => (t ? <time dateTime={t}>{new Date(t).toLocaleString()}</time> : '—');
 
 export default function Backups({ gs }: { gs: GameServer }) {
-  const ns = gs.metadata.namespace ?? 'default';
-  const server = gs.metadata.name;
-  const canList = useCan('list', 'backups', ns);
-  const canCreate = useCan('create', 'backups', ns);
+  const { ns, server, canList, canCreate, canPatch, canDelete, list: backups, mine } = useServerItems<Backup>('backups', gs, newestFirst);
   const canDownload = useCan('get', 'backups/download', ns);
-  const canPatch = useCan('patch', 'backups', ns);
-  const canDelete = useCan('delete', 'backups', ns);
   const canRestore = useCan('create', 'restores', ns);
   const canListRestores = useCan('list', 'restores', ns);
 
-  const backups = useLiveList<Backup>('backups', ns, {}, canList === true);
   const restores = useLiveList<Restore>('restores', ns, {}, canListRestores === true);
-  const mine = useMemo(() => newestFirst(backups.items.filter((b) => b.spec?.gameServer === server)), [backups.items, server]);
   const byName = useMemo(() => new Map(backups.items.map((b) => [b.metadata.name, b])), [backups.items]);
   const into = useMemo(() => restoresInto(restores.items, byName, server), [restores.items, byName, server]);
 

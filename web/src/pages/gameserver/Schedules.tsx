@@ -4,11 +4,12 @@
 import { useMemo, useState } from 'react';
 
 import { api, ApiError, resourcePath } from '../../api/client';
-import { useCan, useLiveList } from '../../api/hooks';
+import { useCan } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
 import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice, ListToolbar, DeniedSection } from '../../components/AdminKit';
 import { CRON_PRESETS, explainCron } from '../../lib/cron';
 import { nameProblem } from '../../lib/jobs';
+import { byName } from '../../lib/serverItems';
 import {
   emptyForm,
   emptyTask,
@@ -23,6 +24,7 @@ import {
   type TaskAction,
   type TaskForm,
 } from '../../lib/schedule';
+import { useServerItems } from '../../components/useServerItems';
 import { Dialog, messageOf } from './files/Dialog';
 import './files.css';
 
@@ -64,18 +66,8 @@ const ESCALATION_HINT =
   'A schedule acts with the rights of whoever wrote it: to save one, you need the right to do each of its tasks yourself (send console commands, start/stop/restart this server, create backups).';
 
 export default function Schedules({ gs }: { gs: GameServer }) {
-  const ns = gs.metadata.namespace ?? 'default';
-  const server = gs.metadata.name;
-  const canList = useCan('list', 'schedules', ns);
-  const canCreate = useCan('create', 'schedules', ns);
-  const canPatch = useCan('patch', 'schedules', ns);
-  const canDelete = useCan('delete', 'schedules', ns);
+  const { ns, server, canList, canCreate, canPatch, canDelete, list, mine } = useServerItems<Schedule>('schedules', gs, byName);
   const canRun = useCan('create', 'schedules/run', ns);
-  const list = useLiveList<Schedule>('schedules', ns, {}, canList === true);
-  const mine = useMemo(
-    () => list.items.filter((s) => s.spec?.gameServer === server).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)),
-    [list.items, server],
-  );
   const [editing, setEditing] = useState<{ name?: string; form: ScheduleForm } | null>(null);
   const [deleting, setDeleting] = useState<Schedule | null>(null);
   const [error, setError] = useState<unknown>(null);
