@@ -11,7 +11,7 @@ import { Phase } from '../../components/Phase';
 import { lines, nameProblem, newestFirst, restoresInto, stampedName } from '../../lib/jobs';
 import { formatBytes } from '../../lib/prometheus';
 import { useServerItems } from '../../components/useServerItems';
-import { Dialog, messageOf } from './files/Dialog';
+import { DeleteDialog, Dialog, messageOf } from './files/Dialog';
 import { download } from './files/download';
 import './files.css';
 
@@ -464,25 +464,11 @@ function RestoreDialog({
 }
 
 function DeleteBackup({ ns, backup, onClose, onDone }: { ns: string; backup: Backup; onClose: () => void; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [err, setErr] = useState('');
-  const submit = async () => {
-    setBusy(true);
-    setErr('');
-    try {
-      await api(resourcePath('backups', ns, backup.metadata.name), { method: 'DELETE' });
-      onDone();
-    } catch (e) {
-      // a locked backup answers 409 with the reason
-      setErr(messageOf(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+  // a locked backup answers 409 with the reason, shown in the dialog
   return (
-    <Dialog title={`Delete ${backup.metadata.name}?`} onClose={onClose} onSubmit={submit} submitLabel="Delete" danger busy={busy} error={err}>
+    <DeleteDialog plural="backups" ns={ns} name={backup.metadata.name} onClose={onClose} onDone={onDone}>
       <p>Its archive is removed from {backup.spec?.storage?.s3 ? 'the bucket' : 'the node'}. This cannot be undone.</p>
       {backup.spec?.locked && <p className="notice">This backup is locked: unlock it first, or the API refuses the deletion.</p>}
-    </Dialog>
+    </DeleteDialog>
   );
 }

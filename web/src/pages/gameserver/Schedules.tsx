@@ -25,7 +25,7 @@ import {
   type TaskForm,
 } from '../../lib/schedule';
 import { useServerItems } from '../../components/useServerItems';
-import { Dialog, messageOf } from './files/Dialog';
+import { DeleteDialog, messageOf } from './files/Dialog';
 import './files.css';
 
 interface TaskResult {
@@ -243,31 +243,10 @@ export default function Schedules({ gs }: { gs: GameServer }) {
 }
 
 function DeleteSchedule({ ns, schedule, onClose, onDone }: { ns: string; schedule: Schedule; onClose: () => void; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [err, setErr] = useState('');
   return (
-    <Dialog
-      title={`Delete ${schedule.metadata.name}?`}
-      onClose={onClose}
-      danger
-      busy={busy}
-      error={err}
-      submitLabel="Delete"
-      onSubmit={async () => {
-        setBusy(true);
-        setErr('');
-        try {
-          await api(resourcePath('schedules', ns, schedule.metadata.name), { method: 'DELETE' });
-          onDone();
-        } catch (e) {
-          setErr(messageOf(e));
-        } finally {
-          setBusy(false);
-        }
-      }}
-    >
+    <DeleteDialog plural="schedules" ns={ns} name={schedule.metadata.name} onClose={onClose} onDone={onDone}>
       <p>It stops running. Backups it made are kept.</p>
-    </Dialog>
+    </DeleteDialog>
   );
 }
 

@@ -1,7 +1,9 @@
 // A modal dialog on the native <dialog> (focus trapped by the browser, Escape closes it) with a
 // heading, used by the file manager, backups and schedules for confirmations and small forms.
 
-import { useEffect, useId, useRef, type FormEvent, type InputHTMLAttributes, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type FormEvent, type InputHTMLAttributes, type ReactNode } from 'react';
+
+import { api, resourcePath } from '../../../api/client';
 
 import { ErrorAlert, errorText } from '../../../components/AdminKit';
 
@@ -105,5 +107,42 @@ export function HintedField({
       </span>
       {error && <span className="error">{error}</span>}
     </div>
+  );
+}
+
+/** "Delete <name>?": deletes the object on confirming; the API's refusal (e.g. 409) stays shown. */
+export function DeleteDialog({
+  plural,
+  ns,
+  name,
+  onClose,
+  onDone,
+  children,
+}: {
+  plural: string;
+  ns: string;
+  name: string;
+  onClose: () => void;
+  onDone: () => void;
+  children?: ReactNode;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState('');
+  const submit = async () => {
+    setBusy(true);
+    setErr('');
+    try {
+      await api(resourcePath(plural, ns, name), { method: 'DELETE' });
+      onDone();
+    } catch (e) {
+      setErr(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title={`Delete ${name}?`} onClose={onClose} onSubmit={submit} submitLabel="Delete" danger busy={busy} error={err}>
+      {children}
+    </Dialog>
   );
 }
