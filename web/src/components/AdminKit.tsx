@@ -23,6 +23,16 @@ export function ErrorAlert({ error, id }: { error: unknown; id?: string }) {
   );
 }
 
+/** A notice (role=status) that something was done, nothing when there is no text. */
+export function StatusNotice({ text }: { text?: string | null }) {
+  if (!text) return null;
+  return (
+    <div className="notice" role="status">
+      {text}
+    </div>
+  );
+}
+
 /** The API cause for `field` (a Status naming it), for showing beside its input. */
 export function causeOf(e: unknown, field: string): string | undefined {
   return e instanceof ApiError ? e.causeFor(field) : undefined;
@@ -180,5 +190,110 @@ export function NamespaceField({ id, value, onChange, label = 'Namespace' }: { i
         }}
       />
     </span>
+  );
+}
+
+/** A column of a DataTable: its header text, or the text and a class (e.g. col-hide-phone). */
+export type Column = string | { label: ReactNode; className?: string };
+
+/** The header of an actions column, read by screen readers only. */
+export const HIDDEN_ACTIONS: Column = { label: <span className="sr-only">Actions</span> };
+
+/**
+ * A scrolling table with an accessible name, a header row and, when `empty` is given, one
+ * muted row spanning every column (e.g. "No user matches.") after the rows.
+ */
+export function DataTable({
+  label,
+  columns,
+  empty,
+  children,
+}: {
+  label: string;
+  columns: Column[];
+  empty?: ReactNode;
+  children?: ReactNode;
+}) {
+  return (
+    <div className="table-wrap">
+      <table aria-label={label}>
+        <thead>
+          <tr>
+            {columns.map((c, i) =>
+              typeof c === 'string' ? (
+                <th key={i} scope="col">
+                  {c}
+                </th>
+              ) : (
+                <th key={i} scope="col" className={c.className}>
+                  {c.label}
+                </th>
+              ),
+            )}
+          </tr>
+        </thead>
+        <tbody>
+          {children}
+          {empty != null && empty !== false && (
+            <tr>
+              <td colSpan={columns.length} className="muted">
+                {empty}
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/**
+ * The toolbar atop a list page or tab: its heading (h1, or h2 in a tab), how many there are
+ * (or "loading…", announced politely) and, after a spacer, the page's controls when given.
+ */
+export function ListToolbar({
+  id,
+  title,
+  level = 1,
+  loading,
+  count,
+  countTestId,
+  children,
+}: {
+  /** the heading's id, for the section's aria-labelledby */
+  id: string;
+  title: string;
+  level?: 1 | 2;
+  loading: boolean;
+  count: string;
+  countTestId?: string;
+  children?: ReactNode;
+}) {
+  const Heading = level === 1 ? 'h1' : 'h2';
+  return (
+    <div className="toolbar">
+      <Heading id={id} style={{ margin: 0 }}>
+        {title}
+      </Heading>
+      <span className="muted" aria-live="polite" data-testid={countTestId}>
+        {loading ? 'loading…' : count}
+      </span>
+      {children !== undefined && (
+        <>
+          <span className="spacer" />
+          {children}
+        </>
+      )}
+    </div>
+  );
+}
+
+/** A tab the user may not see: its heading and why (the API's access review said no). */
+export function DeniedSection({ id, title, text }: { id: string; title: string; text: string }) {
+  return (
+    <section aria-labelledby={id}>
+      <h2 id={id}>{title}</h2>
+      <p className="notice">{text}</p>
+    </section>
   );
 }

@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, ApiError, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import { keyOf } from '../api/watch';
-import { Ago, ConfirmButton, ErrorAlert, FieldError, NamespaceField, useNamespaceScope, useRunner } from '../components/AdminKit';
+import { Ago, ConfirmButton, ErrorAlert, FieldError, NamespaceField, useNamespaceScope, useRunner, DataTable, ListToolbar } from '../components/AdminKit';
 import {
   alertRuleFromForm,
   describeCondition,
@@ -108,32 +108,22 @@ function RuleRow({ rule }: { rule: AlertRule }) {
             {alerts.length === 0 ? (
               <p className="muted">No alert: nothing holds the condition now.</p>
             ) : (
-              <div className="table-wrap">
-                <table aria-label={`Alerts of ${name}`}>
-                  <thead>
-                    <tr>
-                      <th scope="col">Target</th>
-                      <th scope="col">State</th>
-                      <th scope="col">Since</th>
-                      <th scope="col">Value</th>
-                      <th scope="col">Message</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {alerts.map((a) => (
-                      <tr key={a.target}>
-                        <td>{a.target}</td>
-                        <td>{a.state}</td>
-                        <td>
-                          <Ago iso={a.since} />
-                        </td>
-                        <td>{a.value ?? '—'}</td>
-                        <td style={{ whiteSpace: 'normal' }}>{a.message ?? ''}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <DataTable
+                label={`Alerts of ${name}`}
+                columns={['Target', 'State', 'Since', 'Value', 'Message']}
+              >
+                {alerts.map((a) => (
+                  <tr key={a.target}>
+                    <td>{a.target}</td>
+                    <td>{a.state}</td>
+                    <td>
+                      <Ago iso={a.since} />
+                    </td>
+                    <td>{a.value ?? '—'}</td>
+                    <td style={{ whiteSpace: 'normal' }}>{a.message ?? ''}</td>
+                  </tr>
+                ))}
+              </DataTable>
             )}
             {(rule.status?.untracked ?? 0) > 0 && (
               <p className="muted">{rule.status?.untracked} more servers are covered but not followed (100 at most).</p>
@@ -301,14 +291,12 @@ export function AlertRules() {
 
   return (
     <section aria-labelledby="ar-title">
-      <div className="toolbar">
-        <h1 id="ar-title" style={{ margin: 0 }}>
-          Alert rules
-        </h1>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${rows.length} rules, ${firing} firing`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="ar-title"
+        title="Alert rules"
+        loading={list.isLoading}
+        count={`${rows.length} rules, ${firing} firing`}
+      >
         {scope.all === false && <NamespaceField id="ar-ns" label="Show namespace" value={scope.ns} onChange={scope.setNs} />}
         {canCreate && !creating && (
           <button type="button" className="primary" onClick={() => setCreating(true)}>
@@ -320,36 +308,18 @@ export function AlertRules() {
             New in YAML
           </Link>
         )}
-      </div>
+      </ListToolbar>
       {creating && <NewRuleForm namespace={createNs} onDone={() => setCreating(false)} />}
       <ErrorAlert error={list.error} />
-      <div className="table-wrap">
-        <table aria-label="Alert rules">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Namespace</th>
-              <th scope="col">Watches</th>
-              <th scope="col">Condition</th>
-              <th scope="col">State</th>
-              <th scope="col">Last fired</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <RuleRow key={keyOf(r)} rule={r} />
-            ))}
-            {!list.isLoading && rows.length === 0 && (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No alert rule{listNs ? ` in ${listNs}` : ''}.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label="Alert rules"
+        columns={['Name', 'Namespace', 'Watches', 'Condition', 'State', 'Last fired', 'Actions']}
+        empty={!list.isLoading && rows.length === 0 ? <>No alert rule{listNs ? ` in ${listNs}` : ''}.</> : null}
+      >
+        {rows.map((r) => (
+          <RuleRow key={keyOf(r)} rule={r} />
+        ))}
+      </DataTable>
     </section>
   );
 }

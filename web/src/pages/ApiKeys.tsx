@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, resourcePath } from '../api/client';
 import { useCan, useLiveList, useWhoAmI } from '../api/hooks';
 import type { KObject } from '../api/types';
-import { Ago, causeOf, ConfirmButton, ErrorAlert, FieldError, useRunner } from '../components/AdminKit';
+import { Ago, causeOf, ConfirmButton, ErrorAlert, FieldError, useRunner, DataTable, ListToolbar } from '../components/AdminKit';
 import { grantsFromRows, grantText, type GrantRow, type Role, type RoleGrant } from '../lib/rbac';
 import { expiryFrom, isPast } from '../lib/time';
 import '../components/AdminKit.css';
@@ -299,14 +299,12 @@ export function ApiKeys() {
 
   return (
     <section aria-labelledby="keys-title">
-      <div className="toolbar">
-        <h1 id="keys-title" style={{ margin: 0 }}>
-          API keys
-        </h1>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${rows.length} keys`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="keys-title"
+        title="API keys"
+        loading={list.isLoading}
+        count={`${rows.length} keys`}
+      >
         {canListAll && (
           <label className="inline-field" style={{ fontWeight: 'normal' }}>
             <input type="checkbox" checked={onlyMine} onChange={(e) => setOnlyMine(e.target.checked)} /> Only my keys
@@ -317,7 +315,7 @@ export function ApiKeys() {
             New API key
           </button>
         )}
-      </div>
+      </ListToolbar>
       {creating && me && (
         <NewKeyForm
           me={me}
@@ -332,33 +330,15 @@ export function ApiKeys() {
       )}
       {secret && <SecretDialog name={secret.name} token={secret.token} onClose={() => setSecret(null)} />}
       <ErrorAlert error={list.error} />
-      <div className="table-wrap">
-        <table aria-label="API keys">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Owner</th>
-              <th scope="col">Description</th>
-              <th scope="col">Roles</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Last used</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((k) => (
-              <KeyRow key={k.metadata.name} k={k} me={me} />
-            ))}
-            {!list.isLoading && rows.length === 0 && (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No API key yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label="API keys"
+        columns={['Name', 'Owner', 'Description', 'Roles', 'Expires', 'Last used', 'Actions']}
+        empty={!list.isLoading && rows.length === 0 ? 'No API key yet.' : null}
+      >
+        {rows.map((k) => (
+          <KeyRow key={k.metadata.name} k={k} me={me} />
+        ))}
+      </DataTable>
     </section>
   );
 }

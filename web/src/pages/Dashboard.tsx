@@ -9,6 +9,7 @@ import { gameServerScopes, useRules } from '../api/scopes';
 import type { GameServer } from '../api/types';
 import { keyOf } from '../api/watch';
 import { cpuCores, formatBytes, parseServerSamples, type ServerSample } from '../lib/prometheus';
+import { ErrorAlert, ListToolbar } from '../components/AdminKit';
 import { Phase } from '../components/Phase';
 
 const PHASES = ['Pending', 'Scheduled', 'Installing', 'Starting', 'Running', 'Stopping', 'Stopped', 'Crashed', 'Suspended', 'Transferring', 'Unknown', 'Error'];
@@ -149,20 +150,19 @@ export function Dashboard() {
 
   return (
     <section aria-labelledby="gs-title">
-      <div className="toolbar">
-        <h1 id="gs-title" style={{ margin: 0 }}>
-          Game servers
-        </h1>
-        <span className="muted" aria-live="polite" data-testid="gs-count">
-          {list.isLoading ? 'loading…' : `${rows.length} of ${list.items.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="gs-title"
+        title="Game servers"
+        loading={list.isLoading}
+        count={`${rows.length} of ${list.items.length}`}
+        countTestId="gs-count"
+      >
         {canCreate && (
           <Link href={f.ns ? `/gameservers/new?ns=${encodeURIComponent(f.ns)}` : '/gameservers/new'} className="button primary">
             New game server
           </Link>
         )}
-      </div>
+      </ListToolbar>
       <form className="toolbar" role="search" aria-label="Filter game servers" onSubmit={(e) => e.preventDefault()}>
         <label className="sr-only" htmlFor="f-q">
           Name contains
@@ -199,11 +199,7 @@ export function Dashboard() {
           ))}
         </select>
       </form>
-      {list.error != null && (
-        <div className="alert" role="alert">
-          {list.error instanceof Error ? list.error.message : String(list.error)}
-        </div>
-      )}
+      <ErrorAlert error={list.error} />
       {noAccess && <p className="notice">No game server is shared with you yet.</p>}
       {selected.size > 0 && (
         <div className="toolbar" role="group" aria-label="Selected servers">

@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { GameServer } from '../api/types';
-import { Ago, ErrorAlert, useRunner } from '../components/AdminKit';
+import { Ago, ErrorAlert, useRunner, DataTable, ListToolbar } from '../components/AdminKit';
 import { countByNode, readiness, resourceRows, type Node } from '../lib/nodes';
 import '../components/AdminKit.css';
 
@@ -33,63 +33,38 @@ function NodeDetails({ node }: { node: Node }) {
   const s = node.status ?? {};
   return (
     <div className="stack" style={{ padding: '8px 0' }}>
-      <div className="table-wrap">
-        <table aria-label={`Resources of ${node.metadata.name}`}>
-          <thead>
-            <tr>
-              <th scope="col">Resource</th>
-              <th scope="col">Capacity</th>
-              <th scope="col">Allocatable</th>
-              <th scope="col">Allocated</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={r.resource}>
-                <th scope="row">{r.resource}</th>
-                <td>{r.capacity}</td>
-                <td>{r.allocatable}</td>
-                <td>
-                  <Usage label={r.allocated} used={r.used} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      <div className="table-wrap">
-        <table aria-label={`Conditions of ${node.metadata.name}`}>
-          <thead>
-            <tr>
-              <th scope="col">Condition</th>
-              <th scope="col">Status</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Message</th>
-              <th scope="col">Since</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(s.conditions ?? []).map((c) => (
-              <tr key={c.type}>
-                <th scope="row">{c.type}</th>
-                <td>{c.status}</td>
-                <td>{c.reason ?? '—'}</td>
-                <td style={{ whiteSpace: 'normal' }}>{c.message ?? ''}</td>
-                <td>
-                  <Ago iso={c.lastTransitionTime} />
-                </td>
-              </tr>
-            ))}
-            {(s.conditions ?? []).length === 0 && (
-              <tr>
-                <td colSpan={5} className="muted">
-                  No conditions reported yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label={`Resources of ${node.metadata.name}`}
+        columns={['Resource', 'Capacity', 'Allocatable', 'Allocated']}
+      >
+        {rows.map((r) => (
+          <tr key={r.resource}>
+            <th scope="row">{r.resource}</th>
+            <td>{r.capacity}</td>
+            <td>{r.allocatable}</td>
+            <td>
+              <Usage label={r.allocated} used={r.used} />
+            </td>
+          </tr>
+        ))}
+      </DataTable>
+      <DataTable
+        label={`Conditions of ${node.metadata.name}`}
+        columns={['Condition', 'Status', 'Reason', 'Message', 'Since']}
+        empty={(s.conditions ?? []).length === 0 ? 'No conditions reported yet.' : null}
+      >
+        {(s.conditions ?? []).map((c) => (
+          <tr key={c.type}>
+            <th scope="row">{c.type}</th>
+            <td>{c.status}</td>
+            <td>{c.reason ?? '—'}</td>
+            <td style={{ whiteSpace: 'normal' }}>{c.message ?? ''}</td>
+            <td>
+              <Ago iso={c.lastTransitionTime} />
+            </td>
+          </tr>
+        ))}
+      </DataTable>
       <dl className="facts">
         <dt>Addresses</dt>
         <dd className="mono">{(s.addresses ?? []).join(', ') || '—'}</dd>
@@ -192,51 +167,29 @@ export function Nodes() {
 
   return (
     <section aria-labelledby="nodes-title">
-      <div className="toolbar">
-        <h1 id="nodes-title" style={{ margin: 0 }}>
-          Nodes
-        </h1>
-        <span className="muted" aria-live="polite">
-          {nodes.isLoading ? 'loading…' : `${ready} of ${rows.length} ready`}
-        </span>
-      </div>
+      <ListToolbar
+        id="nodes-title"
+        title="Nodes"
+        loading={nodes.isLoading}
+        count={`${ready} of ${rows.length} ready`}
+      />
       {canList === false && <p className="notice">You may not list nodes.</p>}
       <ErrorAlert error={nodes.error} />
       {canList && (
-        <div className="table-wrap">
-          <table aria-label="Nodes">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Ready</th>
-                <th scope="col">Scheduling</th>
-                <th scope="col">CPU allocated</th>
-                <th scope="col">Memory allocated</th>
-                <th scope="col">Disk allocated</th>
-                <th scope="col">Servers</th>
-                <th scope="col">Last heartbeat</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((n) => (
-                <NodeRow
-                  key={n.metadata.name}
-                  node={n}
-                  canPatch={canPatch === true}
-                  servers={canCount ? (counts.get(n.metadata.name) ?? 0) : undefined}
-                />
-              ))}
-              {!nodes.isLoading && rows.length === 0 && (
-                <tr>
-                  <td colSpan={9} className="muted">
-                    No node has joined yet.
-                  </td>
-                </tr>
-              )}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          label="Nodes"
+          columns={['Name', 'Ready', 'Scheduling', 'CPU allocated', 'Memory allocated', 'Disk allocated', 'Servers', 'Last heartbeat', 'Actions']}
+          empty={!nodes.isLoading && rows.length === 0 ? 'No node has joined yet.' : null}
+        >
+          {rows.map((n) => (
+            <NodeRow
+              key={n.metadata.name}
+              node={n}
+              canPatch={canPatch === true}
+              servers={canCount ? (counts.get(n.metadata.name) ?? 0) : undefined}
+            />
+          ))}
+        </DataTable>
       )}
     </section>
   );

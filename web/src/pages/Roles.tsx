@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import { keyOf } from '../api/watch';
-import { causeOf, ConfirmButton, ErrorAlert, FieldError, NamespaceField, useNamespaceScope, useRunner } from '../components/AdminKit';
+import { causeOf, ConfirmButton, ErrorAlert, FieldError, NamespaceField, useNamespaceScope, useRunner, DataTable } from '../components/AdminKit';
 import {
   allows,
   bindingFromForm,
@@ -138,32 +138,15 @@ function BindingRow({ b }: { b: Binding }) {
 
 function BindingTable({ label, items, loading }: { label: string; items: Binding[]; loading: boolean }) {
   return (
-    <div className="table-wrap">
-      <table aria-label={label}>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Namespace</th>
-            <th scope="col">Role</th>
-            <th scope="col">Subjects</th>
-            <th scope="col">Only names</th>
-            <th scope="col">Actions</th>
-          </tr>
-        </thead>
-        <tbody>
-          {items.map((b) => (
-            <BindingRow key={keyOf(b)} b={b} />
-          ))}
-          {!loading && items.length === 0 && (
-            <tr>
-              <td colSpan={6} className="muted">
-                None.
-              </td>
-            </tr>
-          )}
-        </tbody>
-      </table>
-    </div>
+    <DataTable
+      label={label}
+      columns={['Name', 'Namespace', 'Role', 'Subjects', 'Only names', 'Actions']}
+      empty={!loading && items.length === 0 ? 'None.' : null}
+    >
+      {items.map((b) => (
+        <BindingRow key={keyOf(b)} b={b} />
+      ))}
+    </DataTable>
   );
 }
 
@@ -330,24 +313,14 @@ export function Roles() {
         {canListRoles === false && <p className="notice">You may not list roles.</p>}
         <ErrorAlert error={roles.error} />
         {canListRoles && (
-          <div className="table-wrap">
-            <table aria-label="Roles">
-              <thead>
-                <tr>
-                  <th scope="col">Role</th>
-                  <th scope="col">Description</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Rules</th>
-                  <th scope="col">Actions</th>
-                </tr>
-              </thead>
-              <tbody>
-                {sortedRoles.map((r) => (
-                  <RoleRow key={r.metadata.name} role={r} canDelete={canDeleteRole === true} />
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            label="Roles"
+            columns={['Role', 'Description', 'Kind', 'Rules', 'Actions']}
+          >
+            {sortedRoles.map((r) => (
+              <RoleRow key={r.metadata.name} role={r} canDelete={canDeleteRole === true} />
+            ))}
+          </DataTable>
         )}
       </div>
 

@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { api, ApiError, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { Template } from '../api/types';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, ListToolbar } from '../components/AdminKit';
 import { dnsLabelError } from '../lib/newServer';
 import { imageMapLines } from '../lib/eggImport';
 import './templates.css';
@@ -247,11 +248,7 @@ function EggImport() {
             )}
           </div>
         </div>
-        {error && (
-          <div className="alert" role="alert">
-            {error}
-          </div>
-        )}
+        <ErrorAlert error={error} />
         <div className="toolbar">
           <button type="submit" className="primary" disabled={converting || !egg.trim()}>
             {converting ? 'Converting…' : 'Convert egg'}
@@ -301,11 +298,7 @@ function EggImport() {
           <pre className="tpl-yaml mono" tabIndex={0} aria-label="The Template as YAML">
             {yamlText}
           </pre>
-          {createError && (
-            <div className="alert" role="alert">
-              {createError}
-            </div>
-          )}
+          <ErrorAlert error={createError} />
           {created && (
             <div className="notice" role="status">
               Created the Template <span className="mono">{created}</span>.{' '}
@@ -330,54 +323,28 @@ export function Templates() {
   const rows = useMemo(() => [...list.items].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)), [list.items]);
   return (
     <section aria-labelledby="tpl-title">
-      <div className="toolbar">
-        <h1 id="tpl-title" style={{ margin: 0 }}>
-          Templates
-        </h1>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${rows.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="tpl-title"
+        title="Templates"
+        loading={list.isLoading}
+        count={`${rows.length}`}
+      >
         {canCreate && (
           <Link href="/yaml/templates/new" className="button primary">
             New template
           </Link>
         )}
-      </div>
-      {list.error != null && (
-        <div className="alert" role="alert">
-          {list.error instanceof Error ? list.error.message : String(list.error)}
-        </div>
-      )}
-      <div className="table-wrap">
-        <table aria-label="Templates">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Description</th>
-              <th scope="col">Images</th>
-              <th scope="col">Variables</th>
-              <th scope="col">Egg</th>
-              <th scope="col">Generation</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((t) => (
-              <TemplateRow key={t.metadata.name} t={t} canDelete={canDelete} />
-            ))}
-            {!list.isLoading && rows.length === 0 && (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No templates yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      </ListToolbar>
+      <ErrorAlert error={list.error} />
+      <DataTable
+        label="Templates"
+        columns={['Name', 'Description', 'Images', 'Variables', 'Egg', 'Generation', HIDDEN_ACTIONS]}
+        empty={!list.isLoading && rows.length === 0 ? 'No templates yet.' : null}
+      >
+        {rows.map((t) => (
+          <TemplateRow key={t.metadata.name} t={t} canDelete={canDelete} />
+        ))}
+      </DataTable>
       {canCreate && <EggImport />}
     </section>
   );

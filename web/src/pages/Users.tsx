@@ -4,7 +4,7 @@ import { Link } from 'wouter';
 import { api, resourcePath } from '../api/client';
 import { useCan, useLiveList } from '../api/hooks';
 import type { KObject } from '../api/types';
-import { Ago, causeOf, ConfirmButton, ErrorAlert, FieldError, useRunner } from '../components/AdminKit';
+import { Ago, causeOf, ConfirmButton, ErrorAlert, FieldError, useRunner, DataTable, ListToolbar } from '../components/AdminKit';
 import { splitList } from '../lib/rbac';
 import '../components/AdminKit.css';
 
@@ -227,14 +227,12 @@ export function Users() {
 
   return (
     <section aria-labelledby="users-title">
-      <div className="toolbar">
-        <h1 id="users-title" style={{ margin: 0 }}>
-          Users
-        </h1>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${rows.length} of ${list.items.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="users-title"
+        title="Users"
+        loading={list.isLoading}
+        count={`${rows.length} of ${list.items.length}`}
+      >
         <label className="sr-only" htmlFor="users-q">
           Find users
         </label>
@@ -244,39 +242,20 @@ export function Users() {
             New user
           </button>
         )}
-      </div>
+      </ListToolbar>
       {canList === false && <p className="notice">You may not list users.</p>}
       {creating && <NewUserForm canPassword={canPassword === true} onDone={() => setCreating(false)} />}
       <ErrorAlert error={list.error} />
       {canList && (
-        <div className="table-wrap">
-          <table aria-label="Users">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Display name</th>
-                <th scope="col">Email</th>
-                <th scope="col">Groups</th>
-                <th scope="col">State</th>
-                <th scope="col">TOTP</th>
-                <th scope="col">Last login</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((u) => (
-                <UserRow key={u.metadata.name} user={u} can={can} />
-              ))}
-              {!list.isLoading && rows.length === 0 && (
-                <tr>
-                  <td colSpan={8} className="muted">
-                    No user matches.
-                  </td>
-                </tr>
-              )}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          label="Users"
+          columns={['Name', 'Display name', 'Email', 'Groups', 'State', 'TOTP', 'Last login', 'Actions']}
+          empty={!list.isLoading && rows.length === 0 ? 'No user matches.' : null}
+        >
+          {rows.map((u) => (
+            <UserRow key={u.metadata.name} user={u} can={can} />
+          ))}
+        </DataTable>
       )}
     </section>
   );

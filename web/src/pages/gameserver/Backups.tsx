@@ -6,10 +6,12 @@ import { useMemo, useState } from 'react';
 import { api, ApiError, resourcePath } from '../../api/client';
 import { useCan, useLiveList } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice, ListToolbar, DeniedSection } from '../../components/AdminKit';
 import { Phase } from '../../components/Phase';
 import { lines, nameProblem, newestFirst, restoresInto, stampedName } from '../../lib/jobs';
 import { formatBytes } from '../../lib/prometheus';
-import { Dialog, messageOf } from './files/Dialog';
+import { useServerItems } from '../../components/useServerItems';
+import { DeleteDialog, Dialog, messageOf } from './files/Dialog';
 import { download } from './files/download';
 import './files.css';
 
@@ -61,19 +63,12 @@ interface Restore extends KObject {
 const when = (t?: string | null) => (t ? <time dateTime={t}>{new Date(t).toLocaleString()}</time> : '—');
 
 export default function Backups({ gs }: { gs: GameServer }) {
-  const ns = gs.metadata.namespace ?? 'default';
-  const server = gs.metadata.name;
-  const canList = useCan('list', 'backups', ns);
-  const canCreate = useCan('create', 'backups', ns);
+  const { ns, server, canList, canCreate, canPatch, canDelete, list: backups, mine } = useServerItems<Backup>('backups', gs, newestFirst);
   const canDownload = useCan('get', 'backups/download', ns);
-  const canPatch = useCan('patch', 'backups', ns);
-  const canDelete = useCan('delete', 'backups', ns);
   const canRestore = useCan('create', 'restores', ns);
   const canListRestores = useCan('list', 'restores', ns);
 
-  const backups = useLiveList<Backup>('backups', ns, {}, canList === true);
   const restores = useLiveList<Restore>('restores', ns, {}, canListRestores === true);
-  const mine = useMemo(() => newestFirst(backups.items.filter((b) => b.spec?.gameServer === server)), [backups.items, server]);
   const byName = useMemo(() => new Map(backups.items.map((b) => [b.metadata.name, b])), [backups.items]);
   const into = useMemo(() => restoresInto(restores.items, byName, server), [restores.items, byName, server]);
 
@@ -117,137 +112,101 @@ export default function Backups({ gs }: { gs: GameServer }) {
   };
 
   if (canList === false) {
-    return (
-      <section aria-labelledby="backups-title">
-        <h2 id="backups-title">Backups</h2>
-        <p className="notice">You may not see this namespace's backups.</p>
-      </section>
-    );
+    return <DeniedSection id="backups-title" title="Backups" text="You may not see this namespace's backups." />;
   }
 
   return (
     <section aria-labelledby="backups-title">
-      <div className="toolbar">
-        <h2 id="backups-title" style={{ margin: 0 }}>
-          Backups
-        </h2>
-        <span className="muted" aria-live="polite">
-          {backups.isLoading ? 'loading…' : `${mine.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="backups-title"
+        title="Backups"
+        level={2}
+        loading={backups.isLoading}
+        count={`${mine.length}`}
+      >
         {canCreate && (
           <button type="button" className="primary" onClick={() => setCreating(true)}>
             Create backup
           </button>
         )}
-      </div>
-      {error && (
-        <div className="alert" role="alert">
-          {error}
-        </div>
-      )}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
-      {backups.error != null && (
-        <div className="alert" role="alert">
-          {messageOf(backups.error)}
-        </div>
-      )}
-      <div className="table-wrap">
-        <table aria-label={`Backups of ${server}`}>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Phase</th>
-              <th scope="col">Size</th>
-              <th scope="col" className="col-hide-phone">
-                Created
-              </th>
-              <th scope="col" className="col-hide-phone">
-                Completed
-              </th>
-              <th scope="col" className="col-hide-phone">
-                Storage
-              </th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
+      </ListToolbar>
+      <ErrorAlert error={error} />
+      <StatusNotice text={notice} />
+      <ErrorAlert error={backups.error} />
+      <DataTable
+        label={`Backups of ${server}`}
+        columns={[
+          'Name',
+          'Phase',
+          'Size',
+          { label: 'Created', className: 'col-hide-phone' },
+          { label: 'Completed', className: 'col-hide-phone' },
+          { label: 'Storage', className: 'col-hide-phone' },
+          HIDDEN_ACTIONS,
+        ]}
+        empty={!backups.isLoading && mine.length === 0 ? <>No backups of {server} yet.</> : null}
+      >
+        {mine.map((b) => {
+          const phase = b.status?.phase ?? 'Pending';
+          const done = phase === 'Completed';
+          const locked = b.spec?.locked === true;
+          const n = b.metadata.name;
+          return (
+            <tr key={n}>
+              <td>
+                <span className="mono">{n}</span>{' '}
+                {locked && <span className="job-badge warn">locked</span>}
+                {b.metadata.deletionTimestamp && <span className="job-badge bad">deleting</span>}
+              </td>
+              <td>
+                <Phase phase={phase} />
+                {phase === 'Running' && b.status?.bytesDone != null && (
+                  <div className="job-row-sub">{formatBytes(b.status.bytesDone)} so far</div>
+                )}
+                {b.status?.message && <div className="job-row-sub">{b.status.message}</div>}
+              </td>
+              <td>
+                {b.status?.sizeBytes != null ? formatBytes(b.status.sizeBytes) : '—'}
+                {b.status?.files != null && <div className="job-row-sub">{b.status.files} files</div>}
+              </td>
+              <td className="col-hide-phone">{when(b.metadata.creationTimestamp)}</td>
+              <td className="col-hide-phone">{when(b.status?.completedAt)}</td>
+              <td className="col-hide-phone mono">
+                {b.spec?.storage?.s3 ? (b.status?.location ?? `s3://${b.spec.storage.s3.bucket}`) : `node ${b.status?.nodeName ?? '—'}`}
+              </td>
+              <td>
+                <div className="row-actions">
+                  {done && canDownload && (
+                    <button type="button" onClick={() => void get(b)} aria-label={`Download ${n}`}>
+                      Download
+                    </button>
+                  )}
+                  {done && canRestore && (
+                    <button type="button" onClick={() => setRestoring(b)} aria-label={`Restore ${n}`}>
+                      Restore
+                    </button>
+                  )}
+                  {canPatch && (
+                    <button
+                      type="button"
+                      disabled={busy === n}
+                      onClick={() => void lock(b, !locked)}
+                      aria-label={`${locked ? 'Unlock' : 'Lock'} ${n}`}
+                    >
+                      {locked ? 'Unlock' : 'Lock'}
+                    </button>
+                  )}
+                  {canDelete && (
+                    <button type="button" className="danger" onClick={() => setDeleting(b)} aria-label={`Delete ${n}`}>
+                      Delete
+                    </button>
+                  )}
+                </div>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {mine.map((b) => {
-              const phase = b.status?.phase ?? 'Pending';
-              const done = phase === 'Completed';
-              const locked = b.spec?.locked === true;
-              const n = b.metadata.name;
-              return (
-                <tr key={n}>
-                  <td>
-                    <span className="mono">{n}</span>{' '}
-                    {locked && <span className="job-badge warn">locked</span>}
-                    {b.metadata.deletionTimestamp && <span className="job-badge bad">deleting</span>}
-                  </td>
-                  <td>
-                    <Phase phase={phase} />
-                    {phase === 'Running' && b.status?.bytesDone != null && (
-                      <div className="job-row-sub">{formatBytes(b.status.bytesDone)} so far</div>
-                    )}
-                    {b.status?.message && <div className="job-row-sub">{b.status.message}</div>}
-                  </td>
-                  <td>
-                    {b.status?.sizeBytes != null ? formatBytes(b.status.sizeBytes) : '—'}
-                    {b.status?.files != null && <div className="job-row-sub">{b.status.files} files</div>}
-                  </td>
-                  <td className="col-hide-phone">{when(b.metadata.creationTimestamp)}</td>
-                  <td className="col-hide-phone">{when(b.status?.completedAt)}</td>
-                  <td className="col-hide-phone mono">
-                    {b.spec?.storage?.s3 ? (b.status?.location ?? `s3://${b.spec.storage.s3.bucket}`) : `node ${b.status?.nodeName ?? '—'}`}
-                  </td>
-                  <td>
-                    <div className="row-actions">
-                      {done && canDownload && (
-                        <button type="button" onClick={() => void get(b)} aria-label={`Download ${n}`}>
-                          Download
-                        </button>
-                      )}
-                      {done && canRestore && (
-                        <button type="button" onClick={() => setRestoring(b)} aria-label={`Restore ${n}`}>
-                          Restore
-                        </button>
-                      )}
-                      {canPatch && (
-                        <button
-                          type="button"
-                          disabled={busy === n}
-                          onClick={() => void lock(b, !locked)}
-                          aria-label={`${locked ? 'Unlock' : 'Lock'} ${n}`}
-                        >
-                          {locked ? 'Unlock' : 'Lock'}
-                        </button>
-                      )}
-                      {canDelete && (
-                        <button type="button" className="danger" onClick={() => setDeleting(b)} aria-label={`Delete ${n}`}>
-                          Delete
-                        </button>
-                      )}
-                    </div>
-                  </td>
-                </tr>
-              );
-            })}
-            {!backups.isLoading && mine.length === 0 && (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No backups of {server} yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+          );
+        })}
+      </DataTable>
 
       {canListRestores && into.length > 0 && (
         <>
@@ -505,25 +464,11 @@ function RestoreDialog({
 }
 
 function DeleteBackup({ ns, backup, onClose, onDone }: { ns: string; backup: Backup; onClose: () => void; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [err, setErr] = useState('');
-  const submit = async () => {
-    setBusy(true);
-    setErr('');
-    try {
-      await api(resourcePath('backups', ns, backup.metadata.name), { method: 'DELETE' });
-      onDone();
-    } catch (e) {
-      // a locked backup answers 409 with the reason
-      setErr(messageOf(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+  // a locked backup answers 409 with the reason, shown in the dialog
   return (
-    <Dialog title={`Delete ${backup.metadata.name}?`} onClose={onClose} onSubmit={submit} submitLabel="Delete" danger busy={busy} error={err}>
+    <DeleteDialog plural="backups" ns={ns} name={backup.metadata.name} onClose={onClose} onDone={onDone}>
       <p>Its archive is removed from {backup.spec?.storage?.s3 ? 'the bucket' : 'the node'}. This cannot be undone.</p>
       {backup.spec?.locked && <p className="notice">This backup is locked: unlock it first, or the API refuses the deletion.</p>}
-    </Dialog>
+    </DeleteDialog>
   );
 }

@@ -10,6 +10,7 @@ import { useLocation, useSearch } from 'wouter';
 import { api, ApiError, resourcePath, send, withQuery } from '../../api/client';
 import { useCan } from '../../api/hooks';
 import type { GameServer } from '../../api/types';
+import { ErrorAlert, StatusNotice, DeniedSection } from '../../components/AdminKit';
 import {
   ARCHIVE_FORMATS,
   archiveName,
@@ -26,7 +27,7 @@ import {
 } from '../../lib/files';
 import { formatBytes } from '../../lib/prometheus';
 import { badName, basename, join, normalize, parent, segments } from '../../lib/paths';
-import { Dialog, messageOf } from './files/Dialog';
+import { Dialog, HintedField, messageOf } from './files/Dialog';
 import { download } from './files/download';
 import { Editor } from './files/Editor';
 import { uploadWithProgress } from './files/upload';
@@ -209,12 +210,7 @@ export default function Files({ gs }: { gs: GameServer }) {
   };
 
   if (canList === false) {
-    return (
-      <section aria-labelledby="files-title">
-        <h2 id="files-title">Files</h2>
-        <p className="notice">You may not see this server's files.</p>
-      </section>
-    );
+    return <DeniedSection id="files-title" title="Files" text="You may not see this server's files." />;
   }
 
   if (file) {
@@ -326,16 +322,8 @@ export default function Files({ gs }: { gs: GameServer }) {
         </div>
       )}
 
-      {pageError && (
-        <div className="alert" role="alert">
-          {pageError}
-        </div>
-      )}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
+      <ErrorAlert error={pageError} />
+      <StatusNotice text={notice} />
       {listing.error != null && (
         <div className="alert" role="alert">
           {messageOf(listing.error)}
@@ -658,21 +646,19 @@ function ActionDialog({
             });
           }}
         >
-          <div className="field">
-            <label htmlFor="fm-name">{folder ? 'Folder name' : 'File name'}</label>
-            <input
-              id="fm-name"
-              autoFocus
-              value={text}
-              onChange={(e) => setText(e.target.value)}
-              aria-invalid={!!fieldError}
-              aria-describedby="fm-name-hint"
-            />
-            <span id="fm-name-hint" className="hint">
-              In {dir}; a path like <code>config/new</code> works too{target ? `: ${target}` : ''}.
-            </span>
-            {fieldError && <span className="error">{fieldError}</span>}
-          </div>
+          <HintedField
+            id="fm-name"
+            label={folder ? 'Folder name' : 'File name'}
+            autoFocus
+            value={text}
+            onChange={setText}
+            error={fieldError}
+            hint={
+              <>
+                In {dir}; a path like <code>config/new</code> works too{target ? `: ${target}` : ''}.
+              </>
+            }
+          />
         </Dialog>
       );
     }
@@ -696,21 +682,19 @@ function ActionDialog({
             });
           }}
         >
-          <div className="field">
-            <label htmlFor="fm-to">New name or path</label>
-            <input
-              id="fm-to"
-              autoFocus
-              value={text}
-              onChange={(ev) => setText(ev.target.value)}
-              aria-invalid={!!fieldError}
-              aria-describedby="fm-to-hint"
-            />
-            <span id="fm-to-hint" className="hint">
-              Relative to {parent(e.path)} (<code>../</code> moves up, <code>/</code> starts at the top){target ? `: ${target}` : ''}.
-            </span>
-            {fieldError && <span className="error">{fieldError}</span>}
-          </div>
+          <HintedField
+            id="fm-to"
+            label="New name or path"
+            autoFocus
+            value={text}
+            onChange={setText}
+            error={fieldError}
+            hint={
+              <>
+                Relative to {parent(e.path)} (<code>../</code> moves up, <code>/</code> starts at the top){target ? `: ${target}` : ''}.
+              </>
+            }
+          />
           <label className="fm-check">
             <input type="checkbox" checked={flag} onChange={(ev) => setFlag(ev.target.checked)} /> Replace what is
             there already
@@ -737,21 +721,19 @@ function ActionDialog({
             });
           }}
         >
-          <div className="field">
-            <label htmlFor="fm-copy">Copy to</label>
-            <input
-              id="fm-copy"
-              autoFocus
-              value={text}
-              onChange={(ev) => setText(ev.target.value)}
-              aria-invalid={!!fieldError}
-              aria-describedby="fm-copy-hint"
-            />
-            <span id="fm-copy-hint" className="hint">
-              Relative to {parent(e.path)}{target ? `: ${target}` : ''}. Folders are copied with their contents.
-            </span>
-            {fieldError && <span className="error">{fieldError}</span>}
-          </div>
+          <HintedField
+            id="fm-copy"
+            label="Copy to"
+            autoFocus
+            value={text}
+            onChange={setText}
+            error={fieldError}
+            hint={
+              <>
+                Relative to {parent(e.path)}{target ? `: ${target}` : ''}. Folders are copied with their contents.
+              </>
+            }
+          />
         </Dialog>
       );
     }
@@ -827,24 +809,21 @@ function ActionDialog({
             });
           }}
         >
-          <div className="field">
-            <label htmlFor="fm-mode">Mode (octal)</label>
-            <input
-              id="fm-mode"
-              autoFocus
-              inputMode="numeric"
-              className="mono"
-              value={text}
-              onChange={(ev) => setText(ev.target.value)}
-              aria-invalid={!!fieldError}
-              aria-describedby="fm-mode-hint"
-            />
-            <span id="fm-mode-hint" className="hint">
-              {parsed.mode ? symbolicMode(parseInt(parsed.mode, 8)) : parsed.error}. Setuid, setgid and sticky bits are
-              never set.
-            </span>
-            {fieldError && <span className="error">{fieldError}</span>}
-          </div>
+          <HintedField
+            id="fm-mode"
+            label="Mode (octal)"
+            autoFocus
+            inputMode="numeric"
+            className="mono"
+            value={text}
+            onChange={setText}
+            error={fieldError}
+            hint={
+              <>
+                {parsed.mode ? symbolicMode(parseInt(parsed.mode, 8)) : parsed.error}. Setuid, setgid and sticky bits are never set.
+              </>
+            }
+          />
         </Dialog>
       );
     }
@@ -932,20 +911,18 @@ function ActionDialog({
               ))}
             </select>
           </div>
-          <div className="field">
-            <label htmlFor="fm-dest">Archive name</label>
-            <input
-              id="fm-dest"
-              value={text}
-              onChange={(ev) => setText(ev.target.value)}
-              aria-invalid={!!fieldError}
-              aria-describedby="fm-dest-hint"
-            />
-            <span id="fm-dest-hint" className="hint">
-              Written into {dir}.
-            </span>
-            {fieldError && <span className="error">{fieldError}</span>}
-          </div>
+          <HintedField
+            id="fm-dest"
+            label="Archive name"
+            value={text}
+            onChange={setText}
+            error={fieldError}
+            hint={
+              <>
+                Written into {dir}.
+              </>
+            }
+          />
         </Dialog>
       );
     }

@@ -4,10 +4,12 @@
 import { useMemo, useState } from 'react';
 
 import { api, ApiError, resourcePath } from '../../api/client';
-import { useCan, useLiveList } from '../../api/hooks';
+import { useCan } from '../../api/hooks';
 import type { GameServer, KObject } from '../../api/types';
+import { DataTable, ErrorAlert, HIDDEN_ACTIONS, StatusNotice, ListToolbar, DeniedSection } from '../../components/AdminKit';
 import { CRON_PRESETS, explainCron } from '../../lib/cron';
 import { nameProblem } from '../../lib/jobs';
+import { byName } from '../../lib/serverItems';
 import {
   emptyForm,
   emptyTask,
@@ -22,7 +24,8 @@ import {
   type TaskAction,
   type TaskForm,
 } from '../../lib/schedule';
-import { Dialog, messageOf } from './files/Dialog';
+import { useServerItems } from '../../components/useServerItems';
+import { DeleteDialog, messageOf } from './files/Dialog';
 import './files.css';
 
 interface TaskResult {
@@ -63,18 +66,8 @@ const ESCALATION_HINT =
   'A schedule acts with the rights of whoever wrote it: to save one, you need the right to do each of its tasks yourself (send console commands, start/stop/restart this server, create backups).';
 
 export default function Schedules({ gs }: { gs: GameServer }) {
-  const ns = gs.metadata.namespace ?? 'default';
-  const server = gs.metadata.name;
-  const canList = useCan('list', 'schedules', ns);
-  const canCreate = useCan('create', 'schedules', ns);
-  const canPatch = useCan('patch', 'schedules', ns);
-  const canDelete = useCan('delete', 'schedules', ns);
+  const { ns, server, canList, canCreate, canPatch, canDelete, list, mine } = useServerItems<Schedule>('schedules', gs, byName);
   const canRun = useCan('create', 'schedules/run', ns);
-  const list = useLiveList<Schedule>('schedules', ns, {}, canList === true);
-  const mine = useMemo(
-    () => list.items.filter((s) => s.spec?.gameServer === server).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)),
-    [list.items, server],
-  );
   const [editing, setEditing] = useState<{ name?: string; form: ScheduleForm } | null>(null);
   const [deleting, setDeleting] = useState<Schedule | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -106,12 +99,7 @@ export default function Schedules({ gs }: { gs: GameServer }) {
   };
 
   if (canList === false) {
-    return (
-      <section aria-labelledby="schedules-title">
-        <h2 id="schedules-title">Schedules</h2>
-        <p className="notice">You may not see this namespace's schedules.</p>
-      </section>
-    );
+    return <DeniedSection id="schedules-title" title="Schedules" text="You may not see this namespace's schedules." />;
   }
 
   if (editing) {
@@ -132,142 +120,113 @@ export default function Schedules({ gs }: { gs: GameServer }) {
 
   return (
     <section aria-labelledby="schedules-title">
-      <div className="toolbar">
-        <h2 id="schedules-title" style={{ margin: 0 }}>
-          Schedules
-        </h2>
-        <span className="muted" aria-live="polite">
-          {list.isLoading ? 'loading…' : `${mine.length}`}
-        </span>
-        <span className="spacer" />
+      <ListToolbar
+        id="schedules-title"
+        title="Schedules"
+        level={2}
+        loading={list.isLoading}
+        count={`${mine.length}`}
+      >
         {canCreate && (
           <button type="button" className="primary" onClick={() => (setNotice(''), setEditing({ form: emptyForm() }))}>
             New schedule
           </button>
         )}
-      </div>
+      </ListToolbar>
       {error != null && (
         <div className="alert" role="alert">
           {messageOf(error)}
           {error instanceof ApiError && error.code === 403 && <p>{ESCALATION_HINT}</p>}
         </div>
       )}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
-      {list.error != null && (
-        <div className="alert" role="alert">
-          {messageOf(list.error)}
-        </div>
-      )}
-      <div className="table-wrap">
-        <table aria-label={`Schedules of ${server}`}>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">When</th>
-              <th scope="col" className="col-hide-phone">
-                Next run
-              </th>
-              <th scope="col">Last run</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
+      <StatusNotice text={notice} />
+      <ErrorAlert error={list.error} />
+      <DataTable
+        label={`Schedules of ${server}`}
+        columns={['Name', 'When', { label: 'Next run', className: 'col-hide-phone' }, 'Last run', HIDDEN_ACTIONS]}
+        empty={!list.isLoading && mine.length === 0 ? <>No schedules for {server} yet.</> : null}
+      >
+        {mine.map((s) => {
+          const n = s.metadata.name;
+          const spec = s.spec as ScheduleSpec;
+          const explained = explainCron(spec.cron ?? '');
+          const suspended = spec.suspend === true;
+          const result = s.status?.lastResult;
+          const invalid = s.status?.conditions?.find((c) => c.type === 'Valid' && c.status === 'False');
+          return (
+            <tr key={n}>
+              <td>
+                <span className="mono">{n}</span>{' '}
+                {suspended ? <span className="job-badge warn">disabled</span> : <span className="job-badge ok">enabled</span>}
+                <div className="job-row-sub">
+                  {(spec.tasks ?? []).map((t) => t.action).join(' → ') || 'no tasks'}
+                </div>
+              </td>
+              <td>
+                <code>{spec.cron}</code>
+                <div className="job-row-sub">
+                  {explained.ok ? explained.description : explained.error}
+                  {spec.timezone && spec.timezone !== 'UTC' ? ` (${spec.timezone})` : ' (UTC)'}
+                </div>
+                {invalid && <div className="job-row-sub error-text">{invalid.message}</div>}
+              </td>
+              <td className="col-hide-phone">{suspended ? 'disabled' : when(s.status?.nextRunTime)}</td>
+              <td>
+                {result ? <span className={`job-badge ${RESULT_CLASS[result] ?? ''}`}>{result}</span> : <span className="muted">never</span>}{' '}
+                {when(s.status?.lastRunTime)}
+                {s.status?.message && <div className="job-row-sub">{s.status.message}</div>}
+                {(s.status?.lastTasks?.length ?? 0) > 0 && (
+                  <details>
+                    <summary>Tasks of the last run</summary>
+                    <ol className="job-row-sub">
+                      {s.status?.lastTasks?.map((t) => (
+                        <li key={t.index}>
+                          {t.action}: {t.outcome}
+                          {t.backup ? ` (backup ${t.backup})` : ''}
+                          {t.message ? ` — ${t.message}` : ''}
+                        </li>
+                      ))}
+                    </ol>
+                  </details>
+                )}
+              </td>
+              <td>
+                <div className="row-actions">
+                  {canRun && (
+                    <button type="button" disabled={busy === n} onClick={() => void act(s, 'run')} aria-label={`Run ${n} now`}>
+                      Run now
+                    </button>
+                  )}
+                  {canPatch && (
+                    <>
+                      <button
+                        type="button"
+                        disabled={busy === n}
+                        onClick={() => void act(s, suspended ? 'enable' : 'disable')}
+                        aria-label={`${suspended ? 'Enable' : 'Disable'} ${n}`}
+                      >
+                        {suspended ? 'Enable' : 'Disable'}
+                      </button>
+                      <button
+                        type="button"
+                        onClick={() => (setNotice(''), setEditing({ name: n, form: formOf(n, spec) }))}
+                        aria-label={`Edit ${n}`}
+                      >
+                        Edit
+                      </button>
+                    </>
+                  )}
+                  {canDelete && (
+                    <button type="button" className="danger" onClick={() => setDeleting(s)} aria-label={`Delete ${n}`}>
+                      Delete
+                    </button>
+                  )}
+                </div>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {mine.map((s) => {
-              const n = s.metadata.name;
-              const spec = s.spec as ScheduleSpec;
-              const explained = explainCron(spec.cron ?? '');
-              const suspended = spec.suspend === true;
-              const result = s.status?.lastResult;
-              const invalid = s.status?.conditions?.find((c) => c.type === 'Valid' && c.status === 'False');
-              return (
-                <tr key={n}>
-                  <td>
-                    <span className="mono">{n}</span>{' '}
-                    {suspended ? <span className="job-badge warn">disabled</span> : <span className="job-badge ok">enabled</span>}
-                    <div className="job-row-sub">
-                      {(spec.tasks ?? []).map((t) => t.action).join(' → ') || 'no tasks'}
-                    </div>
-                  </td>
-                  <td>
-                    <code>{spec.cron}</code>
-                    <div className="job-row-sub">
-                      {explained.ok ? explained.description : explained.error}
-                      {spec.timezone && spec.timezone !== 'UTC' ? ` (${spec.timezone})` : ' (UTC)'}
-                    </div>
-                    {invalid && <div className="job-row-sub error-text">{invalid.message}</div>}
-                  </td>
-                  <td className="col-hide-phone">{suspended ? 'disabled' : when(s.status?.nextRunTime)}</td>
-                  <td>
-                    {result ? <span className={`job-badge ${RESULT_CLASS[result] ?? ''}`}>{result}</span> : <span className="muted">never</span>}{' '}
-                    {when(s.status?.lastRunTime)}
-                    {s.status?.message && <div className="job-row-sub">{s.status.message}</div>}
-                    {(s.status?.lastTasks?.length ?? 0) > 0 && (
-                      <details>
-                        <summary>Tasks of the last run</summary>
-                        <ol className="job-row-sub">
-                          {s.status?.lastTasks?.map((t) => (
-                            <li key={t.index}>
-                              {t.action}: {t.outcome}
-                              {t.backup ? ` (backup ${t.backup})` : ''}
-                              {t.message ? ` — ${t.message}` : ''}
-                            </li>
-                          ))}
-                        </ol>
-                      </details>
-                    )}
-                  </td>
-                  <td>
-                    <div className="row-actions">
-                      {canRun && (
-                        <button type="button" disabled={busy === n} onClick={() => void act(s, 'run')} aria-label={`Run ${n} now`}>
-                          Run now
-                        </button>
-                      )}
-                      {canPatch && (
-                        <>
-                          <button
-                            type="button"
-                            disabled={busy === n}
-                            onClick={() => void act(s, suspended ? 'enable' : 'disable')}
-                            aria-label={`${suspended ? 'Enable' : 'Disable'} ${n}`}
-                          >
-                            {suspended ? 'Enable' : 'Disable'}
-                          </button>
-                          <button
-                            type="button"
-                            onClick={() => (setNotice(''), setEditing({ name: n, form: formOf(n, spec) }))}
-                            aria-label={`Edit ${n}`}
-                          >
-                            Edit
-                          </button>
-                        </>
-                      )}
-                      {canDelete && (
-                        <button type="button" className="danger" onClick={() => setDeleting(s)} aria-label={`Delete ${n}`}>
-                          Delete
-                        </button>
-                      )}
-                    </div>
-                  </td>
-                </tr>
-              );
-            })}
-            {!list.isLoading && mine.length === 0 && (
-              <tr>
-                <td colSpan={5} className="muted">
-                  No schedules for {server} yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+          );
+        })}
+      </DataTable>
       {deleting && (
         <DeleteSchedule
           ns={ns}
@@ -284,31 +243,10 @@ export default function Schedules({ gs }: { gs: GameServer }) {
 }
 
 function DeleteSchedule({ ns, schedule, onClose, onDone }: { ns: string; schedule: Schedule; onClose: () => void; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [err, setErr] = useState('');
   return (
-    <Dialog
-      title={`Delete ${schedule.metadata.name}?`}
-      onClose={onClose}
-      danger
-      busy={busy}
-      error={err}
-      submitLabel="Delete"
-      onSubmit={async () => {
-        setBusy(true);
-        setErr('');
-        try {
-          await api(resourcePath('schedules', ns, schedule.metadata.name), { method: 'DELETE' });
-          onDone();
-        } catch (e) {
-          setErr(messageOf(e));
-        } finally {
-          setBusy(false);
-        }
-      }}
-    >
+    <DeleteDialog plural="schedules" ns={ns} name={schedule.metadata.name} onClose={onClose} onDone={onDone}>
       <p>It stops running. Backups it made are kept.</p>
-    </Dialog>
+    </DeleteDialog>
   );
 }
 

@@ -1,7 +1,11 @@
 // A modal dialog on the native <dialog> (focus trapped by the browser, Escape closes it) with a
 // heading, used by the file manager, backups and schedules for confirmations and small forms.
 
-import { useEffect, useId, useRef, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type FormEvent, type InputHTMLAttributes, type ReactNode } from 'react';
+
+import { api, resourcePath } from '../../../api/client';
+
+import { ErrorAlert, errorText } from '../../../components/AdminKit';
 
 export function Dialog({
   title,
@@ -50,11 +54,7 @@ export function Dialog({
       <form method="dialog" onSubmit={submit}>
         <h2 id={`${id}-t`}>{title}</h2>
         {children}
-        {error && (
-          <div className="alert" role="alert">
-            {error}
-          </div>
-        )}
+        <ErrorAlert error={error} />
         <div className="toolbar gs-dialog-actions">
           <span className="spacer" />
           <button type="button" onClick={onClose}>
@@ -72,7 +72,77 @@ export function Dialog({
 }
 
 /** The message of an error for people: the API's Status message when there is one. */
-export function messageOf(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  return String(e);
+export { errorText as messageOf };
+
+/** A labelled text input of a dialog with its hint under it (id `${id}-hint`) and its error. */
+export function HintedField({
+  id,
+  label,
+  hint,
+  error,
+  value,
+  onChange,
+  ...rest
+}: {
+  id: string;
+  label: string;
+  hint: ReactNode;
+  error: string;
+  value: string;
+  onChange: (value: string) => void;
+} & Omit<InputHTMLAttributes<HTMLInputElement>, 'id' | 'value' | 'onChange'>) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        {...rest}
+        value={value}
+        onChange={(ev) => onChange(ev.target.value)}
+        aria-invalid={!!error}
+        aria-describedby={`${id}-hint`}
+      />
+      <span id={`${id}-hint`} className="hint">
+        {hint}
+      </span>
+      {error && <span className="error">{error}</span>}
+    </div>
+  );
+}
+
+/** "Delete <name>?": deletes the object on confirming; the API's refusal (e.g. 409) stays shown. */
+export function DeleteDialog({
+  plural,
+  ns,
+  name,
+  onClose,
+  onDone,
+  children,
+}: {
+  plural: string;
+  ns: string;
+  name: string;
+  onClose: () => void;
+  onDone: () => void;
+  children?: ReactNode;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState('');
+  const submit = async () => {
+    setBusy(true);
+    setErr('');
+    try {
+      await api(resourcePath(plural, ns, name), { method: 'DELETE' });
+      onDone();
+    } catch (e) {
+      setErr(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title={`Delete ${name}?`} onClose={onClose} onSubmit={submit} submitLabel="Delete" danger busy={busy} error={err}>
+      {children}
+    </Dialog>
+  );
 }
