@@ -8,7 +8,7 @@
 // stops the server (which stops its containerd), and removes what the run created.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -88,6 +88,14 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
           },
           90_000,
         );
+        // the object goes before the nodelet has released its disk (unmount, loop device):
+        // wait for that too before stopping the process
+        const disks = join(dir, 'nodelet', 'disks');
+        await eventually(
+          'the nodelet to release every disk',
+          async () => !existsSync(disks) || readdirSync(disks).length === 0,
+          60_000,
+        ).catch((e) => console.error(`teardown: ${String(e)}`));
       } catch (e) {
         console.error(`teardown: ${String(e)}`);
       }
@@ -118,14 +126,25 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
         .map((l) => l.split(' ')[1])
         .filter((m) => m && m.startsWith(dir))
         .sort((a, b) => b.length - a.length);
-      for (const m of mounts) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+      for (const m of mounts) {
+        try {
+          execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+        } catch {
+          /* gone meanwhile */
+        }
+      }
     } catch {
-      /* nothing mounted */
+      /* no mount table */
     }
     // loop devices of servers' disks a failed run may have left attached
     try {
       for (const line of execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n')) {
-        if (line.includes(`${dir}/`)) execFileSync('losetup', ['-d', line.split(':')[0]], { stdio: 'ignore' });
+        if (!line.includes(`${dir}/`)) continue;
+        try {
+          execFileSync('losetup', ['-d', line.split(':')[0]], { stdio: 'ignore' });
+        } catch {
+          /* detached meanwhile */
+        }
       }
     } catch {
       /* none */
