@@ -344,36 +344,48 @@ fn open_log(path: &Path) -> Result<std::fs::File, AuditError> {
         })
 }
 
+/// How many queued records the writer hands to the store at once: they go into one group
+/// commit instead of one commit each.
+const BATCH: usize = 256;
+
 async fn write_records(
     mut rx: mpsc::Receiver<Message>,
     store: Arc<dyn Store>,
     mut file: Option<(PathBuf, std::fs::File)>,
 ) {
-    while let Some(message) = rx.recv().await {
-        let record = match message {
-            Message::Record(r) => r,
-            Message::Sync(done) => {
-                let _ = done.send(());
-                continue;
+    let mut messages = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut messages, BATCH).await > 0 {
+        let mut lines = Vec::with_capacity(messages.len());
+        let mut synced = Vec::new();
+        for message in messages.drain(..) {
+            match message {
+                Message::Record(record) => match serde_json::to_vec(&record) {
+                    Ok(line) => lines.push((record.key(), line)),
+                    Err(e) => tracing::error!(error = %e, "cannot encode an audit record"),
+                },
+                // answered once every record queued before it is written
+                Message::Sync(done) => synced.push(done),
             }
-        };
-        let line = match serde_json::to_vec(&record) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode an audit record");
-                continue;
-            }
-        };
-        if let Err(e) = store.create(&record.key(), &line).await {
+        }
+        let stored =
+            futures::future::join_all(lines.iter().map(|(key, line)| store.create(key, line)))
+                .await;
+        for e in stored.into_iter().filter_map(Result::err) {
             tracing::error!(error = %e, "cannot store an audit record");
         }
         if let Some((path, f)) = &mut file {
-            // small appends to a local file; one write per line keeps lines whole
-            let mut buf = line;
-            buf.push(b'\n');
+            // one write for the batch; every line whole and in order
+            let mut buf = Vec::new();
+            for (_, line) in &lines {
+                buf.extend_from_slice(line);
+                buf.push(b'\n');
+            }
             if let Err(e) = f.write_all(&buf).and_then(|()| f.flush()) {
                 tracing::error!(path = %path.display(), error = %e, "cannot append to the audit log");
             }
+        }
+        for done in synced {
+            let _ = done.send(());
         }
     }
 }

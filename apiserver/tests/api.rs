@@ -502,25 +502,6 @@ async fn finalizers_hold_deletion_until_removed() {
     );
 }
 
-#[tokio::test]
-async fn dependents_are_deleted_with_their_owner() {
-    let api = api().await;
-    let (_, owner) = api.post(GS, gs("owner", json!({}))).await;
-    let backup = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Backup",
-        "metadata": {"name": "b1", "ownerReferences": [{"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer", "name": "owner", "uid": owner["metadata"]["uid"]}]},
-        "spec": {"gameServer": "owner"}});
-    let backups = "/apis/catalyst.dev/v1alpha1/namespaces/default/backups";
-    assert_eq!(api.post(backups, backup).await.0, StatusCode::CREATED);
-    api.delete(&format!("{GS}/owner")).await;
-    for _ in 0..50 {
-        if api.get(&format!("{backups}/b1")).await.0 == StatusCode::NOT_FOUND {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the dependent backup was not deleted");
-}
-
 /// The store's revision less the revisions the audit records took (one create each).
 async fn object_revision(api: &Api) -> i64 {
     api.audit.sync().await;

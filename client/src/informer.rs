@@ -52,12 +52,12 @@ fn slim(mut obj: Value) -> Value {
 /// The cached objects, by key (`namespace/name` or `name`), without `managedFields`.
 #[derive(Debug, Default)]
 pub struct Cache {
-    objects: RwLock<BTreeMap<Key, Value>>,
+    objects: RwLock<BTreeMap<Key, Arc<Value>>>,
 }
 
 impl Cache {
-    /// One object.
-    pub fn get(&self, key: &str) -> Option<Value> {
+    /// One object (shared: reading it copies nothing).
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
         self.objects.read().expect("cache lock").get(key).cloned()
     }
 
@@ -71,8 +71,8 @@ impl Cache {
             .collect()
     }
 
-    /// Every object.
-    pub fn all(&self) -> Vec<Value> {
+    /// Every object (shared, not copied).
+    pub fn all(&self) -> Vec<Arc<Value>> {
         self.objects
             .read()
             .expect("cache lock")
@@ -98,7 +98,7 @@ impl Cache {
         let key = key_of(obj);
         let rv = |v: &Value| resource_version(v).unwrap_or(0);
         if objects.get(&key).is_none_or(|old| rv(old) <= rv(obj)) {
-            objects.insert(key, slim(obj.clone()));
+            objects.insert(key, Arc::new(slim(obj.clone())));
         }
     }
 
@@ -111,21 +111,32 @@ impl Cache {
         for obj in items {
             let k = key_of(&obj);
             changed.push(k.clone());
-            objects.insert(k, slim(obj));
+            objects.insert(k, Arc::new(slim(obj)));
         }
         changed.sort();
         changed.dedup();
         changed
     }
 
-    /// Stores (`deleted` false) or removes an object; returns its key.
+    /// Calls `f` with every cached object, under the read lock (without copying them).
+    pub fn visit(&self, mut f: impl FnMut(&Key, &Value)) {
+        let objects = self.objects.read().expect("cache lock");
+        objects.iter().for_each(|(k, v)| f(k, v));
+    }
+
+    /// Stores (`deleted` false) or removes an object; returns its key. A stored object older
+    /// than the cached one (which [`Cache::write_through`] put there before the watch brought
+    /// the events in between) is not taken: the cache never goes back in time.
     pub fn apply(&self, obj: &Value, deleted: bool) -> Key {
         let key = key_of(obj);
         let mut objects = self.objects.write().expect("cache lock");
         if deleted {
             objects.remove(&key);
         } else {
-            objects.insert(key.clone(), slim(obj.clone()));
+            let rv = |v: &Value| resource_version(v).unwrap_or(0);
+            if objects.get(&key).is_none_or(|old| rv(old) <= rv(obj)) {
+                objects.insert(key.clone(), Arc::new(slim(obj.clone())));
+            }
         }
         key
     }

@@ -414,7 +414,9 @@ impl Ctl {
     }
 
     fn server(&self, ns: &str, name: &str) -> Option<Value> {
-        self.gameservers.get(&format!("{ns}/{name}"))
+        self.gameservers
+            .get(&format!("{ns}/{name}"))
+            .map(Arc::unwrap_or_clone)
     }
 
     fn connected(&self, node: &str) -> bool {
@@ -948,7 +950,7 @@ impl Ctl {
             }
             let ns = meta_str(&gs, "namespace").unwrap_or("default").to_owned();
             let name = meta_str(&gs, "name").unwrap_or_default().to_owned();
-            let mut done: Vec<(DateTime<Utc>, Value)> = self
+            let mut done: Vec<(DateTime<Utc>, Arc<Value>)> = self
                 .backups
                 .all()
                 .into_iter()

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod backups;
 pub mod clock;
+pub mod gc;
 pub mod informer;
 pub mod leader;
 pub mod manager;

@@ -103,6 +103,9 @@ pub fn start(
         nodes: Arc::new(Cache::default()),
         strategy: config.strategy,
         usage: Default::default(),
+        node_infos: Default::default(),
+        deciding: Default::default(),
+        pending: Default::default(),
         node_grace: config.node_grace,
     };
     let gs_queue: Arc<WorkQueue<Key>> = Arc::new(WorkQueue::default());
@@ -131,20 +134,12 @@ pub fn start(
             tracker.track(&k);
             if tracker.gameservers.get(&k).is_none() {
                 // a deleted server freed its node's resources and ports
-                tracker
-                    .gameservers
-                    .keys_where(is_pending)
-                    .into_iter()
-                    .for_each(|p| q.add(p));
+                tracker.pending().into_iter().for_each(|p| q.add(p));
             }
             q.add(k)
         },
     )));
-    let (nq, gq, gs_cache) = (
-        node_queue.clone(),
-        gs_queue.clone(),
-        ctx.gameservers.clone(),
-    );
+    let (nq, gq, node_ctx) = (node_queue.clone(), gs_queue.clone(), ctx.clone());
     tasks.push(tokio::spawn(informer::run(
         registry.clone(),
         caches[node_kind.plural].clone(),
@@ -152,11 +147,9 @@ pub fn start(
         ctx.nodes.clone(),
         move |k| {
             nq.add(k);
+            node_ctx.node_infos.invalidate();
             // a node change may make waiting servers schedulable
-            gs_cache
-                .keys_where(is_pending)
-                .into_iter()
-                .for_each(|k| gq.add(k));
+            node_ctx.pending().into_iter().for_each(|k| gq.add(k));
         },
     )));
 
@@ -217,19 +210,20 @@ pub fn start(
     }
     let (gs_progress, node_progress) =
         (Arc::new(Progress::default()), Arc::new(Progress::default()));
-    // one scheduling worker: decisions are serialised, and each sees the last one's ports
+    // GameServers: decisions one at a time (each reserves its placement before the next),
+    // their writes concurrent, so one commit of the store carries many bindings
     tasks.push(tokio::spawn(worker(
         gs_queue,
         leading.clone(),
         (ctx.gameservers.clone(), gs_progress.clone()),
-        ctx.clone(),
+        (ctx.clone(), GAMESERVER_WORKERS),
         |ctx, key| async move { reconcile_gameserver(&ctx, &key).await },
     )));
     tasks.push(tokio::spawn(worker(
         node_queue,
         leading.clone(),
         (ctx.nodes.clone(), node_progress.clone()),
-        ctx,
+        (ctx, 1),
         |ctx, key| async move { reconcile_node(&ctx, &key).await },
     )));
     tasks.extend(crate::backups::start(
@@ -250,10 +244,15 @@ pub fn start(
         sched_queue,
         leading.clone(),
         (sched_ctx.schedules.clone(), sched_progress.clone()),
-        sched_ctx,
+        (sched_ctx, 1),
         |ctx, key| async move { reconcile_schedule(&ctx, &key).await },
     )));
-    tasks.push(tokio::spawn(expire_events(ctx_registry, leading.clone())));
+    tasks.push(tokio::spawn(expire_events(
+        ctx_registry.clone(),
+        leading.clone(),
+    )));
+    let (gc_tasks, _) = crate::gc::start(ctx_registry, caches, leading.clone());
+    tasks.extend(gc_tasks);
     if let Some(alert_config) = config.alerts {
         let caches_of = |plural: &'static str, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
             let cache = Arc::new(Cache::default());
@@ -287,6 +286,9 @@ pub fn start(
         tasks,
     }
 }
+
+/// GameServer keys reconciled at once.
+const GAMESERVER_WORKERS: usize = 64;
 
 /// How long Events are kept.
 pub const EVENT_TTL: Duration = Duration::from_secs(3600);
@@ -328,46 +330,58 @@ async fn expire_events(registry: Registry, leading: watch::Receiver<bool>) {
     }
 }
 
-fn is_pending(gs: &Value) -> bool {
-    catalyst_schemas::object::phase_of(gs) == catalyst_schemas::lifecycle::Phase::Pending
-}
-
-/// Reconciles the keys of `queue` while leading; each success is recorded in `progress` with the
-/// revision of the cached object (in `cache`) the reconcile started from.
+/// Reconciles the keys of `queue` while leading, up to `concurrency` keys at once (never one
+/// key twice at once: the queue hands a key out again only when it is done); each success is
+/// recorded in `progress` with the revision of the cached object (in `cache`) the reconcile
+/// started from.
 async fn worker<C, F, Fut>(
     queue: Arc<WorkQueue<Key>>,
     leading: watch::Receiver<bool>,
     (cache, progress): (Arc<Cache>, Arc<Progress>),
-    ctx: C,
+    (ctx, concurrency): (C, usize),
     reconcile: F,
 ) where
-    C: Clone,
-    F: Fn(C, Key) -> Fut,
-    Fut: Future<Output = Result<Action, ReconcileError>>,
+    C: Clone + Send + 'static,
+    F: Fn(C, Key) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Action, ReconcileError>> + Send,
 {
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     while let Some(key) = queue.next().await {
         if !*leading.borrow() {
             // the leader does the work; everything is queued again when we become leader
             queue.succeeded(&key);
             continue;
         }
-        let started_at = cache
-            .get(&key)
-            .map(|o| catalyst_schemas::object::resource_version(&o).unwrap_or(0));
-        match reconcile(ctx.clone(), key.clone()).await {
-            Ok(Action::Done) => {
-                progress.record(&key, started_at);
-                queue.succeeded(&key);
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (queue, cache, progress, ctx, reconcile) = (
+            queue.clone(),
+            cache.clone(),
+            progress.clone(),
+            ctx.clone(),
+            reconcile.clone(),
+        );
+        tokio::spawn(async move {
+            let _slot = slot;
+            let started_at = cache
+                .get(&key)
+                .map(|o| catalyst_schemas::object::resource_version(&o).unwrap_or(0));
+            match reconcile(ctx, key.clone()).await {
+                Ok(Action::Done) => {
+                    progress.record(&key, started_at);
+                    queue.succeeded(&key);
+                }
+                Ok(Action::RequeueAfter(d)) => {
+                    progress.record(&key, started_at);
+                    queue.succeeded(&key);
+                    queue.add_after(key, d);
+                }
+                Err(e) => {
+                    let delay = queue.failed(&key);
+                    tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+                }
             }
-            Ok(Action::RequeueAfter(d)) => {
-                progress.record(&key, started_at);
-                queue.succeeded(&key);
-                queue.add_after(key, d);
-            }
-            Err(e) => {
-                let delay = queue.failed(&key);
-                tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
-            }
-        }
+        });
     }
 }

@@ -149,7 +149,7 @@ async fn run(ctl: Ctl, leading: watch::Receiver<bool>) {
             let c = ctl.clone();
             let k = key.clone();
             let task = tokio::spawn(async move {
-                if let Err(e) = c.step(gs).await {
+                if let Err(e) = c.step(Arc::unwrap_or_clone(gs)).await {
                     tracing::warn!(server = k, error = %e, "transfer: step failed");
                 }
             });
@@ -519,7 +519,7 @@ impl Ctl {
             .zip(&placement.host_ports)
             .map(|(port, host)| json!({"name": port.name, "containerPort": port.container_port, "hostPort": host, "protocol": port.protocol}))
             .collect();
-        let address = self.ctx.nodes.get(node).as_ref().and_then(node_address);
+        let address = self.ctx.nodes.get(node).as_deref().and_then(node_address);
         let written = self
             .set_status(m, |st| {
                 st["nodeName"] = node.into();

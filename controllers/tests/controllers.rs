@@ -467,3 +467,53 @@ async fn deletion_waits_until_nothing_runs_and_frees_the_ports() {
     .await;
     assert!(registry.get(gs_scope, "busy").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_go_with_their_owner_also_when_a_finalizer_lets_it_go_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, state) = setup(dir.path()).await;
+    let _c = start(&registry, &state, "one");
+    let backups = scope("backups", Some("default"));
+    let backup = |name: &str, owner: &Value| {
+        json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Backup",
+            "metadata": {"name": name, "namespace": "default", "ownerReferences": [{"apiVersion": "catalyst.dev/v1alpha1",
+                "kind": "GameServer", "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"]}]},
+            "spec": {"gameServer": owner["metadata"]["name"]}})
+    };
+    // a server without nodes: Pending, the controller's finalizer on it; deleting it lets the
+    // controller finalize it, and its Backup goes after it
+    add_gs(&registry, "owner", json!({"image": "busybox"})).await;
+    let owner = wait_for(&registry, "gameservers", Some("default"), "owner", |o| {
+        o.pointer("/metadata/finalizers/0").is_some()
+    })
+    .await;
+    registry
+        .create(backups, backup("b1", &owner), false)
+        .await
+        .unwrap();
+    // and one that names an owner that stays
+    add_gs(&registry, "stays", json!({"image": "busybox"})).await;
+    let stays = registry
+        .get(scope("gameservers", Some("default")), "stays")
+        .await
+        .unwrap();
+    registry
+        .create(backups, backup("b2", &stays), false)
+        .await
+        .unwrap();
+    registry
+        .delete(scope("gameservers", Some("default")), "owner", None, false)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if registry.get(backups, "b1").await.is_err() {
+            assert!(
+                registry.get(backups, "b2").await.is_ok(),
+                "b2's owner stays"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the dependent backup was not deleted");
+}

@@ -144,7 +144,16 @@ pub async fn server_loop(rt: Arc<Runtime>) {
     };
     loop {
         match informer.next().await {
-            Change::Listed(_) => servers.relisted(informer.cache().all()).await,
+            Change::Listed(_) => {
+                let all = informer.cache().all();
+                servers
+                    .relisted(
+                        all.into_iter()
+                            .map(std::sync::Arc::unwrap_or_clone)
+                            .collect(),
+                    )
+                    .await
+            }
             Change::Applied(_, obj) => {
                 servers.upsert(obj);
                 servers.prune();

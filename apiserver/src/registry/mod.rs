@@ -4,10 +4,10 @@
 //!
 //! Laid out by concern: `types` (scopes, requests, results, the handle), `object` (metadata
 //! and merge-patch helpers), `admission` (what a write must satisfy), `read` (get, list,
-//! list every page), `write` (create, replace, patch, delete) and `gc` (dependents).
+//! list every page) and `write` (create, replace, patch, delete). Dependents of deleted owners
+//! are collected by the controllers (`catalyst_controllers::gc`).
 
 mod admission;
-mod gc;
 mod object;
 mod quota;
 mod read;

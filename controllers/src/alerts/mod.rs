@@ -127,20 +127,35 @@ impl Evaluator {
     /// One evaluation of every rule at `now`: statuses written, notifications started. The
     /// deliveries run on their own tasks (returned, so tests can wait for them).
     pub async fn evaluate(&self, now: DateTime<Utc>) -> Vec<JoinHandle<()>> {
-        let rules = self.caches.rules.all();
+        let rules: Vec<Value> = self
+            .caches
+            .rules
+            .all()
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
         if rules.is_empty() {
             return Vec::new();
         }
         let metric_rules = rules
             .iter()
             .any(|r| r.pointer("/spec/condition/metric").is_some());
-        let servers = self.caches.gameservers.all();
+        let servers: Vec<Value> = self
+            .caches
+            .gameservers
+            .all()
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
         let nodes: HashMap<String, Value> = self
             .caches
             .nodes
             .all()
             .into_iter()
-            .filter_map(|n| Some((n.pointer("/metadata/name")?.as_str()?.to_owned(), n)))
+            .filter_map(|n| {
+                let name = n.pointer("/metadata/name")?.as_str()?.to_owned();
+                Some((name, Arc::unwrap_or_clone(n)))
+            })
             .collect();
         let usage = if metric_rules {
             let mut bound = HashMap::new();
@@ -158,7 +173,13 @@ impl Evaluator {
         } else {
             HashMap::new()
         };
-        let backups = self.caches.backups.all();
+        let backups: Vec<Value> = self
+            .caches
+            .backups
+            .all()
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
         let mut tasks = Vec::new();
         for rule in rules {
             match self

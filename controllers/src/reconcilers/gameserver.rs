@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use super::context::{kind, Action, Context, ReconcileError, FINALIZER};
 use super::events::{record_event, EventNote};
-use super::view::{node_address, node_info, request_of};
-use crate::scheduling::{self, NodeInfo, Strategy, Usage};
+use super::view::{node_address, request_of};
+use crate::scheduling::{self, Bound, HostPort, NodeInfo, Strategy, Usage};
 
 /// The GameServer decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +43,7 @@ enum GsDecision {
 fn decide_gameserver(
     gs: &Value,
     spec: &GameServerSpec,
-    nodes: impl FnOnce() -> Vec<Value>,
+    nodes: impl FnOnce(DateTime<Utc>) -> std::sync::Arc<Vec<NodeInfo>>,
     usage: &Mutex<Usage>,
     strategy: Strategy,
     now: DateTime<Utc>,
@@ -76,7 +76,7 @@ fn decide_gameserver(
     if phase != Phase::Pending {
         return GsDecision::Nothing;
     }
-    let nodes: Vec<NodeInfo> = nodes().iter().filter_map(|n| node_info(n, now)).collect();
+    let nodes = nodes(now);
     let usage = usage.lock().expect("usage lock");
     match scheduling::schedule(&request_of(spec), &nodes, &usage, strategy) {
         Ok(p) => GsDecision::Bind(p),
@@ -103,14 +103,38 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
         namespace: ns,
     };
     let generation = gs.pointer("/metadata/generation").and_then(Value::as_i64);
-    let decision = decide_gameserver(
-        &gs,
-        &spec,
-        || ctx.nodes.all(),
-        &ctx.usage,
-        ctx.strategy,
-        Utc::now(),
-    );
+    let decision = {
+        // one decision at a time; a placement is reserved before the next one is made, so
+        // concurrent binding writes never share a host port or capacity
+        let _one = ctx.deciding.lock().expect("deciding lock");
+        let now = Utc::now();
+        let decision = decide_gameserver(
+            &gs,
+            &spec,
+            |now| ctx.node_infos.current(&ctx.nodes, now),
+            &ctx.usage,
+            ctx.strategy,
+            now,
+        );
+        if let GsDecision::Bind(p) = &decision {
+            let bound = Bound {
+                node: p.node.clone(),
+                requests: request_of(&spec).requests,
+                ports: spec
+                    .ports
+                    .iter()
+                    .zip(&p.host_ports)
+                    .map(|(port, host)| HostPort {
+                        port: *host,
+                        protocol: port.protocol,
+                    })
+                    .collect(),
+            };
+            ctx.usage.lock().expect("usage lock").reserve(key, bound);
+        }
+        decision
+    };
+    let reserved = matches!(decision, GsDecision::Bind(_));
     let (new_status, event, requeue): (Option<Value>, Option<EventNote>, Action) = match decision {
         GsDecision::Nothing | GsDecision::WaitForStop => return Ok(Action::Done),
         GsDecision::AddFinalizer | GsDecision::Finalize => {
@@ -194,7 +218,7 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
             let mut st = gs.get("status").cloned().unwrap_or(json!({}));
             st["phase"] = "Scheduled".into();
             st["nodeName"] = p.node.clone().into();
-            if let Some(addr) = node.as_ref().and_then(node_address) {
+            if let Some(addr) = node.as_deref().and_then(node_address) {
                 st["address"] = addr.into();
             }
             st["ports"] = spec
@@ -260,9 +284,16 @@ pub async fn reconcile_gameserver(ctx: &Context, key: &str) -> Result<Action, Re
                 next["status"] = st.clone();
                 Ok(next)
             })
-            .await?;
-        ctx.gameservers.write_through(&written.object);
+            .await;
+        if let Ok(w) = &written {
+            ctx.gameservers.write_through(&w.object);
+        }
+        if reserved {
+            // written: the cache holds the binding now; failed: what was reserved is free
+            ctx.usage.lock().expect("usage lock").release(key);
+        }
         ctx.track(key);
+        let written = written?;
         if let Some((type_, reason, message)) = event {
             // in the background: the next scheduling decision need not wait for it
             let (registry, object) = (ctx.registry.clone(), written.object.clone());

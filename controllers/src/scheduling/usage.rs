@@ -1,7 +1,7 @@
 //! The usage index: what the servers bound to each node hold (resources and host ports), kept
 //! current one server at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use catalyst_schemas::gameserver::Protocol;
 
@@ -42,11 +42,35 @@ pub struct NodeUsage {
 pub struct Usage {
     by_server: BTreeMap<String, Bound>,
     per_node: BTreeMap<String, NodeUsage>,
+    /// Servers whose binding is being written: what they were given stays held whatever the
+    /// cache says of them until [`Usage::release`].
+    reserved: HashSet<String>,
 }
 
 impl Usage {
-    /// Records what server `key` holds now (`None`: nothing).
+    /// Records what server `key` holds now (`None`: nothing). While `key` is reserved, only
+    /// another binding replaces what it holds.
     pub fn set(&mut self, key: &str, bound: Option<Bound>) {
+        if bound.is_none() && self.reserved.contains(key) {
+            return;
+        }
+        self.put(key, bound);
+    }
+
+    /// Holds `bound` for server `key` while its binding is written (the cache still shows it
+    /// unbound): no other decision gets its resources or host ports.
+    pub fn reserve(&mut self, key: &str, bound: Bound) {
+        self.reserved.insert(key.to_owned());
+        self.put(key, Some(bound));
+    }
+
+    /// Ends the reservation of `key` (the binding was written, or failed); the caller then
+    /// records what the cache says the server holds.
+    pub fn release(&mut self, key: &str) {
+        self.reserved.remove(key);
+    }
+
+    fn put(&mut self, key: &str, bound: Option<Bound>) {
         if let Some(old) = self.by_server.remove(key) {
             if let Some(n) = self.per_node.get_mut(&old.node) {
                 n.allocated = n.allocated.sub(old.requests);

@@ -1,15 +1,13 @@
-//! DELETE on an object: with finalizers it is marked and waits; once gone, its dependents are
-//! collected.
+//! DELETE on an object: with finalizers it is marked and waits.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::request::{Body, Params, Target};
 use crate::error::{ApiError, ApiResult};
-use crate::registry::{meta_str, parse_revision};
+use crate::registry::parse_revision;
 use crate::state::AppState;
 
 /// Options a DELETE body may carry.
@@ -46,16 +44,8 @@ pub(super) async fn object_delete(
         .map(|rv| parse_revision(&rv))
         .transpose()?;
     let dry_run = p.dry_run()?;
+    // dependents go with their owner through the controllers' garbage collector
+    // (catalyst_controllers::gc), also when a finalizer lets the owner go later
     let obj = s.registry.delete(scope, name, pinned, dry_run).await?;
-    let gone = obj.pointer("/metadata/deletionTimestamp").is_none()
-        || obj
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(|f| f.is_empty());
-    if gone && !dry_run {
-        if let Some(uid) = meta_str(&obj, "uid") {
-            s.registry.collect_dependents(uid.to_owned());
-        }
-    }
     Ok(Json(obj).into_response())
 }

@@ -30,7 +30,7 @@ mod write;
 
 use read::Reads;
 use schema::{schema, Dialect, Statements, SCHEMA_VERSION};
-use watch_log::{spawn_listener, LogWatcher};
+use watch_log::{spawn_listener, Commit, LogWatcher};
 use write::{WriteOp, Writes};
 
 /// The SQLite or PostgreSQL store.
@@ -42,7 +42,7 @@ pub struct SqlStore {
     /// Writes, through the committer task.
     writes: Writes,
     /// The newest revision known to be committed; watchers wait on it.
-    committed: watch::Sender<Revision>,
+    committed: watch::Sender<Commit>,
     _committer: AbortOnDrop,
     _listener: Option<AbortOnDrop>,
 }
@@ -141,7 +141,7 @@ impl SqlStore {
             .map_err(be)?
             .try_get(0)
             .map_err(be)?;
-        let (committed, _) = watch::channel(current);
+        let (committed, _) = watch::channel(Commit::at(current));
         let listener = match dialect {
             Dialect::Postgres => Some(AbortOnDrop(spawn_listener(
                 url.to_owned(),

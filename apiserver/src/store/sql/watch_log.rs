@@ -18,9 +18,57 @@ const WATCH_BATCH: i64 = 512;
 /// How often a watcher polls when no commit was announced.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// What watchers learn of the newest commit: its revision and, for a commit of this process,
+/// the revision before it and the keys it wrote, so that a watcher whose range it did not
+/// touch moves its cursor without reading the log.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Commit {
+    /// The newest committed revision.
+    pub(super) revision: Revision,
+    /// The revision before the commit's first write.
+    pub(super) base: Revision,
+    /// The keys it wrote, sorted; `None` when unknown (a commit of another server).
+    pub(super) keys: Option<Arc<Vec<String>>>,
+}
+
+impl Commit {
+    /// A commit whose keys are unknown: every watcher reads the log.
+    pub(super) fn at(revision: Revision) -> Self {
+        Self {
+            revision,
+            base: revision,
+            keys: None,
+        }
+    }
+
+    /// Announces `next` on `tx` if it is newer than what watchers know.
+    pub(super) fn announce(tx: &watch::Sender<Commit>, next: Commit) {
+        tx.send_if_modified(|known| {
+            let newer = next.revision > known.revision;
+            if newer {
+                *known = next;
+            }
+            newer
+        });
+    }
+
+    /// True when the revisions after `cursor` up to this commit are all this commit's, and none
+    /// of its keys lies in `[start, end)`.
+    fn skips(&self, cursor: Revision, start: &str, end: &str) -> bool {
+        let Some(keys) = &self.keys else {
+            return false;
+        };
+        if self.base > cursor {
+            return false;
+        }
+        let first = keys.partition_point(|k| k.as_str() < start);
+        keys.get(first).is_none_or(|k| k.as_str() >= end)
+    }
+}
+
 /// Follows NOTIFYs from other servers on the same PostgreSQL and wakes local watchers.
 #[cfg(not(feature = "postgres"))]
-pub(super) fn spawn_listener(_: String, _: watch::Sender<Revision>) -> tokio::task::JoinHandle<()> {
+pub(super) fn spawn_listener(_: String, _: watch::Sender<Commit>) -> tokio::task::JoinHandle<()> {
     unreachable!("PostgreSQL URLs are refused when the postgres feature is off")
 }
 
@@ -28,7 +76,7 @@ pub(super) fn spawn_listener(_: String, _: watch::Sender<Revision>) -> tokio::ta
 #[cfg(feature = "postgres")]
 pub(super) fn spawn_listener(
     url: String,
-    committed: watch::Sender<Revision>,
+    committed: watch::Sender<Commit>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -49,14 +97,7 @@ pub(super) fn spawn_listener(
                 match listener.recv().await {
                     Ok(n) => {
                         if let Ok(rev) = n.payload().parse::<i64>() {
-                            committed.send_if_modified(|known| {
-                                if rev > *known {
-                                    *known = rev;
-                                    true
-                                } else {
-                                    false
-                                }
-                            });
+                            Commit::announce(&committed, Commit::at(rev));
                         }
                     }
                     Err(e) => {
@@ -75,7 +116,7 @@ pub(super) struct LogWatcher {
     pub(super) reader: AnyPool,
     pub(super) sql: Arc<Statements>,
     pub(super) backend: &'static str,
-    pub(super) committed: watch::Receiver<Revision>,
+    pub(super) committed: watch::Receiver<Commit>,
     pub(super) start: String,
     pub(super) end: String,
     pub(super) cursor: Revision,
@@ -106,7 +147,8 @@ impl LogWatcher {
 
     /// Returns the next events, waiting for a commit when there are none yet.
     async fn step(&mut self) -> Result<Vec<WatchEvent>> {
-        let be = |e: sqlx::Error| StoreError::backend(self.backend, e);
+        let backend = self.backend;
+        let be = |e: sqlx::Error| StoreError::backend(backend, e);
         loop {
             // The newest committed revision first: every revision up to it is committed, so
             // the cursor may move to it when no row under the prefix is found.
@@ -167,10 +209,56 @@ impl LogWatcher {
             if full {
                 continue;
             }
-            let target = self.cursor;
-            let _ =
-                tokio::time::timeout(POLL_INTERVAL, self.committed.wait_for(|&rev| rev > target))
-                    .await;
+            self.wait().await;
         }
+    }
+
+    /// Waits until a commit may hold rows of this watch (or the poll interval passes): commits
+    /// of this process that wrote no key in its range move the cursor without a query.
+    async fn wait(&mut self) {
+        let deadline = tokio::time::Instant::now() + POLL_INTERVAL;
+        loop {
+            let target = self.cursor;
+            let woken =
+                tokio::time::timeout_at(deadline, self.committed.wait_for(|c| c.revision > target))
+                    .await;
+            let Ok(Ok(commit)) = woken else {
+                return;
+            };
+            if !commit.skips(self.cursor, &self.start, &self.end) {
+                return;
+            }
+            self.cursor = commit.revision;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(base: Revision, revision: Revision, keys: &[&str]) -> Commit {
+        let mut keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        keys.sort();
+        Commit {
+            revision,
+            base,
+            keys: Some(Arc::new(keys)),
+        }
+    }
+
+    #[test]
+    fn a_commit_outside_the_range_right_after_the_cursor_is_skipped() {
+        let c = commit(10, 12, &["/events/a", "/nodes/n"]);
+        assert!(c.skips(10, "/gameservers/", "/gameservers0"));
+        assert!(c.skips(11, "/gameservers/", "/gameservers0"));
+        // a key in range, at the start or the end of the range
+        assert!(!c.skips(10, "/events/", "/events0"));
+        assert!(!commit(10, 11, &["/gameservers/"]).skips(10, "/gameservers/", "/gameservers0"));
+        assert!(commit(10, 11, &["/gameservers0"]).skips(10, "/gameservers/", "/gameservers0"));
+        // revisions before this commit were not seen: they may hold rows in range
+        assert!(!c.skips(9, "/gameservers/", "/gameservers0"));
+        // another server's commit: keys unknown
+        assert!(!Commit::at(12).skips(11, "/gameservers/", "/gameservers0"));
     }
 }

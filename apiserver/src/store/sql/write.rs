@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::schema::{
     kv_from_row, Dialect, Statements, NOTIFY_CHANNEL, OP_CREATE, OP_DELETE, OP_UPDATE,
 };
+use super::watch_log::Commit;
 use crate::store::{Result, Revision, StoreError};
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -32,7 +33,7 @@ impl Writes {
         dialect: Dialect,
         pool: AnyPool,
         sql: Arc<Statements>,
-        committed: watch::Sender<Revision>,
+        committed: watch::Sender<Commit>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(1024);
         let committer = Committer {
@@ -127,6 +128,14 @@ pub(super) enum WriteOp {
     },
 }
 
+impl WriteOp {
+    fn key(&self) -> &str {
+        match self {
+            Self::Create { key, .. } | Self::Update { key, .. } | Self::Delete { key, .. } => key,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Pending {
     op: WriteOp,
@@ -144,7 +153,7 @@ struct Committer {
     dialect: Dialect,
     writer: AnyPool,
     sql: Arc<Statements>,
-    committed: watch::Sender<Revision>,
+    committed: watch::Sender<Commit>,
 }
 
 impl Committer {
@@ -231,13 +240,21 @@ impl Committer {
                 .map_err(|e| self.err(e))?,
         };
         tx.commit().await.map_err(|e| self.err(e))?;
-        self.committed.send_if_modified(|known| {
-            let newer = rev > *known;
-            if newer {
-                *known = rev;
-            }
-            newer
-        });
+        let mut keys: Vec<String> = group
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(p, _)| p.op.key().to_owned())
+            .collect();
+        keys.sort_unstable();
+        Commit::announce(
+            &self.committed,
+            Commit {
+                revision: rev,
+                base,
+                keys: Some(Arc::new(keys)),
+            },
+        );
         Ok(results)
     }
 

@@ -5,6 +5,7 @@
 use catalyst_schemas::lifecycle::Phase;
 
 use super::*;
+use crate::reconcilers::node_info;
 use crate::scheduling::{Amounts, Bound, HostPort, Placement};
 use catalyst_schemas::gameserver::Protocol;
 
@@ -65,9 +66,9 @@ fn decide(gs: &(Value, GameServerSpec), nodes: &[Value], usage: Usage, s: Strate
     decide_gameserver(
         &gs.0,
         &gs.1,
-        move || {
+        move |now| {
             assert!(pending, "the nodes are read only to place a Pending server");
-            nodes
+            std::sync::Arc::new(nodes.iter().filter_map(|n| node_info(n, now)).collect())
         },
         &Mutex::new(usage),
         s,
