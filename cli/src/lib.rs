@@ -2,5 +2,6 @@
 
 pub mod client;
 pub mod ctl;
+pub mod daemon_config;
 pub use catalyst_schemas::egg;
 pub mod output;

@@ -131,6 +131,11 @@ fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, clap::Args)]
 struct NodeletArgs {
+    /// A YAML file of settings whose keys are these long flag names (`server: https://…`);
+    /// default: /etc/catalyst/nodelet.yaml when it exists. Flags and their environment
+    /// variables win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// The API server URL, e.g. https://10.0.0.1:7443.
     #[arg(long, env = "CATALYST_SERVER")]
     server: String,
@@ -604,6 +609,44 @@ fn log_panics() {
     }));
 }
 
+/// The command line, with the settings of `catalyst server`'s or `catalyst nodelet`'s config
+/// file (`--config`, else /etc/catalyst/COMMAND.yaml when present) where the command line does
+/// not say otherwise; exits with clap's message (and the file's name) when it does not parse.
+fn parse_with_config_file() -> Cli {
+    use catalyst_cli::daemon_config;
+    use clap::CommandFactory;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let expanded = match daemon_config::with_config_file(
+        &Cli::command(),
+        argv,
+        std::path::Path::new(daemon_config::DEFAULT_DIR),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        }
+    };
+    let cli = match Cli::try_parse_from(&expanded.args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(file) = expanded.file.as_ref().filter(|_| e.use_stderr()) {
+                eprintln!("note: settings were read from {}", file.display());
+            }
+            e.exit()
+        }
+    };
+    let given = match &cli.command {
+        Command::Server(a) => a.config.as_ref(),
+        Command::Nodelet(a) => a.config.as_ref(),
+        _ => None,
+    };
+    if let Some(file) = given.or(expanded.file.as_ref()) {
+        tracing::info!(file = %file.display(), "settings from the config file");
+    }
+    cli
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Catalyst's own TLS configs name the ring provider; this covers libraries that ask rustls
@@ -617,7 +660,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     log_panics();
-    match Cli::parse().command {
+    match parse_with_config_file().command {
         Command::Server(args) => serve(*args).await?,
         Command::Nodelet(args) => nodelet(*args).await?,
         Command::Image { command } => {
@@ -637,6 +680,11 @@ async fn main() -> anyhow::Result<()> {
             println!("image: oci-archive:{}", abs.display());
         }
         Command::Token { command } => token(command).await?,
+        Command::Completion(args) => {
+            use clap::CommandFactory;
+            let mut out = catalyst_cli::ctl::Out::stdio();
+            args.run(&mut Cli::command(), "catalyst", &mut out)?;
+        }
         Command::Store { command } => match command {
             StoreCommand::Status(args) => {
                 let store = args.open().await?;
