@@ -31,16 +31,28 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Print a shell completion script.
+    Completion(catalyst_cli::ctl::completion::CompletionArgs),
 }
 
 #[derive(Debug, clap::Args)]
 struct ServerArgs {
+    /// A YAML file of settings whose keys are these long flag names (`listen: 0.0.0.0:7443`);
+    /// default: /etc/catalyst/server.yaml when it exists. Flags and their environment
+    /// variables win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Where Catalyst keeps its state, admin.yaml and join-token.
     #[arg(long, default_value = "./catalyst-data", env = "CATALYST_DATA_DIR")]
     data_dir: std::path::PathBuf,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:7443", env = "CATALYST_LISTEN")]
     listen: std::net::SocketAddr,
+    /// The address (IP or DNS name) other machines reach this server at, for the join command
+    /// it prints; the generated certificate names it. Default: the listen address, or this
+    /// machine's first global address when listening on all of them.
+    #[arg(long, env = "CATALYST_ADVERTISE_ADDRESS")]
+    advertise_address: Option<String>,
     /// sqlite://PATH, postgres://… or etcd://host:port[,host:port]; default: SQLite in the data dir.
     #[arg(long, env = "CATALYST_STORE")]
     store: Option<String>,
@@ -260,6 +272,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             )
             .exit();
     }
+    let advertise = catalyst_cli::join::advertise_host(
+        args.advertise_address.as_deref(),
+        args.listen,
+        &catalyst_cli::join::this_machines_addresses(),
+    );
+    let mut sans = args.tls_sans;
+    // the generated certificate names the address the join command gives (a certificate of
+    // one's own, --tls-cert, must name it itself)
+    if let Some(host) = advertise.as_ref().filter(|_| args.tls_cert.is_none()) {
+        sans.push(host.clone());
+    }
     let running = catalyst_apiserver::server::start(catalyst_apiserver::server::ServerConfig {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
@@ -268,7 +291,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         audit_retention: args.audit_retention,
         tls: catalyst_apiserver::tls::TlsConfig {
             insecure_http: args.insecure_http,
-            sans: args.tls_sans,
+            sans,
             cert: args.tls_cert,
             key: args.tls_key,
             ca: args.tls_ca,
@@ -308,6 +331,23 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     println!("Catalyst API server on {}", running.url());
     println!("  admin client config: {}", running.admin_config.display());
     println!("  node join token:     {}", running.join_token.display());
+    match (&advertise, std::fs::read_to_string(&running.join_token)) {
+        (Some(host), Ok(token)) => println!(
+            "  join another machine: {}",
+            catalyst_cli::join::command(
+                &catalyst_cli::join::url(
+                    running.url().starts_with("https://"),
+                    host,
+                    running.addr.port()
+                ),
+                &token
+            )
+        ),
+        (None, _) => {
+            println!("  join another machine: no address to give it; pass --advertise-address")
+        }
+        (_, Err(e)) => tracing::warn!(error = %e, "reading the join token"),
+    }
     println!(
         "  try: CATALYST_CONFIG={} catalystctl get gameservers -A",
         running.admin_config.display()
