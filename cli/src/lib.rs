@@ -2,5 +2,7 @@
 
 pub mod client;
 pub mod ctl;
+pub mod daemon_config;
+pub mod join;
 pub use catalyst_schemas::egg;
 pub mod output;

@@ -646,3 +646,68 @@ fn the_nodelet_rides_out_an_api_server_restart() {
     );
     assert_eq!(env.ctd.containers(), vec![cid], "one container, never two");
 }
+
+/// `catalyst server` on every address prints the join command for another machine; run as
+/// printed (plus the directories and socket of this test) on a host of its own (a network
+/// namespace), it joins: the node goes Ready, reaching the server at the advertised address,
+/// which the server's certificate names.
+#[test]
+fn the_printed_join_command_joins_a_node_on_another_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let host = Host::create(3);
+    let server = Server::start_on(
+        env!("CARGO_BIN_EXE_catalyst"),
+        &root.join("server"),
+        "0.0.0.0:0",
+        &["--advertise-address", "10.240.3.1"],
+    );
+    let mut printed = String::new();
+    eventually("the join command", Duration::from_secs(10), || {
+        printed = server.stdout.lock().expect("stdout").clone();
+        printed.contains("join another machine: ")
+    });
+    let line = printed
+        .lines()
+        .find_map(|l| l.split_once("join another machine: "))
+        .map(|(_, cmd)| cmd.trim().to_owned())
+        .expect("the join line");
+    let token = std::fs::read_to_string(server.data_dir.join("join-token")).expect("join-token");
+    let port = server.url.rsplit(':').next().expect("port");
+    assert_eq!(
+        line,
+        format!(
+            "catalyst nodelet --server https://10.240.3.1:{port} --join-token {}",
+            token.trim()
+        )
+    );
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[..2], ["catalyst", "nodelet"]);
+
+    let ctd = Containerd::start(&root.join("ctd"));
+    let ndir = root.join("nodelet");
+    let mut args: Vec<String> = words[1..].iter().map(|s| s.to_string()).collect();
+    args.extend(
+        [
+            "--name",
+            "joined",
+            "--data-dir",
+            &ndir.display().to_string(),
+            "--containerd-socket",
+            &ctd.socket.display().to_string(),
+            "--address",
+            "10.240.3.2",
+            "--subnet",
+            "10.232.3.0/24",
+            "--sftp-listen",
+            "off",
+        ]
+        .map(str::to_owned),
+    );
+    let nodelet = Nodelet::launch(&server, &ctd, &ndir, args, Some(host.ns.clone()));
+    eventually("the joined node is Ready", Duration::from_secs(30), || {
+        node_state(&server, "joined") == "Ready"
+    });
+    drop(nodelet);
+    drop(ctd);
+}

@@ -26,6 +26,8 @@ pub struct Server {
     /// The CA the server's certificate chains to (`<data-dir>/ca.crt`, PEM); None over plain
     /// HTTP.
     pub ca_pem: Option<Vec<u8>>,
+    /// What the server printed on stdout after its first line, as it comes.
+    pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -52,7 +54,17 @@ impl Server {
         let mut line = String::new();
         out.read_line(&mut line)
             .expect("read the server's first line");
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let printed = stdout.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while out.read_line(&mut line).is_ok_and(|n| n > 0) {
+                printed.lock().expect("stdout").push_str(&line);
+                line.clear();
+            }
+            // not UTF-8: the rest is drained unread, so the server never blocks on stdout
+            let _ = std::io::copy(&mut out, &mut std::io::sink());
+        });
         let url = line
             .trim()
             .rsplit(' ')
@@ -81,6 +93,7 @@ impl Server {
             url,
             token,
             ca_pem,
+            stdout,
         }
     }
 

@@ -31,16 +31,28 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Print a shell completion script.
+    Completion(catalyst_cli::ctl::completion::CompletionArgs),
 }
 
 #[derive(Debug, clap::Args)]
 struct ServerArgs {
+    /// A YAML file of settings whose keys are these long flag names (`listen: 0.0.0.0:7443`);
+    /// default: /etc/catalyst/server.yaml when it exists. Flags and their environment
+    /// variables win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Where Catalyst keeps its state, admin.yaml and join-token.
     #[arg(long, default_value = "./catalyst-data", env = "CATALYST_DATA_DIR")]
     data_dir: std::path::PathBuf,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:7443", env = "CATALYST_LISTEN")]
     listen: std::net::SocketAddr,
+    /// The address (IP or DNS name) other machines reach this server at, for the join command
+    /// it prints; the generated certificate names it. Default: the listen address, or this
+    /// machine's first global address when listening on all of them.
+    #[arg(long, env = "CATALYST_ADVERTISE_ADDRESS")]
+    advertise_address: Option<String>,
     /// sqlite://PATH, postgres://… or etcd://host:port[,host:port]; default: SQLite in the data dir.
     #[arg(long, env = "CATALYST_STORE")]
     store: Option<String>,
@@ -131,6 +143,11 @@ fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, clap::Args)]
 struct NodeletArgs {
+    /// A YAML file of settings whose keys are these long flag names (`server: https://…`);
+    /// default: /etc/catalyst/nodelet.yaml when it exists. Flags and their environment
+    /// variables win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// The API server URL, e.g. https://10.0.0.1:7443.
     #[arg(long, env = "CATALYST_SERVER")]
     server: String,
@@ -255,6 +272,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             )
             .exit();
     }
+    let advertise = catalyst_cli::join::advertise_host(
+        args.advertise_address.as_deref(),
+        args.listen,
+        &catalyst_cli::join::this_machines_addresses(),
+    );
+    let mut sans = args.tls_sans;
+    // the generated certificate names the address the join command gives (a certificate of
+    // one's own, --tls-cert, must name it itself)
+    if let Some(host) = advertise.as_ref().filter(|_| args.tls_cert.is_none()) {
+        sans.push(host.clone());
+    }
     let running = catalyst_apiserver::server::start(catalyst_apiserver::server::ServerConfig {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
@@ -263,7 +291,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         audit_retention: args.audit_retention,
         tls: catalyst_apiserver::tls::TlsConfig {
             insecure_http: args.insecure_http,
-            sans: args.tls_sans,
+            sans,
             cert: args.tls_cert,
             key: args.tls_key,
             ca: args.tls_ca,
@@ -303,6 +331,23 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     println!("Catalyst API server on {}", running.url());
     println!("  admin client config: {}", running.admin_config.display());
     println!("  node join token:     {}", running.join_token.display());
+    match (&advertise, std::fs::read_to_string(&running.join_token)) {
+        (Some(host), Ok(token)) => println!(
+            "  join another machine: {}",
+            catalyst_cli::join::command(
+                &catalyst_cli::join::url(
+                    running.url().starts_with("https://"),
+                    host,
+                    running.addr.port()
+                ),
+                &token
+            )
+        ),
+        (None, _) => {
+            println!("  join another machine: no address to give it; pass --advertise-address")
+        }
+        (_, Err(e)) => tracing::warn!(error = %e, "reading the join token"),
+    }
     println!(
         "  try: CATALYST_CONFIG={} catalystctl get gameservers -A",
         running.admin_config.display()
@@ -604,6 +649,44 @@ fn log_panics() {
     }));
 }
 
+/// The command line, with the settings of `catalyst server`'s or `catalyst nodelet`'s config
+/// file (`--config`, else /etc/catalyst/COMMAND.yaml when present) where the command line does
+/// not say otherwise; exits with clap's message (and the file's name) when it does not parse.
+fn parse_with_config_file() -> Cli {
+    use catalyst_cli::daemon_config;
+    use clap::CommandFactory;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let expanded = match daemon_config::with_config_file(
+        &Cli::command(),
+        argv,
+        std::path::Path::new(daemon_config::DEFAULT_DIR),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        }
+    };
+    let cli = match Cli::try_parse_from(&expanded.args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(file) = expanded.file.as_ref().filter(|_| e.use_stderr()) {
+                eprintln!("note: settings were read from {}", file.display());
+            }
+            e.exit()
+        }
+    };
+    let given = match &cli.command {
+        Command::Server(a) => a.config.as_ref(),
+        Command::Nodelet(a) => a.config.as_ref(),
+        _ => None,
+    };
+    if let Some(file) = given.or(expanded.file.as_ref()) {
+        tracing::info!(file = %file.display(), "settings from the config file");
+    }
+    cli
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Catalyst's own TLS configs name the ring provider; this covers libraries that ask rustls
@@ -617,7 +700,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     log_panics();
-    match Cli::parse().command {
+    match parse_with_config_file().command {
         Command::Server(args) => serve(*args).await?,
         Command::Nodelet(args) => nodelet(*args).await?,
         Command::Image { command } => {
@@ -637,6 +720,11 @@ async fn main() -> anyhow::Result<()> {
             println!("image: oci-archive:{}", abs.display());
         }
         Command::Token { command } => token(command).await?,
+        Command::Completion(args) => {
+            use clap::CommandFactory;
+            let mut out = catalyst_cli::ctl::Out::stdio();
+            args.run(&mut Cli::command(), "catalyst", &mut out)?;
+        }
         Command::Store { command } => match command {
             StoreCommand::Status(args) => {
                 let store = args.open().await?;
