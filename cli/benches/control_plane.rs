@@ -1,7 +1,9 @@
 //! Control-plane scale: a real `catalyst server` (API server + controllers, SQLite) with 100
-//! simulated nodes whose fake nodelets report Starting then Running instead of running
-//! containers. 10,000 GameServers are created over HTTP by 8 clients; prints the time until all
-//! are Running, create → Running p50/p99, and the server's RSS.
+//! simulated nodes, each with a fake nodelet that reports its servers Starting then Running
+//! (one after another) instead of running containers. 10,000 GameServers are created over HTTP
+//! by 8 clients; prints the time until all are Running, create → Running p50/p99, the server's
+//! RSS, and how long the garbage collector takes to delete a dependent of a deleted owner with
+//! all those servers and their Events stored.
 //!
 //! `scripts/bench` runs it; by hand: `cargo bench -p catalyst-cli --bench control_plane`
 //! (`CATALYST_BENCH_SERVERS` and `CATALYST_BENCH_NODES` change the scale).
@@ -15,7 +17,6 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 const CLIENTS: usize = 8;
-const REPORTERS: usize = 8;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -44,7 +45,11 @@ impl Api {
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .header("Content-Type", ct)
-            .body(serde_json::to_vec(&body).unwrap())
+            .body(if body.is_null() {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&body).unwrap()
+            })
             .send()
             .await
             .unwrap();
@@ -118,21 +123,19 @@ async fn main() {
         })
     };
 
-    // fake nodelets: Scheduled → Starting → Running, reported through /status like a nodelet
+    // fake nodelets, one per simulated node: Scheduled → Starting → Running, reported through
+    // /status like a nodelet (each node's servers one after another)
     let created_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let (work_tx, work_rx) = async_channel();
     let gs_path = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers";
+    let mut node_tx = HashMap::new();
     let mut reporters = Vec::new();
-    for _ in 0..REPORTERS {
-        let (api, rx, created_at, latencies) = (
-            api.clone(),
-            work_rx.clone(),
-            created_at.clone(),
-            latencies.clone(),
-        );
+    for n in 0..nodes {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        node_tx.insert(format!("node-{n}"), tx);
+        let (api, created_at, latencies) = (api.clone(), created_at.clone(), latencies.clone());
         reporters.push(tokio::spawn(async move {
-            while let Ok(name) = rx.recv().await {
+            while let Some(name) = rx.recv().await {
                 let path = format!("{gs_path}/{name}");
                 assert_eq!(api.status(&path, json!({"phase": "Starting"})).await, 200);
                 assert_eq!(api.status(&path, json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "reason": "Simulated"}]})).await, 200);
@@ -162,12 +165,12 @@ async fn main() {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
                 let ev: Value = serde_json::from_slice(&line).unwrap();
                 if ev["object"]["status"]["phase"] == "Scheduled" {
-                    let name = ev["object"]["metadata"]["name"]
+                    let name = ev["object"]["metadata"]["name"].as_str().unwrap();
+                    let node = ev["object"]["status"]["nodeName"]
                         .as_str()
-                        .unwrap()
-                        .to_owned();
-                    if work_tx.send(name).await.is_err() {
-                        return;
+                        .unwrap_or_default();
+                    if let Some(tx) = node_tx.get(node) {
+                        let _ = tx.send(name.to_owned());
                     }
                 }
             }
@@ -209,6 +212,7 @@ async fn main() {
     }
     let all_running = start.elapsed();
     let rss = rss_mib(pid);
+    let collected = owner_to_dependent_gone(&api).await;
     beating.abort();
     watcher.abort();
     let mut l = latencies.lock().unwrap().clone();
@@ -226,20 +230,74 @@ async fn main() {
         percentile_ms(&l, 0.99)
     );
     println!("  API server RSS       {rss:.1} MiB");
+    println!(
+        "  owner deleted -> dependent deleted {:.0} ms (with {servers} GameServers and their Events stored)",
+        collected.as_secs_f64() * 1000.0
+    );
     drop(server);
 }
 
-/// A multi-consumer channel from tokio primitives.
-fn async_channel() -> (tokio::sync::mpsc::Sender<String>, SharedReceiver) {
-    let (tx, rx) = tokio::sync::mpsc::channel(100_000);
-    (tx, SharedReceiver(Arc::new(tokio::sync::Mutex::new(rx))))
-}
-
-#[derive(Clone)]
-struct SharedReceiver(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>>);
-
-impl SharedReceiver {
-    async fn recv(&self) -> Result<String, ()> {
-        self.0.lock().await.recv().await.ok_or(())
+/// Garbage collection at scale: a Pending GameServer (no node matches it) owns a Secret; the
+/// time from deleting the server to the Secret gone (the controller finalizes the server, the
+/// garbage collector finds the Secret through its ownerReference index).
+async fn owner_to_dependent_gone(api: &Api) -> Duration {
+    let gs_path = "/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers";
+    let secrets = "/apis/catalyst.dev/v1alpha1/namespaces/default/secrets";
+    let owner = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer", "metadata": {"name": "gc-owner"},
+                       "spec": {"image": "busybox", "nodeSelector": {"nowhere": "true"}}});
+    let (code, owner) = api
+        .send(reqwest::Method::POST, gs_path, "application/json", owner)
+        .await;
+    assert_eq!(code, 201, "{owner}");
+    let secret = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Secret",
+        "metadata": {"name": "gc-dependent", "ownerReferences": [{"apiVersion": "catalyst.dev/v1alpha1",
+            "kind": "GameServer", "name": "gc-owner", "uid": owner["metadata"]["uid"]}]},
+        "spec": {"data": {"k": "v"}}});
+    let (code, body) = api
+        .send(reqwest::Method::POST, secrets, "application/json", secret)
+        .await;
+    assert_eq!(code, 201, "{body}");
+    // the controller's finalizer is on before the deletion, as it would be on any real server
+    for _ in 0..300 {
+        let (_, obj) = api
+            .send(
+                reqwest::Method::GET,
+                &format!("{gs_path}/gc-owner"),
+                "application/json",
+                Value::Null,
+            )
+            .await;
+        if obj.pointer("/metadata/finalizers/0").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = Instant::now();
+    let (code, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{gs_path}/gc-owner"),
+            "application/json",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    loop {
+        let (code, _) = api
+            .send(
+                reqwest::Method::GET,
+                &format!("{secrets}/gc-dependent"),
+                "application/json",
+                Value::Null,
+            )
+            .await;
+        if code == 404 {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the dependent was never collected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -58,9 +58,12 @@ pub struct NodeInfos {
     parsed: Mutex<HashMap<String, (i64, Option<ParsedNode>)>>,
     /// The last views, and when they were made; taken again while no node changed and they
     /// are younger than [`SNAPSHOT_TTL`].
-    snapshot: Mutex<Option<(DateTime<Utc>, Arc<Vec<NodeInfo>>)>>,
+    snapshot: Mutex<Option<Snapshot>>,
     changed: AtomicBool,
 }
+
+/// Node views and when they were made.
+type Snapshot = (DateTime<Utc>, Arc<Vec<NodeInfo>>);
 
 /// How long the views of unchanged nodes are reused (readiness by heartbeat age is that late
 /// at most).
