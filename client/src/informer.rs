@@ -94,12 +94,7 @@ impl Cache {
     /// Records an object its owner just wrote, so the next decision sees it even before the
     /// watch delivers it. A newer revision already cached wins.
     pub fn write_through(&self, obj: &Value) {
-        let mut objects = self.objects.write().expect("cache lock");
-        let key = key_of(obj);
-        let rv = |v: &Value| resource_version(v).unwrap_or(0);
-        if objects.get(&key).is_none_or(|old| rv(old) <= rv(obj)) {
-            objects.insert(key, Arc::new(slim(obj.clone())));
-        }
+        self.apply(obj, false);
     }
 
     /// Replaces every object with `items`; returns every key that was or now is cached,

@@ -127,26 +127,14 @@ impl Evaluator {
     /// One evaluation of every rule at `now`: statuses written, notifications started. The
     /// deliveries run on their own tasks (returned, so tests can wait for them).
     pub async fn evaluate(&self, now: DateTime<Utc>) -> Vec<JoinHandle<()>> {
-        let rules: Vec<Value> = self
-            .caches
-            .rules
-            .all()
-            .into_iter()
-            .map(Arc::unwrap_or_clone)
-            .collect();
+        let rules: Vec<Value> = owned(&self.caches.rules);
         if rules.is_empty() {
             return Vec::new();
         }
         let metric_rules = rules
             .iter()
             .any(|r| r.pointer("/spec/condition/metric").is_some());
-        let servers: Vec<Value> = self
-            .caches
-            .gameservers
-            .all()
-            .into_iter()
-            .map(Arc::unwrap_or_clone)
-            .collect();
+        let servers: Vec<Value> = owned(&self.caches.gameservers);
         let nodes: HashMap<String, Value> = self
             .caches
             .nodes
@@ -173,13 +161,7 @@ impl Evaluator {
         } else {
             HashMap::new()
         };
-        let backups: Vec<Value> = self
-            .caches
-            .backups
-            .all()
-            .into_iter()
-            .map(Arc::unwrap_or_clone)
-            .collect();
+        let backups: Vec<Value> = owned(&self.caches.backups);
         let mut tasks = Vec::new();
         for rule in rules {
             match self
@@ -413,4 +395,9 @@ fn message(ns: &str, rule: &str, condition: &str, a: &TargetAlert, notice: Notic
         fired_at: a.fired_at,
         resolved_at: a.resolved_at,
     }
+}
+
+/// A copy of every object of `cache`, for the evaluation's plain-`Value` views.
+fn owned(cache: &Cache) -> Vec<Value> {
+    cache.all().into_iter().map(Arc::unwrap_or_clone).collect()
 }
