@@ -96,6 +96,20 @@ describe('GameServerPage', () => {
     expect(rows.map((r) => within(r).getAllByRole('cell')[1].textContent)).toEqual(['Started', 'Scheduled']);
   });
 
+  it('shows a progress bar while the image is pulled, and none before or after', async () => {
+    const pulling = { type: 'ImagePulled', status: 'False', reason: 'Pulling', message: '12.0 MiB of 48.0 MiB (25%)' };
+    servers = [{ ...gs, status: { ...gs.status, conditions: [pulling] } }];
+    show();
+    const bar = await screen.findByRole('progressbar', { name: 'Image pull progress' });
+    expect(bar.getAttribute('value')).toBe('25');
+    expect(screen.getByText(/Pulling the image: 12\.0 MiB of 48\.0 MiB/)).toBeTruthy();
+    cleanup();
+    servers = [gs];
+    show();
+    await screen.findByRole('heading', { level: 1, name: 'web' });
+    expect(screen.queryByRole('progressbar')).toBeNull();
+  });
+
   it('says a tab is not allowed instead of showing it', async () => {
     show('metrics');
     expect((await screen.findByTestId('tab-forbidden')).textContent).toMatch(/^You may not/);

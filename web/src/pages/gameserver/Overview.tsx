@@ -6,6 +6,7 @@ import { useCan, useLiveList } from '../../api/hooks';
 import type { Condition, GameServer, KObject } from '../../api/types';
 import { formatBytes } from '../../lib/prometheus';
 import { ago, eventsFor } from '../../lib/events';
+import { pullProgress } from '../../lib/pullProgress';
 import { Phase } from '../../components/Phase';
 
 interface PortView {
@@ -137,9 +138,18 @@ function Facts({ gs, now }: { gs: GameServer; now: number }) {
 }
 
 function Conditions({ conditions, now }: { conditions: Condition[]; now: number }) {
+  const pull = pullProgress(conditions);
   return (
     <div className="gs-section">
       <h2 id="gs-conditions">Conditions</h2>
+      {pull != null && (
+        <p className="gs-pull">
+          <label>
+            Pulling the image: {pull.message}{' '}
+            <progress max={100} value={pull.percent} aria-label="Image pull progress" />
+          </label>
+        </p>
+      )}
       {conditions.length === 0 ? (
         <p className="muted">No conditions yet.</p>
       ) : (
