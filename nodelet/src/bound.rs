@@ -64,6 +64,16 @@ impl BoundServers {
         }
     }
 
+    /// The uids of every bound server.
+    pub fn uids(&self) -> Vec<String> {
+        self.by_uid
+            .lock()
+            .expect("bound servers")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// The bound servers with this name (in any namespace).
     pub fn named(&self, name: &str) -> Vec<BoundServer> {
         let mut found: Vec<BoundServer> = self

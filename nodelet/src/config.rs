@@ -42,6 +42,10 @@ pub struct Config {
     pub image_dirs: Vec<PathBuf>,
     /// The most an image's layers may weigh (as stored), pulled or imported.
     pub max_image_bytes: u64,
+    /// Image GC starts when the filesystem of containerd's content store is this full (%).
+    pub image_gc_high_threshold: u8,
+    /// Image GC removes unused images until it is down to this (%).
+    pub image_gc_low_threshold: u8,
     /// Limits for servers that set none (a Node's `spec.defaultResources` overrides them).
     pub default_limits: spec::DefaultLimits,
     /// The CNI bridge name.
@@ -93,6 +97,8 @@ impl Config {
             default_limits: spec::DefaultLimits::default(),
             image_dirs: Vec::new(),
             max_image_bytes: image::DEFAULT_MAX_PULL_BYTES,
+            image_gc_high_threshold: crate::imagegc::DEFAULT_HIGH_THRESHOLD,
+            image_gc_low_threshold: crate::imagegc::DEFAULT_LOW_THRESHOLD,
             bridge: "catalyst0".into(),
             subnet: "10.89.0.0/16".into(),
             cni_bin_dir: None,

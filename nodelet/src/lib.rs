@@ -16,6 +16,7 @@ pub mod file_ops;
 pub mod files;
 pub mod heartbeat;
 pub mod image;
+pub mod imagegc;
 pub mod metrics;
 pub mod ownership;
 pub mod pack;
@@ -91,6 +92,15 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let mut images = image::ImagePolicy::for_data_dir(&data_dir);
     images.image_dirs.extend(config.image_dirs.iter().cloned());
     images.max_pull_bytes = config.max_image_bytes;
+    let image_gc = Arc::new(
+        imagegc::ImageGc::new(
+            ctd.clone(),
+            &data_dir,
+            config.image_gc_high_threshold,
+            config.image_gc_low_threshold,
+        )
+        .map_err(|e| Error::Config(e.to_string()))?,
+    );
     let rt = Arc::new(Runtime {
         ctd,
         api: api.clone(),
@@ -117,7 +127,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         )
         .map_err(|e| Error::Config(format!("registry auth file: {e}")))?,
         samples: Mutex::new(Vec::new()),
-        image_locks: Mutex::new(HashMap::new()),
+        image_gc: image_gc.clone(),
+        image_fetched: tokio::sync::Notify::new(),
         bound: Arc::new(bound::BoundServers::new()),
         backup_endpoint_allow: config.backup_endpoint_allow.clone(),
         denylists: Default::default(),
@@ -148,13 +159,45 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let tunnel = tokio::spawn(tunnel::run(rt.clone()));
     let servers = tokio::spawn(servers::server_loop(rt.clone()));
     let sampler = tokio::spawn(sampler::sample_loop(rt.clone()));
+    let gc = tokio::spawn(image_gc_loop(rt.clone()));
+    let prune = {
+        let r = rt.clone();
+        tokio::spawn(imagegc::serve_prune(
+            image_gc,
+            rt.data_dir.join(imagegc::SOCKET_NAME),
+            move || r.image_users_known(),
+        ))
+    };
     shutdown.await;
     tracing::info!("nodelet stopping; game servers keep running");
-    for h in [heartbeat, events, tunnel, servers, sampler] {
+    for h in [heartbeat, events, tunnel, servers, sampler, gc, prune] {
         h.abort();
     }
     if let Some(s) = sftp {
         s.shutdown();
     }
     Ok(())
+}
+
+/// Checks the image filesystem every [`imagegc::CHECK_INTERVAL`] and after each fetch, and
+/// collects unused images above the high threshold (once every server bound here has said
+/// which images it needs).
+async fn image_gc_loop(rt: Arc<Runtime>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(imagegc::CHECK_INTERVAL) => {}
+            _ = rt.image_fetched.notified() => {}
+        }
+        if !rt.image_users_known() {
+            tracing::debug!("image GC waits for every server to be resolved");
+            continue;
+        }
+        match rt.image_gc.collect(imagegc::Mode::Thresholds).await {
+            Ok(o) if !o.removed.is_empty() => {
+                tracing::info!(removed = o.removed.len(), freed = o.freed, "image GC");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "image GC failed"),
+        }
+    }
 }

@@ -231,6 +231,16 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
         "counter",
         "CPU time used by all game servers of the node.",
     ),
+    (
+        "catalyst_node_images_removed_total",
+        "counter",
+        "Unused images the node's image garbage collection removed.",
+    ),
+    (
+        "catalyst_node_image_bytes_freed_total",
+        "counter",
+        "Bytes the node's image garbage collection freed.",
+    ),
 ];
 
 /// Samples of one server, labelled with its namespace, name and node.
@@ -294,6 +304,14 @@ pub fn node_samples(node: &str, servers: &[ServerMetrics]) -> Vec<Sample> {
         s(
             "catalyst_node_gameservers_cpu_seconds_total",
             servers.iter().map(|m| m.cpu_usage_ns as f64 / 1e9).sum(),
+        ),
+        s(
+            "catalyst_node_images_removed_total",
+            crate::imagegc::IMAGES_REMOVED.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        ),
+        s(
+            "catalyst_node_image_bytes_freed_total",
+            crate::imagegc::BYTES_FREED.load(std::sync::atomic::Ordering::Relaxed) as f64,
         ),
     ]
 }

@@ -56,8 +56,11 @@ pub struct Runtime {
     pub registries: crate::registry::Registries,
     /// The last metrics sample of every running server and the node (Prometheus).
     pub samples: Mutex<Vec<crate::metrics::Sample>>,
-    /// One fetch per image at a time: servers sharing an image wait for the first one's pull.
-    pub image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Image garbage collection, with the per-image locks (one fetch per image at a time:
+    /// servers sharing an image wait for the first one's pull; none removed while locked).
+    pub image_gc: Arc<crate::imagegc::ImageGc>,
+    /// Woken after each image fetch (the image GC checks the thresholds then).
+    pub image_fetched: Notify,
     /// The GameServers bound to this node, by name (SFTP logins find their server here).
     pub bound: Arc<crate::bound::BoundServers>,
     /// Non-public addresses a backup's S3 endpoint may reach (operator-allowed).
@@ -67,6 +70,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// True when every server bound here has told the image GC which images it needs.
+    pub fn image_users_known(&self) -> bool {
+        self.image_gc.knows_all(&self.bound.uids())
+    }
+
     /// Keeps server `uid`'s file denylist (none: forgets it).
     pub fn set_denylist(&self, uid: &str, patterns: &[String]) {
         let mut all = self.denylists.lock().expect("denylists");

@@ -127,6 +127,42 @@ impl Containerd {
         Ok(out)
     }
 
+    /// The size of a blob, or None when the content store lacks it.
+    pub async fn content_size(&self, digest: &str) -> Result<Option<u64>> {
+        let mut c = api::content_client::ContentClient::new(self.channel.clone());
+        match c
+            .info(req(
+                api::InfoRequest {
+                    digest: digest.to_owned(),
+                },
+                None,
+            ))
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().info.map(|i| i.size.max(0) as u64)),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(CtdError::rpc("content info", s)),
+        }
+    }
+
+    /// Where containerd keeps its content store (the `root` its content plugin exports).
+    pub async fn content_root(&self) -> Result<Option<std::path::PathBuf>> {
+        let mut c = api::introspection_client::IntrospectionClient::new(self.channel.clone());
+        let r = c
+            .plugins(req(
+                api::PluginsRequest {
+                    filters: vec!["type==io.containerd.content.v1".to_owned()],
+                },
+                None,
+            ))
+            .await
+            .map_err(|s| CtdError::rpc("introspection plugins", s))?;
+        Ok(r.into_inner()
+            .plugins
+            .into_iter()
+            .find_map(|p| p.exports.get("root").map(std::path::PathBuf::from)))
+    }
+
     // ---- leases ----
 
     /// Creates a lease that protects what an import writes from garbage collection for an hour.
@@ -220,15 +256,31 @@ impl Containerd {
         }
     }
 
+    /// Every image in the namespace: its name, target and when it was last updated.
+    pub async fn image_list(&self) -> Result<Vec<api::Image>> {
+        let mut c = api::images_client::ImagesClient::new(self.channel.clone());
+        let r = c
+            .list(req(api::ListImagesRequest { filters: vec![] }, None))
+            .await
+            .map_err(|s| CtdError::rpc("image list", s))?;
+        Ok(r.into_inner().images)
+    }
+
     /// Removes an image's name (its content goes with the next garbage collection); absent is
     /// fine.
     pub async fn image_delete(&self, name: &str) -> Result<()> {
+        self.image_remove(name, false).await
+    }
+
+    /// Removes an image's name; with `sync`, containerd collects the garbage it leaves (blobs
+    /// and snapshots nothing else references) before answering. Absent is fine.
+    pub async fn image_remove(&self, name: &str, sync: bool) -> Result<()> {
         let mut c = api::images_client::ImagesClient::new(self.channel.clone());
         match c
             .delete(req(
                 api::DeleteImageRequest {
                     name: name.to_owned(),
-                    sync: false,
+                    sync,
                     target: None,
                 },
                 None,

@@ -31,6 +31,25 @@ impl Containerd {
         }
     }
 
+    /// The bytes a snapshot uses on disk (its own layer, not its parents'); 0 when absent.
+    pub async fn snapshot_usage(&self, key: &str) -> Result<u64> {
+        let mut c = snap::snapshots_client::SnapshotsClient::new(self.channel.clone());
+        match c
+            .usage(req(
+                snap::UsageRequest {
+                    snapshotter: SNAPSHOTTER.into(),
+                    key: key.to_owned(),
+                },
+                None,
+            ))
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().size.max(0) as u64),
+            Err(s) if s.code() == Code::NotFound => Ok(0),
+            Err(s) => Err(CtdError::rpc("snapshot usage", s)),
+        }
+    }
+
     /// Prepares an active snapshot on `parent` and returns its mounts.
     pub async fn snapshot_prepare(
         &self,

@@ -39,6 +39,8 @@ mod unpack;
 #[cfg(test)]
 mod tests;
 
+use containerd_client::types::Descriptor;
+
 use crate::ctd::Containerd;
 use crate::registry::Registries;
 
@@ -73,13 +75,19 @@ pub async fn present(ctd: &Containerd, reference: &str) -> Result<bool, ImageErr
     Ok(ctd.image_get(reference).await?.is_some())
 }
 
+/// Where a registry pull reports the layer bytes it has streamed and the bytes it streams in
+/// all: `(done, total)`, updated with every chunk (readers throttle).
+pub type Progress = std::sync::Arc<tokio::sync::watch::Sender<Option<(u64, u64)>>>;
+
 /// Makes sure `reference` is in containerd and unpacked with every layer verified; returns
-/// what a container needs and, when it had to be fetched, how many layer bytes came.
+/// what a container needs and, when it had to be fetched, how many layer bytes came. A pull
+/// reports its layer bytes to `progress`.
 pub async fn ensure_with(
     ctd: &Containerd,
     regs: &Registries,
     policy: &ImagePolicy,
     reference: &str,
+    progress: Option<Progress>,
 ) -> Result<(Image, Option<u64>), ImageError> {
     let archive =
         parse_archive_reference(reference).map_err(|message| ImageError::ArchivePath {
@@ -97,7 +105,7 @@ pub async fn ensure_with(
             None => {
                 let f = match &archive {
                     Some(a) => import_archive(ctd, &mut lease, reference, a, policy).await?,
-                    None => pull(ctd, &mut lease, regs, policy, reference).await?,
+                    None => pull(ctd, &mut lease, regs, policy, reference, progress).await?,
                 };
                 (Some((f.docs, f.bytes)), f.manifest, f.config)
             }
@@ -140,4 +148,24 @@ pub async fn ensure_with(
     }
     lease.release().await;
     result
+}
+
+/// The bytes an image holds on this node: its layer blobs, configuration and manifest in the
+/// content store and its unpacked snapshots (layers shared with other images counted in full).
+pub async fn footprint(
+    ctd: &Containerd,
+    name: &str,
+    target: Descriptor,
+) -> Result<u64, ImageError> {
+    let mut bytes = target.size.max(0) as u64;
+    let (manifest, config_data) = stored_documents(ctd, name, target).await?;
+    bytes += config_data.len() as u64;
+    for layer in &manifest.layers {
+        bytes += ctd.content_size(&layer.digest).await?.unwrap_or(0);
+    }
+    let config: ImageConfig = oci::parse(name, "image configuration", &config_data)?;
+    for id in chain_ids(&config.rootfs.diff_ids) {
+        bytes += ctd.snapshot_usage(&id).await?;
+    }
+    Ok(bytes)
 }

@@ -20,6 +20,7 @@ pub(super) async fn pull(
     regs: &Registries,
     policy: &ImagePolicy,
     name: &str,
+    progress: Option<super::Progress>,
 ) -> Result<Fetched, ImageError> {
     let r = registry::parse_reference(name)?;
     let mut session = Session::new(&r, regs)?;
@@ -74,12 +75,23 @@ pub(super) async fn pull(
     let mut bytes = 0u64;
     // everything checked that can be before the layers: from here on, writes
     let lease = &lease.id().await?;
-    for layer in missing_layers(ctd, &manifest).await? {
+    let missing = missing_layers(ctd, &manifest).await?;
+    let total: u64 = missing.iter().map(|l| l.size.max(0) as u64).sum();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if let Some(p) = &progress {
+        p.send_replace(Some((0, total)));
+    }
+    for layer in missing {
         let size = layer.size as u64;
         let lock = blob_lock(&layer.digest);
         let _writing = lock.lock().await;
         if ctd.content_exists(&layer.digest).await? {
-            continue; // fetched meanwhile for another image
+            // fetched meanwhile for another image
+            let now = done.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size;
+            if let Some(p) = &progress {
+                p.send_replace(Some((now, total)));
+            }
+            continue;
         }
         let stream = session.blob(&layer.digest, size).await?;
         let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -92,6 +104,14 @@ pub(super) async fn pull(
                 std::future::ready(c.is_ok())
             })
             .map(|c| c.unwrap_or_default());
+        let (done2, progress2) = (done.clone(), progress.clone());
+        let chunks = chunks.inspect(move |c| {
+            let now = done2.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed)
+                + c.len() as u64;
+            if let Some(p) = &progress2 {
+                p.send_replace(Some((now, total)));
+            }
+        });
         // containerd checks the digest and the size when it commits the blob
         let written = ctd
             .write_content(lease, &layer.digest, layer.size, HashMap::new(), chunks)

@@ -2,7 +2,7 @@
 //! ([`StatusWriter`]) and time ([`Clock`]), with the real implementations over the nodelet's
 //! shared [`Runtime`]. Tests put recording fakes in their place (`worker/fake.rs`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -106,8 +106,13 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn lock_image(&self, image: &str) -> ImageLock;
     /// True when the image is in containerd.
     async fn image_present(&self, image: &str) -> Result<bool>;
-    /// Makes sure the image is present and verified; the bytes fetched when it was not.
-    async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)>;
+    /// Makes sure the image is present and verified; the bytes fetched when it was not. A
+    /// registry pull reports its layer bytes to `progress`.
+    async fn ensure_image(
+        &self,
+        image: &str,
+        progress: crate::image::Progress,
+    ) -> Result<(Image, Option<u64>)>;
     /// The data directory (its disk mounted, of the size the resolved spec asks) and id range
     /// of the server, and where its namespaces are.
     async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox>;
@@ -127,6 +132,8 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn disk_usage(&self) -> Result<Option<Usage>>;
     /// Keeps the server's Template `fileDenylist` for the file manager and SFTP.
     fn set_denylist(&self, patterns: &[String]);
+    /// The images the server needs (the image GC never removes them).
+    fn set_images(&self, images: BTreeSet<String>);
     /// The address servers on the bridge reach the host at.
     fn gateway(&self) -> String;
     /// Edits config files in the server's data directory (as its user, through the path
@@ -355,14 +362,7 @@ impl ContainerRuntime for Containers {
     }
 
     async fn lock_image(&self, image: &str) -> ImageLock {
-        let lock = self
-            .rt
-            .image_locks
-            .lock()
-            .expect("image locks")
-            .entry(image.to_owned())
-            .or_default()
-            .clone();
+        let lock = self.rt.image_gc.lock(image);
         Box::new(lock.lock_owned().await)
     }
 
@@ -370,11 +370,24 @@ impl ContainerRuntime for Containers {
         Ok(crate::image::present(&self.rt.ctd, image).await?)
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)> {
-        Ok(
-            crate::image::ensure_with(&self.rt.ctd, &self.rt.registries, &self.rt.images, image)
-                .await?,
+    async fn ensure_image(
+        &self,
+        image: &str,
+        progress: crate::image::Progress,
+    ) -> Result<(Image, Option<u64>)> {
+        let ensured = crate::image::ensure_with(
+            &self.rt.ctd,
+            &self.rt.registries,
+            &self.rt.images,
+            image,
+            Some(progress),
         )
+        .await?;
+        self.rt.image_gc.touch(image);
+        if ensured.1.is_some() {
+            self.rt.image_fetched.notify_one();
+        }
+        Ok(ensured)
     }
 
     async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox> {
@@ -498,6 +511,7 @@ impl ContainerRuntime for Containers {
         let cid = self.cid();
         crate::userns::remove_ns_file(&crate::userns::userns_path(&cid));
         if gone {
+            self.rt.image_gc.forget_user(&self.uid);
             if self.rt.held(&self.uid) {
                 // moved to another node: the data stays until the move is over
                 tracing::info!(uid = self.uid, "the server left; its data is held here");
@@ -521,6 +535,10 @@ impl ContainerRuntime for Containers {
 
     fn set_denylist(&self, patterns: &[String]) {
         self.rt.set_denylist(&self.uid, patterns);
+    }
+
+    fn set_images(&self, images: BTreeSet<String>) {
+        self.rt.image_gc.set_users(&self.uid, images);
     }
 
     fn gateway(&self) -> String {

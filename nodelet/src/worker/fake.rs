@@ -160,8 +160,28 @@ impl ContainerRuntime for FakeRuntime {
         Ok(true)
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(Image, Option<u64>)> {
+    async fn ensure_image(
+        &self,
+        image: &str,
+        progress: crate::image::Progress,
+    ) -> Result<(Image, Option<u64>)> {
         self.record(format!("fetch {image}"));
+        if let Some(steps) = image.strip_prefix("slow-pull/") {
+            // a pull of `steps` MiB, one a 300 ms
+            let total: u64 = steps.parse().unwrap_or(1) << 20;
+            for done in (0..=total).step_by(1 << 20) {
+                progress.send_replace(Some((done, total)));
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            return Ok((
+                Image {
+                    name: image.to_owned(),
+                    top: "sha256:top".into(),
+                    config: Default::default(),
+                },
+                Some(total),
+            ));
+        }
         if image.contains("missing") {
             return Err(Error::Config(format!("no image {image}")));
         }
@@ -245,6 +265,10 @@ impl ContainerRuntime for FakeRuntime {
         self.record(format!("denylist {}", patterns.join(" ")));
     }
 
+    fn set_images(&self, _images: std::collections::BTreeSet<String>) {
+        // the fake has no image store to collect
+    }
+
     fn gateway(&self) -> String {
         "10.89.0.1".into()
     }
@@ -308,6 +332,8 @@ pub struct FakeStatus {
     pub phases: Mutex<Vec<String>>,
     /// The templates the API holds.
     pub templates: Mutex<HashMap<String, Template>>,
+    /// Every status patch, in order.
+    pub patches: Mutex<Vec<Value>>,
 }
 
 impl FakeStatus {
@@ -318,6 +344,7 @@ impl FakeStatus {
             events: Mutex::default(),
             phases: Mutex::default(),
             templates: Mutex::default(),
+            patches: Mutex::default(),
         }
     }
 
@@ -340,6 +367,7 @@ impl FakeStatus {
 #[async_trait]
 impl StatusWriter for FakeStatus {
     async fn patch_status(&self, _gs: &Value, status: Value) -> Result<Value> {
+        self.patches.lock().expect("patches").push(status.clone());
         let mut obj = self.object.lock().expect("object");
         let from = phase_of(&obj);
         let mut next = obj.clone();

@@ -22,6 +22,7 @@ mod exit;
 mod fake;
 mod install;
 pub mod plan;
+pub mod progress;
 mod quota;
 mod start;
 mod stop;
@@ -283,6 +284,7 @@ impl Worker {
             None => None,
         };
         let resolved = spec::resolve(gs, template.as_ref()).map_err(|e| e.to_string());
+        self.record_images(gs, resolved.as_ref().ok());
         if let Ok(r) = &resolved {
             let before = self
                 .last_resolved
@@ -294,6 +296,22 @@ impl Worker {
             self.last_resolved = Some(r.clone());
         }
         Ok(resolved)
+    }
+
+    /// Tells the image GC the images this server needs: those of the latest resolution and of
+    /// the pinned one (main and install), else the spec's own.
+    fn record_images(&self, gs: &GameServer, latest: Option<&Resolved>) {
+        let mut images = std::collections::BTreeSet::new();
+        for r in [latest, self.pinned.as_ref()].into_iter().flatten() {
+            images.insert(r.image.clone());
+            if let Some(i) = r.install.as_ref().and_then(|i| i.image.clone()) {
+                images.insert(i);
+            }
+        }
+        if latest.is_none() {
+            images.extend(gs.spec.image.clone());
+        }
+        self.env.runtime.set_images(images);
     }
 
     /// Keeps the resolved spec a task starts with, for as long as it runs.

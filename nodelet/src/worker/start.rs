@@ -12,6 +12,7 @@ use serde_json::json;
 use super::env::{ContainerKind, NewContainer};
 use super::exec::SOON;
 use super::plan::{backoff, Launch};
+use super::progress;
 use super::{Next, Worker, START_RETRIES};
 use crate::spec::Resolved;
 use crate::Error;
@@ -53,6 +54,47 @@ impl Worker {
         Ok(())
     }
 
+    /// Ensures the image while writing the pull's progress to the `ImagePulled` condition (at
+    /// most once a [`progress::INTERVAL`]); a failed fetch leaves the condition False.
+    async fn ensure_reporting(
+        &mut self,
+        image_ref: &str,
+    ) -> crate::Result<(crate::image::Image, Option<u64>)> {
+        let rt = self.env.runtime.clone();
+        let (tx, mut rx) = tokio::sync::watch::channel(None);
+        let ensure = rt.ensure_image(image_ref, std::sync::Arc::new(tx));
+        let mut ensure = std::pin::pin!(ensure);
+        let mut last = None;
+        let result = loop {
+            tokio::select! {
+                biased;
+                r = &mut ensure => break r,
+                p = progress::next(&mut rx, last, progress::INTERVAL) => match p {
+                    Some((done, total)) => {
+                        last = Some(tokio::time::Instant::now());
+                        let msg = progress::message(done, total);
+                        self.image_condition(false, "Pulling", &msg).await;
+                    }
+                    None => break ensure.await,
+                },
+            }
+        };
+        if let (Err(e), Some(_)) = (&result, last) {
+            self.image_condition(false, "PullFailed", &e.to_string())
+                .await;
+        }
+        result
+    }
+
+    /// Writes the `ImagePulled` condition (failures are logged: progress is not worth a pass).
+    async fn image_condition(&mut self, ok: bool, reason: &str, message: &str) {
+        let mut status = json!({});
+        self.with_condition(&mut status, progress::CONDITION, ok, reason, message);
+        if let Err(e) = self.patch_status(status).await {
+            tracing::debug!(server = self.name(), error = %e, "image condition not written");
+        }
+    }
+
     /// Fetches the image, makes the sandbox, attaches the network and creates container `id`.
     pub(super) async fn prepare_container(
         &mut self,
@@ -76,7 +118,7 @@ impl Worker {
             self.event("Normal", "Pulling", &msg).await;
         }
         let started = WallInstant::now();
-        let (image, fetched) = rt.ensure_image(image_ref).await?;
+        let (image, fetched) = self.ensure_reporting(image_ref).await?;
         if let Some(bytes) = fetched {
             let msg = format!(
                 "image {image_ref}: {:.1} MiB of layers in {:.1} s",
@@ -85,6 +127,7 @@ impl Worker {
             );
             self.console_line(&msg);
             self.event("Normal", "Pulled", &msg).await;
+            self.image_condition(true, "Pulled", &msg).await;
         }
         drop(lock);
         // the server's own disk on its data directory, before anything runs on it

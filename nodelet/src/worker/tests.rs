@@ -630,3 +630,39 @@ async fn a_template_change_waits_for_the_next_start() {
         vec![format!("kill {MAIN} 15"), format!("kill {MAIN} 2")]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pull_writes_its_progress_at_most_once_a_second_then_pulled() {
+    // the fake pull streams 5 MiB, one a 300 ms
+    let mut r = rig(
+        object("Scheduled", json!({"image": "slow-pull/5"})),
+        Arc::new(TokioClock),
+    );
+    r.pass().await;
+    let pulling: Vec<String> = r
+        .fakes
+        .status
+        .patches
+        .lock()
+        .expect("patches")
+        .iter()
+        .filter_map(|p| {
+            let c = p["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "ImagePulled")?;
+            (c["reason"] == "Pulling").then(|| c["message"].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    // at 0 s and 1 s (the latest then: 3 MiB at 0.9 s); the pull is over at 1.8 s
+    assert_eq!(
+        pulling,
+        ["0.0 MiB of 5.0 MiB (0%)", "3.0 MiB of 5.0 MiB (60%)"]
+    );
+    let obj = r.fakes.status.get();
+    assert!(catalyst_schemas::object::condition_true(
+        &obj,
+        "ImagePulled"
+    ));
+    assert_eq!(r.phase(), "Starting");
+}
