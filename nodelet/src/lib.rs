@@ -129,6 +129,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         samples: Mutex::new(Vec::new()),
         image_gc: image_gc.clone(),
         image_fetched: tokio::sync::Notify::new(),
+        servers_listed: Default::default(),
         bound: Arc::new(bound::BoundServers::new()),
         backup_endpoint_allow: config.backup_endpoint_allow.clone(),
         denylists: Default::default(),

@@ -61,6 +61,8 @@ pub struct Runtime {
     pub image_gc: Arc<crate::imagegc::ImageGc>,
     /// Woken after each image fetch (the image GC checks the thresholds then).
     pub image_fetched: Notify,
+    /// Set once the servers bound here were first listed (before, the image GC waits).
+    pub servers_listed: std::sync::atomic::AtomicBool,
     /// The GameServers bound to this node, by name (SFTP logins find their server here).
     pub bound: Arc<crate::bound::BoundServers>,
     /// Non-public addresses a backup's S3 endpoint may reach (operator-allowed).
@@ -70,9 +72,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// True when every server bound here has told the image GC which images it needs.
+    /// True when the servers bound here were listed and every one of them has told the image
+    /// GC which images it needs.
     pub fn image_users_known(&self) -> bool {
-        self.image_gc.knows_all(&self.bound.uids())
+        self.servers_listed.load(std::sync::atomic::Ordering::SeqCst)
+            && self.image_gc.knows_all(&self.bound.uids())
     }
 
     /// Keeps server `uid`'s file denylist (none: forgets it).

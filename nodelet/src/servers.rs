@@ -152,7 +152,11 @@ pub async fn server_loop(rt: Arc<Runtime>) {
                             .map(std::sync::Arc::unwrap_or_clone)
                             .collect(),
                     )
-                    .await
+                    .await;
+                servers
+                    .rt
+                    .servers_listed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
             Change::Applied(_, obj) => {
                 servers.upsert(obj);

@@ -710,3 +710,117 @@ fn the_walk_follows_at_most_four_nested_indexes_to_the_manifest() {
         .to_string();
     assert!(e.contains("nested too deep"), "{e}");
 }
+
+/// A registry on loopback serving one image (`games/slow:1`), its layer 256 KiB at a time
+/// with 50 ms between chunks. Returns its host:port.
+async fn slow_registry(
+    img: std::sync::Arc<pack::ImageBlobs>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let host = listener.local_addr().expect("addr").to_string();
+    let task = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let img = img.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                let (body, media): (&[u8], &str) = if path == "/v2/games/slow/manifests/1" {
+                    (&img.manifest, "application/vnd.oci.image.manifest.v1+json")
+                } else if let Some(b) = path
+                    .strip_prefix("/v2/games/slow/blobs/")
+                    .and_then(|d| img.blob(d))
+                {
+                    (b, "application/octet-stream")
+                } else {
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                    return;
+                };
+                let header = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {media}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if conn.write_all(header.as_bytes()).await.is_err() {
+                    return;
+                }
+                for chunk in body.chunks(256 << 10) {
+                    if conn.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                    let _ = conn.flush().await;
+                    if body.len() > 1 << 20 {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (host, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_pull_reports_its_progress_while_the_layer_streams() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctd_proc = crate::supervisor::start(&dir.path().join("ctd"))
+        .await
+        .expect("containerd");
+    let ctd = crate::ctd::Containerd::connect(&ctd_proc.socket)
+        .await
+        .expect("connect");
+    // 4 MiB of noise in one layer: 16 chunks, about 0.8 s
+    let mut data = vec![0u8; 4 << 20];
+    let mut x = 0x2545_f491_u32;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let layer = pack::layer(&[pack::Entry::File("noise".into(), data, 0o644)]).expect("layer");
+    let total = layer.len() as u64;
+    let config = pack::config(&[pack::digest(&layer)], &["sh"]);
+    let img = std::sync::Arc::new(pack::ImageBlobs::new(config, vec![layer]));
+    let (host, server) = slow_registry(img).await;
+    let name = format!("{host}/games/slow:1");
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while rx.changed().await.is_ok() {
+            if let Some(p) = *rx.borrow_and_update() {
+                seen.push(p);
+            }
+        }
+        seen
+    });
+    let regs = crate::registry::Registries::load(None, vec![]).expect("registries");
+    let policy = ImagePolicy::for_data_dir(dir.path());
+    let (_, fetched) = ensure_with(&ctd, &regs, &policy, &name, Some(std::sync::Arc::new(tx)))
+        .await
+        .expect("pull");
+    let seen = seen.await.expect("progress reader");
+    assert_eq!(fetched, Some(total));
+    assert!(
+        seen.iter()
+            .filter(|&&(d, t)| t == total && d > 0 && d < total)
+            .count()
+            >= 2,
+        "progress while streaming: {seen:?}"
+    );
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    assert_eq!(seen.last(), Some(&(total, total)));
+    server.abort();
+    ctd_proc.shutdown().await;
+}
