@@ -75,7 +75,8 @@ impl Runtime {
     /// True when the servers bound here were listed and every one of them has told the image
     /// GC which images it needs.
     pub fn image_users_known(&self) -> bool {
-        self.servers_listed.load(std::sync::atomic::Ordering::SeqCst)
+        self.servers_listed
+            .load(std::sync::atomic::Ordering::SeqCst)
             && self.image_gc.knows_all(&self.bound.uids())
     }
 

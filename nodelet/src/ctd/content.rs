@@ -30,6 +30,11 @@ impl Containerd {
 
     /// True when the content store holds this digest.
     pub async fn content_exists(&self, digest: &str) -> Result<bool> {
+        Ok(self.content_size(digest).await?.is_some())
+    }
+
+    /// The size of a blob, or None when the content store lacks it.
+    pub async fn content_size(&self, digest: &str) -> Result<Option<u64>> {
         let mut c = api::content_client::ContentClient::new(self.channel.clone());
         match c
             .info(req(
@@ -40,8 +45,8 @@ impl Containerd {
             ))
             .await
         {
-            Ok(_) => Ok(true),
-            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Ok(r) => Ok(r.into_inner().info.map(|i| i.size.max(0) as u64)),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(CtdError::rpc("content info", s)),
         }
     }
@@ -125,24 +130,6 @@ impl Containerd {
             out.extend_from_slice(&chunk);
         }
         Ok(out)
-    }
-
-    /// The size of a blob, or None when the content store lacks it.
-    pub async fn content_size(&self, digest: &str) -> Result<Option<u64>> {
-        let mut c = api::content_client::ContentClient::new(self.channel.clone());
-        match c
-            .info(req(
-                api::InfoRequest {
-                    digest: digest.to_owned(),
-                },
-                None,
-            ))
-            .await
-        {
-            Ok(r) => Ok(r.into_inner().info.map(|i| i.size.max(0) as u64)),
-            Err(s) if s.code() == Code::NotFound => Ok(None),
-            Err(s) => Err(CtdError::rpc("content info", s)),
-        }
     }
 
     /// Where containerd keeps its content store (the `root` its content plugin exports).

@@ -56,6 +56,7 @@ use archive::import_archive;
 use error::invalid;
 use oci::{check_image, to_desc};
 use pull::pull;
+pub use store::Progress;
 use store::{stored_documents, LazyLease};
 use unpack::unpack;
 
@@ -74,10 +75,6 @@ pub struct Image {
 pub async fn present(ctd: &Containerd, reference: &str) -> Result<bool, ImageError> {
     Ok(ctd.image_get(reference).await?.is_some())
 }
-
-/// Where a registry pull reports the layer bytes it has streamed and the bytes it streams in
-/// all: `(done, total)`, updated with every chunk (readers throttle).
-pub type Progress = std::sync::Arc<tokio::sync::watch::Sender<Option<(u64, u64)>>>;
 
 /// Makes sure `reference` is in containerd and unpacked with every layer verified; returns
 /// what a container needs and, when it had to be fetched, how many layer bytes came. A pull

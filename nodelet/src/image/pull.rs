@@ -9,7 +9,7 @@ use super::error::{invalid, ImageError};
 use super::oci::{check_desc, check_image, matches_desc, sha256_hex, Desc};
 use super::policy::ImagePolicy;
 use super::resolve::{ManifestWalk, Step};
-use super::store::{blob_lock, missing_layers, write_documents, Fetched, LazyLease};
+use super::store::{blob_lock, missing_layers, write_documents, Fetched, LazyLease, Progress};
 use crate::ctd::Containerd;
 use crate::registry::{self, Registries, Session, MANIFEST_TYPES, MAX_DOCUMENT_BYTES};
 
@@ -20,7 +20,7 @@ pub(super) async fn pull(
     regs: &Registries,
     policy: &ImagePolicy,
     name: &str,
-    progress: Option<super::Progress>,
+    progress: Option<Progress>,
 ) -> Result<Fetched, ImageError> {
     let r = registry::parse_reference(name)?;
     let mut session = Session::new(&r, regs)?;

@@ -12,6 +12,10 @@ use super::resolve::{Doc, ManifestWalk, Step};
 use crate::ctd::{Containerd, CtdError, SNAPSHOTTER};
 use crate::registry::{valid_digest, MAX_DOCUMENT_BYTES};
 
+/// Where a registry pull reports the layer bytes it has streamed and the bytes it streams in
+/// all: `(done, total)`, updated with every chunk (readers throttle).
+pub type Progress = std::sync::Arc<tokio::sync::watch::Sender<Option<(u64, u64)>>>;
+
 /// What a fetch (pull or import) found, with the layers in the content store.
 #[derive(Debug)]
 pub(super) struct Fetched {
