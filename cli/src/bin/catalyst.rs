@@ -78,6 +78,13 @@ struct ServerArgs {
     /// is not public (repeatable; exact addresses).
     #[arg(long = "backup-endpoint-allow", requires = "with_nodelet")]
     backup_endpoint_allow: Vec<std::net::IpAddr>,
+    /// The in-process nodelet removes unused images when the filesystem of containerd's
+    /// content store is this full (percent).
+    #[arg(long, default_value_t = catalyst_nodelet::imagegc::DEFAULT_HIGH_THRESHOLD, value_parser = clap::value_parser!(u8).range(1..=100), requires = "with_nodelet")]
+    image_gc_high_threshold: u8,
+    /// … down to this (percent, below the high threshold).
+    #[arg(long, default_value_t = catalyst_nodelet::imagegc::DEFAULT_LOW_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=99), requires = "with_nodelet")]
+    image_gc_low_threshold: u8,
     /// Also append every audit record (writes and refused requests) to this file, one JSON
     /// line each.
     #[arg(long, env = "CATALYST_AUDIT_LOG")]
@@ -213,6 +220,13 @@ struct NodeletArgs {
     /// exact addresses, e.g. a MinIO on the private network).
     #[arg(long = "backup-endpoint-allow")]
     backup_endpoint_allow: Vec<std::net::IpAddr>,
+    /// Remove unused images (least recently used first) when the filesystem of containerd's
+    /// content store is this full (percent).
+    #[arg(long, default_value_t = catalyst_nodelet::imagegc::DEFAULT_HIGH_THRESHOLD, value_parser = clap::value_parser!(u8).range(1..=100))]
+    image_gc_high_threshold: u8,
+    /// … down to this (percent, below the high threshold).
+    #[arg(long, default_value_t = catalyst_nodelet::imagegc::DEFAULT_LOW_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=99))]
+    image_gc_low_threshold: u8,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -252,6 +266,8 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
     config.uid_base = args.uid_base;
     config.image_dirs = args.image_dirs;
     config.max_image_bytes = args.max_image_size;
+    config.image_gc_high_threshold = args.image_gc_high_threshold;
+    config.image_gc_low_threshold = args.image_gc_low_threshold;
     config.sftp_listen = args.sftp_listen;
     config.backup_endpoint_allow = args.backup_endpoint_allow;
     catalyst_nodelet::run(config, shutdown_signal()).await?;
@@ -379,6 +395,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         config.image_dirs = args.image_dirs;
         config.sftp_listen = args.sftp_listen;
         config.backup_endpoint_allow = args.backup_endpoint_allow.clone();
+        config.image_gc_high_threshold = args.image_gc_high_threshold;
+        config.image_gc_low_threshold = args.image_gc_low_threshold;
         println!(
             "  nodelet:             node {name}, data in {}",
             config.data_dir.display()
@@ -401,6 +419,50 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(c) = own_containerd {
         c.shutdown().await;
     }
+    Ok(())
+}
+
+/// `catalyst image busybox` and `catalyst image pack`: an OCI archive of this machine's files.
+fn pack(
+    output: std::path::PathBuf,
+    paths: Vec<std::path::PathBuf>,
+    cmd: Vec<String>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let paths: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    catalyst_nodelet::pack::host_archive(&output, &paths, &cmd)
+        .with_context(|| format!("packing into {}", output.display()))?;
+    let abs = std::fs::canonicalize(&output)?;
+    println!("image: oci-archive:{}", abs.display());
+    Ok(())
+}
+
+/// `catalyst image prune`: asks the local nodelet (it knows which images its servers use).
+async fn prune(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let outcome = catalyst_nodelet::imagegc::request_prune(data_dir)
+        .await
+        .with_context(|| {
+            format!(
+                "no nodelet answers at {} (is it running with this --data-dir?)",
+                data_dir
+                    .join(catalyst_nodelet::imagegc::SOCKET_NAME)
+                    .display()
+            )
+        })?
+        .map_err(|e| anyhow::anyhow!("the nodelet refused: {e}"))?;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    for r in &outcome.removed {
+        println!("removed {} ({:.1} MiB)", r.name, mib(r.freed));
+    }
+    println!(
+        "{} image(s) removed, {:.1} MiB freed; {} in use kept",
+        outcome.removed.len(),
+        mib(outcome.freed),
+        outcome.in_use
+    );
     Ok(())
 }
 
@@ -443,6 +505,18 @@ enum ImageCommand {
         /// The image's default command.
         #[arg(long, num_args = 1.., default_values = ["sh"])]
         cmd: Vec<String>,
+    },
+    /// Has the nodelet running on this machine remove every image none of its servers uses
+    /// (with their blobs and snapshots) and prints what was freed.
+    Prune {
+        /// The nodelet's data directory (`<data-dir>/nodelet` of `catalyst server
+        /// --with-nodelet`).
+        #[arg(
+            long,
+            default_value = "./catalyst-nodelet",
+            env = "CATALYST_NODELET_DIR"
+        )]
+        data_dir: std::path::PathBuf,
     },
 }
 
@@ -703,22 +777,11 @@ async fn main() -> anyhow::Result<()> {
     match parse_with_config_file().command {
         Command::Server(args) => serve(*args).await?,
         Command::Nodelet(args) => nodelet(*args).await?,
-        Command::Image { command } => {
-            let (output, paths, cmd) = match command {
-                ImageCommand::Busybox { output } => (output, vec![], vec!["sh".to_owned()]),
-                ImageCommand::Pack { output, paths, cmd } => (output, paths, cmd),
-            };
-            if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let paths: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
-            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            catalyst_nodelet::pack::host_archive(&output, &paths, &cmd)
-                .with_context(|| format!("packing into {}", output.display()))?;
-            let abs = std::fs::canonicalize(&output)?;
-            println!("image: oci-archive:{}", abs.display());
-        }
+        Command::Image { command } => match command {
+            ImageCommand::Prune { data_dir } => prune(&data_dir).await?,
+            ImageCommand::Busybox { output } => pack(output, vec![], vec!["sh".to_owned()])?,
+            ImageCommand::Pack { output, paths, cmd } => pack(output, paths, cmd)?,
+        },
         Command::Token { command } => token(command).await?,
         Command::Completion(args) => {
             use clap::CommandFactory;

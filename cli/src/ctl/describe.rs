@@ -125,10 +125,33 @@ pub fn render(kind: &KindInfo, obj: &Value, events: &[Value], now: DateTime<Utc>
                 g("reason"),
                 g("message")
             );
+            if let Some(bar) = pull_bar(g("reason"), g("message")) {
+                let _ = writeln!(t, "  {:<15} {bar}", "");
+            }
         }
     }
     render_events(t, kind, str_at(obj, "/metadata/name"), events, now);
     text
+}
+
+/// A bar of 30 cells for a condition whose reason is `Pulling` and whose message ends with
+/// `(NN%)` (the nodelet's pull progress), e.g. `[#########.....................] 31%`.
+fn pull_bar(reason: &str, message: &str) -> Option<String> {
+    if reason != "Pulling" {
+        return None;
+    }
+    let percent: u64 = message
+        .strip_suffix("%)")?
+        .rsplit_once('(')?
+        .1
+        .parse()
+        .ok()?;
+    let full = (percent.min(100) * 30 / 100) as usize;
+    Some(format!(
+        "[{}{}] {percent}%",
+        "#".repeat(full),
+        ".".repeat(30 - full)
+    ))
 }
 
 /// The `Events:` section: the latest events about `kind/name`, oldest first.

@@ -165,3 +165,31 @@ fn a_node_has_no_namespace_line_and_shows_only_the_latest_events() {
         "{text}"
     );
 }
+
+#[test]
+fn a_pull_in_progress_shows_a_bar_under_its_condition() {
+    let gs = lookup_kind("gs").unwrap();
+    let mut obj = survival();
+    obj["status"]["conditions"] = json!([
+        {"type": "ImagePulled", "status": "False", "reason": "Pulling",
+         "message": "123.4 MiB of 456.7 MiB (27%)"},
+        {"type": "Ready", "status": "False", "reason": "Starting", "message": "(50%)"},
+    ]);
+    let text = render(gs, &obj, &[], now());
+    assert!(
+        text.contains(
+            "  ImagePulled     False    Pulling                123.4 MiB of 456.7 MiB (27%)\n                  [########......................] 27%\n  Ready"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches('[').count(),
+        1,
+        "only the Pulling condition: {text}"
+    );
+    assert_eq!(pull_bar("Pulling", "no percent"), None);
+    assert_eq!(
+        pull_bar("Pulling", "1.0 MiB of 1.0 MiB (100%)").as_deref(),
+        Some("[##############################] 100%")
+    );
+}
