@@ -105,6 +105,11 @@ fn a_debian_game_server_pulled_from_a_private_registry_answers_players() {
     );
     let described = ok(ctl(server, &["describe", "gs", "mumble"], None));
     assert!(described.contains("Pulled"), "{described}");
+    // the pull's condition, True once the image is there
+    assert!(
+        described.contains("\n  ImagePulled     True     Pulled "),
+        "{described}"
+    );
 }
 
 /// A server's life on one node: start, answer on its host port, console, stop by command,
