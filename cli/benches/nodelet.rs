@@ -126,10 +126,54 @@ fn nodelet(server: &Server, ctd: &Containerd, dir: &Path) -> Child {
         .args(["--bridge", "cat-bench0", "--subnet", "10.232.0.0/22"])
         .arg("--image-dir")
         .arg(dir.parent().unwrap_or(dir))
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
+        // one `start path` line per start: the time of each step
+        .env("RUST_LOG", "warn,catalyst_nodelet::worker::start=info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.with_extension("log")).expect("nodelet log"),
+        ))
         .spawn()
         .expect("nodelet")
+}
+
+/// The p50 of each start step the nodelet logged (`start path` lines) for `network`.
+fn step_p50s(log: &Path, network: &str) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut steps: Vec<(String, Vec<Duration>)> = Vec::new();
+    let want = format!("network={network}");
+    for line in text
+        .lines()
+        .filter(|l| l.contains("start path") && l.contains(&want))
+    {
+        let fields = line.split_whitespace();
+        let parsed = fields.filter_map(|f| {
+            f.strip_prefix("total_ms=")
+                .map(|ms| format!("total:{ms}"))
+                .or_else(|| f.strip_prefix("steps=").map(str::to_owned))
+        });
+        for part in parsed.flat_map(|p| p.split(',').map(str::to_owned).collect::<Vec<_>>()) {
+            let Some((name, ms)) = part.split_once(':') else {
+                continue;
+            };
+            let Ok(ms) = ms.parse::<u64>() else { continue };
+            let at = match steps.iter().position(|(n, _)| n == name) {
+                Some(i) => i,
+                None => {
+                    steps.push((name.to_owned(), Vec::new()));
+                    steps.len() - 1
+                }
+            };
+            steps[at].1.push(Duration::from_millis(ms));
+        }
+    }
+    steps
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort();
+            format!("{name} {:.0}", percentile_ms(&v, 0.5))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn summary(label: &str, mut v: Vec<Duration>) -> f64 {
@@ -272,6 +316,13 @@ fn main() {
         "catalyst always runs with seccomp and a user namespace of the server's own \
          (namespaces made once per server, kept between starts)"
     );
+    let log = ndir.with_extension("log");
+    for net in ["Bridge", "Host"] {
+        println!(
+            "start steps, p50 ms ({net}; the nodelet's `start path` lines): {}",
+            step_p50s(&log, net)
+        );
+    }
     // what a server's first start spends making its user and network namespaces
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

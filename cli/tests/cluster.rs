@@ -58,7 +58,9 @@ fn run_web(
 }
 
 /// `kill -9` of a nodelet: its Node goes NotReady and its server Unknown within 45 s, while the
-/// server keeps serving players; the restarted nodelet brings both back, same container.
+/// server keeps serving players; the restarted nodelet brings both back, same container. A
+/// server removed from the API meanwhile (its finalizer dropped by hand) leaves nothing: no
+/// container, network namespace, port mapping or CNI record.
 #[test]
 fn a_lost_node_comes_back_and_its_server_is_untouched() {
     let env = setup();
@@ -74,6 +76,7 @@ fn a_lost_node_comes_back_and_its_server_is_untouched() {
     );
     let server = &env.server;
     let (port, cid, pid) = run_web(server, &env, &ndir, "lost", "");
+    let (dropped_port, dropped_cid, _) = run_web(server, &env, &ndir, "dropped", "");
 
     nodelet.kill9();
     let killed = Instant::now();
@@ -107,6 +110,21 @@ fn a_lost_node_comes_back_and_its_server_is_untouched() {
         );
     }
 
+    // "dropped" goes from the API while its node is away: deleted, its finalizer removed
+    ok(ctl(server, &["delete", "gs", "dropped"], None));
+    let r = server
+        .http_client()
+        .patch(format!(
+            "{}/apis/catalyst.dev/v1alpha1/namespaces/default/gameservers/dropped",
+            server.url
+        ))
+        .bearer_auth(&server.token)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"metadata":{"finalizers":null}}"#)
+        .send()
+        .expect("patch");
+    assert!(r.status().is_success(), "{:?}", r.text());
+
     nodelet.restart(&ndir);
     eventually("node Ready again", Duration::from_secs(30), || {
         node_state(server, "node-l") == "Ready"
@@ -116,6 +134,24 @@ fn a_lost_node_comes_back_and_its_server_is_untouched() {
         env.ctd.task_pid(&cid),
         Some(pid),
         "the same container and task"
+    );
+    // the restarted nodelet removes what the dropped server had, from its own records: the
+    // port mapping too, which its object (gone) no longer names
+    eventually(
+        "the dropped server's container gone",
+        Duration::from_secs(30),
+        || {
+            !env.ctd.containers().contains(&dropped_cid)
+                && !ndir
+                    .join(format!("cni/results/{dropped_cid}.json"))
+                    .exists()
+        },
+    );
+    assert_no_port_mapping(dropped_port);
+    assert!(!std::path::Path::new(&format!("/run/netns/catalyst-{dropped_cid}")).exists());
+    assert!(
+        probe_http(port, "/index.html").is_ok(),
+        "the other server still answers"
     );
 }
 

@@ -245,7 +245,7 @@ fn a_game_server_lives_on_real_containerd() {
         let result = std::fs::read_to_string(ndir.join("cni/results").join(format!("{cid}.json")))
             .expect("cni result");
         let v: Value = serde_json::from_str(&result).expect("json");
-        v.pointer("/ips/0/address")
+        v.pointer("/result/ips/0/address")
             .and_then(Value::as_str)
             .expect("ip")
             .split('/')

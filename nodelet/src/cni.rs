@@ -123,83 +123,151 @@ impl Network {
         self.state_dir.join("results").join(format!("{id}.json"))
     }
 
-    /// True when the server's namespace exists and its network was set up.
-    pub fn is_attached(&self, id: &str) -> bool {
-        netns_path(id).exists() && self.result_path(id).exists()
+    /// The intent marker, written before the first ADD: what a DEL must undo if the
+    /// attachment never completed.
+    fn marker_path(&self, id: &str) -> PathBuf {
+        self.state_dir.join("results").join(format!("{id}.adding"))
+    }
+
+    /// The attachment recorded for `id`: a completed one, else a started one (its marker),
+    /// else None (nothing to undo: no plugin needs to run).
+    fn recorded(&self, id: &str, fallback: &[PortStatus]) -> Option<Attachment> {
+        let read = |path: PathBuf| -> Option<Value> {
+            serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+        };
+        if let Some(v) = read(self.result_path(id)) {
+            return Some(Attachment::from_record(v, id, fallback));
+        }
+        read(self.marker_path(id)).map(|v| Attachment::from_record(v, id, fallback))
+    }
+
+    fn write_json(&self, path: &Path, v: &Value) -> Result<(), CniError> {
+        let io = |source| CniError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(path.parent().expect("parent")).map_err(io)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(v).expect("json")).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
     }
 
     /// Attaches the server's network namespace (made beforehand, owned by the server's user
     /// namespace: see `userns::ensure`): bridge, address, host ports. Returns the netns path.
-    /// Idempotent: an attached server is left alone.
+    /// Idempotent: an attached server is left alone, but for host ports that changed.
     pub async fn attach(&self, id: &str, ports: &[PortStatus]) -> Result<PathBuf, CniError> {
+        let path = self.attach_bridge(id).await?;
+        self.map_ports(id, ports).await?;
+        Ok(path)
+    }
+
+    /// Attaches the server's network namespace to the bridge (an address, a veth isolated
+    /// from the other servers', masquerading), without host ports. Idempotent.
+    pub async fn attach_bridge(&self, id: &str) -> Result<PathBuf, CniError> {
         let path = netns_path(id);
-        if self.is_attached(id) {
-            return Ok(path);
-        }
         if !path.exists() {
             return Err(CniError::Failed {
                 what: "netns".into(),
                 message: format!("{} does not exist", path.display()),
             });
         }
-        // Half-done earlier attempt: undo it first.
-        let _ = self.del_plugins(id, ports).await;
-        let _ = run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &netns_name(id),
-                "ip",
-                "link",
-                "set",
-                "lo",
-                "up",
-            ],
-        )
-        .await;
-        let list = self.conflist();
-        let mut prev: Option<Value> = None;
-        for plugin in list["plugins"].as_array().expect("plugins") {
-            let conf = self.plugin_conf(plugin, prev.as_ref(), ports);
-            let res = self.exec(plugin, "ADD", id, &path, &conf).await;
-            match res {
-                Ok(v) => prev = Some(v),
-                Err(e) => {
-                    let _ = self.del_plugins(id, ports).await;
-                    return Err(e);
-                }
-            }
+        if self.result_path(id).exists() {
+            return Ok(path);
         }
-        let result = prev.unwrap_or(Value::Null);
-        // Servers must not reach each other's ports: isolate the bridge port of this veth, so
-        // it only talks to the bridge (the host, the gateway), never to another server.
-        for iface in result["interfaces"].as_array().into_iter().flatten() {
-            if iface.get("sandbox").is_none() {
-                if let Some(name) = iface["name"].as_str() {
-                    if name != self.bridge {
-                        run("bridge", &["link", "set", "dev", name, "isolated", "on"]).await?;
+        if let Some(half) = self.recorded(id, &[]) {
+            // an earlier attempt that did not finish: undo what it may have done
+            let _ = self.del_plugins(&half, Some(&path)).await;
+        }
+        // what a DEL must undo from here on, before anything is done
+        let mut attachment = Attachment {
+            cni_id: id.to_owned(),
+            mappings: Vec::new(),
+            mapping: false,
+            result: Value::Null,
+        };
+        self.write_json(&self.marker_path(id), &attachment.to_record())?;
+        let made = async {
+            let bridge = self.plugin("bridge");
+            let conf = self.plugin_conf(&bridge, None, &[]);
+            let (lo, added) = tokio::join!(
+                lo_up(&path),
+                self.exec(&bridge, "ADD", id, Some(&path), &conf)
+            );
+            attachment.result = added?;
+            lo?;
+            // Servers must not reach each other's ports: isolate the bridge port of this
+            // veth, so it only talks to the bridge (the host, the gateway), never to another
+            // server.
+            for iface in attachment.result["interfaces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if iface.get("sandbox").is_none() {
+                    if let Some(name) = iface["name"].as_str() {
+                        if name != self.bridge {
+                            run("bridge", &["link", "set", "dev", name, "isolated", "on"]).await?;
+                        }
                     }
                 }
             }
+            self.write_json(&self.result_path(id), &attachment.to_record())
         }
-        let rp = self.result_path(id);
-        let write = async {
-            tokio::fs::create_dir_all(rp.parent().expect("parent")).await?;
-            tokio::fs::write(&rp, serde_json::to_vec(&result).expect("json")).await
-        };
-        write.await.map_err(|source| CniError::Io {
-            path: rp.clone(),
-            source,
-        })?;
+        .await;
+        if let Err(e) = made {
+            let _ = self.del_plugins(&attachment, Some(&path)).await;
+            let _ = std::fs::remove_file(self.marker_path(id));
+            return Err(e);
+        }
+        let _ = std::fs::remove_file(self.marker_path(id));
         Ok(path)
     }
 
-    /// The container's IPv4 address, from the cached result.
+    /// Maps the server's host ports (portmap, also on 127.0.0.1) into its attached network
+    /// namespace; mappings of other ports recorded from before go first. The mappings are
+    /// recorded before the plugin runs, so that a DEL undoes a half-done ADD too.
+    pub async fn map_ports(&self, id: &str, ports: &[PortStatus]) -> Result<(), CniError> {
+        let path = netns_path(id);
+        let wanted = port_mappings(ports);
+        let Some(mut done) = self
+            .result_path(id)
+            .exists()
+            .then(|| self.recorded(id, ports))
+            .flatten()
+        else {
+            return Err(CniError::Failed {
+                what: "portmap".into(),
+                message: format!("{id} is not attached to the bridge"),
+            });
+        };
+        if done.mappings == wanted && !done.mapping {
+            return Ok(());
+        }
+        let portmap = self.plugin("portmap");
+        if !done.mappings.is_empty() {
+            let old = self.plugin_conf(&portmap, Some(&done.result), &done.mappings);
+            self.exec(&portmap, "DEL", &done.cni_id, Some(&path), &old)
+                .await?;
+        }
+        done.mappings = wanted;
+        done.mapping = !done.mappings.is_empty();
+        self.write_json(&self.result_path(id), &done.to_record())?;
+        if !done.mapping {
+            return Ok(());
+        }
+        let conf = self.plugin_conf(&portmap, Some(&done.result), &done.mappings);
+        self.exec(&portmap, "ADD", &done.cni_id, Some(&path), &conf)
+            .await?;
+        done.mapping = false;
+        self.write_json(&self.result_path(id), &done.to_record())
+    }
+
+    /// The container's IPv4 address, from the recorded attachment.
     pub fn address(&self, id: &str) -> Option<String> {
         let data = std::fs::read(self.result_path(id)).ok()?;
         let v: Value = serde_json::from_slice(&data).ok()?;
-        v["ips"].as_array()?.iter().find_map(|ip| {
+        let result = Attachment::from_record(v, id, &[]).result;
+        result["ips"].as_array()?.iter().find_map(|ip| {
             ip["address"]
                 .as_str()
                 .and_then(|a| a.split('/').next())
@@ -207,45 +275,89 @@ impl Network {
         })
     }
 
-    /// Removes host ports, the address and the namespace. Absent pieces are fine.
-    pub async fn detach(&self, id: &str, ports: &[PortStatus]) -> Result<(), CniError> {
+    /// Removes host ports, the address and the namespace. Absent pieces are fine. The
+    /// plugins run only for an attachment that was recorded (done or begun), with what was
+    /// given to them at ADD; `fallback` ports are for a record of an older nodelet, which
+    /// kept no mappings.
+    pub async fn detach(&self, id: &str, fallback: &[PortStatus]) -> Result<(), CniError> {
         let path = netns_path(id);
-        let mut first_err = self.del_plugins(id, ports).await.err();
-        if path.exists() {
-            if let Err(e) = run("ip", &["netns", "delete", &netns_name(id)]).await {
-                first_err.get_or_insert(e);
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// Runs every plugin's DEL (host ports, then the address and veth) and forgets the result;
-    /// the namespace stays.
-    async fn del_plugins(&self, id: &str, ports: &[PortStatus]) -> Result<(), CniError> {
-        let path = netns_path(id);
-        let rp = self.result_path(id);
-        let prev: Option<Value> = std::fs::read(&rp)
-            .ok()
-            .and_then(|d| serde_json::from_slice(&d).ok());
-        let list = self.conflist();
+        let exists = path.exists();
         let mut first_err = None;
-        for plugin in list["plugins"].as_array().expect("plugins").iter().rev() {
-            let conf = self.plugin_conf(plugin, prev.as_ref(), ports);
-            if let Err(e) = self.exec(plugin, "DEL", id, &path, &conf).await {
+        if let Some(a) = self.recorded(id, fallback) {
+            // while the namespace exists: the bridge plugin removes its address and masquerade
+            // rules through it (without, it only frees the address)
+            if let Err(e) = self.del_plugins(&a, exists.then_some(path.as_path())).await {
                 first_err.get_or_insert(e);
             }
         }
-        let _ = std::fs::remove_file(&rp);
+        if exists {
+            crate::userns::remove_ns_file(&path);
+        }
+        if first_err.is_none() {
+            let _ = std::fs::remove_file(self.result_path(id));
+            let _ = std::fs::remove_file(self.marker_path(id));
+        }
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
-    fn plugin_conf(&self, plugin: &Value, prev: Option<&Value>, ports: &[PortStatus]) -> Value {
+    /// The ids of the attachments recorded in the state (done or begun).
+    pub fn recorded_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.state_dir.join("results"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json")
+                    .or_else(|| name.strip_suffix(".adding"))
+                    .map(str::to_owned)
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Runs every plugin's DEL (host ports, then the address and veth) with what they were
+    /// given at ADD; the namespace stays.
+    async fn del_plugins(&self, a: &Attachment, netns: Option<&Path>) -> Result<(), CniError> {
+        let prev = (!a.result.is_null()).then_some(&a.result);
+        let mut first_err = None;
+        // portmap removes nothing without the mappings: skip the process when there are none
+        if !a.mappings.is_empty() {
+            let portmap = self.plugin("portmap");
+            let conf = self.plugin_conf(&portmap, prev, &a.mappings);
+            if let Err(e) = self.exec(&portmap, "DEL", &a.cni_id, netns, &conf).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        let bridge = self.plugin("bridge");
+        let conf = self.plugin_conf(&bridge, prev, &[]);
+        if let Err(e) = self.exec(&bridge, "DEL", &a.cni_id, netns, &conf).await {
+            first_err.get_or_insert(e);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The configuration of one plugin of the list (`bridge` or `portmap`).
+    fn plugin(&self, typ: &str) -> Value {
+        let list = self.conflist();
+        list["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["type"] == typ)
+            .cloned()
+            .expect("a plugin of the list")
+    }
+
+    fn plugin_conf(&self, plugin: &Value, prev: Option<&Value>, mappings: &[Value]) -> Value {
         let mut conf = plugin.clone();
         conf["cniVersion"] = json!("1.0.0");
         conf["name"] = json!("catalyst");
@@ -253,21 +365,6 @@ impl Network {
             conf["prevResult"] = p.clone();
         }
         if plugin["type"] == "portmap" {
-            let mut mappings = Vec::new();
-            for p in ports {
-                let protos: &[&str] = match p.protocol {
-                    Protocol::TCP => &["tcp"],
-                    Protocol::UDP => &["udp"],
-                    Protocol::TCPUDP => &["tcp", "udp"],
-                };
-                for proto in protos {
-                    mappings.push(json!({
-                        "hostPort": p.host_port,
-                        "containerPort": p.container_port,
-                        "protocol": proto,
-                    }));
-                }
-            }
             conf["runtimeConfig"] = json!({ "portMappings": mappings });
         }
         conf
@@ -278,7 +375,7 @@ impl Network {
         plugin: &Value,
         command: &str,
         id: &str,
-        netns: &Path,
+        netns: Option<&Path>,
         conf: &Value,
     ) -> Result<Value, CniError> {
         let typ = plugin["type"].as_str().unwrap_or_default();
@@ -291,7 +388,7 @@ impl Network {
             .env_clear()
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", id)
-            .env("CNI_NETNS", netns)
+            .env("CNI_NETNS", netns.unwrap_or(Path::new("")))
             .env("CNI_IFNAME", "eth0")
             .env("CNI_PATH", &self.bin_dir)
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -323,5 +420,127 @@ impl Network {
             return Ok(Value::Null);
         }
         serde_json::from_slice(&out.stdout).map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// portmap's `runtimeConfig.portMappings` for the server's host ports.
+fn port_mappings(ports: &[PortStatus]) -> Vec<Value> {
+    let mut mappings = Vec::new();
+    for p in ports {
+        let protos: &[&str] = match p.protocol {
+            Protocol::TCP => &["tcp"],
+            Protocol::UDP => &["udp"],
+            Protocol::TCPUDP => &["tcp", "udp"],
+        };
+        for proto in protos {
+            mappings.push(json!({
+                "hostPort": p.host_port,
+                "containerPort": p.container_port,
+                "protocol": proto,
+            }));
+        }
+    }
+    mappings
+}
+
+/// Sets the loopback interface of a network namespace up.
+async fn lo_up(netns: &Path) -> Result<(), CniError> {
+    let net = format!("--net={}", netns.display());
+    run("nsenter", &[&net, "ip", "link", "set", "lo", "up"])
+        .await
+        .map(drop)
+}
+
+/// What was attached for a server, as recorded in `results/<id>.json` (or its marker
+/// `<id>.adding` before the attachment completed): the id the plugins were called with, the
+/// port mappings given to portmap, the bridge's result. A DEL gets the same.
+#[derive(Debug, Clone, PartialEq)]
+struct Attachment {
+    cni_id: String,
+    mappings: Vec<Value>,
+    /// The mappings were written before portmap's ADD, which has not answered yet.
+    mapping: bool,
+    result: Value,
+}
+
+impl Attachment {
+    /// Reads a record; an older nodelet's record is the bare CNI result (its id is the
+    /// container's, its mappings those of the `fallback` ports).
+    fn from_record(v: Value, id: &str, fallback: &[PortStatus]) -> Self {
+        match v.get("cniId").and_then(Value::as_str) {
+            Some(cni_id) => Attachment {
+                cni_id: cni_id.to_owned(),
+                mappings: v["mappings"].as_array().cloned().unwrap_or_default(),
+                mapping: v["mapping"].as_bool().unwrap_or(false),
+                result: v.get("result").cloned().unwrap_or(Value::Null),
+            },
+            None => Attachment {
+                cni_id: id.to_owned(),
+                mappings: port_mappings(fallback),
+                mapping: false,
+                result: v,
+            },
+        }
+    }
+
+    fn to_record(&self) -> Value {
+        json!({
+            "cniId": self.cni_id,
+            "mappings": self.mappings,
+            "mapping": self.mapping,
+            "result": self.result,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(host: u16, container: u16, protocol: Protocol) -> PortStatus {
+        serde_json::from_value(json!({
+            "name": "game", "hostPort": host, "containerPort": container, "protocol": protocol,
+        }))
+        .expect("port")
+    }
+
+    #[test]
+    fn records_keep_what_was_given_at_add_and_old_bare_results_still_read() {
+        let ports = [port(7001, 25565, Protocol::TCPUDP)];
+        let a = Attachment {
+            cni_id: "gs-1".into(),
+            mappings: port_mappings(&ports),
+            mapping: false,
+            result: json!({"ips": [{"address": "10.0.0.2/24"}]}),
+        };
+        assert_eq!(a.mappings.len(), 2, "tcp and udp");
+        // the ports of the object later do not matter: the record says what to undo
+        let read = Attachment::from_record(a.to_record(), "gs-1", &[]);
+        assert_eq!(read, a);
+        // a bare result (an older nodelet): the container's id, the object's ports
+        let old = Attachment::from_record(a.result.clone(), "gs-1", &ports);
+        assert_eq!(old, a);
+    }
+
+    #[test]
+    fn nothing_recorded_means_nothing_to_undo() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let net = Network {
+            bin_dir: "/nonexistent".into(),
+            bridge: "cat0".into(),
+            subnet: "10.0.0.0/24".into(),
+            state_dir: dir.path().to_owned(),
+        };
+        assert!(net.recorded("gs-1", &[]).is_none());
+        let marker = Attachment {
+            cni_id: "gs-1".into(),
+            mappings: port_mappings(&[port(7002, 80, Protocol::TCP)]),
+            mapping: true,
+            result: Value::Null,
+        };
+        net.write_json(&net.marker_path("gs-1"), &marker.to_record())
+            .expect("marker");
+        assert_eq!(net.recorded("gs-1", &[]), Some(marker));
+        assert_eq!(net.recorded_ids(), vec!["gs-1".to_owned()]);
     }
 }

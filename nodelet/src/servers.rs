@@ -114,6 +114,12 @@ impl Servers {
                 }
             }
         }
+        // a network attachment (address, host ports) whose server is gone
+        for id in rt.net.recorded_ids() {
+            if let Some(u) = id.strip_prefix("gs-").filter(|u| !seen.contains(*u)) {
+                self.orphan(u.to_owned());
+            }
+        }
         // a disk (image, loop device, mount) whose server is gone
         if let Ok(dir) = std::fs::read_dir(rt.data_dir.join("disks")) {
             for e in dir.flatten() {

@@ -239,7 +239,10 @@ pub fn purge_network(nodelet_dir: &Path) {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_suffix(".json") else {
+        let Some(id) = name
+            .strip_suffix(".json")
+            .or_else(|| name.strip_suffix(".adding"))
+        else {
             continue;
         };
         let _ = Command::new("ip")

@@ -154,8 +154,11 @@ pub type ConfigEdits = (
 /// The server's network attachment.
 #[async_trait]
 pub trait Network: Send + Sync + std::fmt::Debug {
-    /// Attaches container `id`'s network namespace with these port mappings.
-    async fn attach(&self, id: &str, ports: &[PortStatus]) -> Result<()>;
+    /// Attaches container `id`'s network namespace to the bridge (no host ports yet).
+    async fn attach_bridge(&self, id: &str) -> Result<()>;
+    /// Maps the host ports into container `id`'s attached network namespace (those of
+    /// before, if others, go).
+    async fn map_ports(&self, id: &str, ports: &[PortStatus]) -> Result<()>;
     /// Removes the attachment and its port mappings; absent is fine.
     async fn detach(&self, id: &str, ports: &[PortStatus]) -> Result<()>;
 }
@@ -251,9 +254,13 @@ struct Cni(Arc<Runtime>);
 
 #[async_trait]
 impl Network for Cni {
-    async fn attach(&self, id: &str, ports: &[PortStatus]) -> Result<()> {
-        self.0.net.attach(id, ports).await?;
+    async fn attach_bridge(&self, id: &str) -> Result<()> {
+        self.0.net.attach_bridge(id).await?;
         Ok(())
+    }
+
+    async fn map_ports(&self, id: &str, ports: &[PortStatus]) -> Result<()> {
+        Ok(self.0.net.map_ports(id, ports).await?)
     }
 
     async fn detach(&self, id: &str, ports: &[PortStatus]) -> Result<()> {

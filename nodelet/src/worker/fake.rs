@@ -298,17 +298,34 @@ impl Drop for Unlock {
 /// A network that remembers, in the runtime's call log.
 #[derive(Debug, Default)]
 pub struct FakeNetwork {
-    /// `attach <id>` / `detach <id>`, in order, among the runtime's calls.
+    /// `attach <id>` / `ports <id>` / `detach <id>`, in order, among the runtime's calls.
     pub calls: Arc<Mutex<Vec<String>>>,
+    /// Host port mappings fail (a broken portmap) while set.
+    pub ports_fail: Mutex<bool>,
 }
 
 #[async_trait]
 impl Network for FakeNetwork {
-    async fn attach(&self, id: &str, _ports: &[PortStatus]) -> Result<()> {
+    async fn attach_bridge(&self, id: &str) -> Result<()> {
         self.calls
             .lock()
             .expect("calls")
             .push(format!("attach {id}"));
+        Ok(())
+    }
+
+    async fn map_ports(&self, id: &str, _ports: &[PortStatus]) -> Result<()> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("ports {id}"));
+        if *self.ports_fail.lock().expect("ports_fail") {
+            return Err(crate::cni::CniError::Failed {
+                what: "cni portmap ADD".into(),
+                message: "iptables: resource temporarily unavailable".into(),
+            }
+            .into());
+        }
         Ok(())
     }
 
@@ -447,6 +464,7 @@ impl Fakes {
         Fakes {
             network: Arc::new(FakeNetwork {
                 calls: runtime.calls.clone(),
+                ports_fail: Mutex::new(false),
             }),
             runtime,
             status: Arc::new(FakeStatus::new(object)),

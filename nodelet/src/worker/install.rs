@@ -9,7 +9,7 @@ use serde_json::json;
 use super::env::ContainerKind;
 use super::exec::SOON;
 use super::plan::{Launch, Observed};
-use super::start::failure_reason;
+use super::start::{failure_reason, Steps};
 use super::{Next, Worker};
 use crate::spec::Resolved;
 
@@ -43,11 +43,14 @@ impl Worker {
         };
         let gs = self.typed().unwrap_or_else(|_| gs.clone());
         let prepared = self
-            .prepare_container(&id, &kind, &gs, resolved, &image_ref)
+            .prepare_container(&id, &kind, &gs, resolved, &image_ref, &mut Steps::new())
             .await;
         self.pin(resolved);
         let started = match prepared {
-            Ok(mounts) => self.env.runtime.start(&id, mounts).await,
+            Ok(mut p) => match p.ports_mapped().await {
+                Ok(()) => self.env.runtime.start(&id, p.mounts).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = started {

@@ -8,14 +8,81 @@ use catalyst_schemas::gameserver::{GameServer, NetworkMode};
 use catalyst_schemas::lifecycle::Event;
 use containerd_client::types::Mount;
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use super::env::{ContainerKind, NewContainer};
 use super::exec::SOON;
-use super::plan::{backoff, Launch};
+use super::plan::{backoff, Launch, Task};
 use super::progress;
 use super::{Next, Worker, START_RETRIES};
 use crate::spec::Resolved;
 use crate::Error;
+
+/// How long each step of a start took, logged as one line per start (`start path`).
+#[derive(Debug)]
+pub(super) struct Steps {
+    began: WallInstant,
+    last: WallInstant,
+    steps: Vec<(&'static str, u128)>,
+}
+
+impl Steps {
+    pub(super) fn new() -> Self {
+        let now = WallInstant::now();
+        Steps {
+            began: now,
+            last: now,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Ends step `name` now.
+    pub(super) fn lap(&mut self, name: &'static str) {
+        let now = WallInstant::now();
+        self.steps
+            .push((name, now.duration_since(self.last).as_millis()));
+        self.last = now;
+    }
+
+    fn log(&self, server: &str, bridge: bool) {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|(name, ms)| format!("{name}:{ms}"))
+            .collect();
+        tracing::info!(
+            server,
+            network = if bridge { "Bridge" } else { "Host" },
+            total_ms = self.began.elapsed().as_millis() as u64,
+            steps = %steps.join(","),
+            "start path"
+        );
+    }
+}
+
+/// A container ready to start, and its host ports being mapped meanwhile.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    /// The container's root filesystem.
+    pub mounts: Vec<Mount>,
+    ports: Option<JoinHandle<crate::Result<()>>>,
+}
+
+impl Prepared {
+    /// Waits until the host ports are mapped (portmap runs beside the task's start: the
+    /// host's rules are invisible to the process).
+    pub(super) async fn ports_mapped(&mut self) -> crate::Result<()> {
+        match self.ports.take() {
+            Some(h) => h.await.map_err(|e| {
+                Error::Cni(crate::cni::CniError::Failed {
+                    what: "portmap".into(),
+                    message: e.to_string(),
+                })
+            })?,
+            None => Ok(()),
+        }
+    }
+}
 
 /// The status reason of a failed start or install: an image that cannot be had says so.
 pub(super) fn failure_reason(e: &Error, otherwise: &'static str) -> &'static str {
@@ -103,7 +170,8 @@ impl Worker {
         gs: &GameServer,
         resolved: &Resolved,
         image_ref: &str,
-    ) -> crate::Result<Vec<Mount>> {
+        steps: &mut Steps,
+    ) -> crate::Result<Prepared> {
         let rt = self.env.runtime.clone();
         rt.check_allowed(resolved)?;
         let lock = rt.lock_image(image_ref).await;
@@ -130,24 +198,29 @@ impl Worker {
             self.image_condition(true, "Pulled", &msg).await;
         }
         drop(lock);
+        steps.lap("image");
         // the server's own disk on its data directory, before anything runs on it
         let sandbox = rt.sandbox(resolved).await?;
         if let Some(d) = &sandbox.disk {
             self.disk_notes(d).await;
         }
+        steps.lap("sandbox");
         let bridge = resolved.network == NetworkMode::Bridge;
         let ports = gs.status.clone().unwrap_or_default().ports;
         if bridge && sandbox.fresh {
-            // the namespaces were made anew: an attachment to an old network namespace (its
-            // address, its port mappings) must go first
+            // the namespaces are made anew: an attachment to an old network namespace (its
+            // address, its port mappings) must go first (nothing runs when none was recorded)
             let _ = self.env.network.detach(&self.cid, &ports).await;
+            steps.lap("detach");
         }
         rt.make_namespaces(&sandbox).await?;
+        steps.lap("namespaces");
         // The network and the container are independent until the task starts: set both up
-        // at once (the CNI plugins take most of a start's time).
+        // at once (the CNI plugins take most of a start's time); the host ports after the
+        // bridge, beside the task's start.
         let net = async {
             if bridge {
-                self.env.network.attach(&self.cid, &ports).await?;
+                self.env.network.attach_bridge(&self.cid).await?;
             }
             Ok::<_, Error>(())
         };
@@ -163,8 +236,15 @@ impl Worker {
             generation: gs.metadata.generation.unwrap_or(0),
         };
         let (net, mounts) = tokio::join!(net, rt.create(&container));
+        steps.lap("bridge+create");
         net?;
-        mounts
+        let mounts = mounts?;
+        let ports = bridge.then(|| {
+            let network = self.env.network.clone();
+            let cid = self.cid.clone();
+            tokio::spawn(async move { network.map_ports(&cid, &ports).await })
+        });
+        Ok(Prepared { mounts, ports })
     }
 
     /// Starts the server's container; `events` (Started) are written once its task runs.
@@ -175,14 +255,22 @@ impl Worker {
         launch: Launch,
         events: &[Event],
     ) -> crate::Result<Next> {
+        let mut steps = Steps::new();
         self.launch_bookkeeping(&launch).await?;
         self.console_line("starting the server");
         let cid = self.cid.clone();
         let prepared = self
-            .prepare_container(&cid, &ContainerKind::Main, gs, resolved, &resolved.image)
+            .prepare_container(
+                &cid,
+                &ContainerKind::Main,
+                gs,
+                resolved,
+                &resolved.image,
+                &mut steps,
+            )
             .await;
-        let mounts = match prepared {
-            Ok(m) => m,
+        let mut prepared = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 let reason = failure_reason(&e, "StartFailed");
                 return self.start_failed(gs, reason, e).await;
@@ -193,8 +281,18 @@ impl Worker {
         self.env.runtime.forget_oom(&cid);
         self.set_stop_asked(false);
         self.pin(resolved);
-        if let Err(e) = self.env.runtime.start(&cid, mounts).await {
+        let mounts = std::mem::take(&mut prepared.mounts);
+        let started = self.env.runtime.start(&cid, mounts).await;
+        steps.lap("task");
+        let mapped = prepared.ports_mapped().await;
+        steps.lap("ports");
+        if let Err(e) = started {
             let _ = self.env.runtime.delete_task(&cid).await;
+            return self.start_failed(gs, "StartFailed", e).await;
+        }
+        if let Err(e) = mapped {
+            // the process runs without its ports: it goes, and the start is tried again
+            let _ = self.env.runtime.remove(&cid).await;
             return self.start_failed(gs, "StartFailed", e).await;
         }
         self.start_failures = 0;
@@ -208,7 +306,19 @@ impl Worker {
         self.report(events, status).await?;
         self.event("Normal", "Started", "the server's process started")
             .await;
+        steps.lap("starting");
         self.watch_ready();
+        let bridge = resolved.network == NetworkMode::Bridge;
+        // no ready line to wait for: Running now, unless the process already ended (the next
+        // pass reports that)
+        if self.ready.load(Ordering::SeqCst) && self.env.runtime.task(&cid).await? == Task::Running
+        {
+            let next = self.mark_ready(&[Event::Ready]).await;
+            steps.lap("running");
+            steps.log(&gs.metadata.name, bridge);
+            return next;
+        }
+        steps.log(&gs.metadata.name, bridge);
         Ok(Next::After(SOON))
     }
 

@@ -211,11 +211,11 @@ async fn a_successful_install_is_followed_by_the_start() {
         "Installed"
     ));
     r.pass().await;
-    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.phase(), "Running");
     assert_eq!(r.fakes.runtime.get(MAIN), Task::Running);
     assert_eq!(
         *r.fakes.status.phases.lock().expect("phases"),
-        vec!["Installing", "Stopped", "Starting"]
+        vec!["Installing", "Stopped", "Starting", "Running"]
     );
 }
 
@@ -385,7 +385,7 @@ async fn a_fresh_sandbox_drops_the_old_attachment_before_its_namespaces_are_made
     let mut r = rig(object("Scheduled", json!({})), Arc::new(ManualClock::new()));
     *r.fakes.runtime.fresh.lock().expect("fresh") = true;
     r.pass().await;
-    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.phase(), "Running");
     let calls = r.fakes.runtime.calls.lock().expect("calls").clone();
     let at = |c: &str| {
         calls
@@ -398,8 +398,27 @@ async fn a_fresh_sandbox_drops_the_old_attachment_before_its_namespaces_are_made
     assert!(at("fetch busybox") < at("unlock busybox"));
     assert!(at("detach gs-u1") < at("namespaces"));
     assert!(at("namespaces") < at("attach gs-u1"));
+    assert!(at("attach gs-u1") < at("ports gs-u1"));
     assert!(at("namespaces") < at("create gs-u1 main"));
     assert!(at("create gs-u1 main") < at("start gs-u1"));
+}
+
+#[tokio::test]
+async fn a_start_whose_ports_cannot_be_mapped_removes_the_task_and_tries_again() {
+    let mut r = rig(object("Scheduled", json!({})), Arc::new(ManualClock::new()));
+    *r.fakes.network.ports_fail.lock().expect("fail") = true;
+    // the task started beside the port mapping; without its ports it goes, and the phase
+    // says nothing ran (a transient failure: the pass fails and is retried)
+    assert!(r.worker.pass().await.is_err());
+    assert_eq!(r.phase(), "Scheduled");
+    assert_eq!(r.fakes.runtime.calls_of("start").len(), 1);
+    assert_eq!(r.fakes.runtime.calls_of("remove gs-u1").len(), 1);
+    assert_eq!(r.fakes.runtime.get(MAIN), Task::Absent);
+    *r.fakes.network.ports_fail.lock().expect("fail") = false;
+    r.pass().await;
+    assert_eq!(r.phase(), "Running");
+    assert_eq!(r.fakes.runtime.get(MAIN), Task::Running);
+    assert_eq!(r.fakes.runtime.calls_of("ports gs-u1").len(), 2);
 }
 
 #[tokio::test]
@@ -479,7 +498,7 @@ async fn disk_use_goes_to_the_status_and_almost_full_warns_once_per_crossing() {
     let mut r = rig(object("Scheduled", json!({})), clock.clone());
     *r.fakes.runtime.usage.lock().expect("usage") = Some(usage(1, 100));
     r.pass().await;
-    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.phase(), "Running");
     let disk = |r: &Rig| r.fakes.status.get()["status"]["disk"].clone();
     assert_eq!(
         disk(&r),
@@ -556,14 +575,14 @@ async fn a_lowered_disk_limit_is_warned_about_once_and_nothing_is_shrunk() {
         ..Default::default()
     });
     r.pass().await;
-    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.phase(), "Running");
     // a crash, and the restart after its backoff: the disk is made sure of again
     r.fakes.runtime.set(MAIN, Task::Exited(1));
     r.pass().await;
     assert_eq!(r.phase(), "Crashed");
     clock.advance(Duration::from_secs(2));
     r.pass().await;
-    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.phase(), "Running");
     assert_eq!(
         r.fakes.runtime.calls_of("sandbox").len(),
         2,
@@ -607,7 +626,7 @@ async fn a_template_change_waits_for_the_next_start() {
     let mut r = rig(spec, clock.clone());
     set(&r, template(1, "SIGTERM"));
     r.pass().await;
-    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.phase(), "Running");
     assert_eq!(r.fakes.status.get()["status"]["templateGeneration"], 1);
     set(&r, template(2, "SIGINT"));
     r.update(|o| o["spec"]["state"] = json!("Stopped"));
@@ -621,7 +640,7 @@ async fn a_template_change_waits_for_the_next_start() {
     assert_eq!(r.phase(), "Stopped");
     r.update(|o| o["spec"]["state"] = json!("Running"));
     r.pass().await;
-    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.phase(), "Running");
     assert_eq!(r.fakes.status.get()["status"]["templateGeneration"], 2);
     r.update(|o| o["spec"]["state"] = json!("Stopped"));
     r.pass().await;
