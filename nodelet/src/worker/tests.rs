@@ -683,5 +683,5 @@ async fn a_pull_writes_its_progress_at_most_once_a_second_then_pulled() {
         &obj,
         "ImagePulled"
     ));
-    assert_eq!(r.phase(), "Starting");
+    assert_eq!(r.phase(), "Running");
 }
