@@ -1,5 +1,6 @@
 //! Two `catalyst server` processes on one PostgreSQL or etcd: both serve the API, one leads the
-//! controllers; `kill -9` of the leader → the other schedules within 20 s.
+//! controllers; `kill -9` of the leader → the other schedules within 5 s (the default
+//! `--leader-lease 3s`, renewed every second).
 //!
 //! Needs `CATALYST_TEST_POSTGRES_URL` and `CATALYST_TEST_ETCD` (scripts/test sets them); a backend
 //! left out of `CATALYST_TEST_BACKENDS` is skipped: its test prints
@@ -133,10 +134,15 @@ fn leader_fails_over(store: &str) {
         .0,
         201
     );
-    wait_scheduled(&http, &follower, "second", Duration::from_secs(20));
+    wait_scheduled(&http, &follower, "second", Duration::from_secs(5));
+    let failover = killed.elapsed();
     println!(
         "{store}: the standby scheduled 'second' {:.1} s after the leader was killed",
-        killed.elapsed().as_secs_f64()
+        failover.as_secs_f64()
+    );
+    assert!(
+        failover <= Duration::from_secs(5),
+        "failover took {failover:?}"
     );
     let (_, lease) = http.send(&follower, reqwest::Method::GET, LEASE, "", None);
     assert!(lease["spec"]["holderIdentity"]
