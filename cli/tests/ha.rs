@@ -116,6 +116,20 @@ fn leader_fails_over(store: &str) {
         holder.ends_with(&format!("-{}", leader.child.id())),
         "{holder}"
     );
+    let leading = |s: &Server| {
+        api::Api::of(s)
+            .text("/metrics")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("catalyst_controllers_leading ")
+                    .map(str::to_owned)
+            })
+            .expect("catalyst_controllers_leading in /metrics")
+    };
+    assert_eq!(
+        (leading(&leader), leading(&follower)),
+        ("1".into(), "0".into())
+    );
     Command::new("kill")
         .args(["-9", &leader.child.id().to_string()])
         .status()

@@ -356,6 +356,16 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             ..catalyst_controllers::manager::Config::new(&identity, args.leader_lease)
         },
     );
+    // catalyst_controllers_leading follows the election
+    {
+        let (mut leading, metrics) = (_controllers.leading.clone(), running.state.metrics.clone());
+        tokio::spawn(async move {
+            while leading.changed().await.is_ok() {
+                let now = *leading.borrow_and_update();
+                metrics.set_controllers_leading(now);
+            }
+        });
+    }
     // the first line names the URL: scripts and the test harness read it
     println!("Catalyst API server on {}", running.url());
     println!("  admin client config: {}", running.admin_config.display());
