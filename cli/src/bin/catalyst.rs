@@ -297,6 +297,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             )
             .exit();
     }
+    let election = catalyst_controllers::leader::Timing {
+        lease: args.leader_lease,
+        renew: args.leader_renew,
+        renew_deadline: args.leader_renew_deadline,
+    };
+    election.validate().map_err(anyhow::Error::msg)?;
     let advertise = catalyst_cli::join::advertise_host(
         args.advertise_address.as_deref(),
         args.listen,
@@ -325,12 +331,6 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     .await
     .context("starting the API server")?;
     tracing::info!(addr = %running.addr, "API server listening");
-    let election = catalyst_controllers::leader::Timing {
-        lease: args.leader_lease,
-        renew: args.leader_renew,
-        renew_deadline: args.leader_renew_deadline,
-    };
-    election.validate().map_err(anyhow::Error::msg)?;
     let identity = format!(
         "{}-{}",
         std::fs::read_to_string("/etc/hostname")
