@@ -207,6 +207,11 @@ impl ApiError {
                 ),
                 causes: vec![],
             },
+            // 409 like a conflict, but the writer's leadership term is over: retrying cannot help
+            StoreError::Fenced { .. } => ApiError::Conflict {
+                message: format!("Operation cannot be fulfilled on {kind} {name:?}: {e}"),
+                causes: vec![],
+            },
             StoreError::Compacted { .. } => ApiError::Gone(format!("too old resource version: {e}")),
             StoreError::FutureRevision { .. } => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
@@ -242,3 +247,23 @@ impl From<StoreError> for ApiError {
 
 /// The result type of API operations.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fenced_write_is_a_409_that_names_the_fence() {
+        let e = ApiError::from_store(
+            StoreError::Fenced {
+                key: "/leases/catalyst-system/catalyst-controllers".into(),
+                expected: 7,
+                current: 9,
+            },
+            "GameServer",
+            "gs1",
+        );
+        assert_eq!(e.code(), axum::http::StatusCode::CONFLICT);
+        assert!(e.to_string().contains("fenced"), "{e}");
+    }
+}

@@ -32,6 +32,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     latency: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
     watches: AtomicI64,
+    controllers_leading: AtomicI64,
 }
 
 impl Metrics {
@@ -66,6 +67,12 @@ impl Metrics {
     /// A watch ended.
     pub fn watch_ended(&self) {
         self.watches.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether this process's controllers lead now (`catalyst_controllers_leading`).
+    pub fn set_controllers_leading(&self, leading: bool) {
+        self.controllers_leading
+            .store(i64::from(leading), Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -111,6 +118,12 @@ impl Metrics {
         let _ = writeln!(
             out,
             "catalyst_apiserver_watch_cache_receivers {cache_watchers}"
+        );
+        out.push_str("# HELP catalyst_controllers_leading 1 while this server's controllers hold the leader Lease.\n# TYPE catalyst_controllers_leading gauge\n");
+        let _ = writeln!(
+            out,
+            "catalyst_controllers_leading {}",
+            self.controllers_leading.load(Ordering::Relaxed)
         );
         if let Some(rev) = store_revision {
             out.push_str("# HELP catalyst_store_revision The store's current revision.\n# TYPE catalyst_store_revision gauge\n");
@@ -181,6 +194,22 @@ mod tests {
         assert_eq!(verb_of(&Method::PATCH, None), "PATCH");
         assert_eq!(verb_of(&Method::DELETE, None), "DELETE");
         assert_eq!(verb_of(&Method::HEAD, None), "OTHER");
+    }
+
+    #[test]
+    fn the_leading_gauge_follows_the_election() {
+        let m = Metrics::default();
+        assert!(m
+            .render(None, 0)
+            .contains("\ncatalyst_controllers_leading 0\n"));
+        m.set_controllers_leading(true);
+        assert!(m
+            .render(None, 0)
+            .contains("\ncatalyst_controllers_leading 1\n"));
+        m.set_controllers_leading(false);
+        assert!(m
+            .render(None, 0)
+            .contains("\ncatalyst_controllers_leading 0\n"));
     }
 
     #[test]

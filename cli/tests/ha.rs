@@ -1,5 +1,6 @@
 //! Two `catalyst server` processes on one PostgreSQL or etcd: both serve the API, one leads the
-//! controllers; `kill -9` of the leader → the other schedules within 20 s.
+//! controllers; `kill -9` of the leader → the other schedules within 5 s (the default
+//! `--leader-lease 3s`, renewed every second).
 //!
 //! Needs `CATALYST_TEST_POSTGRES_URL` and `CATALYST_TEST_ETCD` (scripts/test sets them); a backend
 //! left out of `CATALYST_TEST_BACKENDS` is skipped: its test prints
@@ -115,6 +116,20 @@ fn leader_fails_over(store: &str) {
         holder.ends_with(&format!("-{}", leader.child.id())),
         "{holder}"
     );
+    let leading = |s: &Server| {
+        api::Api::of(s)
+            .text("/metrics")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("catalyst_controllers_leading ")
+                    .map(str::to_owned)
+            })
+            .expect("catalyst_controllers_leading in /metrics")
+    };
+    assert_eq!(
+        (leading(&leader), leading(&follower)),
+        ("1".into(), "0".into())
+    );
     Command::new("kill")
         .args(["-9", &leader.child.id().to_string()])
         .status()
@@ -133,10 +148,15 @@ fn leader_fails_over(store: &str) {
         .0,
         201
     );
-    wait_scheduled(&http, &follower, "second", Duration::from_secs(20));
+    wait_scheduled(&http, &follower, "second", Duration::from_secs(5));
+    let failover = killed.elapsed();
     println!(
         "{store}: the standby scheduled 'second' {:.1} s after the leader was killed",
-        killed.elapsed().as_secs_f64()
+        failover.as_secs_f64()
+    );
+    assert!(
+        failover <= Duration::from_secs(5),
+        "failover took {failover:?}"
     );
     let (_, lease) = http.send(&follower, reqwest::Method::GET, LEASE, "", None);
     assert!(lease["spec"]["holderIdentity"]

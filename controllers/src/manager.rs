@@ -30,8 +30,8 @@ use crate::scheduling::Strategy;
 pub struct Config {
     /// This process's identity in the leader election.
     pub identity: String,
-    /// How long a leader's lease lasts without renewal.
-    pub lease_duration: Duration,
+    /// The leader election's lease, renew interval and renew deadline.
+    pub election: crate::leader::Timing,
     /// Packed or Distributed scheduling.
     pub strategy: Strategy,
     /// The API server's node tunnels, for the controllers that ask nodes (backups, schedule
@@ -47,12 +47,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults: Packed scheduling, [`crate::reconcilers::NODE_GRACE`], no tunnels, the
+    /// The defaults: an election renewing at a third of `lease_duration` and stepping down at
+    /// two thirds, Packed scheduling, [`crate::reconcilers::NODE_GRACE`], no tunnels, the
     /// system clock, no alerts.
     pub fn new(identity: &str, lease_duration: Duration) -> Self {
         Self {
             identity: identity.to_owned(),
-            lease_duration,
+            election: crate::leader::Timing::from_lease(lease_duration),
             strategy: Strategy::Packed,
             node_grace: crate::reconcilers::NODE_GRACE,
             alerts: None,
@@ -168,7 +169,7 @@ pub fn start(
     tasks.push(tokio::spawn(crate::leader::run(
         registry,
         config.identity.clone(),
-        config.lease_duration,
+        config.election,
         leading_tx,
     )));
     // on becoming leader, look at everything; on losing it, stop the schedule runs

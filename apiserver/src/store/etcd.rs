@@ -9,8 +9,8 @@ use etcd_client::{
 use futures::StreamExt;
 
 use super::{
-    prefix_end, EventKind, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError,
-    WatchEvent, WatchStream,
+    prefix_end, EventKind, Guard, KeyValue, ListOptions, ListPage, Result, Revision, Store,
+    StoreError, WatchEvent, WatchStream, Write,
 };
 
 const BACKEND: &str = "etcd";
@@ -266,58 +266,75 @@ impl Store for EtcdStore {
         })
     }
 
-    async fn create(&self, key: &str, value: &[u8]) -> Result<Revision> {
-        let k = self.full_key(key);
-        let txn = Txn::new()
-            .when([Compare::create_revision(k.as_str(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(k.as_str(), value, None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
-        if !resp.succeeded() {
-            return Err(StoreError::AlreadyExists {
-                key: key.to_owned(),
-            });
-        }
-        header_revision(resp.header())
-    }
-
-    async fn update(&self, key: &str, value: &[u8], expected: Revision) -> Result<Revision> {
-        let k = self.full_key(key);
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                k.as_str(),
-                CompareOp::Equal,
-                expected,
-            )])
-            .and_then([TxnOp::put(k.as_str(), value, None)])
-            .or_else([TxnOp::get(k.as_str(), None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
-        if !resp.succeeded() {
-            return Err(self.cas_failure(key, expected, &resp.op_responses()));
-        }
-        header_revision(resp.header())
-    }
-
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Revision> {
-        let k = self.full_key(key);
-        let txn = match expected {
-            Some(exp) => Txn::new()
-                .when([Compare::mod_revision(k.as_str(), CompareOp::Equal, exp)])
-                .and_then([TxnOp::delete(k.as_str(), None)])
-                .or_else([TxnOp::get(k.as_str(), None)]),
-            None => Txn::new()
-                .when([Compare::create_revision(k.as_str(), CompareOp::Greater, 0)])
-                .and_then([TxnOp::delete(k.as_str(), None)]),
+    async fn write(&self, op: Write<'_>, guard: Option<&Guard>) -> Result<Revision> {
+        let k = self.full_key(op.key());
+        let k = k.as_str();
+        // One transaction: the op's own compare, the guard's, and in the else branch a get of
+        // the key (for a compare-and-swap) and of the guard key, to tell why it failed.
+        let (mut when, then, mut otherwise) = match op {
+            Write::Create { value, .. } => (
+                vec![Compare::create_revision(k, CompareOp::Equal, 0)],
+                TxnOp::put(k, value, None),
+                vec![],
+            ),
+            Write::Update {
+                value, expected, ..
+            } => (
+                vec![Compare::mod_revision(k, CompareOp::Equal, expected)],
+                TxnOp::put(k, value, None),
+                vec![TxnOp::get(k, None)],
+            ),
+            Write::Delete {
+                expected: Some(exp),
+                ..
+            } => (
+                vec![Compare::mod_revision(k, CompareOp::Equal, exp)],
+                TxnOp::delete(k, None),
+                vec![TxnOp::get(k, None)],
+            ),
+            Write::Delete { expected: None, .. } => (
+                vec![Compare::create_revision(k, CompareOp::Greater, 0)],
+                TxnOp::delete(k, None),
+                vec![],
+            ),
         };
-        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
-        if !resp.succeeded() {
-            return Err(match expected {
-                Some(exp) => self.cas_failure(key, exp, &resp.op_responses()),
-                None => StoreError::NotFound {
-                    key: key.to_owned(),
-                },
-            });
+        let guard_key = guard.map(|g| self.full_key(&g.key));
+        if let (Some(g), Some(gk)) = (guard, &guard_key) {
+            when.push(Compare::create_revision(
+                gk.as_str(),
+                CompareOp::Equal,
+                g.create_revision,
+            ));
+            otherwise.push(TxnOp::get(gk.as_str(), None));
         }
-        header_revision(resp.header())
+        let txn = Txn::new().when(when).and_then([then]).or_else(otherwise);
+        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
+        if resp.succeeded() {
+            return header_revision(resp.header());
+        }
+        let responses = resp.op_responses();
+        let key = op.key().to_owned();
+        if let Some(g) = guard {
+            // the guard's get is the last response
+            let current = match responses.last() {
+                Some(TxnOpResponse::Get(got)) => {
+                    got.kvs().first().map_or(0, |kv| kv.create_revision())
+                }
+                _ => 0,
+            };
+            if current != g.create_revision {
+                return Err(g.fenced(current));
+            }
+        }
+        Err(match op {
+            Write::Create { .. } => StoreError::AlreadyExists { key },
+            Write::Update { expected, .. }
+            | Write::Delete {
+                expected: Some(expected),
+                ..
+            } => self.cas_failure(&key, expected, responses.get(..1).unwrap_or_default()),
+            Write::Delete { expected: None, .. } => StoreError::NotFound { key },
+        })
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {

@@ -8,7 +8,10 @@
 //! - `watch(prefix, after)` yields every write with revision > `after` under `prefix`, in
 //!   revision order, none lost and none repeated;
 //! - after `compact(c)`, reads and watches at revisions below `c` fail with
-//!   [`StoreError::Compacted`].
+//!   [`StoreError::Compacted`];
+//! - a write with a [`Guard`] applies only if the guard key's `create_revision` is the guard's,
+//!   checked atomically with the write; otherwise it fails with [`StoreError::Fenced`], changes
+//!   nothing and takes no revision.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +52,17 @@ pub enum StoreError {
         /// The revision the caller expected.
         expected: Revision,
         /// The key's current revision.
+        current: Revision,
+    },
+    /// A guarded write found its guard key re-created or absent: the writer's term (its fencing
+    /// token) has ended. Unlike [`StoreError::Conflict`], retrying cannot help.
+    #[error("write fenced by {key}: expected create revision {expected}, current is {current} (0: absent)")]
+    Fenced {
+        /// The guard key.
+        key: String,
+        /// The guard's create revision (the fencing token).
+        expected: Revision,
+        /// The guard key's current create revision; 0 when it is absent.
         current: Revision,
     },
     /// The revision asked for has been compacted away (410 Gone in the API).
@@ -116,6 +130,66 @@ pub struct KeyValue {
     pub mod_revision: Revision,
 }
 
+/// A fencing token: a write carrying it applies only while `key` still has this
+/// `create_revision` (for a leader, the Lease it created when it took over).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    /// The guard key.
+    pub key: String,
+    /// The create revision the guard key must still have.
+    pub create_revision: Revision,
+}
+
+impl Guard {
+    /// The error for a guard key found with `current` (0: absent) instead.
+    pub(crate) fn fenced(&self, current: Revision) -> StoreError {
+        StoreError::Fenced {
+            key: self.key.clone(),
+            expected: self.create_revision,
+            current,
+        }
+    }
+}
+
+/// One write, as [`Store::write`] takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write<'a> {
+    /// Creates a key that must be absent.
+    Create {
+        /// The key.
+        key: &'a str,
+        /// The new value.
+        value: &'a [u8],
+    },
+    /// Replaces a key's value if its revision is still `expected`.
+    Update {
+        /// The key.
+        key: &'a str,
+        /// The new value.
+        value: &'a [u8],
+        /// The revision the key must have.
+        expected: Revision,
+    },
+    /// Deletes a key (if its revision is still `expected`, when given).
+    Delete {
+        /// The key.
+        key: &'a str,
+        /// The revision the key must have, if any.
+        expected: Option<Revision>,
+    },
+}
+
+impl Write<'_> {
+    /// The key written.
+    pub fn key(&self) -> &str {
+        match self {
+            Write::Create { key, .. } | Write::Update { key, .. } | Write::Delete { key, .. } => {
+                key
+            }
+        }
+    }
+}
+
 /// What to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
@@ -180,21 +254,43 @@ pub trait Store: Send + Sync + 'static {
     /// range.
     async fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListPage>;
 
+    /// Applies one write, if `guard` (when given) still holds, atomically with the check;
+    /// returns the write's revision. A refused write changes nothing and takes no revision.
+    ///
+    /// Errors: [`StoreError::Fenced`] when the guard key is absent or has another create
+    /// revision (checked first), else as [`Store::create`], [`Store::update`] and
+    /// [`Store::delete`].
+    async fn write(&self, op: Write<'_>, guard: Option<&Guard>) -> Result<Revision>;
+
     /// Creates `key` if absent; returns the write's revision.
     ///
     /// Errors: [`StoreError::AlreadyExists`].
-    async fn create(&self, key: &str, value: &[u8]) -> Result<Revision>;
+    async fn create(&self, key: &str, value: &[u8]) -> Result<Revision> {
+        self.write(Write::Create { key, value }, None).await
+    }
 
     /// Replaces `key`'s value if its revision is still `expected`; returns the new revision.
     ///
     /// Errors: [`StoreError::NotFound`], [`StoreError::Conflict`].
-    async fn update(&self, key: &str, value: &[u8], expected: Revision) -> Result<Revision>;
+    async fn update(&self, key: &str, value: &[u8], expected: Revision) -> Result<Revision> {
+        self.write(
+            Write::Update {
+                key,
+                value,
+                expected,
+            },
+            None,
+        )
+        .await
+    }
 
     /// Deletes `key` (if its revision is still `expected`, when given); returns the deletion's
     /// revision.
     ///
     /// Errors: [`StoreError::NotFound`], [`StoreError::Conflict`].
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Revision>;
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Revision> {
+        self.write(Write::Delete { key, expected }, None).await
+    }
 
     /// Every write under `prefix` with a revision above `after`, in order, then new writes as
     /// they happen.

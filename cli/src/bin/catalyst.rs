@@ -121,6 +121,17 @@ struct ServerArgs {
     /// Unknown (nodelets heartbeat every 10 s).
     #[arg(long, default_value = "40s", value_parser = parse_grace)]
     node_grace_period: std::time::Duration,
+    /// How long a standby waits, from the last change it saw to the controllers' leader Lease,
+    /// before taking over (judged on its own monotonic clock): 3s, 1500ms, …
+    #[arg(long, default_value = "3s", value_parser = parse_election)]
+    leader_lease: std::time::Duration,
+    /// How often the leader renews its Lease (and a standby looks at it).
+    #[arg(long, default_value = "1s", value_parser = parse_election)]
+    leader_renew: std::time::Duration,
+    /// How long the leader goes on leading without a successful renewal before it steps down;
+    /// must lie between --leader-renew and --leader-lease.
+    #[arg(long, default_value = "2s", value_parser = parse_election)]
+    leader_renew_deadline: std::time::Duration,
 }
 
 fn parse_cidr(s: &str) -> Result<catalyst_schemas::net::Cidr, String> {
@@ -139,6 +150,20 @@ fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
         secs if secs < 15 => Err(format!("{s}: at least 15s (nodelets heartbeat every 10 s)")),
         secs => Ok(std::time::Duration::from_secs(secs)),
     }
+}
+
+fn parse_election(s: &str) -> Result<std::time::Duration, String> {
+    let d = match s.strip_suffix("ms") {
+        Some(ms) => std::time::Duration::from_millis(
+            ms.parse()
+                .map_err(|_| format!("{s}: expected e.g. 500ms or 3s"))?,
+        ),
+        None => std::time::Duration::from_secs(catalyst_schemas::validation::duration(s)?),
+    };
+    if d < std::time::Duration::from_millis(100) {
+        return Err(format!("{s}: at least 100ms"));
+    }
+    Ok(d)
 }
 
 fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
@@ -288,6 +313,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             )
             .exit();
     }
+    let election = catalyst_controllers::leader::Timing {
+        lease: args.leader_lease,
+        renew: args.leader_renew,
+        renew_deadline: args.leader_renew_deadline,
+    };
+    election.validate().map_err(anyhow::Error::msg)?;
     let advertise = catalyst_cli::join::advertise_host(
         args.advertise_address.as_deref(),
         args.listen,
@@ -337,12 +368,20 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 },
                 metrics: running.state.tunnels.clone(),
             }),
-            ..catalyst_controllers::manager::Config::new(
-                &identity,
-                std::time::Duration::from_secs(10),
-            )
+            election,
+            ..catalyst_controllers::manager::Config::new(&identity, args.leader_lease)
         },
     );
+    // catalyst_controllers_leading follows the election
+    {
+        let (mut leading, metrics) = (_controllers.leading.clone(), running.state.metrics.clone());
+        tokio::spawn(async move {
+            while leading.changed().await.is_ok() {
+                let now = *leading.borrow_and_update();
+                metrics.set_controllers_leading(now);
+            }
+        });
+    }
     // the first line names the URL: scripts and the test harness read it
     println!("Catalyst API server on {}", running.url());
     println!("  admin client config: {}", running.admin_config.display());

@@ -20,7 +20,8 @@ use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::watch;
 
 use super::{
-    prefix_end, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError, WatchStream,
+    prefix_end, Guard, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError,
+    WatchStream, Write,
 };
 
 mod read;
@@ -31,7 +32,7 @@ mod write;
 use read::Reads;
 use schema::{schema, Dialect, Statements, SCHEMA_VERSION};
 use watch_log::{spawn_listener, Commit, LogWatcher};
-use write::{WriteOp, Writes};
+use write::Writes;
 
 /// The SQLite or PostgreSQL store.
 #[derive(Debug)]
@@ -199,32 +200,8 @@ impl Store for SqlStore {
         self.reads.list(prefix, options).await
     }
 
-    async fn create(&self, key: &str, value: &[u8]) -> Result<Revision> {
-        self.writes
-            .submit(WriteOp::Create {
-                key: key.to_owned(),
-                value: value.to_vec(),
-            })
-            .await
-    }
-
-    async fn update(&self, key: &str, value: &[u8], expected: Revision) -> Result<Revision> {
-        self.writes
-            .submit(WriteOp::Update {
-                key: key.to_owned(),
-                value: value.to_vec(),
-                expected,
-            })
-            .await
-    }
-
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Revision> {
-        self.writes
-            .submit(WriteOp::Delete {
-                key: key.to_owned(),
-                expected,
-            })
-            .await
+    async fn write(&self, op: Write<'_>, guard: Option<&Guard>) -> Result<Revision> {
+        self.writes.submit(op.into(), guard.cloned()).await
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {

@@ -11,7 +11,7 @@ use super::schema::{
     kv_from_row, Dialect, Statements, NOTIFY_CHANNEL, OP_CREATE, OP_DELETE, OP_UPDATE,
 };
 use super::watch_log::Commit;
-use crate::store::{Result, Revision, StoreError};
+use crate::store::{Guard, Result, Revision, StoreError, Write};
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
@@ -57,11 +57,11 @@ impl Writes {
     }
 
     /// Hands a write to the committer and waits until it is committed (or refused).
-    pub(super) async fn submit(&self, op: WriteOp) -> Result<Revision> {
+    pub(super) async fn submit(&self, op: WriteOp, guard: Option<Guard>) -> Result<Revision> {
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::backend(self.dialect.name(), "the store's committer stopped");
         self.queue
-            .send(Pending { op, reply })
+            .send(Pending { op, guard, reply })
             .await
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
@@ -128,6 +128,30 @@ pub(super) enum WriteOp {
     },
 }
 
+impl From<Write<'_>> for WriteOp {
+    fn from(op: Write<'_>) -> Self {
+        match op {
+            Write::Create { key, value } => Self::Create {
+                key: key.to_owned(),
+                value: value.to_vec(),
+            },
+            Write::Update {
+                key,
+                value,
+                expected,
+            } => Self::Update {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                expected,
+            },
+            Write::Delete { key, expected } => Self::Delete {
+                key: key.to_owned(),
+                expected,
+            },
+        }
+    }
+}
+
 impl WriteOp {
     fn key(&self) -> &str {
         match self {
@@ -139,6 +163,8 @@ impl WriteOp {
 #[derive(Debug)]
 pub(super) struct Pending {
     op: WriteOp,
+    /// Applies the write only while this holds.
+    guard: Option<Guard>,
     reply: oneshot::Sender<Result<Revision>>,
 }
 
@@ -147,8 +173,13 @@ pub(super) struct Pending {
 const MAX_GROUP: usize = 256;
 
 /// The task that owns writing. Each group is one transaction: lock the revision row, apply the
-/// writes in order (a refused compare-and-swap takes no revision), append their log rows, store
-/// the new revision, NOTIFY, commit, then answer every writer.
+/// writes in order (a refused compare-and-swap or a failed guard takes no revision), append
+/// their log rows, store the new revision, NOTIFY, commit, then answer every writer.
+///
+/// A guard is read inside the transaction, after the revision row is locked: every writer
+/// locks that row first, and under READ COMMITTED each later statement sees every committed
+/// write and the earlier writes of its own group, so nothing can change the guard key between
+/// the check and the commit.
 struct Committer {
     dialect: Dialect,
     writer: AnyPool,
@@ -194,6 +225,12 @@ impl Committer {
         let mut rev = base;
         let mut results = Vec::with_capacity(group.len());
         for pending in group {
+            if let Some(guard) = &pending.guard {
+                if let Some(fenced) = self.check_guard(&mut tx, guard).await? {
+                    results.push(Err(fenced));
+                    continue;
+                }
+            }
             let outcome = match self.dialect {
                 Dialect::Postgres => self.apply_logged(&mut tx, &pending.op, rev + 1).await?,
                 Dialect::Sqlite => match self.apply(&mut tx, &pending.op, rev + 1).await? {
@@ -390,6 +427,20 @@ impl Committer {
                 Ok((key, Ok(row)))
             }
         }
+    }
+
+    /// `Some(Fenced)` when the guard key is absent or has another create revision.
+    async fn check_guard(&self, tx: &mut Tx, guard: &Guard) -> Result<Option<StoreError>> {
+        let row = sqlx::query(&self.sql.get)
+            .bind(&guard.key)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let current = match row {
+            Some(row) => kv_from_row(&row).map_err(|e| self.err(e))?.create_revision,
+            None => 0,
+        };
+        Ok((current != guard.create_revision).then(|| guard.fenced(current)))
     }
 
     /// Why a compare-and-swap failed: NotFound, or Conflict with the current revision.
