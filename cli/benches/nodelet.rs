@@ -136,15 +136,35 @@ fn nodelet(server: &Server, ctd: &Containerd, dir: &Path) -> Child {
         .expect("nodelet")
 }
 
+/// A log line without its terminal colours (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The p50 of each start step the nodelet logged (`start path` lines) for `network`.
 fn step_p50s(log: &Path, network: &str) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut steps: Vec<(String, Vec<Duration>)> = Vec::new();
     let want = format!("network={network}");
-    for line in text
-        .lines()
-        .filter(|l| l.contains("start path") && l.contains(&want))
-    {
+    for line in text.lines().filter(|l| l.contains("start path")) {
+        // the fields as written without colours and quotes: `network=Bridge total_ms=…`
+        let line = strip_ansi(line).replace('"', "");
+        if !line.contains(&want) {
+            continue;
+        }
         let fields = line.split_whitespace();
         let parsed = fields.filter_map(|f| {
             f.strip_prefix("total_ms=")
