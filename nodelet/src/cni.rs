@@ -96,27 +96,26 @@ async fn run(cmd: &str, args: &[&str]) -> Result<String, CniError> {
 }
 
 impl Network {
-    fn conflist(&self) -> Value {
+    /// The `bridge` plugin's configuration (the first of the list).
+    fn bridge_plugin(&self) -> Value {
         json!({
-            "cniVersion": "1.0.0",
-            "name": "catalyst",
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": self.bridge,
-                    "isGateway": true,
-                    "ipMasq": true,
-                    "hairpinMode": true,
-                    "ipam": {
-                        "type": "host-local",
-                        "ranges": [[{"subnet": self.subnet}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                        "dataDir": self.state_dir.join("ipam").display().to_string(),
-                    }
-                },
-                {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
-            ]
+            "type": "bridge",
+            "bridge": self.bridge,
+            "isGateway": true,
+            "ipMasq": true,
+            "hairpinMode": true,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": self.subnet}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dataDir": self.state_dir.join("ipam").display().to_string(),
+            }
         })
+    }
+
+    /// The `portmap` plugin's configuration (chained after the bridge).
+    fn portmap_plugin(&self) -> Value {
+        json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true})
     }
 
     fn result_path(&self, id: &str) -> PathBuf {
@@ -187,7 +186,7 @@ impl Network {
         };
         self.write_json(&self.marker_path(id), &attachment.to_record())?;
         let made = async {
-            let bridge = self.plugin("bridge");
+            let bridge = self.bridge_plugin();
             let conf = self.plugin_conf(&bridge, None, &[]);
             let (lo, added) = tokio::join!(
                 lo_up(&path),
@@ -243,7 +242,7 @@ impl Network {
         if done.mappings == wanted && !done.mapping {
             return Ok(());
         }
-        let portmap = self.plugin("portmap");
+        let portmap = self.portmap_plugin();
         if !done.mappings.is_empty() {
             let old = self.plugin_conf(&portmap, Some(&done.result), &done.mappings);
             self.exec(&portmap, "DEL", &done.cni_id, Some(&path), &old)
@@ -328,13 +327,13 @@ impl Network {
         let mut first_err = None;
         // portmap removes nothing without the mappings: skip the process when there are none
         if !a.mappings.is_empty() {
-            let portmap = self.plugin("portmap");
+            let portmap = self.portmap_plugin();
             let conf = self.plugin_conf(&portmap, prev, &a.mappings);
             if let Err(e) = self.exec(&portmap, "DEL", &a.cni_id, netns, &conf).await {
                 first_err.get_or_insert(e);
             }
         }
-        let bridge = self.plugin("bridge");
+        let bridge = self.bridge_plugin();
         let conf = self.plugin_conf(&bridge, prev, &[]);
         if let Err(e) = self.exec(&bridge, "DEL", &a.cni_id, netns, &conf).await {
             first_err.get_or_insert(e);
@@ -343,18 +342,6 @@ impl Network {
             Some(e) => Err(e),
             None => Ok(()),
         }
-    }
-
-    /// The configuration of one plugin of the list (`bridge` or `portmap`).
-    fn plugin(&self, typ: &str) -> Value {
-        let list = self.conflist();
-        list["plugins"]
-            .as_array()
-            .expect("plugins")
-            .iter()
-            .find(|p| p["type"] == typ)
-            .cloned()
-            .expect("a plugin of the list")
     }
 
     fn plugin_conf(&self, plugin: &Value, prev: Option<&Value>, mappings: &[Value]) -> Value {

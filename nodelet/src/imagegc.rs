@@ -126,9 +126,17 @@ impl LastUse {
         }
     }
 
-    /// `image` is used now.
+    /// `image` is used now. A use within the last minute is not written again (every start
+    /// touches its image; the order of use needs no finer grain).
     pub fn touch(&self, image: &str) {
-        self.set(image, Some(chrono::Utc::now().timestamp()));
+        let now = chrono::Utc::now().timestamp();
+        if self
+            .get(image)
+            .is_some_and(|t| (0..60).contains(&(now - t)))
+        {
+            return;
+        }
+        self.set(image, Some(now));
     }
 
     /// When `image` was last used, if recorded.
