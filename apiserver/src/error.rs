@@ -208,7 +208,7 @@ impl ApiError {
                 causes: vec![],
             },
             // 409 like a conflict, but the writer's leadership term is over: retrying cannot help
-            StoreError::Fenced { .. } => ApiError::Conflict {
+            StoreError::Fenced { .. } | StoreError::NoTerm { .. } => ApiError::Conflict {
                 message: format!("Operation cannot be fulfilled on {kind} {name:?}: {e}"),
                 causes: vec![],
             },

@@ -75,8 +75,14 @@ impl Metrics {
             .store(i64::from(leading), Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, store_revision: Option<i64>, cache_watchers: usize) -> String {
+    /// The Prometheus text exposition; `fenced_writes` is the registry's count of writes
+    /// refused for want of a live leadership term.
+    pub fn render(
+        &self,
+        store_revision: Option<i64>,
+        cache_watchers: usize,
+        fenced_writes: u64,
+    ) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP catalyst_apiserver_requests_total API requests by verb, kind and HTTP code.\n",
@@ -125,6 +131,8 @@ impl Metrics {
             "catalyst_controllers_leading {}",
             self.controllers_leading.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP catalyst_store_fenced_writes_total Controller writes refused because this server's leadership term had ended (by the store's fencing check or before reaching it).\n# TYPE catalyst_store_fenced_writes_total counter\n");
+        let _ = writeln!(out, "catalyst_store_fenced_writes_total {fenced_writes}");
         if let Some(rev) = store_revision {
             out.push_str("# HELP catalyst_store_revision The store's current revision.\n# TYPE catalyst_store_revision gauge\n");
             let _ = writeln!(out, "catalyst_store_revision {rev}");
@@ -200,16 +208,23 @@ mod tests {
     fn the_leading_gauge_follows_the_election() {
         let m = Metrics::default();
         assert!(m
-            .render(None, 0)
+            .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 0\n"));
         m.set_controllers_leading(true);
         assert!(m
-            .render(None, 0)
+            .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 1\n"));
         m.set_controllers_leading(false);
         assert!(m
-            .render(None, 0)
+            .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 0\n"));
+    }
+
+    #[test]
+    fn fenced_writes_are_a_counter() {
+        let text = Metrics::default().render(None, 0, 3);
+        assert!(text.contains("# TYPE catalyst_store_fenced_writes_total counter\n"));
+        assert!(text.contains("\ncatalyst_store_fenced_writes_total 3\n"));
     }
 
     #[test]

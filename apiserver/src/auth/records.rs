@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::store::{Revision, Store, StoreError};
+use crate::store::{Guard, Revision, Store, StoreError, Write};
 
 /// Password hashes by user name.
 pub const PASSWORDS: &str = "/_catalyst/passwords/";
@@ -41,14 +41,37 @@ pub async fn put<T: Serialize>(
     key: &str,
     value: &T,
 ) -> Result<Revision, StoreError> {
-    let bytes = serde_json::to_vec(value).expect("records encode");
+    put_guarded(store, key, value, None).await
+}
+
+/// [`put`], each write under `guard` (when given).
+pub async fn put_guarded<T: Serialize>(
+    store: &Arc<dyn Store>,
+    key: &str,
+    value: &T,
+    guard: Option<&Guard>,
+) -> Result<Revision, StoreError> {
+    let value = serde_json::to_vec(value).expect("records encode");
     loop {
         match store.get(key).await? {
-            None => match store.create(key, &bytes).await {
+            None => match store
+                .write(Write::Create { key, value: &value }, guard)
+                .await
+            {
                 Err(StoreError::AlreadyExists { .. }) => continue,
                 other => return other,
             },
-            Some(kv) => match store.update(key, &bytes, kv.mod_revision).await {
+            Some(kv) => match store
+                .write(
+                    Write::Update {
+                        key,
+                        value: &value,
+                        expected: kv.mod_revision,
+                    },
+                    guard,
+                )
+                .await
+            {
                 Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => continue,
                 other => return other,
             },
@@ -58,7 +81,25 @@ pub async fn put<T: Serialize>(
 
 /// Deletes the record at `key`; true when there was one.
 pub async fn remove(store: &Arc<dyn Store>, key: &str) -> Result<bool, StoreError> {
-    match store.delete(key, None).await {
+    remove_guarded(store, key, None).await
+}
+
+/// [`remove`] under `guard` (when given).
+pub async fn remove_guarded(
+    store: &Arc<dyn Store>,
+    key: &str,
+    guard: Option<&Guard>,
+) -> Result<bool, StoreError> {
+    match store
+        .write(
+            Write::Delete {
+                key,
+                expected: None,
+            },
+            guard,
+        )
+        .await
+    {
         Ok(_) => Ok(true),
         Err(StoreError::NotFound { .. }) => Ok(false),
         Err(e) => Err(e),

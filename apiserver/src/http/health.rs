@@ -52,7 +52,8 @@ fn ready_answer<T>(store: Result<T, StoreError>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let revision = state.registry.store().current_revision().await.ok();
     let watchers: usize = state.caches.values().map(|c| c.watchers()).sum();
-    let mut text = state.metrics.render(revision, watchers);
+    let fenced = state.registry.fenced_writes();
+    let mut text = state.metrics.render(revision, watchers, fenced);
     text.push_str(&state.tunnels.prometheus().await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -19,4 +19,4 @@ mod write;
 pub use object::{from_kv, merge, meta_mut, meta_str, parse_revision};
 pub use secrets::{backup_object_key, SecretData, TargetError, SECRETS};
 pub use templates::EditorCheck;
-pub use types::{ListRequest, ListResult, Part, Registry, Scope, Written};
+pub use types::{ListRequest, ListResult, Part, Registry, Scope, Term, TermReceiver, Written};

@@ -142,19 +142,33 @@ impl Registry {
         data: &SecretData,
     ) -> ApiResult<()> {
         let key = record_key(uid);
+        let guard = self.guard(&key).map_err(ApiError::from)?;
         let done = if data.is_empty() {
-            records::remove(&self.store, &key).await.map(|_| ())
+            records::remove_guarded(&self.store, &key, guard.as_ref())
+                .await
+                .map(|_| ())
         } else {
-            records::put(&self.store, &key, &Record { data: data.clone() })
+            let record = Record { data: data.clone() };
+            records::put_guarded(&self.store, &key, &record, guard.as_ref())
                 .await
                 .map(|_| ())
         };
-        done.map_err(|e| ApiError::Internal(e.to_string()))
+        done.map_err(|e| match self.count(e) {
+            e if e.is_fenced() => ApiError::from(e),
+            e => ApiError::Internal(e.to_string()),
+        })
     }
 
     /// Removes the values of Secret `uid` (after the object went).
     pub(in crate::registry) async fn remove_secret_record(&self, uid: &str) {
-        if let Err(e) = records::remove(&self.store, &record_key(uid)).await {
+        let key = record_key(uid);
+        let removed = match self.guard(&key) {
+            Ok(guard) => records::remove_guarded(&self.store, &key, guard.as_ref())
+                .await
+                .map_err(|e| self.count(e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed {
             tracing::warn!(uid, error = %e, "could not remove a deleted secret's values");
         }
     }

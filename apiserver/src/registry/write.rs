@@ -11,7 +11,7 @@ use super::object::{
 use super::secrets::{is_secret, keys_of, split, SecretData};
 use super::types::{Part, Registry, Scope, Written};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{KeyValue, Revision, StoreError};
+use crate::store::{KeyValue, Revision, StoreError, Write};
 
 impl Registry {
     /// Creates an object from what a user sent.
@@ -87,7 +87,13 @@ impl Registry {
             // the values first, under the new uid: no object ever names keys without values
             self.put_secret_record(&uid, data).await?;
         }
-        let created = self.store.create(&scope.key(&name), &to_bytes(&obj)?).await;
+        let (key, value) = (scope.key(&name), to_bytes(&obj)?);
+        let created = self
+            .write(Write::Create {
+                key: &key,
+                value: &value,
+            })
+            .await;
         if created.is_err() && secret.is_some() {
             self.remove_secret_record(&uid).await;
         }
@@ -223,11 +229,18 @@ impl Registry {
                     .and_then(Value::as_array)
                     .is_none_or(|f| f.is_empty());
             let result = if finalized {
-                self.store.delete(&kv.key, Some(kv.mod_revision)).await
+                self.write(Write::Delete {
+                    key: &kv.key,
+                    expected: Some(kv.mod_revision),
+                })
+                .await
             } else {
-                self.store
-                    .update(&kv.key, &to_bytes(&next)?, kv.mod_revision)
-                    .await
+                self.write(Write::Update {
+                    key: &kv.key,
+                    value: &to_bytes(&next)?,
+                    expected: kv.mod_revision,
+                })
+                .await
             };
             if let (true, Some(old)) = (result.is_err(), &before) {
                 // the object was not written: nor are its values
@@ -294,11 +307,12 @@ impl Registry {
                 if dry_run {
                     return Ok(obj);
                 }
-                match self
-                    .store
-                    .update(&kv.key, &to_bytes(&obj)?, kv.mod_revision)
-                    .await
-                {
+                let update = Write::Update {
+                    key: &kv.key,
+                    value: &to_bytes(&obj)?,
+                    expected: kv.mod_revision,
+                };
+                match self.write(update).await {
                     Ok(rev) => {
                         meta_mut(&mut obj).insert("resourceVersion".into(), rev.to_string().into());
                         return Ok(obj);
@@ -310,7 +324,11 @@ impl Registry {
             if dry_run {
                 return Ok(obj);
             }
-            match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
+            let delete = Write::Delete {
+                key: &kv.key,
+                expected: Some(kv.mod_revision),
+            };
+            match self.write(delete).await {
                 Ok(_) => {
                     if is_secret(kind.plural) {
                         self.remove_secret_record(meta_str(&obj, "uid").unwrap_or_default())

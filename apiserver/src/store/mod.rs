@@ -65,6 +65,14 @@ pub enum StoreError {
         /// The guard key's current create revision; 0 when it is absent.
         current: Revision,
     },
+    /// A fenced writer had no live leadership term (it never led, or its term lapsed on its own
+    /// clock): the write was refused before it reached the store. Like [`StoreError::Fenced`],
+    /// retrying cannot help.
+    #[error("write to {key} refused: this process holds no live leadership term")]
+    NoTerm {
+        /// The key that was to be written.
+        key: String,
+    },
     /// The revision asked for has been compacted away (410 Gone in the API).
     #[error(
         "revision {requested} has been compacted; the oldest available revision is {compacted}"
@@ -106,6 +114,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True for a write refused because the writer's term is over ([`StoreError::Fenced`] by
+    /// the store, [`StoreError::NoTerm`] before it).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. } | StoreError::NoTerm { .. })
+    }
+
     pub(crate) fn backend(
         backend: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
