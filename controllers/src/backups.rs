@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use catalyst_apiserver::error::ApiError;
 use catalyst_apiserver::registry::{meta_str, parse_revision, Part, Registry, Scope, TargetError};
-use catalyst_apiserver::tunnel::{TunnelError, Tunnels};
+use catalyst_apiserver::tunnel::{Answers, TunnelError, Tunnels};
 use catalyst_apiserver::watch::WatchCache;
 use catalyst_schemas::lifecycle::Phase;
 use catalyst_schemas::object::phase_of;
@@ -34,9 +34,10 @@ use catalyst_schemas::tunnel::{Answer, BackupCall, S3Target, TunnelOp};
 use catalyst_schemas::{lookup_kind, KindInfo};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
-use crate::informer::{self, Cache};
+use crate::informer::{self, Cache, Relist};
+use crate::leader::{is_leading, Leading};
 use crate::reconcilers::record_event;
 
 /// Holds a Backup's deletion until its archive is removed from its node.
@@ -66,6 +67,22 @@ pub enum JobError {
     /// The node or the controller says why.
     #[error("{0}")]
     Failed(String),
+}
+
+/// A node call, made only while `leading` holds a live term: the store cannot fence it.
+pub(crate) async fn node_call(
+    tunnels: &Tunnels,
+    leading: &Leading,
+    node: &str,
+    owner: &str,
+    op: TunnelOp,
+) -> Result<Answers, JobError> {
+    if !is_leading(leading) {
+        return Err(JobError::Failed(
+            "this server's leadership term ended: no node call".into(),
+        ));
+    }
+    Ok(tunnels.request(node, owner, op).await?)
 }
 
 fn kind(plural: &str) -> &'static KindInfo {
@@ -125,6 +142,8 @@ struct Ctl {
     gameservers: Arc<Cache>,
     /// Jobs running in this process, by `kind/namespace/name`.
     jobs: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
+    /// The term it acts under: checked before each node call (the store cannot fence those).
+    leading: Leading,
 }
 
 /// Starts the informers of Backups and Restores and the controller loop; the tasks to stop.
@@ -133,7 +152,8 @@ pub fn start(
     caches: &HashMap<&'static str, Arc<WatchCache>>,
     gameservers: Arc<Cache>,
     tunnels: Arc<Tunnels>,
-    leading: watch::Receiver<bool>,
+    leading: Leading,
+    relist: Arc<Relist>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let wake = Arc::new(Notify::new());
     let ctl = Ctl {
@@ -143,6 +163,7 @@ pub fn start(
         restores: Arc::new(Cache::default()),
         gameservers,
         jobs: Arc::default(),
+        leading: leading.clone(),
     };
     let mut tasks = Vec::new();
     for (plural, cache) in [("backups", &ctl.backups), ("restores", &ctl.restores)] {
@@ -154,20 +175,21 @@ pub fn start(
             k,
             cache.clone(),
             move |_| w.notify_one(),
+            relist.clone(),
         )));
     }
     tasks.push(tokio::spawn(run(ctl, wake, leading)));
     tasks
 }
 
-async fn run(ctl: Ctl, wake: Arc<Notify>, leading: watch::Receiver<bool>) {
+async fn run(ctl: Ctl, wake: Arc<Notify>, leading: Leading) {
     let mut retained: Option<Instant> = None;
     loop {
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(TICK) => {}
         }
-        if !*leading.borrow() {
+        if !is_leading(&leading) {
             // only the leader acts: jobs of a replica that lost the lease stop
             for (_, job) in ctl.jobs.lock().expect("jobs").drain() {
                 job.abort();
@@ -600,10 +622,14 @@ impl Ctl {
             everything: false,
             s3,
         };
-        let mut answers = self
-            .tunnels
-            .request(node, OWNER, TunnelOp::Backup { call })
-            .await?;
+        let mut answers = node_call(
+            &self.tunnels,
+            &self.leading,
+            node,
+            OWNER,
+            TunnelOp::Backup { call },
+        )
+        .await?;
         let mut told = Instant::now();
         loop {
             match answers.next().await {
@@ -628,7 +654,7 @@ impl Ctl {
 
     /// Sends one request and waits for its end (no timeout beyond the tunnel's own).
     async fn ask(&self, node: &str, op: TunnelOp) -> Result<Option<Value>, JobError> {
-        let mut answers = self.tunnels.request(node, OWNER, op).await?;
+        let mut answers = node_call(&self.tunnels, &self.leading, node, OWNER, op).await?;
         loop {
             match answers.next().await {
                 Some(Answer::End { result }) => return Ok(result),

@@ -17,9 +17,10 @@ use catalyst_schemas::object::resource_version;
 use catalyst_schemas::{KindInfo, KINDS};
 use futures::StreamExt;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::informer::RegistrySource;
+use crate::leader::{is_leading, Leading};
 
 /// An object that names an owner: its kind, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,7 +133,7 @@ const RETRY: Duration = Duration::from_secs(1);
 pub fn start(
     registry: Registry,
     caches: &HashMap<&'static str, Arc<WatchCache>>,
-    leading: watch::Receiver<bool>,
+    leading: Leading,
 ) -> (Vec<tokio::task::JoinHandle<()>>, Arc<Mutex<OwnerIndex>>) {
     let index: Arc<Mutex<OwnerIndex>> = Arc::default();
     let (gone_tx, gone_rx) = mpsc::unbounded_channel();
@@ -220,10 +221,10 @@ async fn collect(
     registry: Registry,
     index: Arc<Mutex<OwnerIndex>>,
     mut gone: mpsc::UnboundedReceiver<String>,
-    leading: watch::Receiver<bool>,
+    leading: Leading,
 ) {
     while let Some(uid) = gone.recv().await {
-        if !*leading.borrow() {
+        if !is_leading(&leading) {
             continue;
         }
         let dependents = index.lock().expect("owner index lock").dependents(&uid);

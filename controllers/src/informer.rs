@@ -1,19 +1,24 @@
 //! The controllers' informers: the client crate's informer state machine
 //! ([`catalyst_client::informer`]) over the API server in the same process — the registry for
 //! lists, the kind's watch cache for changes.
+//!
+//! The read barrier of a takeover ([`Relist`]): a new leader's informers list again, and it
+//! acts only once every list was read at or after its fencing token, so its caches hold every
+//! write of the terms before (all below the token).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use catalyst_apiserver::error::ApiError;
 use catalyst_apiserver::registry::{ListRequest, Registry, Scope};
 use catalyst_apiserver::watch::{CacheMessage, Subscription, WatchCache};
-use catalyst_client::informer::{Backoff, Informer, ListWatch, WatchStream};
+use catalyst_client::informer::{Backoff, Change, Informer, ListWatch, WatchStream};
 use catalyst_client::{Revision, Watched};
 use catalyst_schemas::KindInfo;
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 pub use catalyst_client::informer::Cache;
 pub use catalyst_schemas::object::{key_of, split_key, Key};
@@ -21,12 +26,58 @@ pub use catalyst_schemas::object::{key_of, split_key, Key};
 /// How long to wait before listing again after a failed list.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// The informers a takeover waits for: each lists again when asked for a revision above its
+/// last list, and says at which revision it listed.
+#[derive(Debug)]
+pub struct Relist {
+    want: watch::Sender<Revision>,
+    listed: Mutex<Vec<watch::Receiver<Revision>>>,
+}
+
+impl Default for Relist {
+    fn default() -> Self {
+        Self {
+            want: watch::channel(0).0,
+            listed: Mutex::default(),
+        }
+    }
+}
+
+impl Relist {
+    /// Asks every informer for a list at or after `revision`.
+    pub fn request(&self, revision: Revision) {
+        self.want.send_if_modified(|w| {
+            let raise = *w < revision;
+            *w = (*w).max(revision);
+            raise
+        });
+    }
+
+    /// Waits until every informer listed at or after `revision`.
+    pub async fn wait(&self, revision: Revision) {
+        let listed = self.listed.lock().expect("relist lock").clone();
+        for mut l in listed {
+            // an informer that ended (its task stopped) holds nobody up
+            let _ = l.wait_for(|r| *r >= revision).await;
+        }
+    }
+
+    /// One informer's side: what is asked, and where to say at which revision it listed.
+    fn register(&self) -> (watch::Receiver<Revision>, watch::Sender<Revision>) {
+        let (tx, rx) = watch::channel(0);
+        self.listed.lock().expect("relist lock").push(rx);
+        (self.want.subscribe(), tx)
+    }
+}
+
 /// Every object of one kind, from the registry and the kind's watch cache.
 #[derive(Debug, Clone)]
 pub struct RegistrySource {
     registry: Registry,
     watch: Arc<WatchCache>,
     kind: &'static KindInfo,
+    /// Where each list's revision goes (a [`Relist`] waits on it).
+    listed: Option<Arc<watch::Sender<Revision>>>,
 }
 
 impl RegistrySource {
@@ -36,6 +87,7 @@ impl RegistrySource {
             registry,
             watch,
             kind,
+            listed: None,
         }
     }
 }
@@ -52,6 +104,9 @@ impl ListWatch for RegistrySource {
             .registry
             .list_all(scope, &ListRequest::default())
             .await?;
+        if let Some(listed) = &self.listed {
+            listed.send_replace(all.revision);
+        }
         Ok((all.items, all.revision))
     }
 
@@ -110,19 +165,39 @@ fn translate(
     }
 }
 
-/// Keeps `cache` equal to the objects of `kind` and calls `changed` with each key that changed.
+/// Keeps `cache` equal to the objects of `kind` and calls `changed` with each key that changed;
+/// lists again whenever `relist` asks for a revision above its last list.
 pub async fn run(
     registry: Registry,
     watch: Arc<WatchCache>,
     kind: &'static KindInfo,
     cache: Arc<Cache>,
     changed: impl Fn(Key) + Send + Sync,
+    relist: Arc<Relist>,
 ) {
-    Informer::new(RegistrySource::new(registry, watch, kind), cache)
-        .with_backoff(Backoff::fixed(RETRY))
-        .with_name(kind.plural)
-        .run(changed)
-        .await
+    let (mut want, listed) = relist.register();
+    let listed = Arc::new(listed);
+    loop {
+        let source = RegistrySource {
+            listed: Some(listed.clone()),
+            ..RegistrySource::new(registry.clone(), watch.clone(), kind)
+        };
+        // a new informer lists first, at once
+        let mut informer = Informer::new(source, cache.clone())
+            .with_backoff(Backoff::fixed(RETRY))
+            .with_name(kind.plural);
+        loop {
+            let last = *listed.borrow();
+            tokio::select! {
+                change = informer.next() => match change {
+                    Change::Listed(keys) => keys.into_iter().for_each(&changed),
+                    Change::Applied(key, _) | Change::Deleted(key, _) => changed(key),
+                },
+                // `relist` (held here) keeps the sender: this never fails
+                _ = want.wait_for(|w| *w > last) => break,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,20 @@
 //!   the lease duration has passed since then with no change (client-go's `observedTime`). A
 //!   renewal cannot be seen before it is sent, so a takeover comes at least lease − deadline
 //!   after the old leader stepped down.
+//!
+//! Fencing: a takeover deletes the expired Lease (pinned to the revision it judged) and creates
+//! it again (`leaseTransitions` + 1), so the Lease's create revision is the new leader's
+//! fencing token; a renewal is an update and keeps it. The term ([`Term`]: that token and the
+//! end of the term on the monotonic clock) goes out on `leading`, and the controllers' fenced
+//! registry writes under it: once another process took over, the store refuses the old term's
+//! writes (`StoreError::Fenced`), and once the term's end passed, the registry refuses them
+//! before they reach the store.
 
 use std::time::Duration;
 
 use catalyst_apiserver::error::ApiError;
-use catalyst_apiserver::registry::{Part, Registry, Scope};
+use catalyst_apiserver::registry::{Part, Registry, Scope, Term, Written};
+use catalyst_apiserver::store::{Guard, Revision};
 use catalyst_schemas::event::LeaseSpec;
 use chrono::Utc;
 use serde_json::json;
@@ -25,6 +34,16 @@ use tokio::time::Instant;
 pub const LEASE_NAME: &str = "catalyst-controllers";
 /// Its namespace.
 pub const LEASE_NAMESPACE: &str = "catalyst-system";
+
+/// This process's leadership: the current term while it leads (sent after every election
+/// round, changed or not, and when the term lapses without a renewal).
+pub type Leading = watch::Receiver<Option<Term>>;
+
+/// True while `leading` holds a term that has not ended on this process's clock: checked
+/// before taking work and before every side effect the store cannot fence.
+pub fn is_leading(leading: &Leading) -> bool {
+    leading.borrow().as_ref().is_some_and(Term::live)
+}
 
 /// The election's timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,60 +124,91 @@ pub fn decide(lease: Option<&LeaseSpec>, me: &str, observed: Instant, now: Insta
     }
 }
 
-/// Runs the election forever; `leading` says whether we lead right now (sent after every
+/// Runs the election forever; `leading` carries the term while we lead (sent after every
 /// round, and when the term lapses without a renewal).
-pub async fn run(registry: Registry, me: String, timing: Timing, leading: watch::Sender<bool>) {
+pub async fn run(
+    registry: Registry,
+    me: String,
+    timing: Timing,
+    leading: watch::Sender<Option<Term>>,
+) {
     let kind = catalyst_schemas::lookup_kind("leases").expect("the Lease kind");
     let scope = Scope {
         kind,
         namespace: Some(LEASE_NAMESPACE),
     };
-    // the lease in whole seconds, rounded up: standbys wait at least this long
-    let secs = timing.lease.as_secs_f64().ceil().max(1.0) as i64;
+    let election = Election {
+        registry: &registry,
+        scope,
+        me: &me,
+        // the lease in whole seconds, rounded up: standbys wait at least this long
+        secs: timing.lease.as_secs_f64().ceil().max(1.0) as i64,
+    };
     // the resourceVersion last seen and when it was first seen
     let mut observed: Option<(Option<i64>, Instant)> = None;
-    // while leading: the end of the term
-    let mut valid_until: Option<Instant> = None;
+    // while leading: the fencing token and the end of the term
+    let mut term: Option<(Revision, Instant)> = None;
+    // the token of the Lease this process created last (a renewal keeps it)
+    let mut token: Option<Revision> = None;
+    let guard = |token| Guard {
+        key: scope.key(LEASE_NAME),
+        create_revision: token,
+    };
     loop {
         let sent = Instant::now();
         // a round may not outlast the term: a hung store call ends it at the deadline
-        let budget = valid_until.map_or(timing.renew_deadline, |until| {
+        let budget = term.map_or(timing.renew_deadline, |(_, until)| {
             until.saturating_duration_since(sent)
         });
-        let round = round(&registry, scope, &me, secs, &mut observed);
+        let round = election.round(&mut observed, token);
         let renewed = match tokio::time::timeout(budget, round).await {
             Ok((renewed, decision)) => {
-                if !renewed && valid_until.is_some() {
+                if renewed.is_none() && term.is_some() {
                     tracing::warn!(identity = me, ?decision, "leader lease not renewed");
                 }
                 renewed
             }
             Err(_) => {
                 tracing::warn!(identity = me, "renewing the leader lease timed out");
-                false
+                None
             }
         };
-        if renewed {
-            valid_until = Some(sent + timing.renew_deadline);
+        if let Some(t) = renewed {
+            if term.is_some_and(|(held, _)| held != t) {
+                // a new token: the old term is over (its writes are fenced)
+                tracing::info!(identity = me, token = t, "leader Lease taken again");
+            }
+            token = Some(t);
+            term = Some((t, sent + timing.renew_deadline));
         }
         let now = Instant::now();
-        if valid_until.is_some_and(|until| until <= now) {
-            valid_until = None;
+        if term.is_some_and(|(_, until)| until <= now) {
+            term = None;
         }
-        let ok = valid_until.is_some();
-        if leading.send_replace(ok) != ok {
-            match ok {
-                true => tracing::info!(identity = me, "leading the controllers"),
-                false => tracing::info!(identity = me, "not leading the controllers"),
+        let next = term.map(|(t, until)| Term {
+            guard: guard(t),
+            valid_until: until.into_std(),
+        });
+        let was = leading.send_replace(next.clone()).is_some();
+        if was != next.is_some() {
+            match &next {
+                Some(t) => {
+                    tracing::info!(
+                        identity = me,
+                        token = t.guard.create_revision,
+                        "leading the controllers"
+                    )
+                }
+                None => tracing::info!(identity = me, "not leading the controllers"),
             }
         }
         // sleep until the next round, waking at the end of the term to step down on time
         let next = sent + timing.renew;
-        match valid_until {
-            Some(until) if until < next => {
+        match term {
+            Some((_, until)) if until < next => {
                 tokio::time::sleep_until(until).await;
-                valid_until = None;
-                if leading.send_replace(false) {
+                term = None;
+                if leading.send_replace(None).is_some() {
                     tracing::info!(identity = me, "not leading the controllers: term lapsed");
                 }
                 tokio::time::sleep_until(next).await;
@@ -168,75 +218,107 @@ pub async fn run(registry: Registry, me: String, timing: Timing, leading: watch:
     }
 }
 
-/// One election round: reads the lease, then takes or renews it when due. True when this
-/// process holds a freshly written lease.
-async fn round(
-    registry: &Registry,
-    scope: Scope<'_>,
-    me: &str,
+/// What every round of one candidate shares.
+struct Election<'a> {
+    registry: &'a Registry,
+    scope: Scope<'a>,
+    me: &'a str,
     secs: i64,
-    observed: &mut Option<(Option<i64>, Instant)>,
-) -> (bool, Decision) {
-    let current = registry.get(scope, LEASE_NAME).await;
-    let spec: Option<LeaseSpec> = match &current {
-        Ok(v) => v
-            .get("spec")
-            .cloned()
-            .and_then(|s| serde_json::from_value(s).ok()),
-        Err(_) => None,
-    };
-    let now = Instant::now();
-    let seen = match &current {
-        Ok(obj) => {
-            let rv = catalyst_schemas::object::resource_version(obj);
-            match observed {
-                Some((last, at)) if *last == rv => *at,
-                _ => {
-                    *observed = Some((rv, now));
-                    now
+}
+
+impl Election<'_> {
+    /// One election round: reads the lease, then takes or renews it when due. Some(the fencing
+    /// token) when this process holds a freshly written lease; `token` is the one it created
+    /// last (a renewal keeps it; without one, holding the lease is taking it over).
+    async fn round(
+        &self,
+        observed: &mut Option<(Option<i64>, Instant)>,
+        token: Option<Revision>,
+    ) -> (Option<Revision>, Decision) {
+        let current = self.registry.get(self.scope, LEASE_NAME).await;
+        let spec: Option<LeaseSpec> = match &current {
+            Ok(v) => v
+                .get("spec")
+                .cloned()
+                .and_then(|s| serde_json::from_value(s).ok()),
+            Err(_) => None,
+        };
+        let now = Instant::now();
+        let seen = match &current {
+            Ok(obj) => {
+                let rv = catalyst_schemas::object::resource_version(obj);
+                match observed {
+                    Some((last, at)) if *last == rv => *at,
+                    _ => {
+                        *observed = Some((rv, now));
+                        now
+                    }
                 }
             }
-        }
-        Err(_) => now,
-    };
-    let decision = decide(spec.as_ref(), me, seen, now);
-    let wall = Utc::now();
-    let ok = match (&decision, &current) {
-        (Decision::Follow { .. }, _) => false,
-        (_, Err(ApiError::NotFound { .. })) => {
-            let obj = json!({
-                "apiVersion": catalyst_schemas::API_VERSION, "kind": "Lease",
-                "metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE},
-                "spec": {"holderIdentity": me, "leaseDurationSeconds": secs, "acquireTime": wall, "renewTime": wall, "leaseTransitions": 0}
-            });
-            registry.create(scope, obj, false).await.is_ok()
-        }
-        (_, Ok(obj)) => {
-            let rv = catalyst_schemas::object::resource_version(obj);
-            let transitions = spec.as_ref().map_or(0, |s| s.lease_transitions);
-            let acquiring = decision == Decision::Acquire;
-            let me2 = me.to_owned();
-            let result = registry
-                .update_with(scope, LEASE_NAME, rv, Part::Main, false, move |cur| {
-                    let mut next = cur.clone();
-                    next["spec"]["holderIdentity"] = me2.clone().into();
-                    next["spec"]["leaseDurationSeconds"] = secs.into();
-                    next["spec"]["renewTime"] = json!(wall);
-                    if acquiring {
-                        next["spec"]["acquireTime"] = json!(wall);
-                        next["spec"]["leaseTransitions"] = (transitions + 1).into();
-                    }
-                    Ok(next)
-                })
-                .await;
-            result.is_ok()
-        }
-        (_, Err(e)) => {
-            tracing::warn!(error = %e, "cannot read the leader lease");
-            false
-        }
-    };
-    (ok, decision)
+            Err(_) => now,
+        };
+        let decision = decide(spec.as_ref(), self.me, seen, now);
+        let got = match (&decision, &current) {
+            (Decision::Follow { .. }, _) => None,
+            (_, Err(ApiError::NotFound { .. })) => self.create(0).await,
+            (Decision::Renew, Ok(obj)) if token.is_some() => {
+                let rv = catalyst_schemas::object::resource_version(obj);
+                self.renew(rv).await.and(token)
+            }
+            (_, Ok(obj)) => {
+                // take over: delete the Lease as judged, then create it: a new token
+                let rv = catalyst_schemas::object::resource_version(obj);
+                let transitions = spec.as_ref().map_or(0, |s| s.lease_transitions);
+                match self
+                    .registry
+                    .delete(self.scope, LEASE_NAME, rv, false)
+                    .await
+                {
+                    Ok(_) | Err(ApiError::NotFound { .. }) => self.create(transitions + 1).await,
+                    Err(_) => None,
+                }
+            }
+            (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the leader lease");
+                None
+            }
+        };
+        (got, decision)
+    }
+
+    /// Creates the Lease held by us; Some(its create revision).
+    async fn create(&self, transitions: i64) -> Option<Revision> {
+        let wall = Utc::now();
+        let obj = json!({
+            "apiVersion": catalyst_schemas::API_VERSION, "kind": "Lease",
+            "metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE},
+            "spec": {"holderIdentity": self.me, "leaseDurationSeconds": self.secs, "acquireTime": wall,
+                     "renewTime": wall, "leaseTransitions": transitions}
+        });
+        let written = self.registry.create(self.scope, obj, false).await.ok()?;
+        revision_of(&written)
+    }
+
+    /// Renews the Lease we hold, pinned to `rv`: an update, so its create revision stays.
+    async fn renew(&self, rv: Option<Revision>) -> Option<()> {
+        let (me, secs, wall) = (self.me.to_owned(), self.secs, Utc::now());
+        self.registry
+            .update_with(self.scope, LEASE_NAME, rv, Part::Main, false, move |cur| {
+                let mut next = cur.clone();
+                next["spec"]["holderIdentity"] = me.clone().into();
+                next["spec"]["leaseDurationSeconds"] = secs.into();
+                next["spec"]["renewTime"] = json!(wall);
+                Ok(next)
+            })
+            .await
+            .ok()
+            .map(|_| ())
+    }
+}
+
+/// The resourceVersion of a written object.
+fn revision_of(written: &Written) -> Option<Revision> {
+    catalyst_schemas::object::resource_version(&written.object)
 }
 
 #[cfg(test)]

@@ -1,13 +1,18 @@
 //! Runs the controllers: informers for GameServers, Nodes and Schedules, leader election, and
 //! the workers that reconcile queued keys while this process leads (schedule runs and timers
 //! stop when it stops leading).
+//!
+//! Fencing: every controller writes through a registry fenced by `acting`, the leader's term
+//! once the read barrier of its takeover passed (every informer listed again at or after the
+//! term's token); the election alone writes unfenced. Workers check the term before taking a
+//! key, and the controllers before side effects the store cannot fence (node tunnel calls).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use catalyst_apiserver::registry::Registry;
+use catalyst_apiserver::registry::{Registry, Term};
 use catalyst_apiserver::tunnel::Tunnels;
 use catalyst_apiserver::watch::WatchCache;
 use catalyst_schemas::lookup_kind;
@@ -16,7 +21,8 @@ use tokio::sync::watch;
 
 use crate::alerts::{self, AlertConfig, Evaluator};
 use crate::clock::Clock;
-use crate::informer::{self, Cache, Key};
+use crate::informer::{self, Cache, Key, Relist};
+use crate::leader::{is_leading, Leading};
 use crate::progress::Progress;
 use crate::queue::WorkQueue;
 use crate::reconcilers::{
@@ -66,9 +72,12 @@ impl Config {
 /// The running controllers.
 #[derive(Debug)]
 pub struct Handle {
-    /// True while this process leads; sent after every election round, even when unchanged, so
-    /// `changed()` also tells that a round completed.
-    pub leading: watch::Receiver<bool>,
+    /// The term while this process holds the leader Lease; sent after every election round,
+    /// even when unchanged, so `changed()` also tells that a round completed.
+    pub leading: Leading,
+    /// The term the controllers act and write under: the leader's, once the read barrier of
+    /// its takeover passed; None otherwise.
+    pub acting: Leading,
     /// What the GameServer worker has reconciled (keys `namespace/name`).
     pub gameservers: Arc<Progress>,
     /// What the Node worker has reconciled (keys: node names).
@@ -95,6 +104,11 @@ pub fn start(
     caches: &HashMap<&'static str, Arc<WatchCache>>,
     config: Config,
 ) -> Handle {
+    let (leading_tx, leading) = watch::channel(None::<Term>);
+    let (acting_tx, acting) = watch::channel(None::<Term>);
+    let relist = Arc::new(Relist::default());
+    // the election writes unfenced; every controller through `fenced`
+    let (election_registry, registry) = (registry.clone(), registry.fenced(acting.clone()));
     let gs_kind = lookup_kind("gameservers").expect("kind");
     let node_kind = lookup_kind("nodes").expect("kind");
     let sched_kind = lookup_kind("schedules").expect("kind");
@@ -119,6 +133,7 @@ pub fn start(
         clock: config.clock.clone(),
         queue: sched_queue.clone(),
         runs: Default::default(),
+        leading: acting.clone(),
     };
 
     let mut tasks = Vec::new();
@@ -139,6 +154,7 @@ pub fn start(
             }
             q.add(k)
         },
+        relist.clone(),
     )));
     let (nq, gq, node_ctx) = (node_queue.clone(), gs_queue.clone(), ctx.clone());
     tasks.push(tokio::spawn(informer::run(
@@ -152,6 +168,7 @@ pub fn start(
             // a node change may make waiting servers schedulable
             node_ctx.pending().into_iter().for_each(|k| gq.add(k));
         },
+        relist.clone(),
     )));
 
     let gs_cache_for_backups = ctx.gameservers.clone();
@@ -163,66 +180,62 @@ pub fn start(
         sched_kind,
         sched_ctx.schedules.clone(),
         move |k| sq.add(k),
+        relist.clone(),
     )));
 
-    let (leading_tx, leading) = watch::channel(false);
     tasks.push(tokio::spawn(crate::leader::run(
-        registry,
+        election_registry,
         config.identity.clone(),
         config.election,
         leading_tx,
     )));
-    // on becoming leader, look at everything; on losing it, stop the schedule runs
-    {
-        let (mut leading, ctx, gq, nq, sctx) = (
-            leading.clone(),
-            ctx.clone(),
-            gs_queue.clone(),
-            node_queue.clone(),
-            sched_ctx.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            // `leading` is sent after every election round, changed or not: only a round that
-            // makes this replica the leader re-queues everything
-            let mut led = false;
-            while leading.changed().await.is_ok() {
-                let now = *leading.borrow_and_update();
-                let became = now && !led;
-                if led && !now {
+    // a new term acts once the barrier passed: then everything is looked at; a lost term stops
+    // the schedule runs
+    tasks.push(tokio::spawn(follow_term(
+        leading.clone(),
+        acting_tx,
+        relist.clone(),
+        Box::new({
+            let (ctx, gq, nq, sctx) = (
+                ctx.clone(),
+                gs_queue.clone(),
+                node_queue.clone(),
+                sched_ctx.clone(),
+            );
+            move |acting| {
+                if !acting {
                     sctx.runs.stop_all();
+                    return;
                 }
-                led = now;
-                if became {
-                    ctx.gameservers
-                        .all()
-                        .iter()
-                        .for_each(|o| gq.add(informer::key_of(o)));
-                    ctx.nodes
-                        .all()
-                        .iter()
-                        .for_each(|o| nq.add(informer::key_of(o)));
-                    sctx.schedules
-                        .all()
-                        .iter()
-                        .for_each(|o| sctx.queue.add(informer::key_of(o)));
-                }
+                ctx.gameservers
+                    .all()
+                    .iter()
+                    .for_each(|o| gq.add(informer::key_of(o)));
+                ctx.nodes
+                    .all()
+                    .iter()
+                    .for_each(|o| nq.add(informer::key_of(o)));
+                sctx.schedules
+                    .all()
+                    .iter()
+                    .for_each(|o| sctx.queue.add(informer::key_of(o)));
             }
-        }));
-    }
+        }),
+    )));
     let (gs_progress, node_progress) =
         (Arc::new(Progress::default()), Arc::new(Progress::default()));
     // GameServers: decisions one at a time (each reserves its placement before the next),
     // their writes concurrent, so one commit of the store carries many bindings
     tasks.push(tokio::spawn(worker(
         gs_queue,
-        leading.clone(),
+        acting.clone(),
         (ctx.gameservers.clone(), gs_progress.clone()),
         (ctx.clone(), GAMESERVER_WORKERS),
         |ctx, key| async move { reconcile_gameserver(&ctx, &key).await },
     )));
     tasks.push(tokio::spawn(worker(
         node_queue,
-        leading.clone(),
+        acting.clone(),
         (ctx.nodes.clone(), node_progress.clone()),
         (ctx, 1),
         |ctx, key| async move { reconcile_node(&ctx, &key).await },
@@ -232,27 +245,28 @@ pub fn start(
         caches,
         gs_cache_for_backups,
         config.tunnels.clone(),
-        leading.clone(),
+        acting.clone(),
+        relist.clone(),
     ));
     tasks.push(crate::transfers::start(
         ctx_for_transfers,
         config.tunnels.clone(),
-        leading.clone(),
+        acting.clone(),
     ));
     let sched_progress = Arc::new(Progress::default());
     let schedule_runs = sched_ctx.runs.clone();
     tasks.push(tokio::spawn(worker(
         sched_queue,
-        leading.clone(),
+        acting.clone(),
         (sched_ctx.schedules.clone(), sched_progress.clone()),
         (sched_ctx, 1),
         |ctx, key| async move { reconcile_schedule(&ctx, &key).await },
     )));
     tasks.push(tokio::spawn(expire_events(
         ctx_registry.clone(),
-        leading.clone(),
+        acting.clone(),
     )));
-    let (gc_tasks, _) = crate::gc::start(ctx_registry, caches, leading.clone());
+    let (gc_tasks, _) = crate::gc::start(ctx_registry, caches, acting.clone());
     tasks.extend(gc_tasks);
     if let Some(alert_config) = config.alerts {
         let caches_of = |plural: &'static str, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
@@ -263,6 +277,7 @@ pub fn start(
                 lookup_kind(plural).expect("kind"),
                 cache.clone(),
                 |_| {},
+                relist.clone(),
             )));
             cache
         };
@@ -276,15 +291,55 @@ pub fn start(
             },
             alert_config,
         ));
-        tasks.push(tokio::spawn(evaluator.run(leading.clone())));
+        tasks.push(tokio::spawn(evaluator.run(acting.clone())));
     }
     Handle {
         leading,
+        acting,
         gameservers: gs_progress,
         nodes: node_progress,
         schedules: sched_progress,
         schedule_runs,
         tasks,
+    }
+}
+
+/// Follows the election's `leading` into `acting`: a renewal of the acting term passes on at
+/// once; a new term (a new token) only once every informer listed again at or after its
+/// token, so nothing is decided from a cache that misses a write of an earlier term. `changed`
+/// hears true when a term starts acting, false when one stops.
+async fn follow_term(
+    mut leading: Leading,
+    acting: watch::Sender<Option<Term>>,
+    relist: Arc<Relist>,
+    changed: Box<dyn Fn(bool) + Send>,
+) {
+    let token = |t: &Option<Term>| t.as_ref().map(|t| t.guard.create_revision);
+    while leading.changed().await.is_ok() {
+        let term = leading.borrow_and_update().clone();
+        let was = token(&acting.borrow());
+        if term.is_some() && token(&term) == was {
+            acting.send_replace(term); // renewed
+            continue;
+        }
+        if acting.send_replace(None).is_some() {
+            changed(false);
+        }
+        let Some(t) = token(&term) else { continue };
+        relist.request(t);
+        let started = std::time::Instant::now();
+        relist.wait(t).await;
+        // the term may have been renewed (or lost) meanwhile
+        let now = leading.borrow().clone();
+        if token(&now) == Some(t) {
+            tracing::info!(
+                token = t,
+                barrier_ms = started.elapsed().as_millis() as u64,
+                "caches listed at or after the fencing token: acting"
+            );
+            acting.send_replace(now);
+            changed(true);
+        }
     }
 }
 
@@ -295,14 +350,14 @@ const GAMESERVER_WORKERS: usize = 64;
 pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 
 /// While leading, deletes Events whose last occurrence is older than [`EVENT_TTL`], once a minute.
-async fn expire_events(registry: Registry, leading: watch::Receiver<bool>) {
+async fn expire_events(registry: Registry, leading: Leading) {
     let scope = catalyst_apiserver::registry::Scope {
         kind: lookup_kind("events").expect("kind"),
         namespace: None,
     };
     loop {
         tokio::time::sleep(Duration::from_secs(60)).await;
-        if !*leading.borrow() {
+        if !is_leading(&leading) {
             continue;
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(EVENT_TTL).expect("small");
@@ -337,7 +392,7 @@ async fn expire_events(registry: Registry, leading: watch::Receiver<bool>) {
 /// started from.
 async fn worker<C, F, Fut>(
     queue: Arc<WorkQueue<Key>>,
-    leading: watch::Receiver<bool>,
+    leading: Leading,
     (cache, progress): (Arc<Cache>, Arc<Progress>),
     (ctx, concurrency): (C, usize),
     reconcile: F,
@@ -348,7 +403,7 @@ async fn worker<C, F, Fut>(
 {
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     while let Some(key) = queue.next().await {
-        if !*leading.borrow() {
+        if !is_leading(&leading) {
             // the leader does the work; everything is queued again when we become leader
             queue.succeeded(&key);
             continue;

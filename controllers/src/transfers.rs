@@ -42,8 +42,9 @@ use catalyst_schemas::power::PowerAction;
 use catalyst_schemas::tunnel::{Answer, BackupCall, TunnelOp, FILE_WINDOW};
 use chrono::Utc;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
+use crate::backups::node_call;
+use crate::leader::{is_leading, Leading};
 use crate::reconcilers::{node_address, node_info, record_event, request_of, Context};
 use crate::scheduling::{self, Placement};
 
@@ -100,18 +101,17 @@ struct Ctl {
     tunnels: Arc<Tunnels>,
     /// Moves running in this process, by `namespace/name`.
     jobs: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
+    /// The term it acts under: checked before each node call (the store cannot fence those).
+    leading: Leading,
 }
 
 /// Starts the controller loop (it acts only while `leading`); the task to stop.
-pub fn start(
-    ctx: Context,
-    tunnels: Arc<Tunnels>,
-    leading: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
+pub fn start(ctx: Context, tunnels: Arc<Tunnels>, leading: Leading) -> tokio::task::JoinHandle<()> {
     let ctl = Ctl {
         ctx,
         tunnels,
         jobs: Arc::default(),
+        leading: leading.clone(),
     };
     tokio::spawn(run(ctl, leading))
 }
@@ -126,10 +126,10 @@ fn moving(gs: &Value) -> bool {
         && matches!((at("/spec/nodeName"), at("/status/nodeName")), (Some(to), Some(from)) if to != from)
 }
 
-async fn run(ctl: Ctl, leading: watch::Receiver<bool>) {
+async fn run(ctl: Ctl, leading: Leading) {
     loop {
         tokio::time::sleep(TICK).await;
-        if !*leading.borrow() {
+        if !is_leading(&leading) {
             for (_, job) in ctl.jobs.lock().expect("jobs").drain() {
                 job.abort();
             }
@@ -427,10 +427,14 @@ impl Ctl {
 
     /// Sends one request and waits for its end.
     async fn ask(&self, node: &str, call: BackupCall) -> Result<Option<Value>> {
-        let mut answers = self
-            .tunnels
-            .request(node, OWNER, TunnelOp::Backup { call })
-            .await?;
+        let mut answers = node_call(
+            &self.tunnels,
+            &self.leading,
+            node,
+            OWNER,
+            TunnelOp::Backup { call },
+        )
+        .await?;
         loop {
             match answers.next().await {
                 Some(Answer::End { result }) => return Ok(result),
@@ -555,10 +559,14 @@ impl Ctl {
             everything: true,
             s3: None,
         };
-        let mut answers = self
-            .tunnels
-            .request(&m.from, OWNER, TunnelOp::Backup { call })
-            .await?;
+        let mut answers = node_call(
+            &self.tunnels,
+            &self.leading,
+            &m.from,
+            OWNER,
+            TunnelOp::Backup { call },
+        )
+        .await?;
         let mut told = Instant::now();
         loop {
             match answers.next().await {
@@ -596,10 +604,14 @@ impl Ctl {
             suffix: None,
             s3: None,
         };
-        let mut src = self
-            .tunnels
-            .request(&m.from, OWNER, TunnelOp::Backup { call: read })
-            .await?;
+        let mut src = node_call(
+            &self.tunnels,
+            &self.leading,
+            &m.from,
+            OWNER,
+            TunnelOp::Backup { call: read },
+        )
+        .await?;
         opened(&mut src, &m.from).await?;
         let receive = BackupCall::Receive {
             uid: m.uid.clone(),
@@ -607,10 +619,14 @@ impl Ctl {
             size,
             sha256: sha256.to_owned(),
         };
-        let mut dst = self
-            .tunnels
-            .request(&m.to, OWNER, TunnelOp::Backup { call: receive })
-            .await?;
+        let mut dst = node_call(
+            &self.tunnels,
+            &self.leading,
+            &m.to,
+            OWNER,
+            TunnelOp::Backup { call: receive },
+        )
+        .await?;
         opened(&mut dst, &m.to).await?;
         let to = m.to.clone();
         let settle = move |a: Answer, in_flight: &mut u32| -> Result<()> {

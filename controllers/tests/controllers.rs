@@ -309,7 +309,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     add_node(&registry, "node-a", "4", 0, (7000, 7100)).await;
     let first = start(&registry, &state, "server-1");
     let mut leading = first.leading.clone();
-    tokio::time::timeout(Duration::from_secs(10), leading.wait_for(|l| *l))
+    tokio::time::timeout(Duration::from_secs(10), leading.wait_for(|l| l.is_some()))
         .await
         .unwrap()
         .unwrap();
@@ -322,7 +322,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
         .expect("the standby completes an election round")
         .unwrap();
     assert!(
-        *first.leading.borrow() && !*second.leading.borrow(),
+        first.leading.borrow().is_some() && second.leading.borrow().is_none(),
         "exactly one leader"
     );
     let lease = registry
@@ -337,7 +337,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     first.stop();
     let stopped = std::time::Instant::now();
     let mut standby = second.leading.clone();
-    tokio::time::timeout(Duration::from_secs(10), standby.wait_for(|l| *l))
+    tokio::time::timeout(Duration::from_secs(10), standby.wait_for(|l| l.is_some()))
         .await
         .unwrap()
         .unwrap();

@@ -32,10 +32,10 @@ use catalyst_schemas::lookup_kind;
 use catalyst_schemas::object::{generation_of, namespace_of, resource_version};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::informer::Cache;
+use crate::leader::{is_leading, Leading};
 use notify::{body, Message, Sender};
 use observe::{observe, usage_of, Counters};
 use state::{step, Notice, Observation, Timing};
@@ -110,12 +110,12 @@ impl Evaluator {
     }
 
     /// Evaluates every rule while `leading` says so, every interval.
-    pub async fn run(self: Arc<Self>, leading: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, leading: Leading) {
         let mut tick = tokio::time::interval(self.config.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if !*leading.borrow() {
+            if !is_leading(&leading) {
                 // rates start afresh when this process leads again
                 self.counters.lock().expect("counters").clear();
                 continue;

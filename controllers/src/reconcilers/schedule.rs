@@ -43,6 +43,9 @@ pub struct ScheduleContext {
     pub queue: Arc<WorkQueue<Key>>,
     /// The runs and timers of this process.
     pub runs: Arc<Runs>,
+    /// The term the runs act under: checked before each task (a Command reaches a node, which
+    /// the store cannot fence).
+    pub leading: crate::leader::Leading,
 }
 
 /// The runs under way in this process and the timers waiting for next slots, per schedule.

@@ -146,6 +146,9 @@ async fn act(
         TaskAction::Stop => PowerAction::Stop,
         TaskAction::Restart => PowerAction::Restart,
         TaskAction::Command => {
+            if !crate::leader::is_leading(&ctx.leading) {
+                return Err("this server's leadership term ended: the command was not sent".into());
+            }
             let text = task.payload.clone().unwrap_or_default();
             let who = format!("system:schedule:{ns}/{schedule}");
             return catalyst_apiserver::http::tunnel::send_command(
