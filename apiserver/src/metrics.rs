@@ -32,7 +32,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     latency: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
     watches: AtomicI64,
-    controllers_leading: AtomicI64,
+    /// The end of this server's leadership term, while it leads.
+    controllers_leading: Mutex<Option<Instant>>,
 }
 
 impl Metrics {
@@ -69,10 +70,11 @@ impl Metrics {
         self.watches.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Whether this process's controllers lead now (`catalyst_controllers_leading`).
-    pub fn set_controllers_leading(&self, leading: bool) {
-        self.controllers_leading
-            .store(i64::from(leading), Ordering::Relaxed);
+    /// Whether this process's controllers lead (`catalyst_controllers_leading`): Some(the end
+    /// of the term) while they do. The gauge reads 0 from the term's end on, even before the
+    /// election says so (a process resumed after SIGSTOP answers 0 at once).
+    pub fn set_controllers_leading(&self, until: Option<Instant>) {
+        *self.controllers_leading.lock().expect("metrics lock") = until;
     }
 
     /// The Prometheus text exposition; `fenced_writes` is the registry's count of writes
@@ -129,7 +131,12 @@ impl Metrics {
         let _ = writeln!(
             out,
             "catalyst_controllers_leading {}",
-            self.controllers_leading.load(Ordering::Relaxed)
+            i64::from(
+                self.controllers_leading
+                    .lock()
+                    .expect("metrics lock")
+                    .is_some_and(|until| Instant::now() < until)
+            )
         );
         out.push_str("# HELP catalyst_store_fenced_writes_total Controller writes refused because this server's leadership term had ended (by the store's fencing check or before reaching it).\n# TYPE catalyst_store_fenced_writes_total counter\n");
         let _ = writeln!(out, "catalyst_store_fenced_writes_total {fenced_writes}");
@@ -210,11 +217,16 @@ mod tests {
         assert!(m
             .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 0\n"));
-        m.set_controllers_leading(true);
+        m.set_controllers_leading(Some(Instant::now() + Duration::from_secs(60)));
         assert!(m
             .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 1\n"));
-        m.set_controllers_leading(false);
+        // a term that ended reads 0 before the election says so
+        m.set_controllers_leading(Some(Instant::now() - Duration::from_millis(1)));
+        assert!(m
+            .render(None, 0, 0)
+            .contains("\ncatalyst_controllers_leading 0\n"));
+        m.set_controllers_leading(None);
         assert!(m
             .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 0\n"));

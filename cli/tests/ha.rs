@@ -165,14 +165,11 @@ fn leader_fails_over(store: &str) {
         .ends_with(&format!("-{}", follower.child.id())));
 }
 
-#[test]
-fn postgres_leader_killed_the_standby_takes_over() {
-    if !enabled("postgres", "postgres_leader_killed_the_standby_takes_over") {
-        return;
-    }
+/// A fresh database on the test PostgreSQL; its URL.
+fn postgres_db(name: &str) -> String {
     let admin = std::env::var("CATALYST_TEST_POSTGRES_URL")
         .expect("CATALYST_TEST_POSTGRES_URL (scripts/test sets it)");
-    let db = format!("ha_{}", std::process::id());
+    let db = format!("{name}_{}", std::process::id());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -190,7 +187,179 @@ fn postgres_leader_killed_the_standby_takes_over() {
             .unwrap();
     });
     let base = admin.rsplit_once('/').unwrap().0;
-    leader_fails_over(&format!("{base}/{db}"));
+    format!("{base}/{db}")
+}
+
+#[test]
+fn postgres_leader_killed_the_standby_takes_over() {
+    if !enabled("postgres", "postgres_leader_killed_the_standby_takes_over") {
+        return;
+    }
+    leader_fails_over(&postgres_db("ha"));
+}
+
+/// A metric of `s` (None when it does not answer within 500 ms).
+fn metric(api: &api::Api, name: &str) -> Option<String> {
+    let text = api.try_text("/metrics", Duration::from_millis(500))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+}
+
+fn signal(s: &Server, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &s.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+/// The leader paused (SIGSTOP) past its lease, the standby takes over, the old leader resumes:
+/// at once it no longer leads (its gauge reads 0 within 2 s), two servers never lead at once,
+/// and every host port is given once.
+#[test]
+fn postgres_paused_leader_is_fenced() {
+    if !enabled("postgres", "postgres_paused_leader_is_fenced") {
+        return;
+    }
+    let store = postgres_db("fence");
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(&dir.path().join("a"), &store);
+    let b = start(&dir.path().join("b"), &store);
+    let http = Http::new();
+    let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node", "metadata": {"name": "node-a"},
+                      "spec": {"address": "127.0.0.1", "portRange": {"min": 7000, "max": 7029}}});
+    let post = |s: &Server, path: &str, body: Value| {
+        http.send(
+            s,
+            reqwest::Method::POST,
+            path,
+            "application/json",
+            Some(body),
+        )
+        .0
+    };
+    assert_eq!(post(&a, NODES, node), 201);
+    let st = json!({"status": {"state": "Ready", "lastHeartbeatTime": chrono::Utc::now(), "allocatable": {"cpu": "64", "memory": "64Gi"}}});
+    let patched = http.send(
+        &a,
+        reqwest::Method::PATCH,
+        &format!("{NODES}/node-a/status"),
+        "application/merge-patch+json",
+        Some(st),
+    );
+    assert_eq!(patched.0, 200);
+    let gs = |name: String| {
+        json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "GameServer", "metadata": {"name": name},
+                                   "spec": {"image": "busybox", "ports": [{"containerPort": 25565}]}})
+    };
+    assert_eq!(post(&b, GS, gs("first".into())), 201);
+    wait_scheduled(&http, &a, "first", Duration::from_secs(30));
+    let (_, lease) = http.send(&a, reqwest::Method::GET, LEASE, "", None);
+    let holder = lease["spec"]["holderIdentity"].as_str().unwrap().to_owned();
+    let (leader, follower) = if holder.ends_with(&format!("-{}", a.child.id())) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let transitions = lease["spec"]["leaseTransitions"].as_i64().unwrap();
+
+    // the gauges of both, every 100 ms, until told to stop: never 1 on both at once
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let apis = [api::Api::of(&leader), api::Api::of(&follower)];
+    let poller = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut both = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let g = apis
+                    .iter()
+                    .map(|api| metric(api, "catalyst_controllers_leading"))
+                    .collect::<Vec<_>>();
+                if g.iter().all(|g| g.as_deref() == Some("1")) {
+                    both += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            both
+        }
+    });
+
+    // work in flight, then the leader pauses
+    for i in 0..10 {
+        assert_eq!(post(&follower, GS, gs(format!("before-{i}"))), 201);
+    }
+    signal(&leader, "-STOP");
+    let paused = Instant::now();
+    let follower_api = api::Api::of(&follower);
+    while metric(&follower_api, "catalyst_controllers_leading").as_deref() != Some("1") {
+        assert!(
+            paused.elapsed() < Duration::from_secs(10),
+            "the standby never took over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "postgres: the standby leads {:.1} s after the leader was paused",
+        paused.elapsed().as_secs_f64()
+    );
+    for i in 0..10 {
+        assert_eq!(post(&follower, GS, gs(format!("after-{i}"))), 201);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&leader, "-CONT");
+    let resumed = Instant::now();
+    let leader_api = api::Api::of(&leader);
+    loop {
+        if metric(&leader_api, "catalyst_controllers_leading").as_deref() == Some("0") {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(2),
+            "the resumed leader still leads"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "postgres: the resumed leader's gauge read 0 after {} ms",
+        resumed.elapsed().as_millis()
+    );
+
+    // everything scheduled, each host port once
+    let names: Vec<String> = std::iter::once("first".to_owned())
+        .chain((0..10).map(|i| format!("before-{i}")))
+        .chain((0..10).map(|i| format!("after-{i}")))
+        .collect();
+    let mut ports = std::collections::HashSet::new();
+    for name in &names {
+        wait_scheduled(&http, &follower, name, Duration::from_secs(15));
+        let (_, obj) = http.send(
+            &follower,
+            reqwest::Method::GET,
+            &format!("{GS}/{name}"),
+            "",
+            None,
+        );
+        let port = obj["status"]["ports"][0]["hostPort"].as_i64().unwrap();
+        assert!(ports.insert(port), "host port {port} given twice ({name})");
+    }
+    // the old leader stays a follower for a while
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(poller.join().unwrap(), 0, "two servers led at once");
+    let (_, lease) = http.send(&follower, reqwest::Method::GET, LEASE, "", None);
+    assert!(lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("-{}", follower.child.id())));
+    assert_eq!(
+        lease["spec"]["leaseTransitions"].as_i64(),
+        Some(transitions + 1)
+    );
+    println!(
+        "postgres: fenced writes of the resumed leader: {}",
+        metric(&leader_api, "catalyst_store_fenced_writes_total").unwrap_or_default()
+    );
 }
 
 #[test]

@@ -186,15 +186,20 @@ pub async fn run(
         let mut informer = Informer::new(source, cache.clone())
             .with_backoff(Backoff::fixed(RETRY))
             .with_name(kind.plural);
+        // its first change is its list: a request is looked at only after it
+        let mut listed_once = false;
         loop {
             let last = *listed.borrow();
             tokio::select! {
-                change = informer.next() => match change {
-                    Change::Listed(keys) => keys.into_iter().for_each(&changed),
-                    Change::Applied(key, _) | Change::Deleted(key, _) => changed(key),
-                },
+                change = informer.next() => {
+                    listed_once = true;
+                    match change {
+                        Change::Listed(keys) => keys.into_iter().for_each(&changed),
+                        Change::Applied(key, _) | Change::Deleted(key, _) => changed(key),
+                    }
+                }
                 // `relist` (held here) keeps the sender: this never fails
-                _ = want.wait_for(|w| *w > last) => break,
+                _ = want.wait_for(|w| *w > last), if listed_once => break,
             }
         }
     }

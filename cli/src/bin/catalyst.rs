@@ -377,7 +377,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         let (mut leading, metrics) = (_controllers.leading.clone(), running.state.metrics.clone());
         tokio::spawn(async move {
             while leading.changed().await.is_ok() {
-                let now = leading.borrow_and_update().is_some();
+                let now = leading.borrow_and_update().as_ref().map(|t| t.valid_until);
                 metrics.set_controllers_leading(now);
             }
         });

@@ -57,6 +57,21 @@ impl Api {
         })
     }
 
+    /// GET a path; the body as text, or None when no answer came within `timeout` (a paused
+    /// or stopped server).
+    pub fn try_text(&self, path: &str, timeout: Duration) -> Option<String> {
+        self.rt.block_on(async {
+            let resp = self
+                .client
+                .request(reqwest::Method::GET, path)
+                .timeout(timeout)
+                .send()
+                .await
+                .ok()?;
+            resp.text().await.ok()
+        })
+    }
+
     /// Sends `body` as `ct`; the code and the JSON answer (`null` when not JSON). Panics when
     /// the server cannot be reached.
     pub fn send(
