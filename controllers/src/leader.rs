@@ -19,15 +19,17 @@
 //! writes (`StoreError::Fenced`), and once the term's end passed, the registry refuses them
 //! before they reach the store.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use catalyst_apiserver::error::ApiError;
 use catalyst_apiserver::registry::{Part, Registry, Scope, Term, Written};
 use catalyst_apiserver::store::{Guard, Revision};
+use catalyst_apiserver::watch::{CacheMessage, Subscription, WatchCache};
 use catalyst_schemas::event::LeaseSpec;
 use chrono::Utc;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 /// The Lease the controllers elect on.
@@ -125,12 +127,15 @@ pub fn decide(lease: Option<&LeaseSpec>, me: &str, observed: Instant, now: Insta
 }
 
 /// Runs the election forever; `leading` carries the term while we lead (sent after every
-/// round, and when the term lapses without a renewal).
+/// round, and when the term lapses without a renewal). With `leases` (the Lease kind's watch
+/// cache), a standby also looks at once when the Lease changes, and when the lease it follows
+/// expires, besides every renew interval.
 pub async fn run(
     registry: Registry,
     me: String,
     timing: Timing,
     leading: watch::Sender<Option<Term>>,
+    leases: Option<Arc<WatchCache>>,
 ) {
     let kind = catalyst_schemas::lookup_kind("leases").expect("the Lease kind");
     let scope = Scope {
@@ -154,6 +159,7 @@ pub async fn run(
         key: scope.key(LEASE_NAME),
         create_revision: token,
     };
+    let mut changes = leases.as_deref().map(LeaseChanges::new);
     loop {
         let sent = Instant::now();
         // a round may not outlast the term: a hung store call ends it at the deadline
@@ -161,16 +167,20 @@ pub async fn run(
             until.saturating_duration_since(sent)
         });
         let round = election.round(&mut observed, token);
-        let renewed = match tokio::time::timeout(budget, round).await {
+        let (renewed, expires) = match tokio::time::timeout(budget, round).await {
             Ok((renewed, decision)) => {
                 if renewed.is_none() && term.is_some() {
                     tracing::warn!(identity = me, ?decision, "leader lease not renewed");
                 }
-                renewed
+                let expires = match decision {
+                    Decision::Follow { expires, .. } => Some(expires),
+                    _ => None,
+                };
+                (renewed, expires)
             }
             Err(_) => {
                 tracing::warn!(identity = me, "renewing the leader lease timed out");
-                None
+                (None, None)
             }
         };
         if let Some(t) = renewed {
@@ -213,7 +223,60 @@ pub async fn run(
                 }
                 tokio::time::sleep_until(next).await;
             }
-            _ => tokio::time::sleep_until(next).await,
+            Some(_) => tokio::time::sleep_until(next).await,
+            None => {
+                // a standby: the next round at the interval, at the expiry it judged, or at a
+                // change of the Lease, whichever comes first
+                let at = expires.map_or(next, |e| e.min(next));
+                match changes.as_mut() {
+                    Some(changes) => {
+                        tokio::select! {
+                            () = tokio::time::sleep_until(at) => {}
+                            () = changes.next() => {}
+                        }
+                    }
+                    None => tokio::time::sleep_until(at).await,
+                }
+            }
+        }
+    }
+}
+
+/// Changes of the leader Lease, from the Lease kind's watch cache.
+struct LeaseChanges {
+    live: Option<broadcast::Receiver<CacheMessage>>,
+}
+
+impl LeaseChanges {
+    fn new(cache: &WatchCache) -> Self {
+        let live = match cache.subscribe(cache.newest()) {
+            Subscription::Cached { live, .. } => Some(live),
+            Subscription::TooOld => None,
+        };
+        Self { live }
+    }
+
+    /// Waits for a change of the leader Lease (or a gap in the feed, which may hide one);
+    /// never returns once the feed closed.
+    async fn next(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            match live.recv().await {
+                Ok(CacheMessage::Event(ev)) => {
+                    let meta = ev.object().get("metadata");
+                    let at = |f: &str| meta.and_then(|m| m.get(f)).and_then(|v| v.as_str());
+                    if at("name") == Some(LEASE_NAME) && at("namespace") == Some(LEASE_NAMESPACE) {
+                        return;
+                    }
+                }
+                Ok(CacheMessage::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.live = None;
+                    return std::future::pending().await;
+                }
+            }
         }
     }
 }

@@ -188,6 +188,7 @@ pub fn start(
         config.identity.clone(),
         config.election,
         leading_tx,
+        caches.get("leases").cloned(),
     )));
     // a new term acts once the barrier passed: then everything is looked at; a lost term stops
     // the schedule runs
