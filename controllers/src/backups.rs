@@ -622,14 +622,7 @@ impl Ctl {
             everything: false,
             s3,
         };
-        let mut answers = node_call(
-            &self.tunnels,
-            &self.leading,
-            node,
-            OWNER,
-            TunnelOp::Backup { call },
-        )
-        .await?;
+        let mut answers = self.node_call(node, TunnelOp::Backup { call }).await?;
         let mut told = Instant::now();
         loop {
             match answers.next().await {
@@ -652,9 +645,14 @@ impl Ctl {
         }
     }
 
+    /// A node call while the term lasts ([`node_call`]).
+    async fn node_call(&self, node: &str, op: TunnelOp) -> Result<Answers, JobError> {
+        node_call(&self.tunnels, &self.leading, node, OWNER, op).await
+    }
+
     /// Sends one request and waits for its end (no timeout beyond the tunnel's own).
     async fn ask(&self, node: &str, op: TunnelOp) -> Result<Option<Value>, JobError> {
-        let mut answers = node_call(&self.tunnels, &self.leading, node, OWNER, op).await?;
+        let mut answers = self.node_call(node, op).await?;
         loop {
             match answers.next().await {
                 Some(Answer::End { result }) => return Ok(result),

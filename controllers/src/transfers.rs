@@ -425,16 +425,14 @@ impl Ctl {
         }
     }
 
+    /// A node call while the term lasts ([`crate::backups::node_call`]).
+    async fn node_call(&self, node: &str, op: TunnelOp) -> Result<Answers> {
+        node_call(&self.tunnels, &self.leading, node, OWNER, op).await
+    }
+
     /// Sends one request and waits for its end.
     async fn ask(&self, node: &str, call: BackupCall) -> Result<Option<Value>> {
-        let mut answers = node_call(
-            &self.tunnels,
-            &self.leading,
-            node,
-            OWNER,
-            TunnelOp::Backup { call },
-        )
-        .await?;
+        let mut answers = self.node_call(node, TunnelOp::Backup { call }).await?;
         loop {
             match answers.next().await {
                 Some(Answer::End { result }) => return Ok(result),
@@ -559,14 +557,7 @@ impl Ctl {
             everything: true,
             s3: None,
         };
-        let mut answers = node_call(
-            &self.tunnels,
-            &self.leading,
-            &m.from,
-            OWNER,
-            TunnelOp::Backup { call },
-        )
-        .await?;
+        let mut answers = self.node_call(&m.from, TunnelOp::Backup { call }).await?;
         let mut told = Instant::now();
         loop {
             match answers.next().await {
@@ -604,14 +595,9 @@ impl Ctl {
             suffix: None,
             s3: None,
         };
-        let mut src = node_call(
-            &self.tunnels,
-            &self.leading,
-            &m.from,
-            OWNER,
-            TunnelOp::Backup { call: read },
-        )
-        .await?;
+        let mut src = self
+            .node_call(&m.from, TunnelOp::Backup { call: read })
+            .await?;
         opened(&mut src, &m.from).await?;
         let receive = BackupCall::Receive {
             uid: m.uid.clone(),
@@ -619,14 +605,9 @@ impl Ctl {
             size,
             sha256: sha256.to_owned(),
         };
-        let mut dst = node_call(
-            &self.tunnels,
-            &self.leading,
-            &m.to,
-            OWNER,
-            TunnelOp::Backup { call: receive },
-        )
-        .await?;
+        let mut dst = self
+            .node_call(&m.to, TunnelOp::Backup { call: receive })
+            .await?;
         opened(&mut dst, &m.to).await?;
         let to = m.to.clone();
         let settle = move |a: Answer, in_flight: &mut u32| -> Result<()> {
