@@ -4,88 +4,21 @@
 //! server's `status.ports` is written once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use catalyst_apiserver::auth::Authenticator;
 use catalyst_apiserver::http::AppState;
 use catalyst_apiserver::registry::{Registry, Scope};
-use catalyst_apiserver::store::{
-    self, EventKind, Guard, ListOptions, ListPage, Revision, Store, StoreError, WatchStream, Write,
-};
+use catalyst_apiserver::store::{self, EventKind};
 use catalyst_controllers::manager::{self, Config};
 use catalyst_schemas::lookup_kind;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
-const LEASE_KEY: &str = "/leases/catalyst-system/catalyst-controllers";
-
-/// A store whose writes of bindings (a value with a host port) and of the leader Lease wait
-/// while the gate is closed; every write's outcome is recorded.
-struct GateStore {
-    inner: Arc<dyn Store>,
-    open: watch::Sender<bool>,
-    /// Writes waiting at the gate now.
-    held: watch::Sender<usize>,
-    /// The outcomes of the writes that waited: (key, Ok or the error).
-    released: Mutex<Vec<(String, Result<Revision, String>)>>,
-}
-
-impl GateStore {
-    fn held_back(op: &Write<'_>) -> bool {
-        match op {
-            Write::Create { key, value } | Write::Update { key, value, .. } => {
-                *key == LEASE_KEY || String::from_utf8_lossy(value).contains("\"hostPort\"")
-            }
-            Write::Delete { key, .. } => *key == LEASE_KEY,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for GateStore {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn current_revision(&self) -> store::Result<Revision> {
-        self.inner.current_revision().await
-    }
-    async fn get(&self, key: &str) -> store::Result<Option<store::KeyValue>> {
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str, options: &ListOptions) -> store::Result<ListPage> {
-        self.inner.list(prefix, options).await
-    }
-    async fn write(&self, op: Write<'_>, guard: Option<&Guard>) -> store::Result<Revision> {
-        if !*self.open.borrow() && Self::held_back(&op) {
-            self.held.send_modify(|n| *n += 1);
-            // a dropped call (a timed-out Lease renewal) leaves the count: only binding
-            // writes are counted below, by key
-            let mut open = self.open.subscribe();
-            let _ = open.wait_for(|o| *o).await;
-            let result = self.inner.write(op, guard).await;
-            if op.key() != LEASE_KEY {
-                let seen = result.as_ref().map(|r| *r).map_err(|e| match e {
-                    StoreError::Fenced { .. } => "Fenced".to_owned(),
-                    other => other.to_string(),
-                });
-                self.released
-                    .lock()
-                    .unwrap()
-                    .push((op.key().to_owned(), seen));
-            }
-            return result;
-        }
-        self.inner.write(op, guard).await
-    }
-    async fn watch(&self, prefix: &str, after: Revision) -> store::Result<WatchStream> {
-        self.inner.watch(prefix, after).await
-    }
-    async fn compact(&self, revision: Revision) -> store::Result<()> {
-        self.inner.compact(revision).await
-    }
-}
+#[path = "support/gate.rs"]
+mod gate;
+use gate::GateStore;
 
 fn scope(kind: &str, ns: Option<&'static str>) -> Scope<'static> {
     Scope {
@@ -121,12 +54,7 @@ async fn a_paused_leaders_held_writes_are_fenced_and_ports_stay_unique() {
     let state = AppState::new(plain.clone(), Authenticator::fixed(&[]))
         .await
         .unwrap();
-    let gate = Arc::new(GateStore {
-        inner: inner.clone(),
-        open: watch::channel(true).0,
-        held: watch::channel(0).0,
-        released: Mutex::default(),
-    });
+    let gate = Arc::new(GateStore::new(inner.clone(), Duration::ZERO));
     let through_gate = Registry::new(gate.clone());
 
     // one node with 25 host ports
