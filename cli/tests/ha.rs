@@ -165,8 +165,9 @@ fn leader_fails_over(store: &str) {
         .ends_with(&format!("-{}", follower.child.id())));
 }
 
-/// A fresh database on the test PostgreSQL; its URL.
-fn postgres_db(name: &str) -> String {
+/// A fresh database on the test PostgreSQL, with `settings` (`name = value`) for its sessions;
+/// its URL.
+fn postgres_db(name: &str, settings: &[&str]) -> String {
     let admin = std::env::var("CATALYST_TEST_POSTGRES_URL")
         .expect("CATALYST_TEST_POSTGRES_URL (scripts/test sets it)");
     let db = format!("{name}_{}", std::process::id());
@@ -185,6 +186,12 @@ fn postgres_db(name: &str) -> String {
             .execute(&mut conn)
             .await
             .unwrap();
+        for setting in settings {
+            sqlx::query(&format!("ALTER DATABASE {db} SET {setting}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
     });
     let base = admin.rsplit_once('/').unwrap().0;
     format!("{base}/{db}")
@@ -195,7 +202,7 @@ fn postgres_leader_killed_the_standby_takes_over() {
     if !enabled("postgres", "postgres_leader_killed_the_standby_takes_over") {
         return;
     }
-    leader_fails_over(&postgres_db("ha"));
+    leader_fails_over(&postgres_db("ha", &[]));
 }
 
 /// A metric of `s` (None when it does not answer within 500 ms).
@@ -222,7 +229,9 @@ fn postgres_paused_leader_is_fenced() {
     if !enabled("postgres", "postgres_paused_leader_is_fenced") {
         return;
     }
-    let store = postgres_db("fence");
+    // a server paused inside a write transaction holds the store's revision row lock, and
+    // every writer waits for it; PostgreSQL ends such a session after this long
+    let store = postgres_db("fence", &["idle_in_transaction_session_timeout = '1s'"]);
     let dir = tempfile::tempdir().unwrap();
     let a = start(&dir.path().join("a"), &store);
     let b = start(&dir.path().join("b"), &store);
