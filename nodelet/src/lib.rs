@@ -59,8 +59,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         match credentials::credentials(&config).await {
             Ok(c) => break c,
             Err(Error::Api(e))
-                if matches!(e, catalyst_client::Error::Unreachable { .. })
-                    || e.code() >= Some(500) =>
+                if matches!(
+                    e,
+                    catalyst_client::Error::Unreachable { .. }
+                        | catalyst_client::Error::MayHaveApplied { .. }
+                ) || e.code() >= Some(500) =>
             {
                 tracing::warn!(error = %e, "API server not reachable yet");
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
@@ -157,7 +160,17 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         sftp.as_ref().map(sftp::SftpServer::status),
     ));
     let events = tokio::spawn(task_events::event_pump(rt.clone()));
-    let tunnel = tokio::spawn(tunnel::run(rt.clone()));
+    // a tunnel to every server, so each one can reach this node
+    let tunnels = futures::future::join_all(
+        rt.api
+            .servers()
+            .iter()
+            .map(|url| tunnel::run(rt.clone(), url.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let tunnel = tokio::spawn(async move {
+        tunnels.await;
+    });
     let servers = tokio::spawn(servers::server_loop(rt.clone()));
     let sampler = tokio::spawn(sampler::sample_loop(rt.clone()));
     let gc = tokio::spawn(image_gc_loop(rt.clone()));
