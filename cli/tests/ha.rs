@@ -21,6 +21,8 @@ fn start(dir: &Path, store: &str) -> Server {
 
 #[path = "support/api.rs"]
 mod api;
+#[path = "support/pg.rs"]
+mod pg;
 
 /// Requests to whichever server a step talks to; an unreachable server answers code 0.
 struct Http;
@@ -170,27 +172,7 @@ fn postgres_leader_killed_the_standby_takes_over() {
     if !enabled("postgres", "postgres_leader_killed_the_standby_takes_over") {
         return;
     }
-    let admin = std::env::var("CATALYST_TEST_POSTGRES_URL")
-        .expect("CATALYST_TEST_POSTGRES_URL (scripts/test sets it)");
-    let db = format!("ha_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    });
-    let base = admin.rsplit_once('/').unwrap().0;
-    leader_fails_over(&format!("{base}/{db}"));
+    leader_fails_over(&pg::fresh_database(&format!("ha_{}", std::process::id())));
 }
 
 #[test]

@@ -37,28 +37,6 @@ fn ok_with(config: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A fresh database on the test PostgreSQL; its URL.
-fn database() -> String {
-    let admin = std::env::var("CATALYST_TEST_POSTGRES_URL")
-        .expect("CATALYST_TEST_POSTGRES_URL (scripts/test sets it)");
-    let db = format!("ha_nodelet_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {db}"),
-            format!("CREATE DATABASE {db}"),
-        ] {
-            sqlx::query(&sql).execute(&mut conn).await.unwrap();
-        }
-    });
-    format!("{}/{db}", admin.rsplit_once('/').unwrap().0)
-}
-
 /// Sends `text` to web's console through `config` and waits for its echo in the logs read
 /// through the same config.
 fn command_echoes(config: &Path, text: &str) {
@@ -88,7 +66,7 @@ fn a_nodelet_with_two_servers_is_reached_through_either_and_survives_losing_one(
         return;
     }
     let begun = Instant::now();
-    let store = database();
+    let store = pg::fresh_database(&format!("ha_nodelet_{}", std::process::id()));
     let env = setup_with(&["--store", &store]);
     let a = &env.server;
     let b = Server::start(

@@ -83,6 +83,25 @@ pub fn table(file: &ConfigFile, chosen: Option<&str>) -> String {
     text
 }
 
+/// The name and context of `file` (read from `path`) in use: `chosen` (`--context`), else the
+/// current one.
+///
+/// # Errors
+/// A file without contexts, an unknown context.
+pub fn in_use(
+    file: &ConfigFile,
+    path: &Path,
+    chosen: Option<&str>,
+) -> Result<(String, crate::client::Context), CtlError> {
+    let name = file
+        .current_name(chosen)
+        .ok_or_else(|| CtlError::Usage(format!("{}: no contexts", path.display())))?;
+    let ctx = file
+        .context(&name)
+        .ok_or_else(|| CtlError::Usage(format!("no context {name:?}")))?;
+    Ok((name, ctx))
+}
+
 impl ConfigArgs {
     /// Lists, switches or names contexts of the file at `path`; `chosen` is `--context`.
     ///
@@ -111,12 +130,7 @@ impl ConfigArgs {
             }
             ConfigCommand::SetServers { urls } => {
                 let urls = crate::client::servers::merge(urls.iter().map(String::as_str));
-                let name = file
-                    .current_name(chosen)
-                    .ok_or_else(|| CtlError::Usage(format!("{}: no contexts", path.display())))?;
-                let mut ctx = file
-                    .context(&name)
-                    .ok_or_else(|| CtlError::Usage(format!("no context {name:?}")))?;
+                let (name, mut ctx) = in_use(&file, path, chosen)?;
                 let Some((first, rest)) = urls.split_first() else {
                     return Err(CtlError::Usage("no server URL given".into()));
                 };

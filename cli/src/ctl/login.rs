@@ -160,12 +160,7 @@ impl LogoutArgs {
     /// An unreadable or unwritable config, an unknown context.
     pub async fn run(&self, path: &Path, context: Option<&str>, out: &mut Out) -> Outcome {
         let mut file = ConfigFile::read(path)?;
-        let name = file
-            .current_name(context)
-            .ok_or_else(|| CtlError::Usage(format!("{}: no contexts", path.display())))?;
-        let mut ctx = file
-            .context(&name)
-            .ok_or_else(|| CtlError::Usage(format!("no context {name:?}")))?;
+        let (name, mut ctx) = super::config::in_use(&file, path, context)?;
         match ctx.refresh_token.as_deref() {
             Some(refresh) => {
                 let ca = config::decode_ca(ctx.certificate_authority_data.as_deref())?;
