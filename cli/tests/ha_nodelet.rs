@@ -25,18 +25,6 @@ fn ctl_with(config: &Path, args: &[&str]) -> Output {
         .expect("catalystctl")
 }
 
-#[track_caller]
-fn ok_with(config: &Path, args: &[&str]) -> String {
-    let out = ctl_with(config, args);
-    assert!(
-        out.status.success(),
-        "catalystctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Sends `text` to web's console through `config` and waits for its echo in the logs read
 /// through the same config.
 fn command_echoes(config: &Path, text: &str) {
@@ -53,7 +41,7 @@ fn command_echoes(config: &Path, text: &str) {
     eventually(
         &format!("the echo of {text:?} read through {}", config.display()),
         Duration::from_secs(10),
-        || ok_with(config, &["logs", "web", "--tail", "20"]).contains(&format!("got: {text}")),
+        || ok(ctl_with(config, &["logs", "web", "--tail", "20"])).contains(&format!("got: {text}")),
     );
 }
 
@@ -89,7 +77,7 @@ fn a_nodelet_with_two_servers_is_reached_through_either_and_survives_losing_one(
         &["--server", &both],
     );
     // A's admin config with both URLs (A first); the nodelet's cleanup uses it too
-    let set = ok_with(&a.config, &["config", "set-servers", &both]);
+    let set = ok(ctl_with(&a.config, &["config", "set-servers", &both]));
     assert!(set.contains(&b.url), "{set}");
 
     let web = manifest(
@@ -103,11 +91,11 @@ fn a_nodelet_with_two_servers_is_reached_through_either_and_survives_losing_one(
 
     // logs and console through each server alone: the nodelet has a tunnel to each
     let only_b = &b.config;
-    assert!(ok_with(only_b, &["logs", "web", "--tail", "5"]).contains("ready"));
+    assert!(ok(ctl_with(only_b, &["logs", "web", "--tail", "5"])).contains("ready"));
     command_echoes(only_b, "via-b");
     let only_a = env.root.join("only-a.yaml");
     std::fs::copy(&a.config, &only_a).unwrap();
-    ok_with(&only_a, &["config", "set-servers", &a.url]);
+    ok(ctl_with(&only_a, &["config", "set-servers", &a.url]));
     command_echoes(&only_a, "via-a");
 
     // kill -9 of A, the first URL of the config: every call moves on to B at once
@@ -117,9 +105,9 @@ fn a_nodelet_with_two_servers_is_reached_through_either_and_survives_losing_one(
         .unwrap();
     assert!(killed.success());
     let started = Instant::now();
-    let listed = ok_with(&a.config, &["get", "gs"]);
+    let listed = ok(ctl_with(&a.config, &["get", "gs"]));
     assert!(listed.contains("web"), "{listed}");
-    assert!(ok_with(&a.config, &["logs", "web", "--tail", "50"]).contains("got: via-a"));
+    assert!(ok(ctl_with(&a.config, &["logs", "web", "--tail", "50"])).contains("got: via-a"));
     command_echoes(&a.config, "after-the-kill");
     let took = started.elapsed();
     println!(
@@ -137,9 +125,9 @@ fn a_nodelet_with_two_servers_is_reached_through_either_and_survives_losing_one(
     );
     // a write through both URLs (A is dead: nothing was sent to it, so it moves on to B)
     let t0 = Instant::now();
-    ok_with(&a.config, &["delete", "gs", "web"]);
+    ok(ctl_with(&a.config, &["delete", "gs", "web"]));
     eventually("web is gone", Duration::from_secs(30), || {
-        ok_with(&a.config, &["get", "gs", "-o", "name"])
+        ok(ctl_with(&a.config, &["get", "gs", "-o", "name"]))
             .trim()
             .is_empty()
     });

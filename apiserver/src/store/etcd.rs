@@ -1,6 +1,14 @@
 //! The etcd backend: etcd's own revisions, compare-and-swap as transactions on `mod_revision`,
 //! and native watches from a start revision. Keys live under a prefix (default `/catalyst`), so
 //! several Catalyst installations — or test runs — can share one etcd.
+//!
+//! With several endpoints (members), the client keeps picking a stopped one now and then
+//! (tonic's balanced channel: etcd-client#39, grpc-rust#2839), so a call that failed before
+//! anything was sent (`tcp connect error`, `Service was not ready`) is sent again, up to
+//! [`CONNECT_TRIES`] times within [`CONNECT_RETRY_WITHIN`]; a transaction too, since nothing
+//! reached etcd. The channel sends HTTP/2 keep-alives every 2 s (a dead connection is noticed in
+//! 4 s) and requires a leader (a member cut off from the quorum refuses rather than serving
+//! stale reads or stalling watches); connects time out after 1 s.
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue as EtcdKv, Txn, TxnOp,
@@ -14,6 +22,47 @@ use super::{
 };
 
 const BACKEND: &str = "etcd";
+
+/// The most tries of a call that fails before anything was sent.
+const CONNECT_TRIES: u32 = 10;
+/// … within this long from the first.
+const CONNECT_RETRY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// True for a failure before the request was sent: the endpoint could not be reached.
+fn before_sending(e: &etcd_client::Error) -> bool {
+    let text = format!("{e} {e:?}");
+    [
+        "tcp connect error",
+        "error trying to connect",
+        "Service was not ready",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+/// Runs `call` again while it fails before sending (see the module's note), with a short pause.
+async fn retry<T, F, Fut>(mut call: F) -> std::result::Result<T, etcd_client::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+{
+    let start = std::time::Instant::now();
+    let mut tries = 1;
+    loop {
+        match call().await {
+            Err(e)
+                if before_sending(&e)
+                    && tries < CONNECT_TRIES
+                    && start.elapsed() < CONNECT_RETRY_WITHIN =>
+            {
+                tracing::debug!(error = %e, tries, "an etcd endpoint is unreachable; sending again");
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// What an `etcd://` or `etcds://` URL says.
 #[derive(Debug, PartialEq, Eq)]
@@ -124,7 +173,14 @@ impl EtcdStore {
     /// a client certificate and key).
     pub async fn open(url: &str) -> Result<Self> {
         let parsed = EtcdUrl::parse(url)?;
-        let mut options = etcd_client::ConnectOptions::new();
+        let mut options = etcd_client::ConnectOptions::new()
+            .with_keep_alive(
+                std::time::Duration::from_secs(2),
+                std::time::Duration::from_secs(2),
+            )
+            .with_keep_alive_while_idle(true)
+            .with_connect_timeout(std::time::Duration::from_secs(1))
+            .with_require_leader(true);
         if parsed.tls {
             let read = |path: &str| {
                 std::fs::read(path).map_err(|e| StoreError::InvalidUrl {
@@ -209,25 +265,24 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let resp = self
-            .client
-            .kv_client()
-            .get(
-                self.prefix.as_str(),
-                Some(GetOptions::new().with_count_only()),
-            )
-            .await
-            .map_err(be)?;
+        let resp = retry(|| {
+            let mut kv = self.client.kv_client();
+            let key = self.prefix.clone();
+            async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
+        })
+        .await
+        .map_err(be)?;
         header_revision(resp.header())
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self
-            .client
-            .kv_client()
-            .get(self.full_key(key), None)
-            .await
-            .map_err(be)?;
+        let resp = retry(|| {
+            let mut kv = self.client.kv_client();
+            let key = self.full_key(key);
+            async move { kv.get(key, None).await }
+        })
+        .await
+        .map_err(be)?;
         resp.kvs().first().map(|kv| self.convert(kv)).transpose()
     }
 
@@ -244,12 +299,13 @@ impl Store for EtcdStore {
         if let Some(rev) = options.revision {
             get = get.with_revision(rev);
         }
-        let resp = self
-            .client
-            .kv_client()
-            .get(start, Some(get))
-            .await
-            .map_err(|e| revision_error(e, options.revision.unwrap_or(0)))?;
+        let resp = retry(|| {
+            let mut kv = self.client.kv_client();
+            let (start, get) = (start.clone(), get.clone());
+            async move { kv.get(start, Some(get)).await }
+        })
+        .await
+        .map_err(|e| revision_error(e, options.revision.unwrap_or(0)))?;
         let revision = match options.revision {
             Some(r) => r,
             None => header_revision(resp.header())?,
@@ -308,7 +364,13 @@ impl Store for EtcdStore {
             otherwise.push(TxnOp::get(gk.as_str(), None));
         }
         let txn = Txn::new().when(when).and_then([then]).or_else(otherwise);
-        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
+        let resp = retry(|| {
+            let mut kv = self.client.kv_client();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await
+        .map_err(be)?;
         if resp.succeeded() {
             return header_revision(resp.header());
         }
@@ -342,12 +404,14 @@ impl Store for EtcdStore {
             .with_range(self.full_key(&prefix_end(prefix)))
             .with_start_revision(after + 1)
             .with_prev_key();
-        let stream = self
-            .client
-            .watch_client()
-            .watch(self.full_key(prefix), Some(options))
-            .await
-            .map_err(be)?;
+        let key = self.full_key(prefix);
+        let stream = retry(|| {
+            let mut watch = self.client.watch_client();
+            let (key, options) = (key.clone(), options.clone());
+            async move { watch.watch(key, Some(options)).await }
+        })
+        .await
+        .map_err(be)?;
         let this = self.clone();
         // Each etcd response becomes zero or more events; a cancel ends the stream with an error.
         let events = futures::stream::unfold(Some(stream), move |state| {
@@ -402,7 +466,12 @@ impl Store for EtcdStore {
                 current,
             });
         }
-        match self.client.kv_client().compact(revision, None).await {
+        let compacted = retry(|| {
+            let mut kv = self.client.kv_client();
+            async move { kv.compact(revision, None).await }
+        })
+        .await;
+        match compacted {
             Ok(_) => Ok(()),
             Err(e) => match revision_error(e, revision) {
                 // compacting at or below an earlier compaction does nothing
