@@ -45,6 +45,43 @@ fn command_echoes(config: &Path, text: &str) {
     );
 }
 
+/// True when `catalystctl console web` through `config` sends `text` and prints its echo.
+fn console_echoes(config: &Path, text: &str) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_catalystctl"))
+        .args(["console", "web", "--tail", "0"])
+        .env("CATALYST_CONFIG", config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("catalystctl console");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let echo = format!("got: {text}");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(&echo) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    // the console opens, then the line goes in (again, in case it was sent before it opened)
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut seen = false;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = writeln!(stdin, "{text}");
+        if rx.recv_timeout(Duration::from_secs(1)).is_ok() {
+            seen = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
 #[test]
 fn a_nodelet_with_two_servers_is_reached_through_either_and_survives_losing_one() {
     if !catalyst_e2e::backend_enabled(
@@ -109,9 +146,13 @@ fn a_nodelet_with_two_servers_is_reached_through_either_and_survives_losing_one(
     assert!(listed.contains("web"), "{listed}");
     assert!(ok(ctl_with(&a.config, &["logs", "web", "--tail", "50"])).contains("got: via-a"));
     command_echoes(&a.config, "after-the-kill");
+    assert!(
+        console_echoes(&a.config, "console-after-the-kill"),
+        "catalystctl console through B"
+    );
     let took = started.elapsed();
     println!(
-        "list, logs, command and its echo through B after A's kill -9: {:.2} s",
+        "list, logs, command, its echo and the console through B after A's kill -9: {:.2} s",
         took.as_secs_f64()
     );
     assert!(took < Duration::from_secs(20), "{took:?}");
