@@ -56,6 +56,18 @@ fn leading(api: &Api) -> Option<u8> {
     })
 }
 
+/// The Node the GameServers are scheduled to (no nodelet: the test beats for it).
+fn register_node(api: &Api) {
+    let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node", "metadata": {"name": "node-a"},
+                      "spec": {"address": "127.0.0.1", "portRange": {"min": 7000, "max": 7999}}});
+    assert_eq!(
+        api.send(reqwest::Method::POST, NODES, "application/json", Some(node))
+            .0,
+        201
+    );
+    assert_eq!(beat(api), 200);
+}
+
 fn beat(api: &Api) -> u16 {
     let st = json!({"status": {"state": "Ready", "lastHeartbeatTime": chrono::Utc::now(),
                                "allocatable": {"cpu": "64", "memory": "256Gi"}}});
@@ -98,15 +110,7 @@ fn three_servers_on_three_etcd_members_lose_no_acknowledged_create() {
         .map(|s| Endpoint::of(s.as_ref().unwrap()))
         .collect();
     let first = endpoints[0].api();
-    let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node", "metadata": {"name": "node-a"},
-                      "spec": {"address": "127.0.0.1", "portRange": {"min": 7000, "max": 7999}}});
-    assert_eq!(
-        first
-            .send(reqwest::Method::POST, NODES, "application/json", Some(node))
-            .0,
-        201
-    );
-    assert_eq!(beat(&first), 200);
+    register_node(&first);
 
     let load = Load::start(&endpoints);
     std::thread::sleep(Duration::from_secs(2));
@@ -213,15 +217,7 @@ fn three_servers_on_postgres_restarted_one_by_one_lose_nothing() {
     let mut servers: Vec<Server> = names.iter().map(|n| start(n, "127.0.0.1:0")).collect();
     let endpoints: Vec<Endpoint> = servers.iter().map(Endpoint::of).collect();
     let first = endpoints[0].api();
-    let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node", "metadata": {"name": "node-a"},
-                      "spec": {"address": "127.0.0.1", "portRange": {"min": 7000, "max": 7999}}});
-    assert_eq!(
-        first
-            .send(reqwest::Method::POST, NODES, "application/json", Some(node))
-            .0,
-        201
-    );
-    assert_eq!(beat(&first), 200);
+    register_node(&first);
     let transitions = |api: &Api| {
         api.get(LEASE)
             .ok()
