@@ -4,7 +4,10 @@
 //! acknowledged create is kept and scheduled once, host ports stay unique, the controllers
 //! resume on another server within 5 s, and exactly one server leads at the end.
 //!
-//! Needs Debian's `etcd-server`; left out of `CATALYST_TEST_BACKENDS` it is skipped.
+//! The same under rolling restarts on PostgreSQL, and a stopping server ends its watches at once.
+//!
+//! Needs Debian's `etcd-server` and PostgreSQL; a backend left out of `CATALYST_TEST_BACKENDS`
+//! is skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -444,4 +447,57 @@ fn check_everything_kept(mut load: Load, api: &Api) -> usize {
         }
     }
     failed.len()
+}
+
+#[test]
+fn a_stopping_server_ends_its_watches_and_exits_without_waiting_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(env!("CARGO_BIN_EXE_catalyst"), dir.path(), &[]);
+    let http = server.http_client();
+    let url = format!(
+        "{}{GS}?watch=true",
+        server.url.replace("0.0.0.0", "127.0.0.1")
+    );
+    let token = server.token.clone();
+    let (opened_tx, opened) = std::sync::mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut resp = http
+            .get(url)
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .expect("watch");
+        assert_eq!(resp.status(), 200);
+        opened_tx.send(()).unwrap();
+        // read until the server ends the stream
+        let mut sink = Vec::new();
+        let _ = resp.read_to_end(&mut sink);
+        Instant::now()
+    });
+    opened
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the watch opened");
+    Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    let signalled = Instant::now();
+    let ended = watcher.join().unwrap();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(4),
+            "the server still runs {:?} after SIGTERM (its watch ended after {:?})",
+            signalled.elapsed(),
+            ended - signalled
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "watch ended {:?} and the server exited {:?} after SIGTERM",
+        ended - signalled,
+        signalled.elapsed()
+    );
+    // before the grace for open connections (5 s) ran out: the watch did not hold it
+    assert!(ended - signalled < Duration::from_secs(2));
 }
