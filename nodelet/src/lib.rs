@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod ctd;
 pub mod disk;
 pub mod error;
+pub mod events;
 pub mod file_ops;
 pub mod files;
 pub mod heartbeat;
@@ -104,9 +105,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         )
         .map_err(|e| Error::Config(e.to_string()))?,
     );
+    let (event_queue, event_writer) = events::EventQueue::new(api.clone(), credentials::COMPONENT);
     let rt = Arc::new(Runtime {
         ctd,
         api: api.clone(),
+        events: event_queue,
         net: Network {
             bin_dir,
             bridge: config.bridge.clone(),
@@ -182,11 +185,21 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             move || r.image_users_known(),
         ))
     };
+    let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
+    let event_writer = tokio::spawn(event_writer.run(
+        async {
+            let _ = events_stopped.await;
+        },
+        Duration::from_secs(2),
+    ));
     shutdown.await;
     tracing::info!("nodelet stopping; game servers keep running");
     for h in [heartbeat, events, tunnel, servers, sampler, gc, prune] {
         h.abort();
     }
+    // what the workers recorded last (e.g. a server's Stopped) is still written
+    let _ = stop_events.send(());
+    let _ = event_writer.await;
     if let Some(s) = sftp {
         s.shutdown();
     }

@@ -1,68 +1,22 @@
 //! The etcd backend: etcd's own revisions, compare-and-swap as transactions on `mod_revision`,
 //! and native watches from a start revision. Keys live under a prefix (default `/catalyst`), so
 //! several Catalyst installations — or test runs — can share one etcd.
-//!
-//! With several endpoints (members), the client keeps picking a stopped one now and then
-//! (tonic's balanced channel: etcd-client#39, grpc-rust#2839), so a call that failed before
-//! anything was sent (`tcp connect error`, `Service was not ready`) is sent again, up to
-//! [`CONNECT_TRIES`] times within [`CONNECT_RETRY_WITHIN`]; a transaction too, since nothing
-//! reached etcd. The channel sends HTTP/2 keep-alives every 2 s (a dead connection is noticed in
-//! 4 s) and requires a leader (a member cut off from the quorum refuses rather than serving
-//! stale reads or stalling watches); connects time out after 1 s.
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue as EtcdKv, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
+use std::time::Duration;
+
 use futures::StreamExt;
 
+use super::etcd_endpoints::Endpoints;
 use super::{
-    prefix_end, EventKind, Guard, KeyValue, ListOptions, ListPage, Result, Revision, Store,
-    StoreError, WatchEvent, WatchStream, Write,
+    prefix_end, AbortOnDrop, EventKind, Guard, KeyValue, ListOptions, ListPage, Result, Revision,
+    Store, StoreError, WatchEvent, WatchStream, Write,
 };
 
 const BACKEND: &str = "etcd";
-
-/// The most tries of a call that fails before anything was sent.
-const CONNECT_TRIES: u32 = 10;
-/// … within this long from the first.
-const CONNECT_RETRY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// True for a failure before the request was sent: the endpoint could not be reached.
-fn before_sending(e: &etcd_client::Error) -> bool {
-    let text = format!("{e} {e:?}");
-    [
-        "tcp connect error",
-        "error trying to connect",
-        "Service was not ready",
-    ]
-    .iter()
-    .any(|m| text.contains(m))
-}
-
-/// Runs `call` again while it fails before sending (see the module's note), with a short pause.
-async fn retry<T, F, Fut>(mut call: F) -> std::result::Result<T, etcd_client::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
-{
-    let start = std::time::Instant::now();
-    let mut tries = 1;
-    loop {
-        match call().await {
-            Err(e)
-                if before_sending(&e)
-                    && tries < CONNECT_TRIES
-                    && start.elapsed() < CONNECT_RETRY_WITHIN =>
-            {
-                tracing::debug!(error = %e, tries, "an etcd endpoint is unreachable; sending again");
-                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await;
-                tries += 1;
-            }
-            other => return other,
-        }
-    }
-}
 
 /// What an `etcd://` or `etcds://` URL says.
 #[derive(Debug, PartialEq, Eq)]
@@ -133,6 +87,8 @@ impl EtcdUrl {
 pub struct EtcdStore {
     client: Client,
     prefix: String,
+    /// With several members: which are in use, and the prober that ends with the last clone.
+    endpoints: Option<(std::sync::Arc<Endpoints>, std::sync::Arc<AbortOnDrop>)>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -173,14 +129,7 @@ impl EtcdStore {
     /// a client certificate and key).
     pub async fn open(url: &str) -> Result<Self> {
         let parsed = EtcdUrl::parse(url)?;
-        let mut options = etcd_client::ConnectOptions::new()
-            .with_keep_alive(
-                std::time::Duration::from_secs(2),
-                std::time::Duration::from_secs(2),
-            )
-            .with_keep_alive_while_idle(true)
-            .with_connect_timeout(std::time::Duration::from_secs(1))
-            .with_require_leader(true);
+        let mut options = etcd_client::ConnectOptions::new();
         if parsed.tls {
             let read = |path: &str| {
                 std::fs::read(path).map_err(|e| StoreError::InvalidUrl {
@@ -198,15 +147,41 @@ impl EtcdStore {
             }
             options = options.with_tls(tls);
         }
+        // a member that stops answering is noticed within seconds (also on an idle watch's
+        // connection), and one without a leader refuses at once instead of timing out
+        options = options
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true)
+            .with_connect_timeout(Duration::from_secs(1));
         let endpoints = parsed.endpoints;
         let prefix = parsed.prefix;
         let client = Client::connect(&endpoints, Some(options))
             .await
             .map_err(be)?;
-        let store = Self { client, prefix };
+        let endpoints = Endpoints::start(&client, &endpoints)
+            .map(|(e, prober)| (e, std::sync::Arc::new(prober)));
+        let store = Self {
+            client,
+            prefix,
+            endpoints,
+        };
         // Fail at start-up, not at the first request, when etcd is unreachable.
         store.current_revision().await?;
         Ok(store)
+    }
+
+    /// Runs an etcd call, again while it failed before reaching etcd (see `etcd_endpoints`).
+    async fn call<T, F, Fut>(
+        &self,
+        read: bool,
+        call: F,
+    ) -> std::result::Result<T, etcd_client::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        Endpoints::retry(self.endpoints.as_ref().map(|(e, _)| &**e), read, call).await
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -265,24 +240,30 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let resp = retry(|| {
-            let mut kv = self.client.kv_client();
-            let key = self.prefix.clone();
-            async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
-        })
-        .await
-        .map_err(be)?;
+        let resp = self
+            .call(true, || {
+                let mut kv = self.client.kv_client();
+                let prefix = self.prefix.clone();
+                async move {
+                    kv.get(prefix, Some(GetOptions::new().with_count_only()))
+                        .await
+                }
+            })
+            .await
+            .map_err(be)?;
         header_revision(resp.header())
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = retry(|| {
-            let mut kv = self.client.kv_client();
-            let key = self.full_key(key);
-            async move { kv.get(key, None).await }
-        })
-        .await
-        .map_err(be)?;
+        let full = self.full_key(key);
+        let resp = self
+            .call(true, || {
+                let mut kv = self.client.kv_client();
+                let full = full.clone();
+                async move { kv.get(full, None).await }
+            })
+            .await
+            .map_err(be)?;
         resp.kvs().first().map(|kv| self.convert(kv)).transpose()
     }
 
@@ -299,13 +280,14 @@ impl Store for EtcdStore {
         if let Some(rev) = options.revision {
             get = get.with_revision(rev);
         }
-        let resp = retry(|| {
-            let mut kv = self.client.kv_client();
-            let (start, get) = (start.clone(), get.clone());
-            async move { kv.get(start, Some(get)).await }
-        })
-        .await
-        .map_err(|e| revision_error(e, options.revision.unwrap_or(0)))?;
+        let resp = self
+            .call(true, || {
+                let mut kv = self.client.kv_client();
+                let (start, get) = (start.clone(), get.clone());
+                async move { kv.get(start, Some(get)).await }
+            })
+            .await
+            .map_err(|e| revision_error(e, options.revision.unwrap_or(0)))?;
         let revision = match options.revision {
             Some(r) => r,
             None => header_revision(resp.header())?,
@@ -364,13 +346,14 @@ impl Store for EtcdStore {
             otherwise.push(TxnOp::get(gk.as_str(), None));
         }
         let txn = Txn::new().when(when).and_then([then]).or_else(otherwise);
-        let resp = retry(|| {
-            let mut kv = self.client.kv_client();
-            let txn = txn.clone();
-            async move { kv.txn(txn).await }
-        })
-        .await
-        .map_err(be)?;
+        let resp = self
+            .call(false, || {
+                let mut kv = self.client.kv_client();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await
+            .map_err(be)?;
         if resp.succeeded() {
             return header_revision(resp.header());
         }
@@ -404,14 +387,15 @@ impl Store for EtcdStore {
             .with_range(self.full_key(&prefix_end(prefix)))
             .with_start_revision(after + 1)
             .with_prev_key();
-        let key = self.full_key(prefix);
-        let stream = retry(|| {
-            let mut watch = self.client.watch_client();
-            let (key, options) = (key.clone(), options.clone());
-            async move { watch.watch(key, Some(options)).await }
-        })
-        .await
-        .map_err(be)?;
+        let from = self.full_key(prefix);
+        let stream = self
+            .call(true, || {
+                let mut w = self.client.watch_client();
+                let (from, options) = (from.clone(), options.clone());
+                async move { w.watch(from, Some(options)).await }
+            })
+            .await
+            .map_err(be)?;
         let this = self.clone();
         // Each etcd response becomes zero or more events; a cancel ends the stream with an error.
         let events = futures::stream::unfold(Some(stream), move |state| {
@@ -466,11 +450,12 @@ impl Store for EtcdStore {
                 current,
             });
         }
-        let compacted = retry(|| {
-            let mut kv = self.client.kv_client();
-            async move { kv.compact(revision, None).await }
-        })
-        .await;
+        let compacted = self
+            .call(true, || {
+                let mut kv = self.client.kv_client();
+                async move { kv.compact(revision, None).await }
+            })
+            .await;
         match compacted {
             Ok(_) => Ok(()),
             Err(e) => match revision_error(e, revision) {

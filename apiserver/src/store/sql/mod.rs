@@ -20,8 +20,8 @@ use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::watch;
 
 use super::{
-    prefix_end, Guard, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError,
-    WatchStream, Write,
+    prefix_end, AbortOnDrop, Guard, KeyValue, ListOptions, ListPage, Result, Revision, Store,
+    StoreError, WatchStream, Write,
 };
 
 mod read;
@@ -46,15 +46,6 @@ pub struct SqlStore {
     committed: watch::Sender<Commit>,
     _committer: AbortOnDrop,
     _listener: Option<AbortOnDrop>,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl SqlStore {
