@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 
 #[path = "support/api.rs"]
 mod api;
+#[path = "support/pg.rs"]
+mod pg;
 use api::Api;
 
 const NODES: &str = "/apis/catalyst.dev/v1alpha1/nodes";
@@ -206,7 +208,7 @@ fn three_servers_on_postgres_restarted_one_by_one_lose_nothing() {
     ) {
         return;
     }
-    let store = fresh_postgres(&format!("ha3_{}", std::process::id()));
+    let store = pg::fresh_database(&format!("ha3_{}", std::process::id()));
     let dir = tempfile::tempdir().unwrap();
     let start = |name: &str, listen: &str| {
         Server::start_on(
@@ -282,27 +284,6 @@ fn three_servers_on_postgres_restarted_one_by_one_lose_nothing() {
         moved <= 3,
         "leadership moved {moved} times for three restarts"
     );
-}
-
-/// A new database on the test's PostgreSQL (`CATALYST_TEST_POSTGRES_URL`); its URL.
-fn fresh_postgres(db: &str) -> String {
-    let admin = std::env::var("CATALYST_TEST_POSTGRES_URL")
-        .expect("CATALYST_TEST_POSTGRES_URL (scripts/test sets it)");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {db}"),
-            format!("CREATE DATABASE {db}"),
-        ] {
-            sqlx::query(&sql).execute(&mut conn).await.unwrap();
-        }
-    });
-    format!("{}/{db}", admin.rsplit_once('/').unwrap().0)
 }
 
 /// Exactly one of the servers (but those in `gone`) leads the controllers.
