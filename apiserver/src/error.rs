@@ -74,7 +74,7 @@ pub enum ApiError {
     /// 500.
     #[error("{0}")]
     Internal(String),
-    /// 503: a node is not connected.
+    /// 503: a node is not connected (to this server: another may reach it); `Retry-After: 1`.
     #[error("{0}")]
     Unavailable(String),
     /// 413: a request body over its limit.
@@ -235,6 +235,12 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from(retry_after_seconds),
             );
         }
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(1),
+            );
+        }
         response
     }
 }
@@ -265,5 +271,19 @@ mod tests {
         );
         assert_eq!(e.code(), axum::http::StatusCode::CONFLICT);
         assert!(e.to_string().contains("fenced"), "{e}");
+    }
+
+    #[test]
+    fn a_node_without_a_tunnel_here_is_a_503_to_retry_in_a_second() {
+        let r = ApiError::from(crate::tunnel::TunnelError::NotConnected { node: "n1".into() })
+            .into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[axum::http::header::RETRY_AFTER], "1");
+        let r = ApiError::NotFound {
+            kind: "gameservers".into(),
+            name: "x".into(),
+        }
+        .into_response();
+        assert!(r.headers().get(axum::http::header::RETRY_AFTER).is_none());
     }
 }

@@ -247,6 +247,9 @@ pub fn url_of(mut addr: SocketAddr, tls: bool) -> String {
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long open connections may go on after the server was told to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 impl Running {
     /// `https://ADDR` (`http://` without TLS; loopback for a wildcard listen address).
     pub fn url(&self) -> String {
@@ -272,19 +275,38 @@ impl Running {
         let addr = self.addr;
         let auditor = self.state.audit.clone();
         let ca: Option<Arc<str>> = self.tls.as_ref().map(|t| Arc::from(t.ca_pem.as_str()));
+        let stopping = self.state.stopping.clone();
+        let mut stopped = stopping.subscribe();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.send_replace(true);
+        };
+        // open connections get SHUTDOWN_GRACE to finish after the signal (watches end at
+        // once; a console, a tunnel or a client that never reads would hold the server)
+        let grace = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open; closing them");
+        };
         let router = tls::routes(ca).merge(app(self.state));
-        let result = match self.tls {
-            None => axum::serve(
-                self.listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| ServerError::Listen { addr, source }),
-            Some(t) => {
-                serve_tls(self.listener, t.config, router, shutdown).await;
-                Ok(())
+        let serve = async {
+            match self.tls {
+                None => axum::serve(
+                    self.listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|source| ServerError::Listen { addr, source }),
+                Some(t) => {
+                    serve_tls(self.listener, t.config, router, shutdown).await;
+                    Ok(())
+                }
             }
+        };
+        let result = tokio::select! {
+            r = serve => r,
+            () = grace => Ok(()),
         };
         compactor.abort();
         purger.abort();

@@ -53,6 +53,8 @@ pub struct AppState {
     pub audit: Arc<Auditor>,
     /// Open watches per client (lower it in tests).
     pub watch_limiter: Arc<WatchLimiter>,
+    /// True once the server stops: watches end, so that their connections close.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -114,6 +116,7 @@ impl AppState {
             tunnels: Arc::default(),
             audit: Arc::new(audit),
             watch_limiter: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
 }

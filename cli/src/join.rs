@@ -73,6 +73,11 @@ pub fn command(url: &str, token: &str) -> String {
     )
 }
 
+/// How the join command names several servers sharing one store: a comma list.
+pub fn several_servers_hint(url: &str) -> String {
+    format!("(servers sharing this store: --server {url},https://OTHER:PORT,… — the nodelet holds a tunnel to each)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

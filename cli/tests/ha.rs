@@ -21,6 +21,8 @@ fn start(dir: &Path, store: &str) -> Server {
 
 #[path = "support/api.rs"]
 mod api;
+#[path = "support/pg.rs"]
+mod pg;
 
 /// Requests to whichever server a step talks to; an unreachable server answers code 0.
 struct Http;
@@ -165,44 +167,12 @@ fn leader_fails_over(store: &str) {
         .ends_with(&format!("-{}", follower.child.id())));
 }
 
-/// A fresh database on the test PostgreSQL, with `settings` (`name = value`) for its sessions;
-/// its URL.
-fn postgres_db(name: &str, settings: &[&str]) -> String {
-    let admin = std::env::var("CATALYST_TEST_POSTGRES_URL")
-        .expect("CATALYST_TEST_POSTGRES_URL (scripts/test sets it)");
-    let db = format!("{name}_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        for setting in settings {
-            sqlx::query(&format!("ALTER DATABASE {db} SET {setting}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    });
-    let base = admin.rsplit_once('/').unwrap().0;
-    format!("{base}/{db}")
-}
-
 #[test]
 fn postgres_leader_killed_the_standby_takes_over() {
     if !enabled("postgres", "postgres_leader_killed_the_standby_takes_over") {
         return;
     }
-    leader_fails_over(&postgres_db("ha", &[]));
+    leader_fails_over(&pg::fresh_database(&format!("ha_{}", std::process::id())));
 }
 
 /// A metric of `s` (None when it does not answer within 500 ms).
@@ -231,7 +201,7 @@ fn postgres_paused_leader_is_fenced() {
     }
     // a server paused inside a write transaction holds the store's revision row lock, and
     // every writer waits for it; PostgreSQL ends such a session after this long
-    let store = postgres_db("fence", &["idle_in_transaction_session_timeout = '1s'"]);
+    let store = pg::fresh_database(&format!("fence_{}", std::process::id()));
     let dir = tempfile::tempdir().unwrap();
     let a = start(&dir.path().join("a"), &store);
     let b = start(&dir.path().join("b"), &store);

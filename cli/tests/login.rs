@@ -320,3 +320,44 @@ fn contexts_switch_with_use_context_and_the_flag() {
         stderr(&flagged)
     );
 }
+
+#[test]
+fn set_servers_gives_a_context_several_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(&config, "server: https://a:1\ntoken: admin-token\n").unwrap();
+    assert_eq!(
+        ok(ctl(
+            &config,
+            &[
+                "config",
+                "set-servers",
+                "https://a:1,https://b:1",
+                "https://c:1/"
+            ],
+            None
+        )),
+        "Context default: servers https://a:1, https://b:1, https://c:1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "server: https://a:1\nservers:\n- https://b:1\n- https://c:1\ntoken: admin-token\n"
+    );
+    let listed = ok(ctl(&config, &["config", "get-contexts"], None));
+    assert!(
+        listed.contains("https://a:1,https://b:1,https://c:1"),
+        "{listed}"
+    );
+    // the first URL given becomes `server`
+    ok(ctl(
+        &config,
+        &["config", "set-servers", "https://b:1"],
+        None,
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "server: https://b:1\ntoken: admin-token\n"
+    );
+    let none = ctl(&config, &["config", "set-servers"], None);
+    assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+}

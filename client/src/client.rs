@@ -1,6 +1,7 @@
 //! An authenticated client: requests with a bearer token over HTTPS that trusts the cluster CA
-//! (or the system's roots), JSON answers, failures as the API's Status; node join (checking the
-//! CA against the join token's pin), Event recording, list across pages and watch.
+//! (or the system's roots) to one of several server URLs (failing over as [`crate::servers`]
+//! says), JSON answers, failures as the API's Status; node join (checking the CA against the
+//! join token's pin), Event recording, list across pages and watch.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -14,20 +15,22 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::paths::{query, API};
 use crate::pin::JoinToken;
+use crate::servers::{self, Servers};
 use crate::session::Refresher;
 use crate::watch::{decode, Watched};
 use crate::Revision;
 
-/// How long a connection may take to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may take to open (then the next server is tried).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long the JSON verbs of a [`Client::new`] client may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client of one API server with one bearer token. Cheap to clone.
+/// A client of one or several API servers (sharing one store) with one bearer token. Cheap to
+/// clone; clones share the server that answered last.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    servers: Arc<Servers>,
     /// Shared by clones: a refresh replaces it for all of them.
     token: Arc<RwLock<String>>,
     /// Set for a config with a login session: trades the refresh token on a 401.
@@ -120,11 +123,23 @@ fn http_client(user_agent: &str, trust: Trust<'_>) -> Result<reqwest::Client> {
         .map_err(|e| Error::Tls(format!("cannot build the HTTP client: {e}")))
 }
 
+/// The error of a request to `server` that failed: [`Error::MayHaveApplied`] for a write
+/// that was sent, else [`Error::Unreachable`].
+fn sent_error(server: &str, method: &Method, e: reqwest::Error) -> Error {
+    let server = server.to_owned();
+    if e.is_connect() || servers::repeatable(method) || e.is_builder() {
+        Error::Unreachable { server, source: e }
+    } else {
+        Error::MayHaveApplied { server, source: e }
+    }
+}
+
 const USER_AGENT: &str = concat!("catalyst-client/", env!("CARGO_PKG_VERSION"));
 
 impl Client {
-    /// A client of `base` (`https://host:port`) with `token`, trusting the system's roots; its
-    /// JSON verbs time out after 30 seconds (watches and [`Client::send`] do not).
+    /// A client of `base` (`https://host:port`, or a comma list of them, tried in turn) with
+    /// `token`, trusting the system's roots; its JSON verbs time out after 30 seconds (watches
+    /// and [`Client::send`] do not).
     pub fn new(base: &str, token: &str) -> Self {
         Self::with_http(
             http_client(USER_AGENT, Trust::System).expect("an HTTP client builds"),
@@ -151,7 +166,7 @@ impl Client {
     fn with_http(http: reqwest::Client, base: &str, token: &str, ca: Option<&[u8]>) -> Self {
         Self {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            servers: Arc::new(Servers::new(servers::parse_list(base))),
             token: Arc::new(RwLock::new(token.trim().to_owned())),
             refresher: None,
             namespace: "default".to_owned(),
@@ -161,7 +176,7 @@ impl Client {
         }
     }
 
-    /// A client for a client config (`catalystctl`'s): its server, token and namespace, no
+    /// A client for a client config (`catalystctl`'s): its servers, token and namespace, no
     /// request timeout, and `catalystctl` as user agent and Event source. With a refresh
     /// token (a login session), a request answered 401 trades it for a new pair (`POST
     /// /auth/v1/refresh`), saves the pair into the config's file, and is sent once more with
@@ -186,7 +201,7 @@ impl Client {
         });
         Self {
             http,
-            base: config.server.trim_end_matches('/').to_owned(),
+            servers: Arc::new(Servers::new(config.servers.clone())),
             token: Arc::new(RwLock::new(config.token.clone())),
             refresher: config
                 .refresh_token
@@ -210,9 +225,21 @@ impl Client {
         self
     }
 
-    /// The server URL.
+    /// The server URL calls start at: the one that answered last.
     pub fn base(&self) -> &str {
-        &self.base
+        self.servers.current_url()
+    }
+
+    /// Every server URL, in the order they were given.
+    pub fn servers(&self) -> &[String] {
+        self.servers.urls()
+    }
+
+    /// Calls start at the server `key` spreads to (see [`servers::spread`]) until another
+    /// answers: nodelets start at `hash(node) % n`, so they share the load.
+    pub fn spread_by(&self, key: &str) {
+        self.servers
+            .set_current(servers::spread(key, self.servers.urls().len()));
     }
 
     /// The bearer token (the latest, after a refresh).
@@ -254,9 +281,11 @@ impl Client {
         let fetch = Self::with_http(http_client(USER_AGENT, Trust::Unverified)?, base, "", None);
         let req = fetch
             .http
-            .get(format!("{}/cacerts", fetch.base))
+            .get(format!("{}/cacerts", fetch.base()))
             .timeout(REQUEST_TIMEOUT);
-        let resp = req.send().await.map_err(|e| fetch.unreachable(e))?;
+        let resp = fetch
+            .failover(req.build().map_err(|e| fetch.unreachable(e))?)
+            .await?;
         let code = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| fetch.unreachable(e))?;
         if code >= 400 {
@@ -314,7 +343,7 @@ impl Client {
     /// A request to `path` (which starts with `/`) with the token.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base()))
             .bearer_auth(self.token())
     }
 
@@ -349,16 +378,13 @@ impl Client {
         Ok((code, headers, body))
     }
 
-    /// Sends a request; on a 401, with a login session, refreshes it and sends the request
-    /// once more with the new token. The answer of the last attempt.
+    /// Sends a request (to the servers in turn, see [`Client::failover`]); on a 401, with a
+    /// login session, refreshes it and sends the request once more with the new token. The
+    /// answer of the last attempt.
     async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let req = req.build().map_err(|e| self.unreachable(e))?;
         let again = self.refresher.as_ref().and_then(|_| req.try_clone());
-        let resp = self
-            .http
-            .execute(req)
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.failover(req).await?;
         if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -380,15 +406,82 @@ impl Client {
         again
             .headers_mut()
             .insert(reqwest::header::AUTHORIZATION, value);
-        self.http
-            .execute(again)
-            .await
-            .map_err(|e| self.unreachable(e))
+        self.failover(again).await
+    }
+
+    /// Sends `req` (built for one of this client's servers) starting at the server that
+    /// answered last, each server at most once: on to the next after a connect-phase failure
+    /// (any verb: nothing was sent), after a failure once sent (GET and HEAD only: a write
+    /// fails with [`Error::MayHaveApplied`]), and after an answer 503 or 429 with a short
+    /// `Retry-After` (GET and HEAD only). A request whose body cannot be copied (a streamed
+    /// upload) goes to one server only. The server that answers becomes the first for the next
+    /// calls. When every server was tried, the last answer, else the last failure.
+    pub(crate) async fn failover(&self, req: reqwest::Request) -> Result<reqwest::Response> {
+        let url = req.url().as_str().to_owned();
+        let Some((_, rest)) = self
+            .servers
+            .split(&url)
+            .filter(|_| self.servers().len() > 1)
+        else {
+            let method = req.method().clone();
+            return self
+                .http
+                .execute(req)
+                .await
+                .map_err(|e| sent_error(self.base(), &method, e));
+        };
+        let urls = self.servers.urls();
+        let start = self.servers.current();
+        let method = req.method().clone();
+        let repeatable = servers::repeatable(&method);
+        let mut next = Some(req);
+        let mut answered = None;
+        let mut failed = None;
+        for k in 0..urls.len() {
+            let i = (start + k) % urls.len();
+            let Some(mut req) = next.take() else { break };
+            next = req.try_clone().filter(|_| k + 1 < urls.len());
+            match reqwest::Url::parse(&format!("{}{rest}", urls[i])) {
+                Ok(u) => *req.url_mut() = u,
+                Err(e) => return Err(Error::Config(format!("{}: {e}", urls[i]))),
+            }
+            match self.http.execute(req).await {
+                Ok(resp)
+                    if repeatable
+                        && next.is_some()
+                        && servers::moves_on(resp.status(), resp.headers()) =>
+                {
+                    tracing::debug!(
+                        server = urls[i],
+                        code = resp.status().as_u16(),
+                        "trying the next API server"
+                    );
+                    answered = Some(resp);
+                }
+                Ok(resp) => {
+                    self.servers.set_current(i);
+                    return Ok(resp);
+                }
+                Err(e) if e.is_connect() || repeatable => {
+                    tracing::debug!(server = urls[i], error = %e, "trying the next API server");
+                    failed = Some(Error::Unreachable {
+                        server: urls[i].clone(),
+                        source: e,
+                    });
+                }
+                Err(e) => return Err(sent_error(&urls[i], &method, e)),
+            }
+        }
+        match (answered, failed) {
+            (Some(resp), _) => Ok(resp),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(Error::Config("no API server to send to".into())),
+        }
     }
 
     pub(crate) fn unreachable(&self, source: reqwest::Error) -> Error {
         Error::Unreachable {
-            server: self.base.clone(),
+            server: self.base().to_owned(),
             source,
         }
     }
@@ -503,7 +596,7 @@ impl Client {
         let resp = self
             .stream(&format!("{collection}{}", query(&pairs)))
             .await?;
-        let server = self.base.clone();
+        let server = self.base().to_owned();
         let chunks = resp.bytes_stream().map(move |c| {
             c.map_err(|source| Error::Unreachable {
                 server: server.clone(),

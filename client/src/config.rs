@@ -1,5 +1,8 @@
 //! The client config file (`admin.yaml`, `~/.catalyst/config`): one or more contexts (a server,
-//! the CA to trust, credentials, a namespace), one of them current.
+//! more servers sharing its store, the CA to trust, credentials, a namespace), one of them
+//! current. A context's servers are `server` then `servers`, without duplicates: calls start
+//! at the one that answered last and move on to the others (see [`crate::servers`]). A binary
+//! older than `servers` refuses a file that has them.
 //!
 //! The file as written by `catalyst server` is flat (`server`, `token`, `namespace`,
 //! `certificateAuthorityData`) and stays valid: those fields are the context `default` while
@@ -28,6 +31,9 @@ pub struct Context {
     pub name: String,
     /// `https://host:port` (or `http://` for a plain-HTTP server on loopback).
     pub server: String,
+    /// More servers sharing `server`'s store (tried after it, in turn).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
     /// Base64 of the PEM of the CA to trust (and no other); the system's roots when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_authority_data: Option<String>,
@@ -59,6 +65,9 @@ pub struct ConfigFile {
     /// The flat layout's server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The flat layout's more servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
     /// The flat layout's CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_authority_data: Option<String>,
@@ -186,6 +195,7 @@ impl ConfigFile {
             return vec![Context {
                 name: DEFAULT_CONTEXT.to_owned(),
                 server: self.server.clone().unwrap_or_default(),
+                servers: self.servers.clone(),
                 certificate_authority_data: self.certificate_authority_data.clone(),
                 user: self.user.clone(),
                 token: self.token.clone(),
@@ -219,6 +229,7 @@ impl ConfigFile {
         if self.is_flat() || (self.contexts.is_empty() && context.name == DEFAULT_CONTEXT) {
             if context.name == DEFAULT_CONTEXT {
                 self.server = Some(context.server);
+                self.servers = context.servers;
                 self.certificate_authority_data = context.certificate_authority_data;
                 self.user = context.user;
                 self.token = context.token;
@@ -229,6 +240,7 @@ impl ConfigFile {
             if self.is_flat() {
                 self.contexts = self.contexts();
                 self.server = None;
+                self.servers = Vec::new();
                 self.certificate_authority_data = None;
                 self.user = None;
                 self.token = None;
@@ -243,11 +255,22 @@ impl ConfigFile {
     }
 }
 
+impl Context {
+    /// Every server of the context: `server`, then `servers`, without duplicates.
+    pub fn urls(&self) -> Vec<String> {
+        crate::servers::merge(
+            std::iter::once(self.server.as_str()).chain(self.servers.iter().map(String::as_str)),
+        )
+    }
+}
+
 /// What a command needs of the client config: the chosen context, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `https://host:port` (or `http://` for a plain-HTTP server on loopback).
     pub server: String,
+    /// Every server, `server` first, without duplicates.
+    pub servers: Vec<String>,
     /// Base64 of the PEM of the CA to trust (and no other); the system's roots when absent.
     pub certificate_authority_data: Option<String>,
     /// The bearer token.
@@ -331,12 +354,14 @@ impl Config {
                 }
             ))
         })?;
+        let servers = ctx.urls();
         let token = ctx.token.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
             Error::Config(format!(
                 "context {name:?} is logged out: sign in with `catalystctl login --context {name}`"
             ))
         })?;
         let config = Self {
+            servers,
             server: ctx.server,
             certificate_authority_data: ctx.certificate_authority_data,
             token: token.trim().to_owned(),

@@ -18,6 +18,16 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The connection broke after a write was sent (to the last server tried): it may have
+    /// been applied. It is not sent again; check before retrying it.
+    #[error("the connection to the API server at {server} broke after the request was sent: it may have been applied, check before retrying ({source})")]
+    MayHaveApplied {
+        /// The server URL.
+        server: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// The server answered with a failure Status (a watch's `ERROR` event too).
     #[error("{status}")]
     Status {

@@ -1,4 +1,5 @@
-//! The Catalyst API client: the client config, a [`Client`] with a base URL and bearer token
+//! The Catalyst API client: the client config, a [`Client`] with one or several server URLs
+//! (failing over between them, see [`servers`]) and a bearer token
 //! whose failures carry the API's Status, path helpers, list (every page) and watch (a stream
 //! of typed events), and the [`informer`]: a local cache kept current by list + watch + relist
 //! over any [`informer::ListWatch`] source.
@@ -10,6 +11,7 @@ pub mod informer;
 pub mod noresolve;
 pub mod paths;
 pub mod pin;
+pub mod servers;
 pub mod session;
 pub mod source;
 pub mod watch;

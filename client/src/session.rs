@@ -41,7 +41,8 @@ impl Client {
             .http()
             .request(Method::POST, format!("{}{path}", self.base()))
             .json(&body);
-        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let req = req.build().map_err(|e| self.unreachable(e))?;
+        let resp = self.failover(req).await?;
         Ok(self.answer(resp).await?.2)
     }
 

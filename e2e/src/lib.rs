@@ -2,6 +2,7 @@
 //! small measurements benchmarks share.
 
 pub mod containerd;
+pub mod etcd;
 pub mod nodelet;
 pub mod registry;
 

@@ -170,18 +170,28 @@ impl Network {
                 message: format!("{} does not exist", path.display()),
             });
         }
-        if self.result_path(id).exists() {
-            return Ok(path);
-        }
-        if let Some(half) = self.recorded(id, &[]) {
-            // an earlier attempt that did not finish: undo what it may have done
-            let _ = self.del_plugins(&half, Some(&path)).await;
+        match self.recorded(id, &[]) {
+            Some(done) if self.result_path(id).exists() && !done.netns_gone => return Ok(path),
+            Some(stale) if stale.netns_gone => {
+                // attached to a namespace that is gone (its DEL failed before the namespace
+                // was made anew): free its address and host ports first, else this one would
+                // never get an address; nothing is added while that fails (retried)
+                self.del_plugins(&stale, None).await?;
+                let _ = std::fs::remove_file(self.result_path(id));
+                let _ = std::fs::remove_file(self.marker_path(id));
+            }
+            Some(half) => {
+                // an earlier attempt that did not finish: undo what it may have done
+                let _ = self.del_plugins(&half, Some(&path)).await;
+            }
+            None => {}
         }
         // what a DEL must undo from here on, before anything is done
         let mut attachment = Attachment {
             cni_id: id.to_owned(),
             mappings: Vec::new(),
             mapping: false,
+            netns_gone: false,
             result: Value::Null,
         };
         self.write_json(&self.marker_path(id), &attachment.to_record())?;
@@ -265,13 +275,9 @@ impl Network {
     pub fn address(&self, id: &str) -> Option<String> {
         let data = std::fs::read(self.result_path(id)).ok()?;
         let v: Value = serde_json::from_slice(&data).ok()?;
-        let result = Attachment::from_record(v, id, &[]).result;
-        result["ips"].as_array()?.iter().find_map(|ip| {
-            ip["address"]
-                .as_str()
-                .and_then(|a| a.split('/').next())
-                .map(str::to_owned)
-        })
+        recorded_ips(&Attachment::from_record(v, id, &[]).result)
+            .into_iter()
+            .next()
     }
 
     /// Removes host ports, the address and the namespace. Absent pieces are fine. The
@@ -282,10 +288,24 @@ impl Network {
         let path = netns_path(id);
         let exists = path.exists();
         let mut first_err = None;
-        if let Some(a) = self.recorded(id, fallback) {
+        if let Some(mut a) = self.recorded(id, fallback) {
             // while the namespace exists: the bridge plugin removes its address and masquerade
             // rules through it (without, it only frees the address)
-            if let Err(e) = self.del_plugins(&a, exists.then_some(path.as_path())).await {
+            let netns = (exists && !a.netns_gone).then_some(path.as_path());
+            if let Err(e) = self.del_plugins(&a, netns).await {
+                // kept for the next try; the namespace goes below, so say so in the record:
+                // an attachment to the next namespace of that path is not this one
+                if exists && !a.netns_gone {
+                    a.netns_gone = true;
+                    let kept = if self.result_path(id).exists() {
+                        self.result_path(id)
+                    } else {
+                        self.marker_path(id)
+                    };
+                    if let Err(io) = self.write_json(&kept, &a.to_record()) {
+                        tracing::warn!(id, error = %io, "marking a stale attachment failed");
+                    }
+                }
                 first_err.get_or_insert(e);
             }
         }
@@ -337,6 +357,16 @@ impl Network {
         let conf = self.plugin_conf(&bridge, prev, &[]);
         if let Err(e) = self.exec(&bridge, "DEL", &a.cni_id, netns, &conf).await {
             first_err.get_or_insert(e);
+        }
+        if netns.is_none() {
+            // without the namespace the bridge plugin cannot learn the address (it reads it
+            // from the veth) and leaves its masquerade rule and chain: remove them from the
+            // recorded result
+            for ip in recorded_ips(&a.result) {
+                if let Err(e) = teardown_masquerade(&a.cni_id, &ip).await {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
         match first_err {
             Some(e) => Err(e),
@@ -430,6 +460,69 @@ fn port_mappings(ports: &[PortStatus]) -> Vec<Value> {
     mappings
 }
 
+/// The addresses (without prefix length) in a bridge result.
+fn recorded_ips(result: &Value) -> Vec<String> {
+    result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip["address"].as_str()?.split('/').next().map(str::to_owned))
+        .collect()
+}
+
+/// The bridge plugin's masquerade chain and rule comment of attachment `cni_id` (its
+/// `utils.FormatChainName` and `FormatComment` for network `catalyst`).
+fn masquerade_names(cni_id: &str) -> (String, String) {
+    use sha2::{Digest, Sha512};
+    let digest = Sha512::digest(format!("catalyst{cni_id}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let chain = format!("CNI-{hex}")[..28].to_owned();
+    (chain, format!("name: \"catalyst\" id: \"{cni_id}\""))
+}
+
+/// Removes what the bridge plugin's `ipMasq` made for `ip` of attachment `cni_id` (its rule in
+/// `nat POSTROUTING` and its chain), as its DEL does when it can see the veth. Absent is fine.
+async fn teardown_masquerade(cni_id: &str, ip: &str) -> Result<(), CniError> {
+    let (chain, comment) = masquerade_names(cni_id);
+    let gone = |e: CniError| match e {
+        CniError::Failed { ref message, .. }
+            if message.contains("does not exist")
+                || message.contains("No chain/target/match")
+                || message.contains("Bad rule")
+                || message.contains("Couldn't load target") =>
+        {
+            Ok(())
+        }
+        e => Err(e),
+    };
+    for source in [ip.to_owned(), format!("{ip}/32")] {
+        let rule = [
+            "-w",
+            "-t",
+            "nat",
+            "-D",
+            "POSTROUTING",
+            "-s",
+            &source,
+            "-j",
+            &chain,
+            "-m",
+            "comment",
+            "--comment",
+            &comment,
+        ];
+        run("iptables", &rule).await.map(drop).or_else(gone)?;
+    }
+    run("iptables", &["-w", "-t", "nat", "-F", &chain])
+        .await
+        .map(drop)
+        .or_else(gone)?;
+    run("iptables", &["-w", "-t", "nat", "-X", &chain])
+        .await
+        .map(drop)
+        .or_else(gone)
+}
+
 /// Sets the loopback interface of a network namespace up.
 async fn lo_up(netns: &Path) -> Result<(), CniError> {
     let net = format!("--net={}", netns.display());
@@ -447,6 +540,9 @@ struct Attachment {
     mappings: Vec<Value>,
     /// The mappings were written before portmap's ADD, which has not answered yet.
     mapping: bool,
+    /// The namespace it was attached to was removed before its DEL succeeded: the next
+    /// namespace at that path is not attached, and a DEL runs without one.
+    netns_gone: bool,
     result: Value,
 }
 
@@ -459,12 +555,14 @@ impl Attachment {
                 cni_id: cni_id.to_owned(),
                 mappings: v["mappings"].as_array().cloned().unwrap_or_default(),
                 mapping: v["mapping"].as_bool().unwrap_or(false),
+                netns_gone: v["netnsGone"].as_bool().unwrap_or(false),
                 result: v.get("result").cloned().unwrap_or(Value::Null),
             },
             None => Attachment {
                 cni_id: id.to_owned(),
                 mappings: port_mappings(fallback),
                 mapping: false,
+                netns_gone: false,
                 result: v,
             },
         }
@@ -475,6 +573,7 @@ impl Attachment {
             "cniId": self.cni_id,
             "mappings": self.mappings,
             "mapping": self.mapping,
+            "netnsGone": self.netns_gone,
             "result": self.result,
         })
     }
@@ -498,6 +597,7 @@ mod tests {
             cni_id: "gs-1".into(),
             mappings: port_mappings(&ports),
             mapping: false,
+            netns_gone: false,
             result: json!({"ips": [{"address": "10.0.0.2/24"}]}),
         };
         assert_eq!(a.mappings.len(), 2, "tcp and udp");
@@ -523,6 +623,7 @@ mod tests {
             cni_id: "gs-1".into(),
             mappings: port_mappings(&[port(7002, 80, Protocol::TCP)]),
             mapping: true,
+            netns_gone: false,
             result: Value::Null,
         };
         net.write_json(&net.marker_path("gs-1"), &marker.to_record())

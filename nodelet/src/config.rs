@@ -9,8 +9,9 @@ use crate::{image, spec, userns};
 /// How a nodelet runs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// API server URL.
-    pub server: String,
+    /// The API server URLs (servers sharing one store): the API client fails over between
+    /// them and a tunnel is held to each.
+    pub servers: Vec<String>,
     /// The join token (its value; `K10<CA sha256>::<secret>` pins the server's CA).
     pub join_token: String,
     /// The CA (PEM) to trust, when known beforehand (the in-process nodelet of
@@ -78,10 +79,10 @@ pub fn parse_sftp_listen(s: &str) -> Result<Option<std::net::SocketAddr>, String
 }
 
 impl Config {
-    /// Defaults for a node name, server and token.
+    /// Defaults for a node name, server (one URL or a comma list) and token.
     pub fn new(server: &str, join_token: &str, name: &str) -> Self {
         Self {
-            server: server.to_owned(),
+            servers: catalyst_client::servers::parse_list(server),
             join_token: join_token.trim().to_owned(),
             ca_pem: None,
             name: name.to_owned(),

@@ -1,6 +1,9 @@
 //! The node token and the CA: the CA the join token pins (`<data-dir>/ca.crt`, checked
 //! against the pin at every start), and the node token, reused from `<data-dir>/node-token`
 //! while the API server accepts it, else obtained with the join token and saved (owner-only).
+//! With several server URLs each step tries them in turn (the client fails over): servers
+//! sharing a store share the CA and the tokens. The client starts at the server the node's
+//! name spreads to, so nodelets share the load.
 
 use catalyst_client::{Client, JoinToken, API};
 
@@ -17,13 +20,19 @@ pub const COMPONENT: &str = "nodelet";
 /// Fails with `catalyst_client::Error::CaMismatch` when the saved, configured or served CA is
 /// not the pinned one: this nodelet talks to no other server.
 pub async fn credentials(config: &Config) -> Result<Client> {
+    let servers = config.servers.join(",");
+    let client = |token: &str, ca: Option<&[u8]>| -> Result<Client> {
+        let c = Client::with_ca(&servers, token, ca)?.with_component(COMPONENT);
+        c.spread_by(&config.name);
+        Ok(c)
+    };
     let token_path = config.data_dir.join("node-token");
     let ca_path = config.data_dir.join("ca.crt");
     let pin = JoinToken::parse(&config.join_token)?;
     let ca = match (&config.ca_pem, std::fs::read(&ca_path)) {
         (Some(ca), _) => Some(ca.clone()),
         (None, Ok(saved)) => Some(saved),
-        (None, Err(_)) => Client::pinned_ca(&config.server, &pin).await?,
+        (None, Err(_)) => Client::pinned_ca(&servers, &pin).await?,
     };
     if let Some(ca) = &ca {
         pin.check(ca)?;
@@ -32,7 +41,7 @@ pub async fn credentials(config: &Config) -> Result<Client> {
         }
     }
     if let Ok(t) = std::fs::read_to_string(&token_path) {
-        let c = Client::with_ca(&config.server, t.trim(), ca.as_deref())?.with_component(COMPONENT);
+        let c = client(t.trim(), ca.as_deref())?;
         match c.get(&format!("{API}/nodes/{}", config.name)).await {
             Ok(_) => return Ok(c),
             Err(e) if matches!(e.code(), Some(401 | 403 | 404)) => {
@@ -42,7 +51,7 @@ pub async fn credentials(config: &Config) -> Result<Client> {
         }
     }
     let joined = Client::join_trusting(
-        &config.server,
+        &servers,
         &config.join_token,
         &config.name,
         ca.as_deref(),
@@ -50,7 +59,7 @@ pub async fn credentials(config: &Config) -> Result<Client> {
     )
     .await?;
     write_private(&token_path, joined.token.as_bytes())?;
-    Ok(Client::with_ca(&config.server, &joined.token, ca.as_deref())?.with_component(COMPONENT))
+    client(&joined.token, ca.as_deref())
 }
 
 fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {

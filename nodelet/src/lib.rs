@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod ctd;
 pub mod disk;
 pub mod error;
+pub mod events;
 pub mod file_ops;
 pub mod files;
 pub mod heartbeat;
@@ -59,8 +60,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         match credentials::credentials(&config).await {
             Ok(c) => break c,
             Err(Error::Api(e))
-                if matches!(e, catalyst_client::Error::Unreachable { .. })
-                    || e.code() >= Some(500) =>
+                if matches!(
+                    e,
+                    catalyst_client::Error::Unreachable { .. }
+                        | catalyst_client::Error::MayHaveApplied { .. }
+                ) || e.code() >= Some(500) =>
             {
                 tracing::warn!(error = %e, "API server not reachable yet");
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
@@ -101,9 +105,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         )
         .map_err(|e| Error::Config(e.to_string()))?,
     );
+    let (event_queue, event_writer) = events::EventQueue::new(api.clone(), credentials::COMPONENT);
     let rt = Arc::new(Runtime {
         ctd,
         api: api.clone(),
+        events: event_queue,
         net: Network {
             bin_dir,
             bridge: config.bridge.clone(),
@@ -157,7 +163,17 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         sftp.as_ref().map(sftp::SftpServer::status),
     ));
     let events = tokio::spawn(task_events::event_pump(rt.clone()));
-    let tunnel = tokio::spawn(tunnel::run(rt.clone()));
+    // a tunnel to every server, so each one can reach this node
+    let tunnels = futures::future::join_all(
+        rt.api
+            .servers()
+            .iter()
+            .map(|url| tunnel::run(rt.clone(), url.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let tunnel = tokio::spawn(async move {
+        tunnels.await;
+    });
     let servers = tokio::spawn(servers::server_loop(rt.clone()));
     let sampler = tokio::spawn(sampler::sample_loop(rt.clone()));
     let gc = tokio::spawn(image_gc_loop(rt.clone()));
@@ -169,11 +185,21 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             move || r.image_users_known(),
         ))
     };
+    let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
+    let event_writer = tokio::spawn(event_writer.run(
+        async {
+            let _ = events_stopped.await;
+        },
+        Duration::from_secs(2),
+    ));
     shutdown.await;
     tracing::info!("nodelet stopping; game servers keep running");
     for h in [heartbeat, events, tunnel, servers, sampler, gc, prune] {
         h.abort();
     }
+    // what the workers recorded last (e.g. a server's Stopped) is still written
+    let _ = stop_events.send(());
+    let _ = event_writer.await;
     if let Some(s) = sftp {
         s.shutdown();
     }

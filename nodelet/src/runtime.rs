@@ -28,6 +28,8 @@ pub struct Runtime {
     pub ctd: Containerd,
     /// API client with the node token.
     pub api: Client,
+    /// The node's Events, written in the background.
+    pub events: crate::events::EventQueue,
     /// CNI networking.
     pub net: Network,
     /// This node's name.

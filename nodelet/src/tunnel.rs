@@ -12,6 +12,10 @@
 //!
 //! Over `wss://` it trusts the CA the API client trusts (the one the join token pins), else the
 //! system's roots.
+//!
+//! With several API servers (sharing one store) the nodelet holds one tunnel to each ([`run`]
+//! per URL), so a request for this node works at any of them; a server whose tunnel is down
+//! answers 503 with `Retry-After: 1` and clients move on to another.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,21 +37,20 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::runtime::Runtime;
 use catalyst_client::API;
 
-/// Dials and serves the tunnel forever, redialling with backoff.
-pub async fn run(rt: Arc<Runtime>) {
+/// Dials and serves the tunnel to the API server at `base` forever, redialling with backoff.
+pub async fn run(rt: Arc<Runtime>, base: String) {
     let mut delay = Duration::from_millis(200);
     loop {
-        match serve_once(&rt).await {
+        match serve_once(&rt, &base).await {
             Ok(()) => delay = Duration::from_millis(200),
-            Err(e) => tracing::warn!(error = %e, "tunnel closed"),
+            Err(e) => tracing::warn!(server = base, error = %e, "tunnel closed"),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
-async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
-    let base = rt.api.base();
+async fn serve_once(rt: &Arc<Runtime>, base: &str) -> Result<(), String> {
     let ws_base = if let Some(rest) = base.strip_prefix("https://") {
         format!("wss://{rest}")
     } else {
@@ -77,7 +80,7 @@ async fn serve_once(rt: &Arc<Runtime>) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    tracing::info!("tunnel to the API server open");
+    tracing::info!(server = base, "tunnel to the API server open");
     serve(rt, ws).await
 }
 

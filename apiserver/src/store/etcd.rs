@@ -6,11 +6,14 @@ use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue as EtcdKv, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
+use std::time::Duration;
+
 use futures::StreamExt;
 
+use super::etcd_endpoints::Endpoints;
 use super::{
-    prefix_end, EventKind, Guard, KeyValue, ListOptions, ListPage, Result, Revision, Store,
-    StoreError, WatchEvent, WatchStream, Write,
+    prefix_end, AbortOnDrop, EventKind, Guard, KeyValue, ListOptions, ListPage, Result, Revision,
+    Store, StoreError, WatchEvent, WatchStream, Write,
 };
 
 const BACKEND: &str = "etcd";
@@ -84,6 +87,8 @@ impl EtcdUrl {
 pub struct EtcdStore {
     client: Client,
     prefix: String,
+    /// With several members: which are in use, and the prober that ends with the last clone.
+    endpoints: Option<(std::sync::Arc<Endpoints>, std::sync::Arc<AbortOnDrop>)>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -142,15 +147,41 @@ impl EtcdStore {
             }
             options = options.with_tls(tls);
         }
+        // a member that stops answering is noticed within seconds (also on an idle watch's
+        // connection), and one without a leader refuses at once instead of timing out
+        options = options
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true)
+            .with_connect_timeout(Duration::from_secs(1));
         let endpoints = parsed.endpoints;
         let prefix = parsed.prefix;
         let client = Client::connect(&endpoints, Some(options))
             .await
             .map_err(be)?;
-        let store = Self { client, prefix };
+        let endpoints = Endpoints::start(&client, &endpoints)
+            .map(|(e, prober)| (e, std::sync::Arc::new(prober)));
+        let store = Self {
+            client,
+            prefix,
+            endpoints,
+        };
         // Fail at start-up, not at the first request, when etcd is unreachable.
         store.current_revision().await?;
         Ok(store)
+    }
+
+    /// Runs an etcd call, again while it failed before reaching etcd (see `etcd_endpoints`).
+    async fn call<T, F, Fut>(
+        &self,
+        read: bool,
+        call: F,
+    ) -> std::result::Result<T, etcd_client::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        Endpoints::retry(self.endpoints.as_ref().map(|(e, _)| &**e), read, call).await
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -210,22 +241,27 @@ impl Store for EtcdStore {
 
     async fn current_revision(&self) -> Result<Revision> {
         let resp = self
-            .client
-            .kv_client()
-            .get(
-                self.prefix.as_str(),
-                Some(GetOptions::new().with_count_only()),
-            )
+            .call(true, || {
+                let mut kv = self.client.kv_client();
+                let prefix = self.prefix.clone();
+                async move {
+                    kv.get(prefix, Some(GetOptions::new().with_count_only()))
+                        .await
+                }
+            })
             .await
             .map_err(be)?;
         header_revision(resp.header())
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let full = self.full_key(key);
         let resp = self
-            .client
-            .kv_client()
-            .get(self.full_key(key), None)
+            .call(true, || {
+                let mut kv = self.client.kv_client();
+                let full = full.clone();
+                async move { kv.get(full, None).await }
+            })
             .await
             .map_err(be)?;
         resp.kvs().first().map(|kv| self.convert(kv)).transpose()
@@ -245,9 +281,11 @@ impl Store for EtcdStore {
             get = get.with_revision(rev);
         }
         let resp = self
-            .client
-            .kv_client()
-            .get(start, Some(get))
+            .call(true, || {
+                let mut kv = self.client.kv_client();
+                let (start, get) = (start.clone(), get.clone());
+                async move { kv.get(start, Some(get)).await }
+            })
             .await
             .map_err(|e| revision_error(e, options.revision.unwrap_or(0)))?;
         let revision = match options.revision {
@@ -308,7 +346,14 @@ impl Store for EtcdStore {
             otherwise.push(TxnOp::get(gk.as_str(), None));
         }
         let txn = Txn::new().when(when).and_then([then]).or_else(otherwise);
-        let resp = self.client.kv_client().txn(txn).await.map_err(be)?;
+        let resp = self
+            .call(false, || {
+                let mut kv = self.client.kv_client();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await
+            .map_err(be)?;
         if resp.succeeded() {
             return header_revision(resp.header());
         }
@@ -342,10 +387,13 @@ impl Store for EtcdStore {
             .with_range(self.full_key(&prefix_end(prefix)))
             .with_start_revision(after + 1)
             .with_prev_key();
+        let from = self.full_key(prefix);
         let stream = self
-            .client
-            .watch_client()
-            .watch(self.full_key(prefix), Some(options))
+            .call(true, || {
+                let mut w = self.client.watch_client();
+                let (from, options) = (from.clone(), options.clone());
+                async move { w.watch(from, Some(options)).await }
+            })
             .await
             .map_err(be)?;
         let this = self.clone();
@@ -402,7 +450,13 @@ impl Store for EtcdStore {
                 current,
             });
         }
-        match self.client.kv_client().compact(revision, None).await {
+        let compacted = self
+            .call(true, || {
+                let mut kv = self.client.kv_client();
+                async move { kv.compact(revision, None).await }
+            })
+            .await;
+        match compacted {
             Ok(_) => Ok(()),
             Err(e) => match revision_error(e, revision) {
                 // compacting at or below an earlier compaction does nothing

@@ -180,9 +180,10 @@ struct NodeletArgs {
     /// variables win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
-    /// The API server URL, e.g. https://10.0.0.1:7443.
-    #[arg(long, env = "CATALYST_SERVER")]
-    server: String,
+    /// The API server URL, e.g. https://10.0.0.1:7443; several servers sharing one store as a
+    /// comma list (or the flag repeated): the nodelet holds a tunnel to each and fails over.
+    #[arg(long, env = "CATALYST_SERVER", value_delimiter = ',', required = true)]
+    server: Vec<String>,
     /// The join token, or a file holding it (e.g. <server-data-dir>/join-token). Its
     /// `K10<sha256>::` prefix pins the server's CA: the nodelet trusts no other.
     #[arg(long, env = "CATALYST_JOIN_TOKEN")]
@@ -273,7 +274,7 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
         .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
         .context("--user must be UID:GID")?;
     anyhow::ensure!(uid != 0, "--user: game servers do not run as root");
-    let mut config = catalyst_nodelet::Config::new(&args.server, &token, &name);
+    let mut config = catalyst_nodelet::Config::new(&args.server.join(","), &token, &name);
     config.data_dir = args.data_dir;
     config.containerd_socket = args.containerd_socket;
     config.address = args.address;
@@ -387,17 +388,18 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     println!("  admin client config: {}", running.admin_config.display());
     println!("  node join token:     {}", running.join_token.display());
     match (&advertise, std::fs::read_to_string(&running.join_token)) {
-        (Some(host), Ok(token)) => println!(
-            "  join another machine: {}",
-            catalyst_cli::join::command(
-                &catalyst_cli::join::url(
-                    running.url().starts_with("https://"),
-                    host,
-                    running.addr.port()
-                ),
-                &token
-            )
-        ),
+        (Some(host), Ok(token)) => {
+            let url = catalyst_cli::join::url(
+                running.url().starts_with("https://"),
+                host,
+                running.addr.port(),
+            );
+            println!(
+                "  join another machine: {}",
+                catalyst_cli::join::command(&url, &token)
+            );
+            println!("  {}", catalyst_cli::join::several_servers_hint(&url));
+        }
         (None, _) => {
             println!("  join another machine: no address to give it; pass --advertise-address")
         }
@@ -846,4 +848,57 @@ async fn main() -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodelet_servers(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        match cli.command {
+            Command::Nodelet(n) => n.server,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_nodelet_takes_a_comma_list_of_servers_on_the_command_line_and_in_its_file() {
+        let flags = ["catalyst", "nodelet", "--join-token", "t", "--server"];
+        let with = |more: &[&'static str]| [&flags[..], more].concat();
+        assert_eq!(nodelet_servers(&with(&["https://a:1"])), ["https://a:1"]);
+        assert_eq!(
+            nodelet_servers(&with(&[
+                "https://a:1,https://b:1",
+                "--server",
+                "https://c:1"
+            ])),
+            ["https://a:1", "https://b:1", "https://c:1"]
+        );
+        use clap::CommandFactory;
+        for file in [
+            "server: https://a:1,https://b:1\njoin-token: t\n",
+            "server: [https://a:1, https://b:1]\njoin-token: t\n",
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("nodelet.yaml"), file).expect("write");
+            let e = catalyst_cli::daemon_config::with_config_file(
+                &Cli::command(),
+                vec!["catalyst".into(), "nodelet".into()],
+                dir.path(),
+            )
+            .expect("expands");
+            let args: Vec<String> = e
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            assert_eq!(
+                nodelet_servers(&args),
+                ["https://a:1", "https://b:1"],
+                "{file}"
+            );
+        }
+    }
 }

@@ -47,46 +47,69 @@ impl ConsoleArgs {
     /// # Errors
     /// A closed stdout.
     pub async fn run(&self, client: &Client, ns: &str, out: &mut Out) -> Outcome {
-        let url = ws_url(client.base(), ns, &self.name, self.tail);
-        let mut request = match url.as_str().into_client_request() {
-            Ok(r) => r,
-            Err(e) => return Err(CtlError::Usage(format!("console URL {url}: {e}"))),
-        };
-        let bearer = format!("Bearer {}", client.token());
-        match bearer.parse() {
-            Ok(v) => {
-                request.headers_mut().insert("authorization", v);
-            }
-            Err(_) => return Err(CtlError::Usage("the token is not a header value".into())),
-        }
-        let connector = if url.starts_with("wss://") {
-            match catalyst_nodelet::tunnel::tls_config(client.ca_pem()) {
-                Ok(c) => Some(tokio_tungstenite::Connector::Rustls(c)),
-                Err(e) => {
-                    out.note(format_args!("console: {e}"));
-                    return Ok(1);
-                }
-            }
-        } else {
-            None
-        };
-        let (ws, _) =
-            match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
-                .await
-            {
-                Ok(c) => c,
-                Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                    let body = resp.body().as_deref().unwrap_or_default();
-                    let status: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-                    let msg = status["message"].as_str().unwrap_or("").to_owned();
-                    out.note(format_args!("console: {} {msg}", resp.status()));
-                    return Ok(1);
-                }
-                Err(e) => {
-                    out.note(format_args!("console: {e}"));
-                    return Ok(1);
-                }
+        // each server in turn from the one that answered last: a refused connect or a 503 (no
+        // tunnel to the node there) moves on
+        let servers = client.servers();
+        let first = servers.iter().position(|u| u == client.base()).unwrap_or(0);
+        let mut dialled = None;
+        for k in 0..servers.len() {
+            let url = ws_url(
+                &servers[(first + k) % servers.len()],
+                ns,
+                &self.name,
+                self.tail,
+            );
+            let mut request = match url.as_str().into_client_request() {
+                Ok(r) => r,
+                Err(e) => return Err(CtlError::Usage(format!("console URL {url}: {e}"))),
             };
+            let bearer = format!("Bearer {}", client.token());
+            match bearer.parse() {
+                Ok(v) => {
+                    request.headers_mut().insert("authorization", v);
+                }
+                Err(_) => return Err(CtlError::Usage("the token is not a header value".into())),
+            }
+            let connector = if url.starts_with("wss://") {
+                match catalyst_nodelet::tunnel::tls_config(client.ca_pem()) {
+                    Ok(c) => Some(tokio_tungstenite::Connector::Rustls(c)),
+                    Err(e) => {
+                        out.note(format_args!("console: {e}"));
+                        return Ok(1);
+                    }
+                }
+            } else {
+                None
+            };
+            let result =
+                tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                    .await;
+            let next = match &result {
+                Err(tokio_tungstenite::tungstenite::Error::Io(_)) => true,
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status() == 503,
+                _ => false,
+            };
+            dialled = Some(result);
+            if !next {
+                break;
+            }
+        }
+        let (ws, _) = match dialled
+            .unwrap_or_else(|| Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed))
+        {
+            Ok(c) => c,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp.body().as_deref().unwrap_or_default();
+                let status: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let msg = status["message"].as_str().unwrap_or("").to_owned();
+                out.note(format_args!("console: {} {msg}", resp.status()));
+                return Ok(1);
+            }
+            Err(e) => {
+                out.note(format_args!("console: {e}"));
+                return Ok(1);
+            }
+        };
         let (mut sink, mut stream) = ws.split();
         let interactive = std::io::stdin().is_terminal();
         let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();

@@ -1,5 +1,5 @@
-//! `config get-contexts`, `config use-context NAME`, `config current-context`: the contexts of
-//! the client config file.
+//! `config get-contexts`, `config use-context NAME`, `config current-context`,
+//! `config set-servers URL[,URL…]`: the contexts of the client config file.
 
 use std::path::Path;
 
@@ -27,6 +27,14 @@ pub enum ConfigCommand {
     },
     /// Print the name of the context in use.
     CurrentContext,
+    /// Set the servers of the context in use (`--context`, else the current one): servers
+    /// sharing one store, as a comma list or several arguments; the first becomes its
+    /// `server`, the others its `servers`. Calls fail over between them.
+    SetServers {
+        /// The server URLs.
+        #[arg(required = true, value_delimiter = ',')]
+        urls: Vec<String>,
+    },
 }
 
 /// The `get-contexts` table of `file`, `*` on the context in use (`chosen`, else the
@@ -53,8 +61,8 @@ pub fn table(file: &ConfigFile, chosen: Option<&str>) -> String {
         };
         rows.push([
             mark.to_owned(),
-            c.name,
-            c.server,
+            c.name.clone(),
+            c.urls().join(","),
             user,
             c.namespace.unwrap_or_default(),
         ]);
@@ -73,6 +81,25 @@ pub fn table(file: &ConfigFile, chosen: Option<&str>) -> String {
         text.push('\n');
     }
     text
+}
+
+/// The name and context of `file` (read from `path`) in use: `chosen` (`--context`), else the
+/// current one.
+///
+/// # Errors
+/// A file without contexts, an unknown context.
+pub fn in_use(
+    file: &ConfigFile,
+    path: &Path,
+    chosen: Option<&str>,
+) -> Result<(String, crate::client::Context), CtlError> {
+    let name = file
+        .current_name(chosen)
+        .ok_or_else(|| CtlError::Usage(format!("{}: no contexts", path.display())))?;
+    let ctx = file
+        .context(&name)
+        .ok_or_else(|| CtlError::Usage(format!("no context {name:?}")))?;
+    Ok((name, ctx))
 }
 
 impl ConfigArgs {
@@ -100,6 +127,18 @@ impl ConfigArgs {
                 file.current_context = Some(name.clone());
                 file.write(path)?;
                 out.line(format_args!("Switched to context {name}"))?;
+            }
+            ConfigCommand::SetServers { urls } => {
+                let urls = crate::client::servers::merge(urls.iter().map(String::as_str));
+                let (name, mut ctx) = in_use(&file, path, chosen)?;
+                let Some((first, rest)) = urls.split_first() else {
+                    return Err(CtlError::Usage("no server URL given".into()));
+                };
+                ctx.server = first.clone();
+                ctx.servers = rest.to_vec();
+                file.set_context(ctx);
+                file.write(path)?;
+                out.line(format_args!("Context {name}: servers {}", urls.join(", ")))?;
             }
         }
         Ok(0)

@@ -11,9 +11,11 @@ use crate::client::{config, needs_totp, Client, ConfigFile, Context};
 /// Arguments of `login` (the context is the global `--context`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoginArgs {
-    /// The API server (default: the context's).
-    #[arg(long)]
-    pub server: Option<String>,
+    /// The API server (default: the context's); several servers sharing one store as a comma
+    /// list or the flag repeated (the first is the context's `server`, the others its
+    /// `servers`; calls fail over between them).
+    #[arg(long, value_delimiter = ',')]
+    pub server: Vec<String>,
     /// The user (default: the context's, else asked).
     #[arg(short = 'u', long)]
     pub username: Option<String>,
@@ -52,15 +54,20 @@ impl LoginArgs {
     /// No server or user to use, an unreadable CA or config, the server's refusal.
     pub async fn run(&self, path: &Path, context: Option<&str>, out: &mut Out) -> Outcome {
         let mut file = ConfigFile::read(path)?;
-        let existing = match (context, &self.server) {
+        let given = crate::client::servers::merge(self.server.iter().map(String::as_str));
+        let existing = match (context, given.is_empty()) {
             (Some(name), _) => file.context(name),
-            (None, None) => file.current_name(None).and_then(|n| file.context(&n)),
-            (None, Some(_)) => None,
+            (None, true) => file.current_name(None).and_then(|n| file.context(&n)),
+            (None, false) => None,
         };
-        let server = self
-            .server
-            .clone()
-            .or_else(|| existing.as_ref().map(|c| c.server.clone()))
+        let urls = if given.is_empty() {
+            existing.as_ref().map(Context::urls).unwrap_or_default()
+        } else {
+            given.clone()
+        };
+        let server = urls
+            .first()
+            .cloned()
             .ok_or_else(|| CtlError::Usage("no server to sign in to: pass --server URL".into()))?;
         let ca_data = match &self.certificate_authority {
             Some(file) => Some(config::encode_ca(&std::fs::read(file).map_err(
@@ -90,7 +97,7 @@ impl LoginArgs {
             prompt::line("")?
         };
         let ca_pem = config::decode_ca(ca_data.as_deref())?;
-        let client = Client::with_ca(&server, "", ca_pem.as_deref())?;
+        let client = Client::with_ca(&urls.join(","), "", ca_pem.as_deref())?;
         let session = match client
             .login(&username, &password, self.totp.as_deref())
             .await
@@ -113,7 +120,7 @@ impl LoginArgs {
             .or_else(|| {
                 existing
                     .as_ref()
-                    .filter(|_| self.server.is_none())
+                    .filter(|_| given.is_empty())
                     .map(|c| c.name.clone())
             })
             .unwrap_or_else(|| context_name(&username, &server));
@@ -124,6 +131,7 @@ impl LoginArgs {
         file.set_context(Context {
             name: name.clone(),
             server: server.clone(),
+            servers: urls[1..].to_vec(),
             certificate_authority_data: ca_data,
             user: Some(username.clone()),
             token: Some(session.access_token),
@@ -152,16 +160,11 @@ impl LogoutArgs {
     /// An unreadable or unwritable config, an unknown context.
     pub async fn run(&self, path: &Path, context: Option<&str>, out: &mut Out) -> Outcome {
         let mut file = ConfigFile::read(path)?;
-        let name = file
-            .current_name(context)
-            .ok_or_else(|| CtlError::Usage(format!("{}: no contexts", path.display())))?;
-        let mut ctx = file
-            .context(&name)
-            .ok_or_else(|| CtlError::Usage(format!("no context {name:?}")))?;
+        let (name, mut ctx) = super::config::in_use(&file, path, context)?;
         match ctx.refresh_token.as_deref() {
             Some(refresh) => {
                 let ca = config::decode_ca(ctx.certificate_authority_data.as_deref())?;
-                let ended = match Client::with_ca(&ctx.server, "", ca.as_deref()) {
+                let ended = match Client::with_ca(&ctx.urls().join(","), "", ca.as_deref()) {
                     Ok(c) => c.logout(refresh).await,
                     Err(e) => Err(e),
                 };

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod pg;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -166,3 +166,50 @@ fn the_ca_is_base64_of_its_pem_and_garbage_is_refused() {
     assert_eq!(encode_ca(PEM.as_bytes()).unwrap(), b64(PEM));
     assert!(encode_ca(b"nope").is_err());
 }
+
+#[test]
+fn servers_follow_server_without_duplicates_in_both_layouts() {
+    let flat =
+        "server: https://a:1\nservers:\n- https://b:1\n- https://a:1/\n- https://c:1\ntoken: t\n";
+    let c = Config::from_yaml(flat, None).unwrap();
+    assert_eq!(c.server, "https://a:1");
+    assert_eq!(c.servers, ["https://a:1", "https://b:1", "https://c:1"]);
+    let file = ConfigFile::parse(flat).unwrap();
+    assert_eq!(file.to_yaml(), flat, "a flat file keeps its servers");
+    let listed =
+        "contexts:\n- name: x\n  server: https://a:1\n  servers: [https://b:1]\n  token: t\n";
+    let c = Config::from_yaml(listed, None).unwrap();
+    assert_eq!(c.servers, ["https://a:1", "https://b:1"]);
+    // without servers: the one server, as before
+    assert_eq!(
+        Config::from_yaml("server: https://a:1\ntoken: t\n", None)
+            .unwrap()
+            .servers,
+        ["https://a:1"]
+    );
+}
+
+#[test]
+fn moving_a_flat_file_into_contexts_keeps_its_servers() {
+    let mut file =
+        ConfigFile::parse("server: https://a:1\nservers: [https://b:1]\ntoken: t\n").unwrap();
+    file.set_context(Context {
+        name: "other".into(),
+        server: "https://z:1".into(),
+        token: Some("u".into()),
+        ..Context::default()
+    });
+    assert!(file.servers.is_empty());
+    assert_eq!(
+        file.context("default").unwrap().urls(),
+        ["https://a:1", "https://b:1"]
+    );
+    let mut d = file.context("default").unwrap();
+    d.servers = vec!["https://c:1".into()];
+    file.set_context(d);
+    let again = ConfigFile::parse(&file.to_yaml()).unwrap();
+    assert_eq!(
+        again.context("default").unwrap().urls(),
+        ["https://a:1", "https://c:1"]
+    );
+}

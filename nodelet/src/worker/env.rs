@@ -168,7 +168,8 @@ pub trait Network: Send + Sync + std::fmt::Debug {
 pub trait StatusWriter: Send + Sync + std::fmt::Debug {
     /// Merges `status` into the server's status; returns the object written.
     async fn patch_status(&self, gs: &Value, status: Value) -> Result<Value>;
-    /// Records an Event about the server (failures are logged, not returned).
+    /// Records an Event about the server: queued, written in the background (failures are
+    /// logged, not returned).
     async fn event(&self, gs: &Value, type_: &str, reason: &str, message: &str);
     /// A template by name; None when it does not exist.
     async fn template(&self, name: &str) -> Result<Option<Template>>;
@@ -235,7 +236,7 @@ impl StatusWriter for Api {
     }
 
     async fn event(&self, gs: &Value, type_: &str, reason: &str, message: &str) {
-        self.0.api.event(gs, type_, reason, message).await;
+        self.0.events.record(gs, type_, reason, message);
     }
 
     async fn template(&self, name: &str) -> Result<Option<Template>> {

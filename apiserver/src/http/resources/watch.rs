@@ -94,6 +94,7 @@ pub(super) async fn watch(
     s.metrics.watch_started();
     let metrics = s.metrics.clone();
     let prefix = scope.prefix();
+    let mut stopping = s.stopping.subscribe();
     tokio::spawn(async move {
         let _permit = permit;
         for obj in initial {
@@ -112,7 +113,12 @@ pub(super) async fn watch(
             interval,
             timeout,
         };
-        feed.run(&tx).await;
+        // a server that stops ends its watches (the client resumes at another server from
+        // its last resourceVersion), so its connections can close
+        tokio::select! {
+            () = feed.run(&tx) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
         metrics.watch_ended();
     });
     if let Some(ws) = ws {

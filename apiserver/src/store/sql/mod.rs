@@ -20,8 +20,8 @@ use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::watch;
 
 use super::{
-    prefix_end, Guard, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError,
-    WatchStream, Write,
+    prefix_end, AbortOnDrop, Guard, KeyValue, ListOptions, ListPage, Result, Revision, Store,
+    StoreError, WatchStream, Write,
 };
 
 mod read;
@@ -46,15 +46,6 @@ pub struct SqlStore {
     committed: watch::Sender<Commit>,
     _committer: AbortOnDrop,
     _listener: Option<AbortOnDrop>,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl SqlStore {
@@ -111,6 +102,18 @@ impl SqlStore {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Every write locks the revision row first: a writer stopped inside
+                            // its transaction (a leader under SIGSTOP, a hung host) would block
+                            // every other server's writes, the standby's takeover too. Our
+                            // transactions never wait between statements, so end such a
+                            // session after 2 s (its transaction rolls back: nothing applied).
+                            conn.execute("SET idle_in_transaction_session_timeout = '2s'")
+                                .await?;
+                            Ok(())
+                        })
+                    })
                     .connect(url)
                     .await
                     .map_err(be)?;

@@ -1,0 +1,206 @@
+//! The CNI attachment records against the real plugins (Debian's `containernetworking-plugins`)
+//! and the real kernel: a namespace made anew after a DEL that failed gets a new attachment, and
+//! nothing of the old one (address, host-port rules, masquerade chain) stays. Needs root.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use catalyst_nodelet::cni::{find_bin_dir, netns_name, netns_path, Network};
+use catalyst_schemas::gameserver::PortStatus;
+
+fn sh(cmd: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn nat_rules() -> String {
+    sh("iptables-save", &["-t", "nat"]).1
+}
+
+/// Removes the test's namespace, bridge and rules, also when it fails.
+struct Cleanup {
+    id: String,
+    bridge: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = sh("ip", &["netns", "delete", &netns_name(&self.id)]);
+        let _ = sh("ip", &["link", "delete", &self.bridge]);
+        // rules the test's attachment may have left (named by its id), then their chains
+        let mut chains = Vec::new();
+        for line in nat_rules().lines() {
+            if line.starts_with("-A ") && line.contains(&self.id) {
+                let args: Vec<String> = shell_words(line.trim_start_matches("-A "));
+                if let Some(j) = args.iter().position(|a| a == "-j") {
+                    let target = &args[j + 1];
+                    if target.starts_with("CNI-") && !target.starts_with("CNI-HOSTPORT-") {
+                        chains.push(target.clone());
+                    }
+                }
+                let mut del = vec!["-w".to_owned(), "-t".into(), "nat".into(), "-D".into()];
+                del.extend(args);
+                let refs: Vec<&str> = del.iter().map(String::as_str).collect();
+                let _ = sh("iptables", &refs);
+            }
+        }
+        for chain in chains {
+            let _ = sh("iptables", &["-w", "-t", "nat", "-F", &chain]);
+            let _ = sh("iptables", &["-w", "-t", "nat", "-X", &chain]);
+        }
+    }
+}
+
+/// Splits an `iptables-save` rule into arguments (double quotes with `\"` escapes).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut escaped, mut any) = (false, false, false);
+    for c in line.chars() {
+        match c {
+            _ if escaped => {
+                cur.push(c);
+                escaped = false;
+            }
+            '\\' if quoted => escaped = true,
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            _ => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// A plugin directory whose `bridge` and `portmap` fail every call.
+fn failing_plugins(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("failing");
+    std::fs::create_dir_all(&bin).expect("dir");
+    for name in ["bridge", "portmap"] {
+        let p = bin.join(name);
+        std::fs::write(
+            &p,
+            "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"refused by the test\"}'\nexit 1\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    bin
+}
+
+fn address_in_netns(id: &str) -> String {
+    let net = format!("--net={}", netns_path(id).display());
+    sh(
+        "nsenter",
+        &[&net, "ip", "-4", "-o", "addr", "show", "dev", "eth0"],
+    )
+    .1
+}
+
+#[tokio::test]
+async fn a_namespace_made_anew_after_a_failed_del_is_attached_and_the_old_attachment_goes() {
+    let Some(bin_dir) = find_bin_dir() else {
+        eprintln!("skipped: no CNI plugins (containernetworking-plugins)");
+        return;
+    };
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let pid = std::process::id();
+    let id = format!("gs-cnitest{pid}");
+    let bridge = format!("catt{}", pid % 100_000);
+    let _cleanup = Cleanup {
+        id: id.clone(),
+        bridge: bridge.clone(),
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let net = Network {
+        bin_dir,
+        bridge: bridge.clone(),
+        subnet: format!("10.231.{}.0/24", pid % 250),
+        state_dir: dir.path().join("cni"),
+    };
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let ports: Vec<PortStatus> = serde_json::from_value(serde_json::json!([
+        {"name": "game", "hostPort": host_port, "containerPort": 30000, "protocol": "TCP"}
+    ]))
+    .expect("ports");
+
+    assert!(sh("ip", &["netns", "add", &netns_name(&id)]).0, "netns add");
+    net.attach(&id, &ports).await.expect("first attach");
+    let first = net.address(&id).expect("first address");
+    assert!(address_in_netns(&id).contains(&first), "eth0 has {first}");
+    let rules = nat_rules();
+    assert!(
+        rules.contains(&host_port.to_string()),
+        "DNAT for {host_port}:\n{rules}"
+    );
+
+    // the plugins fail the DEL: the record stays (to be undone later), the namespace goes
+    let broken = Network {
+        bin_dir: failing_plugins(dir.path()),
+        ..net.clone()
+    };
+    broken.detach(&id, &ports).await.expect_err("the DEL fails");
+    assert!(!netns_path(&id).exists(), "the namespace is removed");
+    assert_eq!(net.recorded_ids(), vec![id.clone()], "the record is kept");
+
+    // a namespace made anew at the same path gets its own attachment
+    assert!(sh("ip", &["netns", "add", &netns_name(&id)]).0, "netns add");
+    net.attach_bridge(&id).await.expect("attach again");
+    let second = net.address(&id).expect("second address");
+    assert!(
+        address_in_netns(&id).contains(&second),
+        "eth0 of the new namespace has {second}: {}",
+        address_in_netns(&id)
+    );
+    // the old attachment's host port and masquerade rule went with its DEL
+    let rules = nat_rules();
+    assert!(
+        !rules.contains(&format!("--dport {host_port}")),
+        "old DNAT left:\n{rules}"
+    );
+    let masq: Vec<&str> = rules
+        .lines()
+        .filter(|l| l.starts_with("-A POSTROUTING") && l.contains(&format!("\\\"{id}\\\"")))
+        .collect();
+    assert_eq!(
+        masq.len(),
+        1,
+        "one masquerade rule, the new one's: {masq:?}"
+    );
+    assert!(masq[0].contains(&second), "{masq:?}");
+    // the address pool holds the new address only
+    let ipam: Vec<String> = std::fs::read_dir(dir.path().join("cni/ipam/catalyst"))
+        .expect("ipam dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("10."))
+        .collect();
+    assert_eq!(ipam, vec![second.clone()], "address leases");
+
+    // and the normal detach removes everything
+    net.detach(&id, &ports).await.expect("detach");
+    assert!(!netns_path(&id).exists());
+    assert!(net.recorded_ids().is_empty());
+    let rules = nat_rules();
+    assert!(!rules.contains(&id), "rules of {id} left:\n{rules}");
+}
