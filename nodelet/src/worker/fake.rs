@@ -39,6 +39,8 @@ pub struct FakeRuntime {
     pub starts: Mutex<Vec<(String, Instant)>>,
     /// A started main task exits at once with this code.
     pub crash_with: Mutex<Option<u32>>,
+    /// Notified when a task exits by itself, as containerd's exit event wakes the worker.
+    pub exits: Arc<tokio::sync::Notify>,
     /// What `sandbox` says of the server's disk.
     pub disk: Mutex<Option<Ensured>>,
     /// What `disk_usage` reads.
@@ -58,6 +60,7 @@ impl FakeRuntime {
             fresh: Mutex::new(false),
             starts: Mutex::default(),
             crash_with: Mutex::default(),
+            exits: Arc::default(),
             disk: Mutex::default(),
             usage: Mutex::default(),
             disk_fails: Mutex::default(),
@@ -243,7 +246,11 @@ impl ContainerRuntime for FakeRuntime {
             Some(code) if !id.ends_with("-install") => Task::Exited(code),
             _ => Task::Running,
         };
+        let exited = matches!(task, Task::Exited(_));
         self.set(id, task);
+        if exited {
+            self.exits.notify_one();
+        }
         Ok(())
     }
 

@@ -44,7 +44,7 @@ fn rig(obj: Value, clock: Arc<dyn env::Clock>) -> Rig {
         fakes.env(),
         UID.to_owned(),
         rx,
-        Arc::new(Notify::new()),
+        fakes.runtime.exits.clone(),
         None,
     );
     Rig { fakes, tx, worker }
