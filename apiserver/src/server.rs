@@ -292,7 +292,9 @@ impl Running {
         let serve = async {
             match self.tls {
                 None => axum::serve(
-                    self.listener,
+                    axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    }),
                     router.into_make_service_with_connect_info::<SocketAddr>(),
                 )
                 .with_graceful_shutdown(shutdown)
@@ -345,6 +347,8 @@ async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
+        // small answers (a status PATCH) go out at once, not after the peer's delayed ACK
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(
             router
