@@ -51,9 +51,21 @@ pub fn parse_revision(rv: &str) -> ApiResult<Revision> {
 
 /// True when two objects differ in nothing but their resourceVersion.
 pub(in crate::registry) fn same_object(current: &Value, next: &Value) -> bool {
-    let mut a = current.clone();
+    let (mut a, mut b) = (current.clone(), next.clone());
     meta_mut(&mut a).remove("resourceVersion");
-    a == *next
+    // a manager's entry gets a new time whenever it takes fields, also the fields it owned
+    // (a write of the same values): a write that changes nothing else is no change
+    for obj in [&mut a, &mut b] {
+        if let Some(entries) = obj
+            .pointer_mut("/metadata/managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                e.remove("time");
+            }
+        }
+    }
+    a == b
 }
 
 /// RFC 7386 JSON merge patch.
@@ -91,7 +103,7 @@ mod tests {
     }
 
     #[test]
-    fn same_object_ignores_only_the_resource_version() {
+    fn same_object_ignores_the_resource_version() {
         let a = json!({"metadata": {"name": "a", "resourceVersion": "3"}, "spec": {}});
         assert!(same_object(
             &a,
@@ -100,6 +112,27 @@ mod tests {
         assert!(!same_object(
             &a,
             &json!({"metadata": {"name": "b"}, "spec": {}})
+        ));
+    }
+
+    #[test]
+    fn same_object_ignores_the_times_of_field_managers_but_not_the_managers() {
+        let entry = |manager: &str, time: &str| {
+            json!({"manager": manager, "operation": "Update", "time": time,
+                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}})
+        };
+        let obj = |entries: Vec<Value>| json!({"metadata": {"name": "a", "managedFields": entries}, "spec": {}});
+        let a = obj(vec![entry("m", "2026-12-01T11:00:00Z")]);
+        assert!(same_object(
+            &a,
+            &obj(vec![entry("m", "2026-12-01T11:00:01Z")])
+        ));
+        assert!(!same_object(
+            &a,
+            &obj(vec![
+                entry("m", "2026-12-01T11:00:00Z"),
+                entry("n", "2026-12-01T11:00:01Z")
+            ])
         ));
     }
 
