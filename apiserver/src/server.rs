@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub audit_retention: Duration,
     /// HTTPS (the default) or plain HTTP, and which certificates.
     pub tls: TlsConfig,
+    /// Revisions of history kept for watchers that resume ([`HISTORY`] by default).
+    pub history: i64,
 }
 
 /// Why the server could not start or stopped.
@@ -120,6 +122,7 @@ pub struct Running {
     pub tls: Option<ServerTls>,
     listener: tokio::net::TcpListener,
     audit_retention: Duration,
+    history: i64,
 }
 
 /// Opens the store, makes the bootstrap credentials on first start, binds the listener.
@@ -187,6 +190,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         tls,
         listener,
         audit_retention: config.audit_retention,
+        history: config.history.max(1),
     })
 }
 
@@ -269,7 +273,8 @@ impl Running {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let store: Arc<dyn Store> = self.state.registry.store().clone();
-        let compactor = store::spawn_compactor(store.clone(), HISTORY, Duration::from_secs(60));
+        let compactor =
+            store::spawn_compactor(store.clone(), self.history, Duration::from_secs(60));
         let purger = audit::spawn_purger(store, self.audit_retention, audit::PURGE_EVERY);
         let sweeper = crate::http::console::spawn_sweeper(self.state.clone());
         let addr = self.addr;

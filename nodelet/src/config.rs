@@ -66,6 +66,9 @@ pub struct Config {
     /// Addresses a backup's S3 endpoint may reach although they are not public (exact
     /// addresses, as `PullPolicy::allow`). Empty by default.
     pub backup_endpoint_allow: Vec<std::net::IpAddr>,
+    /// Disks of the default size made ahead for new servers (0: each new server's disk is
+    /// made on its start).
+    pub spare_disks: usize,
 }
 
 /// Parses an SFTP listen address: `HOST:PORT`, or `off` for no SFTP server.
@@ -108,6 +111,7 @@ impl Config {
                 .map(|h| PathBuf::from(h).join(".docker/config.json")),
             insecure_registries: Vec::new(),
             backup_endpoint_allow: Vec::new(),
+            spare_disks: crate::disk::spares::DEFAULT_KEEP,
             sftp_listen: Some(
                 crate::sftp::DEFAULT_LISTEN
                     .parse()

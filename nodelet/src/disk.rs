@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+pub mod spares;
+
 /// The smallest disk a server gets (smaller limits are raised to it): ext4 needs room for its
 /// journal and inode tables.
 pub const MIN_BYTES: u64 = 16 << 20;
@@ -132,6 +134,8 @@ pub struct Ensured {
     pub image_bytes: u64,
     /// The image was made now.
     pub created: bool,
+    /// The image made now was a spare made ahead ([`spares`]).
+    pub spare: bool,
     /// The data directory held files (a server made before quotas): they were moved in.
     pub migrated: bool,
     /// The filesystem was grown now, from this many bytes.
@@ -592,6 +596,19 @@ fn grow_offline(image: &Path) -> Result<()> {
 /// that already holds files (a server made before quotas) has them moved in. A disk is never
 /// shrunk: a lower limit leaves it as it is ([`Ensured::kept_larger`]). Blocking.
 pub fn ensure(image: &Path, mountpoint: &Path, bytes: u64, uid: u32, gid: u32) -> Result<Ensured> {
+    ensure_from(image, mountpoint, bytes, uid, gid, None)
+}
+
+/// [`ensure`], a new image taken from `spares` when one of the size is there (its root is
+/// root's then: the caller gives the mounted directory to uid:gid).
+pub fn ensure_from(
+    image: &Path,
+    mountpoint: &Path,
+    bytes: u64,
+    uid: u32,
+    gid: u32,
+    spares: Option<&spares::Spares>,
+) -> Result<Ensured> {
     let started = Instant::now();
     let want = image_size(bytes);
     std::fs::create_dir_all(mountpoint).map_err(io_err("create", mountpoint))?;
@@ -653,9 +670,12 @@ pub fn ensure(image: &Path, mountpoint: &Path, bytes: u64, uid: u32, gid: u32) -
     let fresh = fresh_image(image);
     if !image.exists() {
         let _ = std::fs::remove_file(marker(image));
-        make_image(&fresh, want, uid, gid)?;
+        let empty = !has_entries(mountpoint)?;
         out.created = true;
-        if has_entries(mountpoint)? {
+        if empty && spares.is_some_and(|s| s.take(want, image)) {
+            out.spare = true;
+        } else if !empty {
+            make_image(&fresh, want, uid, gid)?;
             if let Err(e) = migrate(mountpoint, &fresh, image) {
                 let _ = std::fs::remove_file(&fresh);
                 return Err(e);
@@ -663,6 +683,7 @@ pub fn ensure(image: &Path, mountpoint: &Path, bytes: u64, uid: u32, gid: u32) -
             out.migrated = true;
             tracing::info!(dir = %mountpoint.display(), "existing data moved into its disk");
         } else {
+            make_image(&fresh, want, uid, gid)?;
             std::fs::rename(&fresh, image).map_err(io_err("rename", &fresh))?;
         }
     } else {
@@ -706,6 +727,7 @@ pub fn ensure(image: &Path, mountpoint: &Path, bytes: u64, uid: u32, gid: u32) -
         mountpoint = %mountpoint.display(),
         bytes = out.image_bytes,
         created = out.created,
+        spare = out.spare,
         ms = started.elapsed().as_millis() as u64,
         "disk mounted"
     );

@@ -662,8 +662,14 @@ async fn adopt(
     };
     let resolved = crate::spec::resolve(&gs, template.as_ref())
         .map_err(|e| bad(format!("the server's spec: {e}")))?;
-    env.runtime
+    // the server's own disk, mounted, before anything is written into its directory
+    let sandbox = env
+        .runtime
         .sandbox(&resolved)
+        .await
+        .map_err(|e| bad(format!("the server's disk: {e}")))?;
+    env.runtime
+        .disk(&resolved, &sandbox)
         .await
         .map_err(|e| bad(format!("the server's disk: {e}")))?;
     let root = root_of(rt, &uid).await?;

@@ -106,6 +106,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .map_err(|e| Error::Config(e.to_string()))?,
     );
     let (event_queue, event_writer) = events::EventQueue::new(api.clone(), credentials::COMPONENT);
+    let spares = disk::spares::Spares::new(&data_dir, config.spare_disks);
     let rt = Arc::new(Runtime {
         ctd,
         api: api.clone(),
@@ -138,6 +139,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         servers_listed: Default::default(),
         bound: Arc::new(bound::BoundServers::new()),
         backup_endpoint_allow: config.backup_endpoint_allow.clone(),
+        spares: Arc::new(spares),
         denylists: Default::default(),
     });
     tracing::info!(
@@ -177,6 +179,13 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let servers = tokio::spawn(servers::server_loop(rt.clone()));
     let sampler = tokio::spawn(sampler::sample_loop(rt.clone()));
     let gc = tokio::spawn(image_gc_loop(rt.clone()));
+    let spares = {
+        let r = rt.clone();
+        tokio::spawn(rt.spares.clone().run(move || {
+            let defaults = *r.defaults.lock().expect("defaults");
+            spec::disk_bytes(&Default::default(), &defaults)
+        }))
+    };
     let prune = {
         let r = rt.clone();
         tokio::spawn(imagegc::serve_prune(
@@ -194,7 +203,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     ));
     shutdown.await;
     tracing::info!("nodelet stopping; game servers keep running");
-    for h in [heartbeat, events, tunnel, servers, sampler, gc, prune] {
+    for h in [
+        heartbeat, events, tunnel, servers, sampler, gc, prune, spares,
+    ] {
         h.abort();
     }
     // what the workers recorded last (e.g. a server's Stopped) is still written

@@ -69,6 +69,8 @@ pub struct Runtime {
     pub bound: Arc<crate::bound::BoundServers>,
     /// Non-public addresses a backup's S3 endpoint may reach (operator-allowed).
     pub backup_endpoint_allow: Vec<std::net::IpAddr>,
+    /// Disks made ahead for new servers.
+    pub spares: Arc<crate::disk::spares::Spares>,
     /// Each server's Template `fileDenylist` as its worker last resolved it, by uid.
     pub denylists: Mutex<HashMap<String, Arc<crate::files::Denylist>>>,
 }

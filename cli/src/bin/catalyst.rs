@@ -132,6 +132,10 @@ struct ServerArgs {
     /// must lie between --leader-renew and --leader-lease.
     #[arg(long, default_value = "2s", value_parser = parse_election)]
     leader_renew_deadline: std::time::Duration,
+    /// Revisions of history kept for watchers that resume (older ones are compacted every
+    /// minute). Hidden: for soaks, whose hour would otherwise never compact.
+    #[arg(long, hide = true, default_value_t = catalyst_apiserver::server::HISTORY, value_parser = clap::value_parser!(i64).range(1000..))]
+    store_history: i64,
 }
 
 fn parse_cidr(s: &str) -> Result<catalyst_schemas::net::Cidr, String> {
@@ -253,6 +257,10 @@ struct NodeletArgs {
     /// … down to this (percent, below the high threshold).
     #[arg(long, default_value_t = catalyst_nodelet::imagegc::DEFAULT_LOW_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=99))]
     image_gc_low_threshold: u8,
+    /// Disks of the default size made ahead, so that a new server's start takes one instead of
+    /// making its own (0: none).
+    #[arg(long, default_value_t = catalyst_nodelet::disk::spares::DEFAULT_KEEP as u8, value_parser = clap::value_parser!(u8).range(0..=16))]
+    spare_disks: u8,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -294,6 +302,7 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
     config.max_image_bytes = args.max_image_size;
     config.image_gc_high_threshold = args.image_gc_high_threshold;
     config.image_gc_low_threshold = args.image_gc_low_threshold;
+    config.spare_disks = usize::from(args.spare_disks);
     config.sftp_listen = args.sftp_listen;
     config.backup_endpoint_allow = args.backup_endpoint_allow;
     catalyst_nodelet::run(config, shutdown_signal()).await?;
@@ -344,6 +353,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             key: args.tls_key,
             ca: args.tls_ca,
         },
+        history: args.store_history,
     })
     .await
     .context("starting the API server")?;

@@ -131,6 +131,51 @@ fn ensure_mounts_a_filesystem_of_the_server_with_the_asked_size_and_twice_is_a_n
 }
 
 #[test]
+fn a_new_disk_is_taken_from_the_spares_only_when_it_fits_and_the_directory_is_empty() {
+    let s = Scratch::new();
+    let (image, data) = (s.image(), s.data());
+    let spares = spares::Spares::new(s.dir.path(), 1);
+    assert_eq!(spares.fill(32 << 20).expect("fill"), 1);
+    // another size: made as before
+    let other = s.dir.path().join("disks").join("u2.img");
+    let other_data = s.dir.path().join("servers").join("u2");
+    let e = ensure_from(&other, &other_data, 16 << 20, UID, GID, Some(&spares)).expect("16");
+    assert!(e.created && !e.spare, "{e:?}");
+    assert_eq!(spares.taken(), 0);
+    // a data dir that holds files (a server made before quotas): migrated into a new image
+    let old_data = s.dir.path().join("servers").join("u3");
+    std::fs::create_dir_all(&old_data).expect("dir");
+    std::fs::write(old_data.join("world.dat"), b"w").expect("write");
+    let old = s.dir.path().join("disks").join("u3.img");
+    let e = ensure_from(&old, &old_data, 32 << 20, UID, GID, Some(&spares)).expect("32");
+    assert!(e.created && e.migrated && !e.spare, "{e:?}");
+    assert_eq!(
+        std::fs::read(old_data.join("world.dat")).expect("kept"),
+        b"w"
+    );
+    // the size and an empty directory: the spare, mounted, without lost+found
+    let e = ensure_from(&image, &data, 32 << 20, UID, GID, Some(&spares)).expect("spare");
+    assert!(e.created && e.spare && !e.migrated, "{e:?}");
+    assert_eq!(e.image_bytes, 32 << 20);
+    assert_eq!(spares.taken(), 1);
+    let m = mount_at(&data).expect("mountinfo").expect("mounted");
+    assert_eq!(loops_of(&image), vec![PathBuf::from(&m.source)]);
+    assert!(!data.join("lost+found").exists());
+    // its root is root's until the caller gives it to the server's user
+    assert_eq!(std::fs::metadata(&data).expect("stat").uid(), 0);
+    // none left: the next new disk is made
+    let next = s.dir.path().join("disks").join("u4.img");
+    let next_data = s.dir.path().join("servers").join("u4");
+    let e = ensure_from(&next, &next_data, 32 << 20, UID, GID, Some(&spares)).expect("made");
+    assert!(e.created && !e.spare, "{e:?}");
+    assert_eq!(
+        std::fs::metadata(&next_data).expect("stat").uid(),
+        UID,
+        "a made disk's root is the server's"
+    );
+}
+
+#[test]
 fn writes_past_the_limit_get_enospc_and_the_node_holds_only_what_was_written() {
     let s = Scratch::new();
     let (image, data) = (s.image(), s.data());

@@ -3,7 +3,7 @@
 //! shared [`Runtime`]. Tests put recording fakes in their place (`worker/fake.rs`).
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -39,15 +39,12 @@ pub enum ContainerKind {
     },
 }
 
-/// Where a server's containers run: its data directory (its own disk), host id range and
-/// namespaces.
+/// Where a server's containers run: its data directory (its own disk, mounted by
+/// [`ContainerRuntime::disk`]), host id range and namespaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
-    /// The data directory (owned by the server's user).
+    /// The data directory (owned by the server's user once its disk is mounted).
     pub data_dir: PathBuf,
-    /// What making sure of the server's disk found and did (None where there is no disk: the
-    /// tests' fakes).
-    pub disk: Option<Ensured>,
     /// The host id range.
     pub range: IdRange,
     /// The user namespace file.
@@ -113,9 +110,15 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
         image: &str,
         progress: crate::image::Progress,
     ) -> Result<(Image, Option<u64>)>;
-    /// The data directory (its disk mounted, of the size the resolved spec asks) and id range
-    /// of the server, and where its namespaces are.
+    /// The data directory and id range of the server, and where its namespaces are; its disk
+    /// is mounted by [`ContainerRuntime::disk`], which may run beside the network's and the
+    /// container's making (nothing reads the directory before the task starts).
     async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox>;
+    /// Mounts the server's disk (of the size the resolved spec asks) on the sandbox's data
+    /// directory, owned by the server's user; what making sure of it found and did (None
+    /// where there is no disk: the tests' fakes). A disk that cannot be had is an error: a
+    /// server never runs on the node's own filesystem.
+    async fn disk(&self, resolved: &Resolved, sandbox: &Sandbox) -> Result<Option<Ensured>>;
     /// Makes the sandbox's user (and network) namespaces, or keeps them when reusable.
     async fn make_namespaces(&self, sandbox: &Sandbox) -> Result<()>;
     /// Creates container `id` (a fresh one; an old one of that id is removed) and returns the
@@ -297,25 +300,24 @@ impl Containers {
         Ok((dir, range))
     }
 
-    /// The data directory with the server's disk of `bytes` mounted on it, and its id range;
-    /// the directory belongs to the server's user, re-owned when it does not (a new range, an
-    /// upgrade, data moved into a new disk). A disk that cannot be had is an error: a server
-    /// never runs on the node's own filesystem.
-    async fn placement_dirs(&self, bytes: u64) -> Result<(PathBuf, IdRange, Ensured)> {
-        let (dir, range) = self.dir_and_range()?;
+    /// The server's disk of `bytes` mounted on `dir`; the directory belongs to the server's
+    /// user, re-owned when it does not (a new range, an upgrade, data moved into a new disk).
+    async fn mount_disk(&self, dir: &Path, range: IdRange, bytes: u64) -> Result<Ensured> {
         let (uid, gid) = self.host_ids(range);
         let image = self.rt.disk_image(&self.uid);
-        let at = dir.clone();
-        let ensured =
-            tokio::task::spawn_blocking(move || disk::ensure(&image, &at, bytes, uid, gid))
-                .await
-                .map_err(|e| Error::Config(format!("disk: {e}")))??;
+        let at = dir.to_owned();
+        let spares = self.rt.spares.clone();
+        let ensured = tokio::task::spawn_blocking(move || {
+            disk::ensure_from(&image, &at, bytes, uid, gid, Some(&spares))
+        })
+        .await
+        .map_err(|e| Error::Config(format!("disk: {e}")))??;
         use std::os::unix::fs::MetadataExt;
-        let m = std::fs::symlink_metadata(&dir)?;
+        let m = std::fs::symlink_metadata(dir)?;
         if ensured.migrated || (m.uid(), m.gid()) != (uid, gid) {
-            chown_off_runtime(dir.clone(), uid, gid).await?;
+            chown_off_runtime(dir.to_owned(), uid, gid).await?;
         }
-        Ok((dir, range, ensured))
+        Ok(ensured)
     }
 }
 
@@ -400,20 +402,24 @@ impl ContainerRuntime for Containers {
 
     async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox> {
         let cid = self.cid();
-        let network = resolved.network;
-        let defaults = *self.rt.defaults.lock().expect("defaults");
-        let bytes = spec::disk_bytes(&resolved.resources, &defaults);
-        let (data_dir, range, disk) = self.placement_dirs(bytes).await?;
-        let netns = (network == NetworkMode::Bridge).then(|| crate::cni::netns_path(&cid));
+        let (data_dir, range) = self.dir_and_range()?;
+        let netns = (resolved.network == NetworkMode::Bridge).then(|| crate::cni::netns_path(&cid));
         let fresh = !crate::userns::reusable(&cid, range, netns.as_deref());
         Ok(Sandbox {
             data_dir,
-            disk: Some(disk),
             range,
             userns: crate::userns::userns_path(&cid),
             netns,
             fresh,
         })
+    }
+
+    async fn disk(&self, resolved: &Resolved, sandbox: &Sandbox) -> Result<Option<Ensured>> {
+        let defaults = *self.rt.defaults.lock().expect("defaults");
+        let bytes = spec::disk_bytes(&resolved.resources, &defaults);
+        self.mount_disk(&sandbox.data_dir, sandbox.range, bytes)
+            .await
+            .map(Some)
     }
 
     async fn make_namespaces(&self, sandbox: &Sandbox) -> Result<()> {

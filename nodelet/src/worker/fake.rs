@@ -41,11 +41,11 @@ pub struct FakeRuntime {
     pub crash_with: Mutex<Option<u32>>,
     /// Notified when a task exits by itself, as containerd's exit event wakes the worker.
     pub exits: Arc<tokio::sync::Notify>,
-    /// What `sandbox` says of the server's disk.
+    /// What `disk` says of the server's disk.
     pub disk: Mutex<Option<Ensured>>,
     /// What `disk_usage` reads.
     pub usage: Mutex<Option<Usage>>,
-    /// `sandbox` fails: the server's disk cannot be had, for this reason.
+    /// `disk` fails: the server's disk cannot be had, for this reason.
     pub disk_fails: Mutex<Option<String>>,
     dir: tempfile::TempDir,
     console: Mutex<Option<Arc<Console>>>,
@@ -201,16 +201,8 @@ impl ContainerRuntime for FakeRuntime {
     async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox> {
         let network = resolved.network;
         self.record("sandbox".into());
-        if let Some(reason) = self.disk_fails.lock().expect("disk").clone() {
-            return Err(crate::disk::DiskError::Migration {
-                dir: self.dir.path().join("data"),
-                reason,
-            }
-            .into());
-        }
         Ok(Sandbox {
             data_dir: self.dir.path().join("data"),
-            disk: self.disk.lock().expect("disk").clone(),
             range: IdRange {
                 start: 1 << 30,
                 size: 65536,
@@ -219,6 +211,18 @@ impl ContainerRuntime for FakeRuntime {
             netns: (network == NetworkMode::Bridge).then(|| self.dir.path().join("netns")),
             fresh: *self.fresh.lock().expect("fresh"),
         })
+    }
+
+    async fn disk(&self, _resolved: &Resolved, sandbox: &Sandbox) -> Result<Option<Ensured>> {
+        self.record("disk".into());
+        if let Some(reason) = self.disk_fails.lock().expect("disk").clone() {
+            return Err(crate::disk::DiskError::Migration {
+                dir: sandbox.data_dir.clone(),
+                reason,
+            }
+            .into());
+        }
+        Ok(self.disk.lock().expect("disk").clone())
     }
 
     async fn make_namespaces(&self, _sandbox: &Sandbox) -> Result<()> {

@@ -199,11 +199,7 @@ impl Worker {
         }
         drop(lock);
         steps.lap("image");
-        // the server's own disk on its data directory, before anything runs on it
         let sandbox = rt.sandbox(resolved).await?;
-        if let Some(d) = &sandbox.disk {
-            self.disk_notes(d).await;
-        }
         steps.lap("sandbox");
         let bridge = resolved.network == NetworkMode::Bridge;
         let ports = gs.status.clone().unwrap_or_default().ports;
@@ -215,9 +211,10 @@ impl Worker {
         }
         rt.make_namespaces(&sandbox).await?;
         steps.lap("namespaces");
-        // The network and the container are independent until the task starts: set both up
-        // at once (the CNI plugins take most of a start's time); the host ports after the
-        // bridge, beside the task's start.
+        // The server's disk, the network and the container are independent until the task
+        // starts (nothing reads the data directory before): all three at once (mkfs and the
+        // CNI plugins take most of a start's time); the host ports after the bridge, beside
+        // the task's start.
         let net = async {
             if bridge {
                 self.env.network.attach_bridge(&self.cid).await?;
@@ -235,8 +232,22 @@ impl Worker {
             name: &gs.metadata.name,
             generation: gs.metadata.generation.unwrap_or(0),
         };
-        let (net, mounts) = tokio::join!(net, rt.create(&container));
-        steps.lap("bridge+create");
+        let (disk, net, mounts) =
+            tokio::join!(rt.disk(resolved, &sandbox), net, rt.create(&container));
+        steps.lap("disk+bridge+create");
+        let disk = match disk {
+            Ok(d) => d,
+            Err(e) => {
+                // the container made beside it never runs on the node's own filesystem
+                if mounts.is_ok() {
+                    let _ = rt.remove(id).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(d) = &disk {
+            self.disk_notes(d).await;
+        }
         net?;
         let mounts = mounts?;
         let ports = bridge.then(|| {

@@ -401,6 +401,9 @@ async fn a_fresh_sandbox_drops_the_old_attachment_before_its_namespaces_are_made
     assert!(at("attach gs-u1") < at("ports gs-u1"));
     assert!(at("namespaces") < at("create gs-u1 main"));
     assert!(at("create gs-u1 main") < at("start gs-u1"));
+    // the disk is mounted beside the network and the container, before the task
+    assert!(at("sandbox") < at("disk"));
+    assert!(at("disk") < at("start gs-u1"));
 }
 
 #[tokio::test]
@@ -480,7 +483,9 @@ async fn a_disk_that_cannot_be_had_is_an_error_and_nothing_runs_on_the_nodes_fil
     assert!(obj["status"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("no space") && m.contains("nothing was lost")));
-    assert!(r.fakes.runtime.calls_of("create").is_empty());
+    // the container made beside the disk's mount is removed, and never started
+    assert_eq!(r.fakes.runtime.calls_of("create").len(), 1);
+    assert_eq!(r.fakes.runtime.calls_of(&format!("remove {MAIN}")).len(), 1);
     assert!(r.fakes.runtime.calls_of("start").is_empty());
     assert!(r.fakes.status.reasons().contains(&"DiskFailed".to_owned()));
 }
