@@ -277,6 +277,7 @@ impl Running {
             store::spawn_compactor(store.clone(), self.history, Duration::from_secs(60));
         let purger = audit::spawn_purger(store, self.audit_retention, audit::PURGE_EVERY);
         let sweeper = crate::http::console::spawn_sweeper(self.state.clone());
+        let throttles = crate::auth::throttle::spawn_sweeper(self.state.account_throttle.clone());
         let addr = self.addr;
         let auditor = self.state.audit.clone();
         let ca: Option<Arc<str>> = self.tls.as_ref().map(|t| Arc::from(t.ca_pem.as_str()));
@@ -318,6 +319,7 @@ impl Running {
         compactor.abort();
         purger.abort();
         sweeper.abort();
+        throttles.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), auditor.sync()).await;
         result
     }

@@ -36,7 +36,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Login sessions (JWTs, refresh tokens).
     pub sessions: Arc<Sessions>,
-    /// Failed logins and joins per account (or node name).
+    /// Failed logins, password changes and TOTP codes per account, counted in the store (one
+    /// count for all servers on it).
     pub account_throttle: Arc<Throttle>,
     /// Failed logins and joins per source address.
     pub address_throttle: Arc<Throttle>,
@@ -102,13 +103,14 @@ impl AppState {
             })?;
         let audit = Auditor::start(registry.store().clone(), None)
             .expect("an audit writer without a file opens nothing");
+        let store = registry.store().clone();
         Ok(Self {
             registry,
             caches: Arc::new(caches),
             auth: Arc::new(auth),
             access,
             sessions: Arc::new(sessions),
-            account_throttle: Arc::new(Throttle::new(Policy::ACCOUNT)),
+            account_throttle: Arc::new(Throttle::shared(Policy::ACCOUNT, store, "account")),
             address_throttle: Arc::new(Throttle::new(Policy::ADDRESS)),
             limits: Arc::new(RateLimits::default()),
             metrics: Arc::new(Metrics::default()),

@@ -2,7 +2,11 @@
 //! data directory, started by the test) under a steady stream of creates: the raft leader among
 //! the etcd members is killed, then the server leading the controllers (kill -9). Every
 //! acknowledged create is kept and scheduled once, host ports stay unique, the controllers
-//! resume on another server within 5 s, and exactly one server leads at the end.
+//! resume on another server within 5 s, and exactly one server leads at the end. A watch through
+//! the multi-URL client, following from before the load at the server that is killed, resumes
+//! at another server from its last resourceVersion: every create arrives once, in revision
+//! order, and nothing is missed or answered 410. Failed logins of an account count at every
+//! server.
 //!
 //! The same under rolling restarts on PostgreSQL, and a stopping server ends its watches at once.
 //!
@@ -61,6 +65,29 @@ fn leading(api: &Api) -> Option<u8> {
     })
 }
 
+/// An account's failed logins are counted in the store: its 5 free failures, spread over the
+/// three servers, are used up once, and then every server answers 429.
+fn failed_logins_count_at_every_server(endpoints: &[Endpoint]) {
+    let body = json!({"username": "mallory", "password": "guess"});
+    let login = |at: usize| {
+        endpoints[at % 3]
+            .api()
+            .send(
+                reqwest::Method::POST,
+                "/auth/v1/login",
+                "application/json",
+                Some(body.clone()),
+            )
+            .0
+    };
+    for i in 0..6 {
+        assert_eq!(login(i), 401, "failed login {i}");
+    }
+    for at in 0..3 {
+        assert_eq!(login(at), 429, "after 6 failures, at server {at}");
+    }
+}
+
 /// The Node the GameServers are scheduled to (no nodelet: the test beats for it).
 fn register_node(api: &Api) {
     let node = json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Node", "metadata": {"name": "node-a"},
@@ -116,6 +143,11 @@ fn three_servers_on_three_etcd_members_lose_no_acknowledged_create() {
         .collect();
     let first = endpoints[0].api();
     register_node(&first);
+    failed_logins_count_at_every_server(&endpoints);
+    let from: i64 = first.get(GS).expect("list")["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("the list's resourceVersion");
 
     let load = Load::start(&endpoints);
     std::thread::sleep(Duration::from_secs(2));
@@ -138,6 +170,11 @@ fn three_servers_on_three_etcd_members_lose_no_acknowledged_create() {
         .iter()
         .position(|s| holder.contains(&format!("-{}", s.as_ref().unwrap().pid())))
         .expect("the holder is one of the three");
+    // a watch through the client of all three URLs, at the server about to be killed first,
+    // from before the load: it has caught up before the kill
+    let order: Vec<&Endpoint> = (0..3).map(|k| &endpoints[(leader + k) % 3]).collect();
+    let watcher = Watcher::start(&order, from);
+    watcher.caught_up(Duration::from_secs(20));
     load.down(leader);
     let mut killed_server = servers[leader].take().unwrap();
     Command::new("kill")
@@ -189,9 +226,11 @@ fn three_servers_on_three_etcd_members_lose_no_acknowledged_create() {
         failover.as_secs_f64()
     );
     std::thread::sleep(Duration::from_secs(2));
+    let acked: BTreeSet<String> = load.acked.lock().unwrap().keys().cloned().collect();
     let failed = check_everything_kept(load, &survivor);
     // only creates in flight when a server or the raft leader died may fail
     assert!(failed <= 3, "too many failed creates");
+    watcher.check(&acked, &endpoints[leader].url);
     assert!(
         failover <= Duration::from_secs(5),
         "the controllers resumed {failover:?} after the kill"
@@ -375,6 +414,176 @@ impl Load {
     /// Server `i` is back.
     fn up(&self, i: usize) {
         self.down.lock().unwrap().remove(&i);
+    }
+}
+
+/// A watch of the GameServers through `catalyst_client` with several URLs, resumed from its
+/// last resourceVersion whenever its stream ends (the client moves on to the next server).
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// (type, name, resourceVersion) of each event but bookmarks, in order.
+    events: Vec<(String, String, i64)>,
+    /// The last revision seen (bookmarks too).
+    last: i64,
+    /// The server each watch was answered by, in order.
+    servers: Vec<String>,
+    /// 410s and other failures.
+    gone: Vec<String>,
+}
+
+impl Watcher {
+    fn start(endpoints: &[&Endpoint], from: i64) -> Watcher {
+        let urls: Vec<&str> = endpoints.iter().map(|e| e.url.as_str()).collect();
+        let client = catalyst_client::Client::with_ca(
+            &urls.join(","),
+            &endpoints[0].token,
+            endpoints[0].ca.as_deref(),
+        )
+        .expect("a client");
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Seen {
+            last: from,
+            ..Seen::default()
+        }));
+        let (s, out) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            use catalyst_client::watch::Watched;
+            use catalyst_schemas::watch::WatchEvent;
+            use futures::StreamExt;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let params = catalyst_client::ListParams::default();
+                while !s.load(Ordering::SeqCst) {
+                    let from = out.lock().unwrap().last;
+                    let stream = match client.watch(GS, &params, from).await {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            out.lock()
+                                .unwrap()
+                                .gone
+                                .push(format!("watch from {from}: {e}"));
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                    };
+                    out.lock().unwrap().servers.push(client.base().to_owned());
+                    let mut stream = Box::pin(stream);
+                    loop {
+                        let next =
+                            tokio::time::timeout(Duration::from_millis(200), stream.next()).await;
+                        if s.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let item = match next {
+                            Err(_) => continue,
+                            Ok(None) | Ok(Some(Err(_))) => break,
+                            Ok(Some(Ok(item))) => item,
+                        };
+                        let mut seen = out.lock().unwrap();
+                        let event = match item {
+                            Watched::Gone(why) => {
+                                seen.gone.push(format!("410 from {from}: {why}"));
+                                break;
+                            }
+                            Watched::Event(event) => event,
+                        };
+                        let (kind, obj) = match &event {
+                            WatchEvent::Added(o) => ("ADDED", o),
+                            WatchEvent::Modified(o) => ("MODIFIED", o),
+                            WatchEvent::Deleted(o) => ("DELETED", o),
+                            WatchEvent::Bookmark(b) => {
+                                if let Ok(rv) = b.metadata.resource_version.parse::<i64>() {
+                                    seen.last = seen.last.max(rv);
+                                }
+                                continue;
+                            }
+                            WatchEvent::Error(st) => {
+                                seen.gone.push(format!("error: {st:?}"));
+                                break;
+                            }
+                        };
+                        let rv: i64 = obj["metadata"]["resourceVersion"]
+                            .as_str()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
+                        seen.events.push((kind.to_owned(), name, rv));
+                        seen.last = seen.last.max(rv);
+                    }
+                }
+            });
+        });
+        Watcher {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits until the watch has delivered the load's first creates.
+    fn caught_up(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.seen.lock().unwrap().events.len() < 10 {
+            assert!(Instant::now() < deadline, "the watch delivered nothing");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every acknowledged create arrived as one ADDED, events in strictly increasing
+    /// revision order, no 410, and the watch went on at another server than `killed`.
+    fn check(mut self, acked: &BTreeSet<String>, killed: &str) {
+        // what was written last reaches the watch too
+        std::thread::sleep(Duration::from_secs(2));
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        let seen = self.seen.lock().unwrap();
+        println!(
+            "watch: {} events, answered by {:?}, failures {:?}",
+            seen.events.len(),
+            seen.servers,
+            seen.gone
+        );
+        assert!(
+            !seen.gone.iter().any(|g| g.starts_with("410")),
+            "the watch was answered 410: {:?}",
+            seen.gone
+        );
+        assert_eq!(seen.servers.first().map(String::as_str), Some(killed));
+        assert!(
+            seen.servers.iter().any(|s| s != killed),
+            "the watch never resumed at another server: {:?}",
+            seen.servers
+        );
+        for pair in seen.events.windows(2) {
+            assert!(
+                pair[0].2 < pair[1].2,
+                "events out of order or repeated: {:?} then {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+        let mut added: BTreeMap<&str, usize> = BTreeMap::new();
+        for (kind, name, _) in &seen.events {
+            if kind == "ADDED" {
+                *added.entry(name).or_default() += 1;
+            }
+        }
+        for name in acked {
+            assert_eq!(
+                added.get(name.as_str()),
+                Some(&1),
+                "{name}: ADDED events through the watch"
+            );
+        }
     }
 }
 

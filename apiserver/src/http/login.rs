@@ -90,41 +90,53 @@ async fn login(
     let address = format!("login-from:{}", source(&extensions));
     state
         .address_throttle
-        .check(&address, "logins from this address")?;
+        .check(&address, "logins from this address")
+        .await?;
     state
         .account_throttle
-        .check(&account, "logins for this user")?;
+        .check(&account, "logins for this user")
+        .await?;
     let store = state.registry.store();
-    let fail = |why: &str| {
-        state.account_throttle.failed(&account);
-        state.address_throttle.failed(&address);
-        tracing::info!(user = req.username, source = address, why, "login refused");
+    // a refusal is counted against the account and the address once the checks are done
+    let refusal = std::sync::OnceLock::<&'static str>::new();
+    let fail = |why: &'static str| {
+        let _ = refusal.set(why);
         ApiError::Unauthorized("invalid user name, password or code".into())
     };
-    let password_ok = password::verify(store, &req.username, &req.password).await?;
-    if !password_ok {
-        return Err(fail("password"));
-    }
-    if state.access.user_caller(&req.username).is_err() {
-        // a User made an instant ago may not be in the mirror yet
-        let users = &state.access.rbac.users;
-        users.reread(&state.registry, &req.username).await;
+    let checked = async {
+        let password_ok = password::verify(store, &req.username, &req.password).await?;
+        if !password_ok {
+            return Err(fail("password"));
+        }
         if state.access.user_caller(&req.username).is_err() {
-            return Err(fail("user missing or disabled"));
-        }
-    }
-    if totp::state(store, &req.username).await? == totp::State::On {
-        match req.totp.as_deref() {
-            None => {
-                return Err(ApiError::Unauthorized(
-                    "this user signs in with a TOTP code: send \"totp\"".into(),
-                ))
+            // a User made an instant ago may not be in the mirror yet
+            let users = &state.access.rbac.users;
+            users.reread(&state.registry, &req.username).await;
+            if state.access.user_caller(&req.username).is_err() {
+                return Err(fail("user missing or disabled"));
             }
-            Some(code) if totp::check(store, &req.username, code).await? => {}
-            Some(_) => return Err(fail("totp")),
         }
+        if totp::state(store, &req.username).await? == totp::State::On {
+            match req.totp.as_deref() {
+                None => {
+                    return Err(ApiError::Unauthorized(
+                        "this user signs in with a TOTP code: send \"totp\"".into(),
+                    ))
+                }
+                Some(code) if totp::check(store, &req.username, code).await? => {}
+                Some(_) => return Err(fail("totp")),
+            }
+        }
+        Ok(())
     }
-    state.account_throttle.succeeded(&account);
+    .await;
+    if let Some(why) = refusal.get() {
+        state.account_throttle.failed(&account).await;
+        state.address_throttle.failed(&address).await;
+        tracing::info!(user = req.username, source = address, why, "login refused");
+    }
+    checked?;
+    state.account_throttle.succeeded(&account).await;
     let session = state
         .sessions
         .open(&req.username)
@@ -249,10 +261,13 @@ async fn own_password(
     let user = signed_in_user(&caller)?.to_owned();
     let req: OwnPassword = parse(&body)?;
     let key = format!("password:{user}");
-    state.account_throttle.check(&key, "password changes")?;
+    state
+        .account_throttle
+        .check(&key, "password changes")
+        .await?;
     let store = state.registry.store();
     if !password::verify(store, &user, &req.current_password).await? {
-        state.account_throttle.failed(&key);
+        state.account_throttle.failed(&key).await;
         return Err(ApiError::Forbidden("the current password is wrong".into()));
     }
     password::set(store, &user, &req.password)
@@ -345,9 +360,9 @@ async fn totp_confirm(
     let user = signed_in_user(&caller)?;
     let req: Code = parse(&body)?;
     let key = format!("totp:{user}");
-    state.account_throttle.check(&key, "TOTP codes")?;
+    state.account_throttle.check(&key, "TOTP codes").await?;
     if !totp::check(state.registry.store(), user, &req.code).await? {
-        state.account_throttle.failed(&key);
+        state.account_throttle.failed(&key).await;
         return Err(ApiError::Forbidden("wrong or expired code".into()));
     }
     set_totp_status(&state, user, true).await;
@@ -362,11 +377,11 @@ async fn totp_disable(
     let user = signed_in_user(&caller)?;
     let req: Code = parse(&body)?;
     let key = format!("totp:{user}");
-    state.account_throttle.check(&key, "TOTP codes")?;
+    state.account_throttle.check(&key, "TOTP codes").await?;
     if totp::state(state.registry.store(), user).await? == totp::State::On
         && !totp::check(state.registry.store(), user, &req.code).await?
     {
-        state.account_throttle.failed(&key);
+        state.account_throttle.failed(&key).await;
         return Err(ApiError::Forbidden("wrong or expired code".into()));
     }
     totp::disable(state.registry.store(), user).await?;

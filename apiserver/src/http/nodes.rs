@@ -75,22 +75,34 @@ async fn join_inner(
     let address = format!("join-from:{source}");
     state
         .address_throttle
-        .check(&address, "joins from this address")?;
-    let refused = |why: &str| {
-        state.address_throttle.failed(&address);
-        tracing::info!(source, why, "join refused");
+        .check(&address, "joins from this address")
+        .await?;
+    // a refusal is counted against the address once the checks are done
+    let refusal = std::sync::OnceLock::<&'static str>::new();
+    let refused = |why: &'static str| {
+        let _ = refusal.set(why);
         ApiError::Unauthorized(format!("{why} join token"))
     };
-    let token = bearer_token(headers).ok_or_else(|| refused("missing"))?;
-    // the join token may carry the CA pin in front (`K10<sha256>::<secret>`); only the
-    // secret's hash is kept. Read from the store, so tokens made or revoked by `catalyst
-    // token` count at once.
-    let identity = state
-        .auth
-        .verify_fresh(crate::tls::join_token_secret(token))
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| refused("invalid, expired or revoked"))?;
+    let token = bearer_token(headers);
+    let identity = async {
+        let token = token.ok_or_else(|| refused("missing"))?;
+        // the join token may carry the CA pin in front (`K10<sha256>::<secret>`); only the
+        // secret's hash is kept. Read from the store, so tokens made or revoked by `catalyst
+        // token` count at once.
+        state
+            .auth
+            .verify_fresh(crate::tls::join_token_secret(token))
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| refused("invalid, expired or revoked"))
+    }
+    .await;
+    if let Some(why) = refusal.get() {
+        state.address_throttle.failed(&address).await;
+        tracing::info!(source, why, "join refused");
+    }
+    let identity = identity?;
+    let token = token.unwrap_or_default();
     state.limits.check_join(source)?;
     *caller = match identity.role.as_str() {
         "join" => Some(Caller::Join),

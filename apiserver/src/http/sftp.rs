@@ -159,13 +159,91 @@ async fn login(
     );
     state
         .address_throttle
-        .check(&address, "SFTP logins from this address")?;
+        .check(&address, "SFTP logins from this address")
+        .await?;
     state
         .account_throttle
-        .check(&account, "logins for this user")?;
-    let refused = |why: &str| {
-        state.account_throttle.failed(&account);
-        state.address_throttle.failed(&address);
+        .check(&account, "logins for this user")
+        .await?;
+    // a refusal is counted against the account and the address once the checks are done
+    let refusal = std::sync::OnceLock::<&'static str>::new();
+    let refused = |why: &'static str| {
+        let _ = refusal.set(why);
+        ApiError::Unauthorized("invalid user name, server or credentials".into())
+    };
+    let checked = async {
+        let (uid, suspended) = server_on(&state, &node, &req.namespace, &req.server)
+            .await
+            .map_err(|_| refused("no such server on this node"))?;
+        // the user (or the key acting for them)
+        let mut key = None;
+        let who = match (&req.password, &req.public_key) {
+            (Some(secret), None) => {
+                let as_key = state
+                    .auth
+                    .verify(secret)
+                    .await
+                    .filter(|id| id.role == "apikey");
+                match as_key {
+                    Some(identity) => match state.access.key_caller(&identity) {
+                        Ok(c @ Caller::ApiKey { .. })
+                            if c.user() == Some(req.username.as_str()) =>
+                        {
+                            key = Some(identity.name.clone());
+                            c
+                        }
+                        _ => return Err(refused("API key not of this user, or not valid")),
+                    },
+                    None => {
+                        let store = state.registry.store();
+                        if !password::verify(store, &req.username, secret).await? {
+                            return Err(refused("password"));
+                        }
+                        if totp::state(store, &req.username).await? == totp::State::On {
+                            return Err(ApiError::Unauthorized(
+                            "this user has a second factor: use an SSH key or an API key for SFTP"
+                                .into(),
+                        ));
+                        }
+                        state
+                            .access
+                            .user_caller(&req.username)
+                            .map_err(|_| refused("user missing or disabled"))?
+                    }
+                }
+            }
+            (None, Some(public_key)) => {
+                let offered = ssh_key_id(public_key).ok_or_else(|| refused("malformed key"))?;
+                let listed = state.access.rbac.users.get(&req.username).is_some_and(|u| {
+                    u.spec
+                        .ssh_keys
+                        .iter()
+                        .any(|k| ssh_key_id(k) == Some(offered))
+                });
+                if !listed {
+                    return Err(refused("key not listed"));
+                }
+                state
+                    .access
+                    .user_caller(&req.username)
+                    .map_err(|_| refused("user missing or disabled"))?
+            }
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "send exactly one of password and publicKey".into(),
+                ))
+            }
+        };
+        let (may, read_only) = sftp_rights(&state, &who, &req.namespace, &req.server);
+        if !may {
+            return Err(refused("no file.sftp permission on the server"));
+        }
+        Ok((uid, suspended, key, read_only))
+    }
+    .await;
+    if let Some(why) = refusal.get() {
+        state.account_throttle.failed(&account).await;
+        state.address_throttle.failed(&address).await;
         tracing::info!(
             user = req.username,
             node,
@@ -173,79 +251,15 @@ async fn login(
             why,
             "SFTP login refused"
         );
-        ApiError::Unauthorized("invalid user name, server or credentials".into())
-    };
-    let (uid, suspended) = server_on(&state, &node, &req.namespace, &req.server)
-        .await
-        .map_err(|_| refused("no such server on this node"))?;
-    // the user (or the key acting for them)
-    let mut key = None;
-    let who = match (&req.password, &req.public_key) {
-        (Some(secret), None) => {
-            let as_key = state
-                .auth
-                .verify(secret)
-                .await
-                .filter(|id| id.role == "apikey");
-            match as_key {
-                Some(identity) => match state.access.key_caller(&identity) {
-                    Ok(c @ Caller::ApiKey { .. }) if c.user() == Some(req.username.as_str()) => {
-                        key = Some(identity.name.clone());
-                        c
-                    }
-                    _ => return Err(refused("API key not of this user, or not valid")),
-                },
-                None => {
-                    let store = state.registry.store();
-                    if !password::verify(store, &req.username, secret).await? {
-                        return Err(refused("password"));
-                    }
-                    if totp::state(store, &req.username).await? == totp::State::On {
-                        return Err(ApiError::Unauthorized(
-                            "this user has a second factor: use an SSH key or an API key for SFTP"
-                                .into(),
-                        ));
-                    }
-                    state
-                        .access
-                        .user_caller(&req.username)
-                        .map_err(|_| refused("user missing or disabled"))?
-                }
-            }
-        }
-        (None, Some(public_key)) => {
-            let offered = ssh_key_id(public_key).ok_or_else(|| refused("malformed key"))?;
-            let listed = state.access.rbac.users.get(&req.username).is_some_and(|u| {
-                u.spec
-                    .ssh_keys
-                    .iter()
-                    .any(|k| ssh_key_id(k) == Some(offered))
-            });
-            if !listed {
-                return Err(refused("key not listed"));
-            }
-            state
-                .access
-                .user_caller(&req.username)
-                .map_err(|_| refused("user missing or disabled"))?
-        }
-        _ => {
-            return Err(ApiError::BadRequest(
-                "send exactly one of password and publicKey".into(),
-            ))
-        }
-    };
-    let (may, read_only) = sftp_rights(&state, &who, &req.namespace, &req.server);
-    if !may {
-        return Err(refused("no file.sftp permission on the server"));
     }
+    let (uid, suspended, key, read_only) = checked?;
     if suspended {
         return Err(ApiError::Forbidden(format!(
             "gameserver {}/{} is suspended",
             req.namespace, req.server
         )));
     }
-    state.account_throttle.succeeded(&account);
+    state.account_throttle.succeeded(&account).await;
     tracing::info!(user = req.username, node, server = req.server, "SFTP login");
     let grant = SftpGrant {
         user: req.username,
