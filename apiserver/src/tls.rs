@@ -28,6 +28,9 @@ use crate::store::{Store, StoreError};
 
 /// Where the cluster CA (certificate and key, PEM) lives in the store.
 pub const CA_KEY: &str = "/_catalyst/tls/ca";
+/// The SHA-256 (hex) of the CA the servers on a store serve under (their clients and join
+/// tokens pin it): the first TLS server records it, later ones must serve under the same CA.
+pub const PIN_KEY: &str = "/_catalyst/tls/pin";
 /// How long a generated CA is valid.
 const CA_DAYS: i64 = 3650;
 /// How long a generated serving certificate is valid.
@@ -49,6 +52,9 @@ pub struct TlsConfig {
     /// `--tls-ca`: the CA clients should trust with `cert` (default: the chain's last
     /// certificate).
     pub ca: Option<PathBuf>,
+    /// `--tls-replace-pin`: serve under this CA although the store records another one (a CA
+    /// change: every client and nodelet must then get the new CA).
+    pub replace_pin: bool,
 }
 
 /// Why TLS could not be set up.
@@ -89,6 +95,14 @@ pub enum TlsError {
     /// The CA record in the store is not one this version reads.
     #[error("the cluster CA in the store ({CA_KEY}) is malformed: {0}")]
     Record(String),
+    /// This server's CA is not the one the other servers on the store serve under.
+    #[error("this server's CA (sha256 {ours}) is not the one the servers on this store serve under (sha256 {stored}, {PIN_KEY}): clients and nodelets that trust that one would refuse this server. Give every server the same CA (--tls-ca, or no --tls-cert for the cluster CA), or pass --tls-replace-pin to change the CA of all of them")]
+    PinMismatch {
+        /// The recorded CA's SHA-256.
+        stored: String,
+        /// This server's CA's SHA-256.
+        ours: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
@@ -467,13 +481,51 @@ pub async fn prepare(
         }
         _ => return Err(TlsError::CertWithoutKey),
     };
+    let ca_sha256 = sha256_hex(&ca_der);
+    check_pin(store, &ca_sha256, config.replace_pin).await?;
     let ca_pem = der_to_pem(&ca_der);
     write_file(&data_dir.join("ca.crt"), ca_pem.as_bytes(), 0o644)?;
     Ok(Some(ServerTls {
         config: server_config(&chain, &key)?,
-        ca_sha256: sha256_hex(&ca_der),
+        ca_sha256,
         ca_pem,
     }))
+}
+
+/// Records `ours` as the store's CA pin when there is none (or `replace`), else checks it is
+/// the recorded one.
+async fn check_pin(store: &Arc<dyn Store>, ours: &str, replace: bool) -> Result<(), TlsError> {
+    loop {
+        let Some(kv) = store.get(PIN_KEY).await? else {
+            match store.create(PIN_KEY, ours.as_bytes()).await {
+                Ok(_) => return Ok(()),
+                // another server recorded one first: check against it
+                Err(StoreError::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let stored = String::from_utf8_lossy(&kv.value).trim().to_owned();
+        if stored == ours {
+            return Ok(());
+        }
+        if !replace {
+            return Err(TlsError::PinMismatch {
+                stored,
+                ours: ours.to_owned(),
+            });
+        }
+        match store
+            .update(PIN_KEY, ours.as_bytes(), kv.mod_revision)
+            .await
+        {
+            Ok(_) => {
+                tracing::warn!(old = stored, new = ours, "the store's CA pin replaced");
+                return Ok(());
+            }
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// `GET /cacerts` (no authentication, as in k3s): the CA PEM, so a joining node can fetch it
@@ -708,6 +760,61 @@ mod tests {
             store.get(CA_KEY).await.unwrap().is_none(),
             "no cluster CA made"
         );
+    }
+
+    #[tokio::test]
+    async fn servers_on_one_store_serve_under_one_ca_unless_the_pin_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&format!("sqlite://{}", dir.path().join("db").display()))
+            .await
+            .unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        // the cluster CA: every server that makes its certificate from it agrees
+        let generated = TlsConfig::default();
+        let s1 = prepare(&generated, &a, listen("127.0.0.1:1"), &store)
+            .await
+            .unwrap()
+            .unwrap();
+        let pin = store.get(PIN_KEY).await.unwrap().unwrap();
+        assert_eq!(pin.value, s1.ca_sha256.as_bytes());
+        prepare(&generated, &b, listen("127.0.0.1:2"), &store)
+            .await
+            .unwrap()
+            .unwrap();
+        // a server that brings another CA is refused, and nothing of it is written
+        let other = generate_ca().unwrap();
+        let (leaf, key) = generate_serving(&other, &["localhost".to_owned()]).unwrap();
+        std::fs::write(b.join("chain.pem"), format!("{leaf}{}", other.cert)).unwrap();
+        std::fs::write(b.join("key.pem"), &key).unwrap();
+        let brought = TlsConfig {
+            cert: Some(b.join("chain.pem")),
+            key: Some(b.join("key.pem")),
+            ..TlsConfig::default()
+        };
+        let before = std::fs::read(b.join("ca.crt")).unwrap();
+        let e = prepare(&brought, &b, listen("127.0.0.1:2"), &store)
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, TlsError::PinMismatch { stored, .. } if *stored == s1.ca_sha256));
+        assert!(e.to_string().contains("--tls-replace-pin"), "{e}");
+        assert_eq!(std::fs::read(b.join("ca.crt")).unwrap(), before);
+        // replacing the pin is a CA change for all of them
+        let replacing = TlsConfig {
+            replace_pin: true,
+            ..brought
+        };
+        let s2 = prepare(&replacing, &b, listen("127.0.0.1:2"), &store)
+            .await
+            .unwrap()
+            .unwrap();
+        let pin = store.get(PIN_KEY).await.unwrap().unwrap();
+        assert_eq!(pin.value, s2.ca_sha256.as_bytes());
+        assert!(matches!(
+            prepare(&generated, &a, listen("127.0.0.1:1"), &store).await,
+            Err(TlsError::PinMismatch { .. })
+        ));
     }
 
     #[test]

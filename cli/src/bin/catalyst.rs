@@ -105,6 +105,11 @@ struct ServerArgs {
     /// default: the last certificate of the --tls-cert chain.
     #[arg(long, requires = "tls_cert")]
     tls_ca: Option<std::path::PathBuf>,
+    /// Serve under this server's CA although the servers on the store recorded another one
+    /// (a CA change: every client config and nodelet must then trust the new CA). Without
+    /// it such a server refuses to start.
+    #[arg(long, conflicts_with = "insecure_http")]
+    tls_replace_pin: bool,
     /// Another host name or IP for the generated serving certificate (repeatable), besides the
     /// listen IP, 127.0.0.1, ::1, localhost and the host name.
     #[arg(long = "tls-san", conflicts_with = "tls_cert")]
@@ -352,6 +357,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             cert: args.tls_cert,
             key: args.tls_key,
             ca: args.tls_ca,
+            replace_pin: args.tls_replace_pin,
         },
         history: args.store_history,
     })
