@@ -1,10 +1,12 @@
 # Starts throwaway PostgreSQL and etcd servers on loopback, on free ports, for tests and
-# benchmarks. Source it, then call start_postgres / start_etcd; stop_services runs on exit.
-# Sets CATALYST_TEST_POSTGRES_URL and CATALYST_TEST_ETCD.
+# benchmarks. Source it, then call start_postgres / start_etcd / start_etcd_cluster; stop_services
+# runs on exit. Sets CATALYST_TEST_POSTGRES_URL, CATALYST_TEST_ETCD and CATALYST_TEST_ETCD_CLUSTER
+# (host:port of each member, comma-separated; ETCD_CLUSTER_PIDS their processes).
 
 SERVICES_DIR=$(mktemp -d /tmp/catalyst-services.XXXXXX)
 chmod 755 "$SERVICES_DIR"
 SERVICE_PIDS=()
+ETCD_CLUSTER_PIDS=()
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -56,6 +58,49 @@ start_etcd() {
   wait_for_port "$client" 30 || { cat "$dir/etcd.log" >&2; return 1; }
   export CATALYST_TEST_ETCD="127.0.0.1:$client"
   echo "etcd on 127.0.0.1:$client"
+}
+
+start_etcd_cluster() { # [members, default 3]: each its own process, data dir and ports; durable
+  command -v etcd >/dev/null || { echo "etcd is not installed (apt-get install etcd-server)" >&2; return 1; }
+  local n=${1:-3} i dir initial="" endpoints=""
+  local clients=() peers=()
+  dir="$SERVICES_DIR/etcd-cluster"
+  mkdir -p "$dir"
+  for ((i = 0; i < n; i++)); do
+    clients+=("$(free_port)")
+    peers+=("$(free_port)")
+    initial+="${initial:+,}m$i=http://127.0.0.1:${peers[i]}"
+    endpoints+="${endpoints:+,}127.0.0.1:${clients[i]}"
+  done
+  for ((i = 0; i < n; i++)); do
+    etcd --name "m$i" --data-dir "$dir/m$i" \
+      --listen-client-urls "http://127.0.0.1:${clients[i]}" --advertise-client-urls "http://127.0.0.1:${clients[i]}" \
+      --listen-peer-urls "http://127.0.0.1:${peers[i]}" --initial-advertise-peer-urls "http://127.0.0.1:${peers[i]}" \
+      --initial-cluster "$initial" --initial-cluster-state new \
+      --initial-cluster-token "catalyst-$$-${clients[0]}" >"$dir/m$i.log" 2>&1 &
+    SERVICE_PIDS+=($!)
+    ETCD_CLUSTER_PIDS+=($!)
+  done
+  for ((i = 0; i < n; i++)); do
+    wait_for_port "${clients[i]}" 30 || { cat "$dir/m$i.log" >&2; return 1; }
+  done
+  # healthy: every member answers /health with "health":"true" (a quorum elected a leader)
+  for ((i = 0; i < n; i++)); do
+    python3 - "http://127.0.0.1:${clients[i]}/health" <<'PY' || { cat "$dir/m$i.log" >&2; return 1; }
+import sys, time, urllib.request
+for _ in range(300):
+    try:
+        if '"true"' in urllib.request.urlopen(sys.argv[1], timeout=2).read().decode():
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.1)
+sys.exit(1)
+PY
+  done
+  ETCD_CLUSTER_DIR="$dir"
+  export CATALYST_TEST_ETCD_CLUSTER="$endpoints"
+  echo "etcd cluster of $n members on $endpoints"
 }
 
 stop_services() {
