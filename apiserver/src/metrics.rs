@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ pub struct Metrics {
     watches: AtomicI64,
     /// The end of this server's leadership term, while it leads.
     controllers_leading: Mutex<Option<Instant>>,
+    /// Whether this process runs controllers (an election) at all.
+    elects: AtomicBool,
 }
 
 impl Metrics {
@@ -74,7 +76,23 @@ impl Metrics {
     /// of the term) while they do. The gauge reads 0 from the term's end on, even before the
     /// election says so (a process resumed after SIGSTOP answers 0 at once).
     pub fn set_controllers_leading(&self, until: Option<Instant>) {
+        self.elects.store(true, Ordering::Relaxed);
         *self.controllers_leading.lock().expect("metrics lock") = until;
+    }
+
+    /// Whether this server's controllers lead now.
+    pub fn controllers_lead(&self) -> bool {
+        self.controllers_leading
+            .lock()
+            .expect("metrics lock")
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Whether this server is the one that speaks for the nodes in `/metrics`: the leader when
+    /// several servers share a store (each holds a tunnel to every node, and the same samples
+    /// from three servers would count three times), any server that runs no election.
+    pub fn speaks_for_nodes(&self) -> bool {
+        !self.elects.load(Ordering::Relaxed) || self.controllers_lead()
     }
 
     /// The Prometheus text exposition; `fenced_writes` is the registry's count of writes
@@ -131,12 +149,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "catalyst_controllers_leading {}",
-            i64::from(
-                self.controllers_leading
-                    .lock()
-                    .expect("metrics lock")
-                    .is_some_and(|until| Instant::now() < until)
-            )
+            i64::from(self.controllers_lead())
         );
         out.push_str("# HELP catalyst_store_fenced_writes_total Controller writes refused because this server's leadership term had ended (by the store's fencing check or before reaching it).\n# TYPE catalyst_store_fenced_writes_total counter\n");
         let _ = writeln!(out, "catalyst_store_fenced_writes_total {fenced_writes}");
@@ -217,19 +230,27 @@ mod tests {
         assert!(m
             .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 0\n"));
+        // a process without controllers speaks for its nodes
+        assert!(m.speaks_for_nodes());
         m.set_controllers_leading(Some(Instant::now() + Duration::from_secs(60)));
         assert!(m
             .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 1\n"));
+        assert!(m.speaks_for_nodes());
         // a term that ended reads 0 before the election says so
         m.set_controllers_leading(Some(Instant::now() - Duration::from_millis(1)));
         assert!(m
             .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 0\n"));
+        assert!(
+            !m.speaks_for_nodes(),
+            "a standby leaves the nodes to the leader"
+        );
         m.set_controllers_leading(None);
         assert!(m
             .render(None, 0, 0)
             .contains("\ncatalyst_controllers_leading 0\n"));
+        assert!(!m.speaks_for_nodes());
     }
 
     #[test]

@@ -135,6 +135,24 @@ fn a_nodelet_with_two_servers_is_reached_through_either_and_survives_losing_one(
     ok(ctl_with(&only_a, &["config", "set-servers", &a.url]));
     command_echoes(&only_a, "via-a");
 
+    // the node's series on /metrics come from the leading server only (each holds a tunnel)
+    let leads = |text: &str| text.contains("\ncatalyst_controllers_leading 1\n");
+    let (mut leader, mut standby) = (String::new(), String::new());
+    eventually(
+        "the node's series on the leader's /metrics",
+        Duration::from_secs(30),
+        || {
+            let (ta, tb) = (api_text(a, "/metrics"), api_text(&b, "/metrics"));
+            (leader, standby) = if leads(&ta) { (ta, tb) } else { (tb, ta) };
+            leads(&leader) && leader.contains("\ncatalyst_node_gameservers_running")
+        },
+    );
+    assert!(!leads(&standby), "two leaders");
+    assert!(
+        !standby.contains("\ncatalyst_node_") && !standby.contains("\ncatalyst_gameserver_"),
+        "the standby reports the node too:\n{standby}"
+    );
+
     // kill -9 of A, the first URL of the config: every call moves on to B at once
     let killed = Command::new("kill")
         .args(["-9", &a.pid().to_string()])

@@ -54,7 +54,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let watchers: usize = state.caches.values().map(|c| c.watchers()).sum();
     let fenced = state.registry.fenced_writes();
     let mut text = state.metrics.render(revision, watchers, fenced);
-    text.push_str(&state.tunnels.prometheus().await);
+    // the nodes' samples from one server only: the controllers' leader (every server holds a
+    // tunnel to every node)
+    if state.metrics.speaks_for_nodes() {
+        text.push_str(&state.tunnels.prometheus().await);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -392,6 +392,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     // catalyst_controllers_leading follows the election
     {
         let (mut leading, metrics) = (_controllers.leading.clone(), running.state.metrics.clone());
+        // from now on the nodes' samples in /metrics come from the leader only
+        let now = leading.borrow_and_update().as_ref().map(|t| t.valid_until);
+        metrics.set_controllers_leading(now);
         tokio::spawn(async move {
             while leading.changed().await.is_ok() {
                 let now = leading.borrow_and_update().as_ref().map(|t| t.valid_until);
