@@ -3,8 +3,14 @@
 //! an object leaves the store (deleted at once, or finalized by its controller), the leader
 //! deletes the objects that named it as owner; their own DELETED events take it further down.
 //! A deletion looks up the index: no scan of every object of every kind.
+//!
+//! An owner that went while no server collected (its leader killed before it got to the
+//! dependents, or a standby that ignores deletions) leaves orphans: each new leader sweeps them
+//! once every kind is indexed. The loops also keep the uids of every object; an owner uid the
+//! index names that no kind holds is checked against the store (the owner read by the kind and
+//! name its dependent's ownerReference gives, its uid compared) before its dependents go.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,11 +39,13 @@ pub struct Dependent {
     pub name: String,
 }
 
-/// Owner uid → dependents, and each dependent's owner uids (to update it when it changes).
+/// Owner uid → dependents, and each dependent's owner uids (to update it when it changes); the
+/// uids of every object of every kind, and which kinds were listed.
 #[derive(Debug, Default)]
 pub struct OwnerIndex {
     by_owner: HashMap<String, BTreeSet<Dependent>>,
     owners_of: HashMap<Dependent, Vec<String>>,
+    live: HashMap<&'static str, HashSet<String>>,
 }
 
 impl OwnerIndex {
@@ -76,6 +84,35 @@ impl OwnerIndex {
         for d in of_kind {
             self.set(d, Vec::new());
         }
+    }
+
+    /// Kind `plural` was listed: these are the uids of its objects.
+    pub fn listed(&mut self, plural: &'static str, uids: HashSet<String>) {
+        self.live.insert(plural, uids);
+    }
+
+    /// An object of kind `plural` is there (`true`) or gone.
+    pub fn seen(&mut self, plural: &'static str, uid: &str, there: bool) {
+        let uids = self.live.entry(plural).or_default();
+        if there {
+            uids.insert(uid.to_owned());
+        } else {
+            uids.remove(uid);
+        }
+    }
+
+    /// How many kinds were listed at least once.
+    pub fn kinds_listed(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Owner uids some object names that no object of any kind has: owners that may be gone.
+    pub fn missing_owners(&self) -> Vec<String> {
+        self.by_owner
+            .keys()
+            .filter(|uid| !self.live.values().any(|uids| uids.contains(*uid)))
+            .cloned()
+            .collect()
     }
 
     /// The objects that name `owner_uid` as an owner.
@@ -149,11 +186,13 @@ pub fn start(
             )))
         })
         .collect();
+    let kinds = tasks.len();
     tasks.push(tokio::spawn(collect(
         registry,
         index.clone(),
         gone_rx,
         leading,
+        kinds,
     )));
     (tasks, index)
 }
@@ -183,6 +222,8 @@ async fn index_kind(
                     index.set(d, owner_uids(obj));
                 }
             }
+            let uids = items.iter().filter_map(uid_of).map(str::to_owned).collect();
+            index.listed(kind.plural, uids);
         }
         drop(items);
         let mut from = revision;
@@ -201,6 +242,12 @@ async fn index_kind(
                 _ => continue,
             };
             from = resource_version(obj).unwrap_or(from).max(from);
+            if let Some(uid) = uid_of(obj) {
+                index
+                    .lock()
+                    .expect("owner index lock")
+                    .seen(kind.plural, uid, !deleted);
+            }
             let Some(d) = dependent_of(kind, obj) else {
                 continue;
             };
@@ -216,23 +263,128 @@ async fn index_kind(
     }
 }
 
-/// Deletes the dependents of every object that left the store, while leading.
+fn uid_of(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/uid").and_then(Value::as_str)
+}
+
+/// Deletes the dependents of every object that left the store, while leading; sweeps the
+/// orphans each time it starts leading.
 async fn collect(
     registry: Registry,
     index: Arc<Mutex<OwnerIndex>>,
     mut gone: mpsc::UnboundedReceiver<String>,
-    leading: Leading,
+    mut leading: Leading,
+    kinds: usize,
 ) {
-    while let Some(uid) = gone.recv().await {
+    let mut swept = false;
+    loop {
+        let leads = is_leading(&leading);
+        if !leads {
+            swept = false;
+        } else if !swept {
+            // once every kind is indexed (its first list done)
+            let listed = index.lock().expect("owner index lock").kinds_listed();
+            if listed >= kinds {
+                tokio::time::sleep(SETTLE).await;
+                sweep(&registry, &index).await;
+                swept = true;
+                continue;
+            }
+        }
+        let uid = tokio::select! {
+            uid = gone.recv() => match uid {
+                Some(uid) => uid,
+                None => return,
+            },
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            // the indexing is not done yet: look again soon
+            () = tokio::time::sleep(SETTLE), if leads && !swept => continue,
+        };
         if !is_leading(&leading) {
             continue;
         }
+        delete_dependents(&registry, &index, &uid).await;
+    }
+}
+
+/// Deletes the dependents of the owners the index names that are not in the store.
+async fn sweep(registry: &Registry, index: &Mutex<OwnerIndex>) {
+    let missing = index.lock().expect("owner index lock").missing_owners();
+    let mut orphans = 0;
+    for uid in missing {
         let dependents = index.lock().expect("owner index lock").dependents(&uid);
-        if dependents.is_empty() {
+        let Some(first) = dependents.first() else {
+            continue;
+        };
+        if owner_exists(registry, first, &uid).await {
             continue;
         }
+        orphans += dependents.len();
+        delete_dependents(registry, index, &uid).await;
+    }
+    tracing::info!(orphans, "garbage collector swept for orphans");
+}
+
+/// Whether the owner of uid `owner` that `dependent` names is in the store (a failed read
+/// counts as there: nothing is deleted on a doubt).
+async fn owner_exists(registry: &Registry, dependent: &Dependent, owner: &str) -> bool {
+    let Some(kind) = catalyst_schemas::lookup_kind(dependent.plural) else {
+        return true;
+    };
+    let scope = Scope {
+        kind,
+        namespace: dependent.namespace.as_deref(),
+    };
+    let obj = match registry.get(scope, &dependent.name).await {
+        Ok(obj) => obj,
+        // the dependent itself is gone: nothing to collect
+        Err(ApiError::NotFound { .. }) => return true,
+        Err(_) => return true,
+    };
+    let refs = obj
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(r) = refs.iter().find(|r| r["uid"].as_str() == Some(owner)) else {
+        return true;
+    };
+    let (Some(owner_kind), Some(name)) = (r["kind"].as_str(), r["name"].as_str()) else {
+        return false;
+    };
+    let Some(owner_kind) = KINDS.iter().find(|k| k.kind == owner_kind) else {
+        // a kind this server does not serve cannot hold the owner
+        return false;
+    };
+    let scope = Scope {
+        kind: owner_kind,
+        namespace: if owner_kind.namespaced {
+            dependent.namespace.as_deref()
+        } else {
+            None
+        },
+    };
+    match registry.get(scope, name).await {
+        Ok(found) => uid_of(&found) == Some(owner),
+        Err(ApiError::NotFound { .. }) => false,
+        Err(_) => true,
+    }
+}
+
+/// Deletes what names `uid` as an owner.
+async fn delete_dependents(registry: &Registry, index: &Mutex<OwnerIndex>, uid: &str) {
+    {
+        let dependents = index.lock().expect("owner index lock").dependents(uid);
+        if dependents.is_empty() {
+            return;
+        }
         tokio::time::sleep(SETTLE).await;
-        let dependents = index.lock().expect("owner index lock").dependents(&uid);
+        let dependents = index.lock().expect("owner index lock").dependents(uid);
         for d in dependents {
             let Some(kind) = catalyst_schemas::lookup_kind(d.plural) else {
                 continue;

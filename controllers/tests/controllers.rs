@@ -474,12 +474,6 @@ async fn dependents_go_with_their_owner_also_when_a_finalizer_lets_it_go_later()
     let (registry, state) = setup(dir.path()).await;
     let _c = start(&registry, &state, "one");
     let backups = scope("backups", Some("default"));
-    let backup = |name: &str, owner: &Value| {
-        json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Backup",
-            "metadata": {"name": name, "namespace": "default", "ownerReferences": [{"apiVersion": "catalyst.dev/v1alpha1",
-                "kind": "GameServer", "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"]}]},
-            "spec": {"gameServer": owner["metadata"]["name"]}})
-    };
     // a server without nodes: Pending, the controller's finalizer on it; deleting it lets the
     // controller finalize it, and its Backup goes after it
     add_gs(&registry, "owner", json!({"image": "busybox"})).await;
@@ -488,7 +482,7 @@ async fn dependents_go_with_their_owner_also_when_a_finalizer_lets_it_go_later()
     })
     .await;
     registry
-        .create(backups, backup("b1", &owner), false)
+        .create(backups, backup_of("b1", &owner), false)
         .await
         .unwrap();
     // and one that names an owner that stays
@@ -498,7 +492,7 @@ async fn dependents_go_with_their_owner_also_when_a_finalizer_lets_it_go_later()
         .await
         .unwrap();
     registry
-        .create(backups, backup("b2", &stays), false)
+        .create(backups, backup_of("b2", &stays), false)
         .await
         .unwrap();
     registry
@@ -516,4 +510,63 @@ async fn dependents_go_with_their_owner_also_when_a_finalizer_lets_it_go_later()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the dependent backup was not deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_sweeps_the_dependents_of_owners_that_went_while_none_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, state) = setup(dir.path()).await;
+    let servers = scope("gameservers", Some("default"));
+    let backups = scope("backups", Some("default"));
+    // no controllers run: owners come and go without anyone collecting
+    add_gs(&registry, "gone", json!({"image": "busybox"})).await;
+    let gone = registry.get(servers, "gone").await.unwrap();
+    registry
+        .create(backups, backup_of("of-gone", &gone), false)
+        .await
+        .unwrap();
+    add_gs(&registry, "again", json!({"image": "busybox"})).await;
+    let first = registry.get(servers, "again").await.unwrap();
+    registry
+        .create(backups, backup_of("of-first-again", &first), false)
+        .await
+        .unwrap();
+    add_gs(&registry, "stays", json!({"image": "busybox"})).await;
+    let stays = registry.get(servers, "stays").await.unwrap();
+    registry
+        .create(backups, backup_of("of-stays", &stays), false)
+        .await
+        .unwrap();
+    registry.delete(servers, "gone", None, false).await.unwrap();
+    // deleted and made again under its name: a new uid, so its old dependent is an orphan
+    registry
+        .delete(servers, "again", None, false)
+        .await
+        .unwrap();
+    add_gs(&registry, "again", json!({"image": "busybox"})).await;
+
+    let _c = start(&registry, &state, "one");
+    for _ in 0..100 {
+        let left = (
+            registry.get(backups, "of-gone").await.is_ok(),
+            registry.get(backups, "of-first-again").await.is_ok(),
+        );
+        if left == (false, false) {
+            assert!(
+                registry.get(backups, "of-stays").await.is_ok(),
+                "a dependent of an owner that stays stays"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the orphans were not swept");
+}
+
+/// A Backup of `owner` that names it as its owner.
+fn backup_of(name: &str, owner: &Value) -> Value {
+    json!({"apiVersion": "catalyst.dev/v1alpha1", "kind": "Backup",
+        "metadata": {"name": name, "namespace": "default", "ownerReferences": [{"apiVersion": "catalyst.dev/v1alpha1",
+            "kind": "GameServer", "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"]}]},
+        "spec": {"gameServer": owner["metadata"]["name"]}})
 }
