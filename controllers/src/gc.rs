@@ -308,6 +308,16 @@ async fn collect(
         if !is_leading(&leading) {
             continue;
         }
+        if index
+            .lock()
+            .expect("owner index lock")
+            .dependents(&uid)
+            .is_empty()
+        {
+            continue;
+        }
+        // an object created just before its owner went may not be indexed yet
+        tokio::time::sleep(SETTLE).await;
         delete_dependents(&registry, &index, &uid).await;
     }
 }
@@ -342,8 +352,7 @@ async fn owner_exists(registry: &Registry, dependent: &Dependent, owner: &str) -
     };
     let obj = match registry.get(scope, &dependent.name).await {
         Ok(obj) => obj,
-        // the dependent itself is gone: nothing to collect
-        Err(ApiError::NotFound { .. }) => return true,
+        // the dependent itself is gone (nothing to collect), or a doubt
         Err(_) => return true,
     };
     let refs = obj
@@ -376,34 +385,28 @@ async fn owner_exists(registry: &Registry, dependent: &Dependent, owner: &str) -
     }
 }
 
-/// Deletes what names `uid` as an owner.
+/// Deletes what names `uid` as an owner (the sweep waited for the index already; a deletion
+/// waits [`SETTLE`] before).
 async fn delete_dependents(registry: &Registry, index: &Mutex<OwnerIndex>, uid: &str) {
-    {
-        let dependents = index.lock().expect("owner index lock").dependents(uid);
-        if dependents.is_empty() {
-            return;
-        }
-        tokio::time::sleep(SETTLE).await;
-        let dependents = index.lock().expect("owner index lock").dependents(uid);
-        for d in dependents {
-            let Some(kind) = catalyst_schemas::lookup_kind(d.plural) else {
-                continue;
-            };
-            let scope = Scope {
-                kind,
-                namespace: d.namespace.as_deref(),
-            };
-            match registry.delete(scope, &d.name, None, false).await {
-                Ok(_) => tracing::info!(
-                    kind = kind.kind,
-                    name = d.name,
-                    owner = uid,
-                    "deleted dependent of a deleted owner"
-                ),
-                Err(ApiError::NotFound { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(kind = kind.kind, name = d.name, error = %e, "cannot delete dependent")
-                }
+    let dependents = index.lock().expect("owner index lock").dependents(uid);
+    for d in dependents {
+        let Some(kind) = catalyst_schemas::lookup_kind(d.plural) else {
+            continue;
+        };
+        let scope = Scope {
+            kind,
+            namespace: d.namespace.as_deref(),
+        };
+        match registry.delete(scope, &d.name, None, false).await {
+            Ok(_) => tracing::info!(
+                kind = kind.kind,
+                name = d.name,
+                owner = uid,
+                "deleted dependent of a deleted owner"
+            ),
+            Err(ApiError::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(kind = kind.kind, name = d.name, error = %e, "cannot delete dependent")
             }
         }
     }
