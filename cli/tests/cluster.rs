@@ -498,7 +498,10 @@ impl Drop for AllInOne {
         if let Some(server) = &self.server {
             let _ = ctl(server, &["delete", "gs", "web", "--wait"], None);
         }
-        drop(self.server.take());
+        // SIGTERM: the in-process nodelet drains its namespace pool
+        if let Some(mut s) = self.server.take() {
+            s.terminate(Duration::from_secs(20));
+        }
         let config = self.data.join("containerd/config.toml");
         let _ = Command::new("pkill")
             .args(["-f", &config.display().to_string()])

@@ -564,3 +564,156 @@ fn adopted_events(server: &catalyst_e2e::Server, uid: &str) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// The namespace pool: a new Bridge server takes a sandbox made ahead (its CNI id is the
+/// entry's) and answers on its host port; the pool refills; a kill -9 of the nodelet and a
+/// restart without a pool leave nothing of the entries (namespaces, addresses, NAT rules, uid
+/// claims) while the server runs on untouched; deleting it leaves nothing at all.
+#[test]
+fn new_servers_take_pooled_sandboxes_and_a_killed_pool_leaves_nothing() {
+    let env = setup();
+    let ndir = env.root.join("nodelet-pool");
+    node_with_ports(&env.server, "node-pool", 9900);
+    let (bridge, subnet) = ("cat-pool0", "10.231.80.0/24");
+    let mut nodelet = Nodelet::start_with(
+        &env.server,
+        &env.ctd,
+        &ndir,
+        "node-pool",
+        bridge,
+        subnet,
+        &["--netns-pool", "2"],
+    );
+    let server = &env.server;
+    let prefix = catalyst_nodelet::pool::prefix(&ndir);
+    let cni = ndir.join("cni");
+    let pool_records = || -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(cni.join("results"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let pool_ns = || -> Vec<String> {
+        std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("catalyst-{prefix}")))
+            .collect()
+    };
+    let ipam = || -> Vec<String> {
+        let mut owners: Vec<String> = std::fs::read_dir(cni.join("ipam/catalyst"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("10."))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|s| s.lines().next().unwrap_or_default().trim().to_owned())
+            .collect();
+        owners.sort();
+        owners
+    };
+    let nat = || {
+        let out = std::process::Command::new("iptables")
+            .args(["-t", "nat", "-S"])
+            .output()
+            .expect("iptables");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    eventually("two pool entries", Duration::from_secs(30), || {
+        pool_records().len() == 2 && pool_ns().len() == 2
+    });
+
+    let web = manifest(
+        "pooled",
+        &env.image,
+        "echo pooled > /home/container/index.html; httpd -f -p 8080 -h /home/container",
+        "  ports: [{containerPort: 8080, protocol: TCP}]\n  stop: {signal: SIGKILL, timeoutSeconds: 1}\n",
+    );
+    ok(ctl(server, &["apply", "-f", "-"], Some(&web)));
+    let obj = wait_phase(server, "pooled", "Running", &ndir);
+    let port = host_port(&obj);
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .expect("uid")
+        .to_owned();
+    let cid = format!("gs-{uid}");
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(cni.join(format!("results/{cid}.json"))).expect("the server's record"),
+    )
+    .expect("record json");
+    let cni_id = record["cniId"].as_str().expect("cniId").to_owned();
+    assert!(cni_id.starts_with(&prefix), "a pooled sandbox: {record}");
+    eventually("the pooled server answers", Duration::from_secs(10), || {
+        probe_http(port, "/index.html").is_ok_and(|b| b.contains("pooled"))
+    });
+    // from inside: its address is the entry's, its loopback is up
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &format!("catalyst-{cid}"), "ip", "-o", "addr"])
+        .output()
+        .expect("ip netns exec");
+    let addrs = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(addrs.contains("lo ") && addrs.contains("inet 127.0.0.1"), "{addrs}");
+    assert!(addrs.contains("eth0") && addrs.contains("inet 10.231.80."), "{addrs}");
+    eventually("the pool refilled", Duration::from_secs(30), || {
+        pool_records().len() == 2 && !pool_records().iter().any(|r| r.starts_with(&cni_id))
+    });
+    let pid = env.ctd.task_pid(&cid).expect("task runs");
+
+    // kill -9 (perhaps while the refill runs), restart without a pool: the entries go, the
+    // server stays
+    nodelet.kill9();
+    let mut args = nodelet.args.clone();
+    let at = args.iter().position(|a| a == "--netns-pool").expect("flag");
+    args[at + 1] = "0".into();
+    nodelet.args = args;
+    nodelet.restart(&ndir);
+    eventually("the pool's entries are gone", Duration::from_secs(30), || {
+        pool_records().is_empty() && pool_ns().is_empty()
+    });
+    eventually("only the server holds an address", Duration::from_secs(10), || {
+        ipam() == vec![cni_id.clone()]
+    });
+    let rules = nat();
+    for line in rules.lines().filter(|l| l.contains(&prefix)) {
+        assert!(line.contains(&cni_id), "a pool entry's rule is left: {line}\n{rules}");
+    }
+    assert!(
+        std::fs::read_dir(ndir.join("pool/netns"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "entry directories left"
+    );
+    let owners: Vec<String> = std::fs::read_dir(catalyst_nodelet::userns::DEFAULT_CLAIMS_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|c| std::fs::read_to_string(c.path()).ok())
+        .filter(|o| o.contains(&*ndir.display().to_string()))
+        .collect();
+    assert_eq!(owners.len(), 1, "only the server's uid range: {owners:?}");
+    assert!(owners[0].contains(&uid), "{owners:?}");
+    assert_untouched(server, &env.ctd, "pooled", &cid, pid);
+    assert!(probe_http(port, "/index.html").is_ok(), "still answering");
+
+    ok(ctl(server, &["delete", "gs", "pooled", "--wait"], None));
+    eventually("nothing left of the server", Duration::from_secs(30), || {
+        ipam().is_empty() && !nat().contains(&prefix)
+    });
+    assert_no_port_mapping(port);
+    let veths = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "master", bridge])
+        .output()
+        .expect("ip link");
+    assert!(
+        String::from_utf8_lossy(&veths.stdout).trim().is_empty(),
+        "veths left on the bridge"
+    );
+}

@@ -130,6 +130,30 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Stops the server as an operator would (SIGTERM: an in-process nodelet drains its
+    /// namespace pool), killing it after `within`.
+    pub fn terminate(&mut self, within: Duration) {
+        terminate(&mut self.child, within);
+    }
+}
+
+/// SIGTERM to `child`, then SIGKILL if it has not exited within `within`; reaped either way.
+pub fn terminate(child: &mut Child, within: Duration) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .output();
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for Server {

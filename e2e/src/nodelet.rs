@@ -108,8 +108,8 @@ impl Drop for NodeletGuard {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGTERM: the nodelet drains its namespace pool
+        crate::terminate(&mut self.child, Duration::from_secs(15));
         // what the nodelet could not remove itself: disks, their loop devices, uid claims
         for m in mounts_below(&self.dir) {
             let _ = Command::new("umount").arg("-l").arg(&m).output();

@@ -322,6 +322,45 @@ impl Network {
         }
     }
 
+    /// Gives the completed attachment of `from` (a namespace pool entry) to `to`, whose
+    /// network namespace is now the same one: `to`'s record names `from`'s CNI id (a DEL gets
+    /// what the ADD got), the result's sandbox `to`'s path; `from`'s record goes. False when
+    /// `from` has no completed attachment (nothing was written).
+    pub fn adopt(&self, from: &str, to: &str) -> Result<bool, CniError> {
+        let Some(mut a) = self
+            .result_path(from)
+            .exists()
+            .then(|| self.recorded(from, &[]))
+            .flatten()
+            .filter(|a| !a.netns_gone && !a.result.is_null())
+        else {
+            return Ok(false);
+        };
+        let to_path = netns_path(to).display().to_string();
+        if let Some(ifaces) = a.result["interfaces"].as_array_mut() {
+            for iface in ifaces {
+                if iface.get("sandbox").is_some() {
+                    iface["sandbox"] = json!(to_path);
+                }
+            }
+        }
+        self.write_json(&self.result_path(to), &a.to_record())?;
+        let _ = std::fs::remove_file(self.result_path(from));
+        Ok(true)
+    }
+
+    /// The CNI id a server's record names (a pool entry's id once the server took it).
+    pub fn recorded_cni_id(&self, id: &str) -> Option<String> {
+        self.recorded(id, &[]).map(|a| a.cni_id)
+    }
+
+    /// Forgets `id`'s record without running any plugin (its attachment belongs to another
+    /// record now).
+    pub fn forget_record(&self, id: &str) {
+        let _ = std::fs::remove_file(self.result_path(id));
+        let _ = std::fs::remove_file(self.marker_path(id));
+    }
+
     /// The ids of the attachments recorded in the state (done or begun).
     pub fn recorded_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = std::fs::read_dir(self.state_dir.join("results"))

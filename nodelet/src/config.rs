@@ -69,6 +69,9 @@ pub struct Config {
     /// Disks of the default size made ahead for new servers (0: each new server's disk is
     /// made on its start).
     pub spare_disks: usize,
+    /// Sandboxes (user and network namespaces attached to the bridge) made ahead for new
+    /// Bridge servers (0: each new server makes its own on its start).
+    pub netns_pool: usize,
 }
 
 /// Parses an SFTP listen address: `HOST:PORT`, or `off` for no SFTP server.
@@ -112,6 +115,7 @@ impl Config {
             insecure_registries: Vec::new(),
             backup_endpoint_allow: Vec::new(),
             spare_disks: crate::disk::spares::DEFAULT_KEEP,
+            netns_pool: crate::pool::DEFAULT_KEEP,
             sftp_listen: Some(
                 crate::sftp::DEFAULT_LISTEN
                     .parse()

@@ -21,6 +21,7 @@ pub mod imagegc;
 pub mod metrics;
 pub mod ownership;
 pub mod pack;
+pub mod pool;
 pub mod registry;
 pub mod retry;
 pub mod rootfs;
@@ -107,6 +108,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     );
     let (event_queue, event_writer) = events::EventQueue::new(api.clone(), credentials::COMPONENT);
     let spares = disk::spares::Spares::new(&data_dir, config.spare_disks);
+    let pool = pool::NetnsPool::new(&data_dir, config.netns_pool);
     let rt = Arc::new(Runtime {
         ctd,
         api: api.clone(),
@@ -140,6 +142,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         bound: Arc::new(bound::BoundServers::new()),
         backup_endpoint_allow: config.backup_endpoint_allow.clone(),
         spares: Arc::new(spares),
+        pool: Arc::new(pool),
         denylists: Default::default(),
     });
     tracing::info!(
@@ -176,6 +179,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let tunnel = tokio::spawn(async move {
         tunnels.await;
     });
+    // before any worker: what a kill left of the pool is finished or undone
+    rt.pool.recover(&rt).await;
+    let pool = tokio::spawn(rt.pool.clone().run(rt.clone()));
     let servers = tokio::spawn(servers::server_loop(rt.clone()));
     let sampler = tokio::spawn(sampler::sample_loop(rt.clone()));
     let gc = tokio::spawn(image_gc_loop(rt.clone()));
@@ -208,6 +214,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     ] {
         h.abort();
     }
+    // no entry of the pool outlives the nodelet (a kill leaves them to the next start)
+    rt.pool.drain(&rt, Duration::from_secs(10)).await;
+    pool.abort();
     // what the workers recorded last (e.g. a server's Stopped) is still written
     let _ = stop_events.send(());
     let _ = event_writer.await;

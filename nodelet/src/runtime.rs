@@ -71,6 +71,8 @@ pub struct Runtime {
     pub backup_endpoint_allow: Vec<std::net::IpAddr>,
     /// Disks made ahead for new servers.
     pub spares: Arc<crate::disk::spares::Spares>,
+    /// Sandboxes (namespaces attached to the bridge) made ahead for new Bridge servers.
+    pub pool: Arc<crate::pool::NetnsPool>,
     /// Each server's Template `fileDenylist` as its worker last resolved it, by uid.
     pub denylists: Mutex<HashMap<String, Arc<crate::files::Denylist>>>,
 }

@@ -212,6 +212,37 @@ impl IdAllocator {
         Ok(self.range(slot))
     }
 
+    /// Gives `from`'s range to `to` when `to` has none yet (a namespace pool entry handed to a
+    /// new server): the claim file names `to` from then on. None when `from` holds no claim or
+    /// `to` already has one (then nothing changed).
+    pub fn transfer(&self, from: &Path, to: &Path) -> Result<Option<IdRange>> {
+        if self.claims.lock().expect("claims").contains_key(to) {
+            return Ok(None);
+        }
+        let _guard = self.lock()?;
+        let taken = self.scan()?;
+        if taken.values().any(|o| o.as_path() == to) {
+            return Ok(None);
+        }
+        let Some(slot) = taken
+            .iter()
+            .find(|(_, o)| o.as_path() == from)
+            .map(|(s, _)| *s)
+        else {
+            return Ok(None);
+        };
+        let path = self.slot_path(slot);
+        let tmp = self.dir.join(format!(".{slot}.tmp"));
+        let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+        writeln!(f, "{}", to.display()).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("sync", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+        let mut claims = self.claims.lock().expect("claims");
+        claims.remove(from);
+        claims.insert(to.to_owned(), slot);
+        Ok(Some(self.range(slot)))
+    }
+
     /// Gives the range of `owner` back. Unknown owners are fine.
     pub fn release(&self, owner: &Path) -> Result<()> {
         let _guard = self.lock()?;
@@ -338,6 +369,34 @@ pub async fn ensure(id: &str, range: IdRange, netns: Option<&Path>) -> Result<Pa
         return Err(e);
     }
     Ok(user)
+}
+
+/// Gives the namespaces made by [`ensure`] for `from` (user, and network at `net.0`) to `to`
+/// (network at `net.1`): bind mounts of the same namespaces at `to`'s paths, mapped to `range`,
+/// so that [`reusable`] holds for `to`. What `to` had there before goes; `from`'s stay until
+/// removed.
+pub fn adopt(from: &str, to: &str, range: IdRange, net: Option<(&Path, &Path)>) -> Result<()> {
+    let user = userns_path(to);
+    remove_ns_file(&user);
+    if let Some((_, to_net)) = net {
+        remove_ns_file(to_net);
+    }
+    let made = (|| {
+        bind_ns(&userns_path(from), &user)?;
+        if let Some((from_net, to_net)) = net {
+            bind_ns(from_net, to_net)?;
+        }
+        // last: the namespaces count as made once the map says so
+        let map = map_path(&user);
+        std::fs::write(&map, range.map_line()).map_err(io("write", &map))
+    })();
+    if made.is_err() {
+        remove_ns_file(&user);
+        if let Some((_, to_net)) = net {
+            remove_ns_file(to_net);
+        }
+    }
+    made
 }
 
 fn bind_ns(source: &Path, target: &Path) -> Result<()> {

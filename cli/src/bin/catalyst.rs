@@ -266,6 +266,10 @@ struct NodeletArgs {
     /// making its own (0: none).
     #[arg(long, default_value_t = catalyst_nodelet::disk::spares::DEFAULT_KEEP as u8, value_parser = clap::value_parser!(u8).range(0..=16))]
     spare_disks: u8,
+    /// Network sandboxes (namespaces attached to the bridge) made ahead, so that a new
+    /// Bridge server's start takes one instead of making its own (0: none).
+    #[arg(long, default_value_t = catalyst_nodelet::pool::DEFAULT_KEEP as u8, value_parser = clap::value_parser!(u8).range(0..=16))]
+    netns_pool: u8,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -308,6 +312,7 @@ async fn nodelet(args: NodeletArgs) -> anyhow::Result<()> {
     config.image_gc_high_threshold = args.image_gc_high_threshold;
     config.image_gc_low_threshold = args.image_gc_low_threshold;
     config.spare_disks = usize::from(args.spare_disks);
+    config.netns_pool = usize::from(args.netns_pool);
     config.sftp_listen = args.sftp_listen;
     config.backup_endpoint_allow = args.backup_endpoint_allow;
     catalyst_nodelet::run(config, shutdown_signal()).await?;

@@ -174,7 +174,8 @@ impl Drop for Nodelet {
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        self.kill9();
+        // SIGTERM: the nodelet drains its namespace pool
+        catalyst_e2e::terminate(&mut self.child, Duration::from_secs(15));
         purge_network(&self.dir);
         // what the nodelet could not unmount and detach itself
         catalyst_nodelet::disk::purge_under(&self.dir);
@@ -216,6 +217,16 @@ pub fn purge_network(nodelet_dir: &Path) {
             catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::userns::userns_path(&cid));
             catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::cni::netns_path(&cid));
         }
+    }
+    // the namespace pool's entries (a nodelet killed before it drained them)
+    for e in std::fs::read_dir(nodelet_dir.join("pool/netns"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let id = e.file_name().to_string_lossy().into_owned();
+        catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::userns::userns_path(&id));
+        catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::cni::netns_path(&id));
     }
     // the machine-wide uid range claims of this nodelet's servers
     if let Ok(claims) = std::fs::read_dir(catalyst_nodelet::userns::DEFAULT_CLAIMS_DIR) {

@@ -402,8 +402,21 @@ impl ContainerRuntime for Containers {
 
     async fn sandbox(&self, resolved: &Resolved) -> Result<Sandbox> {
         let cid = self.cid();
+        let bridge = resolved.network == NetworkMode::Bridge;
+        // a new Bridge server takes a sandbox of the pool: range, namespaces and bridge
+        // attachment made ahead (a server with a range keeps it: its files are owned by it)
+        let pooled = bridge
+            .then(|| {
+                let dir = self.rt.server_dir(&self.uid);
+                std::fs::create_dir_all(&dir).ok()?;
+                self.rt
+                    .pool
+                    .hand_over(&self.rt.ids, &self.rt.net, &cid, &dir)
+            })
+            .flatten();
         let (data_dir, range) = self.dir_and_range()?;
-        let netns = (resolved.network == NetworkMode::Bridge).then(|| crate::cni::netns_path(&cid));
+        debug_assert!(pooled.is_none_or(|r| r == range));
+        let netns = bridge.then(|| crate::cni::netns_path(&cid));
         let fresh = !crate::userns::reusable(&cid, range, netns.as_deref());
         Ok(Sandbox {
             data_dir,
