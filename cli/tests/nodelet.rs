@@ -656,12 +656,25 @@ fn new_servers_take_pooled_sandboxes_and_a_killed_pool_leaves_nothing() {
     });
     // from inside: its address is the entry's, its loopback is up
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &format!("catalyst-{cid}"), "ip", "-o", "addr"])
+        .args([
+            "netns",
+            "exec",
+            &format!("catalyst-{cid}"),
+            "ip",
+            "-o",
+            "addr",
+        ])
         .output()
         .expect("ip netns exec");
     let addrs = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(addrs.contains("lo ") && addrs.contains("inet 127.0.0.1"), "{addrs}");
-    assert!(addrs.contains("eth0") && addrs.contains("inet 10.231.80."), "{addrs}");
+    assert!(
+        addrs.contains("lo ") && addrs.contains("inet 127.0.0.1"),
+        "{addrs}"
+    );
+    assert!(
+        addrs.contains("eth0") && addrs.contains("inet 10.231.80."),
+        "{addrs}"
+    );
     eventually("the pool refilled", Duration::from_secs(30), || {
         pool_records().len() == 2 && !pool_records().iter().any(|r| r.starts_with(&cni_id))
     });
@@ -675,15 +688,22 @@ fn new_servers_take_pooled_sandboxes_and_a_killed_pool_leaves_nothing() {
     args[at + 1] = "0".into();
     nodelet.args = args;
     nodelet.restart(&ndir);
-    eventually("the pool's entries are gone", Duration::from_secs(30), || {
-        pool_records().is_empty() && pool_ns().is_empty()
-    });
-    eventually("only the server holds an address", Duration::from_secs(10), || {
-        ipam() == vec![cni_id.clone()]
-    });
+    eventually(
+        "the pool's entries are gone",
+        Duration::from_secs(30),
+        || pool_records().is_empty() && pool_ns().is_empty(),
+    );
+    eventually(
+        "only the server holds an address",
+        Duration::from_secs(10),
+        || ipam() == vec![cni_id.clone()],
+    );
     let rules = nat();
     for line in rules.lines().filter(|l| l.contains(&prefix)) {
-        assert!(line.contains(&cni_id), "a pool entry's rule is left: {line}\n{rules}");
+        assert!(
+            line.contains(&cni_id),
+            "a pool entry's rule is left: {line}\n{rules}"
+        );
     }
     assert!(
         std::fs::read_dir(ndir.join("pool/netns"))
@@ -704,9 +724,11 @@ fn new_servers_take_pooled_sandboxes_and_a_killed_pool_leaves_nothing() {
     assert!(probe_http(port, "/index.html").is_ok(), "still answering");
 
     ok(ctl(server, &["delete", "gs", "pooled", "--wait"], None));
-    eventually("nothing left of the server", Duration::from_secs(30), || {
-        ipam().is_empty() && !nat().contains(&prefix)
-    });
+    eventually(
+        "nothing left of the server",
+        Duration::from_secs(30),
+        || ipam().is_empty() && !nat().contains(&prefix),
+    );
     assert_no_port_mapping(port);
     let veths = std::process::Command::new("ip")
         .args(["-o", "link", "show", "master", bridge])

@@ -204,7 +204,11 @@ impl NetnsPool {
 
     /// Makes one entry; discarded again when a step fails.
     async fn make_one(&self, rt: &Runtime) -> Result<(), String> {
-        let id = format!("{}{}", self.prefix, &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let id = format!(
+            "{}{}",
+            self.prefix,
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let owner = self.entry_dir(&id);
         std::fs::create_dir_all(&owner).map_err(|e| format!("{}: {e}", owner.display()))?;
         let made = async {
@@ -212,10 +216,7 @@ impl NetnsPool {
             userns::ensure(&id, range, Some(&netns_path(&id)))
                 .await
                 .map_err(|e| e.to_string())?;
-            rt.net
-                .attach_bridge(&id)
-                .await
-                .map_err(|e| e.to_string())?;
+            rt.net.attach_bridge(&id).await.map_err(|e| e.to_string())?;
             Ok::<_, String>(range)
         }
         .await;
@@ -298,7 +299,7 @@ impl NetnsPool {
             discarded = out.discarded,
             finished = out.finished,
             failed = out.failed,
-            "pool: recovered what a previous run left"
+            "pool: entries removed (left by a previous run, or drained)"
         );
         out
     }
@@ -392,7 +393,10 @@ mod tests {
         let a = tempfile::tempdir().expect("tmp");
         let b = tempfile::tempdir().expect("tmp");
         let (pa, pb) = (prefix(a.path()), prefix(b.path()));
-        assert!(pa.starts_with("pool-") && pa.ends_with('-') && pa.len() == 14, "{pa}");
+        assert!(
+            pa.starts_with("pool-") && pa.ends_with('-') && pa.len() == 14,
+            "{pa}"
+        );
         assert_ne!(pa, pb);
         assert_eq!(pa, prefix(&a.path().join(".")), "canonical");
         // a server's container id never looks like a pool id
@@ -402,8 +406,8 @@ mod tests {
     #[test]
     fn a_claim_moves_to_a_new_server_only() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let ids = IdAllocator::open(&tmp.path().join("claims"), userns::DEFAULT_BASE, 4)
-            .expect("open");
+        let ids =
+            IdAllocator::open(&tmp.path().join("claims"), userns::DEFAULT_BASE, 4).expect("open");
         let entry = tmp.path().join("pool/netns/pool-x");
         let old = tmp.path().join("servers/old");
         let new = tmp.path().join("servers/new");
@@ -415,10 +419,17 @@ mod tests {
         assert_eq!(ids.transfer(&entry, &old).expect("transfer"), None);
         assert_eq!(ids.transfer(&entry, &new).expect("transfer"), Some(r));
         // seen by another nodelet of the machine too
-        let other = IdAllocator::open(&tmp.path().join("claims"), userns::DEFAULT_BASE, 4)
-            .expect("open");
+        let other =
+            IdAllocator::open(&tmp.path().join("claims"), userns::DEFAULT_BASE, 4).expect("open");
         assert_eq!(other.claim(&new).expect("new"), r);
         assert_eq!(other.claim(&old).expect("old"), r_old);
-        assert_eq!(ids.transfer(&entry, &new).expect("again"), None, "gone");
+        assert_eq!(
+            ids.transfer(&entry, &new).expect("again"),
+            None,
+            "new has one"
+        );
+        let newer = tmp.path().join("servers/newer");
+        std::fs::create_dir_all(&newer).expect("dir");
+        assert!(ids.transfer(&entry, &newer).is_err(), "the entry's is gone");
     }
 }

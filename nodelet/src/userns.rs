@@ -159,6 +159,16 @@ impl IdAllocator {
         self.dir.join(slot.to_string())
     }
 
+    /// Writes the claim of `slot` for `owner` (synced, renamed into place). Under the lock.
+    fn write_claim(&self, slot: u32, owner: &Path) -> Result<()> {
+        let path = self.slot_path(slot);
+        let tmp = self.dir.join(format!(".{slot}.tmp"));
+        let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+        writeln!(f, "{}", owner.display()).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("sync", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("rename", &path))
+    }
+
     /// Every claim on the machine: slot → owner.
     fn scan(&self) -> Result<HashMap<u32, PathBuf>> {
         let mut out = HashMap::new();
@@ -190,12 +200,7 @@ impl IdAllocator {
                 let slot = (0..self.count)
                     .find(|s| taken.get(s).is_none_or(|o| !o.exists()))
                     .ok_or(UsernsError::Exhausted(self.count))?;
-                let path = self.slot_path(slot);
-                let tmp = self.dir.join(format!(".{slot}.tmp"));
-                let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-                writeln!(f, "{}", owner.display()).map_err(io("write", &tmp))?;
-                f.sync_all().map_err(io("sync", &tmp))?;
-                std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+                self.write_claim(slot, owner)?;
                 tracing::info!(
                     owner = %owner.display(),
                     slot,
@@ -213,8 +218,8 @@ impl IdAllocator {
     }
 
     /// Gives `from`'s range to `to` when `to` has none yet (a namespace pool entry handed to a
-    /// new server): the claim file names `to` from then on. None when `from` holds no claim or
-    /// `to` already has one (then nothing changed).
+    /// new server): the claim file names `to` from then on. None when `to` already has one
+    /// (then nothing changed); an error when `from` holds none.
     pub fn transfer(&self, from: &Path, to: &Path) -> Result<Option<IdRange>> {
         if self.claims.lock().expect("claims").contains_key(to) {
             return Ok(None);
@@ -229,14 +234,12 @@ impl IdAllocator {
             .find(|(_, o)| o.as_path() == from)
             .map(|(s, _)| *s)
         else {
-            return Ok(None);
+            return Err(UsernsError::Config(format!(
+                "{} holds no uid range",
+                from.display()
+            )));
         };
-        let path = self.slot_path(slot);
-        let tmp = self.dir.join(format!(".{slot}.tmp"));
-        let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-        writeln!(f, "{}", to.display()).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("sync", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+        self.write_claim(slot, to)?;
         let mut claims = self.claims.lock().expect("claims");
         claims.remove(from);
         claims.insert(to.to_owned(), slot);

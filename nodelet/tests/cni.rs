@@ -204,3 +204,133 @@ async fn a_namespace_made_anew_after_a_failed_del_is_attached_and_the_old_attach
     let rules = nat_rules();
     assert!(!rules.contains(&id), "rules of {id} left:\n{rules}");
 }
+
+/// Host ports mapped without the plugin (one `iptables-restore`, once the plugin made its shared
+/// chains) are the plugin's own rules: the same rules for a second attachment as the plugin
+/// made for the first, a player on 127.0.0.1 reaches the server through them, and the plugin's
+/// DEL removes them.
+#[tokio::test]
+async fn host_ports_mapped_by_restore_are_the_plugins_rules_and_answer() {
+    let Some(bin_dir) = find_bin_dir() else {
+        eprintln!("skipped: no CNI plugins (containernetworking-plugins)");
+        return;
+    };
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let pid = std::process::id();
+    let ids = [format!("gs-cnimap{pid}a"), format!("gs-cnimap{pid}b")];
+    let bridge = format!("catm{}", pid % 100_000);
+    let _cleanup: Vec<Cleanup> = ids
+        .iter()
+        .map(|id| Cleanup {
+            id: id.clone(),
+            bridge: bridge.clone(),
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    let net = Network {
+        bin_dir,
+        bridge: bridge.clone(),
+        subnet: format!("10.232.{}.0/24", 100 + pid % 100),
+        state_dir: dir.path().join("cni"),
+    };
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port()
+    };
+    let mut ports = Vec::new();
+    for id in &ids {
+        let port = free_port();
+        let p: Vec<PortStatus> = serde_json::from_value(serde_json::json!([
+            {"name": "game", "hostPort": port, "containerPort": 30000, "protocol": "TCPUDP"},
+            {"name": "query", "hostPort": port.wrapping_add(1), "containerPort": 30001, "protocol": "TCP"}
+        ]))
+        .expect("ports");
+        assert!(sh("ip", &["netns", "add", &netns_name(id)]).0, "netns add");
+        let restored = catalyst_nodelet::cni::mappings_restored();
+        net.attach(id, &p).await.expect("attach");
+        if !ports.is_empty() {
+            assert!(
+                catalyst_nodelet::cni::mappings_restored() > restored,
+                "the second attachment's ports were mapped by iptables-restore"
+            );
+        }
+        ports.push(p);
+    }
+    // each attachment's rules, with its own names, address and ports made generic
+    let rules_of = |i: usize| -> Vec<String> {
+        let id = &ids[i];
+        let ip = net.address(id).expect("address");
+        let port = ports[i][0].host_port;
+        let chain = nat_rules()
+            .lines()
+            .find(|l| l.starts_with("-A CNI-HOSTPORT-DNAT") && l.contains(id.as_str()))
+            .and_then(|l| l.rsplit(" -j ").next().map(str::to_owned))
+            .expect("a DNAT jump");
+        let mut rules: Vec<String> = nat_rules()
+            .lines()
+            .filter(|l| l.contains(&chain))
+            .map(|l| {
+                l.replace(&chain, "CHAIN")
+                    .replace(id.as_str(), "ID")
+                    .replace(&ip, "IP")
+                    .replace(&(port + 1).to_string(), "PORT1")
+                    .replace(&port.to_string(), "PORT")
+                    .split(" [")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        rules.sort();
+        rules
+    };
+    let (by_plugin, by_restore) = (rules_of(0), rules_of(1));
+    assert_eq!(by_plugin.len(), 12, "{by_plugin:#?}");
+    assert_eq!(by_plugin, by_restore, "the same rules");
+
+    // a player on 127.0.0.1 reaches the second one's server through the restored rules
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "mapped\n").expect("index");
+    let net_arg = format!("--net={}", netns_path(&ids[1]).display());
+    let mut httpd = Command::new("nsenter")
+        .args([&net_arg, "busybox", "httpd", "-f", "-p", "30000", "-h"])
+        .arg(&www)
+        .spawn()
+        .expect("httpd");
+    let url = format!("127.0.0.1:{}", ports[1][0].host_port);
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect(&url) {
+            use std::io::{Read, Write};
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let _ = s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+            body.clear();
+            let _ = s.read_to_string(&mut body);
+            if body.contains("mapped") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = httpd.kill();
+    let _ = httpd.wait();
+    assert!(body.contains("mapped"), "through 127.0.0.1: {body:?}");
+
+    // the plugin's DEL (through detach) removes what the restore made
+    for (id, p) in ids.iter().zip(&ports) {
+        net.detach(id, p).await.expect("detach");
+        let rules = nat_rules();
+        assert!(!rules.contains(id.as_str()), "rules of {id} left:\n{rules}");
+        assert!(
+            !rules.contains(&format!("--dport {}", p[0].host_port)),
+            "a DNAT of {id} left:\n{rules}"
+        );
+    }
+}

@@ -213,13 +213,19 @@ impl Worker {
         steps.lap("namespaces");
         // The server's disk, the network and the container are independent until the task
         // starts (nothing reads the data directory before): all three at once (mkfs and the
-        // CNI plugins take most of a start's time); the host ports after the bridge, beside
-        // the task's start.
+        // CNI plugins take most of a start's time); the host ports as soon as the bridge is
+        // there (at once for a sandbox of the pool), beside the container's making and the
+        // task's start (the host's rules are invisible to the process).
         let net = async {
-            if bridge {
-                self.env.network.attach_bridge(&self.cid).await?;
+            if !bridge {
+                return Ok::<_, Error>(None);
             }
-            Ok::<_, Error>(())
+            self.env.network.attach_bridge(&self.cid).await?;
+            let network = self.env.network.clone();
+            let cid = self.cid.clone();
+            Ok(Some(tokio::spawn(async move {
+                network.map_ports(&cid, &ports).await
+            })))
         };
         let namespace = gs.metadata.namespace.clone().unwrap_or_default();
         let container = NewContainer {
@@ -235,27 +241,43 @@ impl Worker {
         let (disk, net, mounts) =
             tokio::join!(rt.disk(resolved, &sandbox), net, rt.create(&container));
         steps.lap("disk+bridge+create");
-        let disk = match disk {
-            Ok(d) => d,
+        let mut prepared = Prepared {
+            mounts: Vec::new(),
+            ports: None,
+        };
+        match net {
+            Ok(ports) => prepared.ports = ports,
             Err(e) => {
-                // the container made beside it never runs on the node's own filesystem
                 if mounts.is_ok() {
                     let _ = rt.remove(id).await;
                 }
+                return Err(e);
+            }
+        }
+        let disk = match disk {
+            Ok(d) => d,
+            Err(e) => {
+                // the container made beside it never runs on the node's own filesystem; the
+                // host ports mapped meanwhile stay recorded (the next start keeps them, a
+                // delete removes them)
+                if mounts.is_ok() {
+                    let _ = rt.remove(id).await;
+                }
+                let _ = prepared.ports_mapped().await;
                 return Err(e);
             }
         };
         if let Some(d) = &disk {
             self.disk_notes(d).await;
         }
-        net?;
-        let mounts = mounts?;
-        let ports = bridge.then(|| {
-            let network = self.env.network.clone();
-            let cid = self.cid.clone();
-            tokio::spawn(async move { network.map_ports(&cid, &ports).await })
-        });
-        Ok(Prepared { mounts, ports })
+        match mounts {
+            Ok(m) => prepared.mounts = m,
+            Err(e) => {
+                let _ = prepared.ports_mapped().await;
+                return Err(e);
+            }
+        }
+        Ok(prepared)
     }
 
     /// Starts the server's container; `events` (Started) are written once its task runs.
