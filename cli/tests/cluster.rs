@@ -491,6 +491,8 @@ fn a_server_moves_to_another_node_with_its_files() {
 struct AllInOne {
     server: Option<Server>,
     data: std::path::PathBuf,
+    /// The default bridge was there before the test (then it is left alone).
+    had_bridge: bool,
 }
 
 impl Drop for AllInOne {
@@ -506,6 +508,11 @@ impl Drop for AllInOne {
         let _ = Command::new("pkill")
             .args(["-f", &config.display().to_string()])
             .output();
+        if !self.had_bridge {
+            let _ = Command::new("ip")
+                .args(["link", "delete", "catalyst0"])
+                .output();
+        }
     }
 }
 
@@ -515,7 +522,9 @@ impl Drop for AllInOne {
 fn the_all_in_one_server_runs_the_demo_from_apply_to_delete() {
     let env = setup();
     let data = env.root.join("aio");
+    let had_bridge = std::path::Path::new("/sys/class/net/catalyst0").exists();
     let mut aio = AllInOne {
+        had_bridge,
         server: Some(Server::start(
             env!("CARGO_BIN_EXE_catalyst"),
             &data,
@@ -588,7 +597,19 @@ fn the_all_in_one_server_runs_the_demo_from_apply_to_delete() {
         ctr(&["containers", "ls", "-q"]).trim().is_empty()
     });
     assert_no_port_mapping(port);
-    aio.server.take();
+    // SIGTERM: the in-process nodelet drains its namespace pool before the server stops
+    let mut stopped = aio.server.take().expect("server");
+    stopped.terminate(Duration::from_secs(20));
+    assert!(
+        !std::fs::read_dir("/run/netns").is_ok_and(|d| d.flatten().any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!(
+                "catalyst-{}",
+                catalyst_nodelet::pool::prefix(&ndir)
+            )))),
+        "the pool's namespaces were drained"
+    );
 }
 
 /// The API server goes away (`kill -9`) and comes back on the same address: the nodelet rides

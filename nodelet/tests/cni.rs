@@ -110,16 +110,25 @@ fn address_in_netns(id: &str) -> String {
     .1
 }
 
-#[tokio::test]
-async fn a_namespace_made_anew_after_a_failed_del_is_attached_and_the_old_attachment_goes() {
+/// The plugins' directory when they are installed and the test runs as root (else it says
+/// why it is skipped).
+fn plugins_as_root() -> Option<PathBuf> {
     let Some(bin_dir) = find_bin_dir() else {
         eprintln!("skipped: no CNI plugins (containernetworking-plugins)");
-        return;
+        return None;
     };
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("skipped: not root");
-        return;
+        return None;
     }
+    Some(bin_dir)
+}
+
+#[tokio::test]
+async fn a_namespace_made_anew_after_a_failed_del_is_attached_and_the_old_attachment_goes() {
+    let Some(bin_dir) = plugins_as_root() else {
+        return;
+    };
     let pid = std::process::id();
     let id = format!("gs-cnitest{pid}");
     let bridge = format!("catt{}", pid % 100_000);
@@ -211,14 +220,9 @@ async fn a_namespace_made_anew_after_a_failed_del_is_attached_and_the_old_attach
 /// DEL removes them.
 #[tokio::test]
 async fn host_ports_mapped_by_restore_are_the_plugins_rules_and_answer() {
-    let Some(bin_dir) = find_bin_dir() else {
-        eprintln!("skipped: no CNI plugins (containernetworking-plugins)");
+    let Some(bin_dir) = plugins_as_root() else {
         return;
     };
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: not root");
-        return;
-    }
     let pid = std::process::id();
     let ids = [format!("gs-cnimap{pid}a"), format!("gs-cnimap{pid}b")];
     let bridge = format!("catm{}", pid % 100_000);

@@ -434,6 +434,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         running.admin_config.display()
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (nodelet_stop_tx, nodelet_stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -466,15 +467,25 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             "  nodelet:             node {name}, data in {}",
             config.data_dir.display()
         );
-        let rx = stop_rx.clone();
+        let rx = nodelet_stop_rx.clone();
         nodelet = Some(tokio::spawn(async move {
             if let Err(e) = catalyst_nodelet::run(config, stopped(rx)).await {
                 tracing::error!(error = %e, "nodelet stopped");
             }
         }));
     }
+    // the nodelet first (it drains its namespace pool; its tunnel and watch would hold the
+    // API server's graceful shutdown), then the API server
+    let nodelet_done = nodelet.as_ref().map(|n| n.abort_handle());
     tokio::spawn(async move {
         shutdown_signal().await;
+        let _ = nodelet_stop_tx.send(true);
+        if let Some(n) = nodelet_done {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !n.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
         let _ = stop_tx.send(true);
     });
     running.serve(stopped(stop_rx)).await?;

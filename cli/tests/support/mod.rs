@@ -251,16 +251,23 @@ pub fn purge_network(nodelet_dir: &Path) {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name
+        let Some(file_id) = name
             .strip_suffix(".json")
             .or_else(|| name.strip_suffix(".adding"))
         else {
             continue;
         };
         let _ = Command::new("ip")
-            .args(["netns", "delete", &format!("catalyst-{id}")])
+            .args(["netns", "delete", &format!("catalyst-{file_id}")])
             .output();
-        catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::userns::userns_path(id));
+        catalyst_nodelet::userns::remove_ns_file(&catalyst_nodelet::userns::userns_path(file_id));
+        // the rules name the CNI id the plugins got: a pooled sandbox's, not the server's
+        let cni_id = std::fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["cniId"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| file_id.to_owned());
+        let id = cni_id.as_str();
         let rules = nat(&["-S"]);
         let mut chains = Vec::new();
         for rule in rules
