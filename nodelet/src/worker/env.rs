@@ -404,8 +404,9 @@ impl ContainerRuntime for Containers {
         let cid = self.cid();
         let bridge = resolved.network == NetworkMode::Bridge;
         // a new Bridge server takes a sandbox of the pool: range, namespaces and bridge
-        // attachment made ahead (a server with a range keeps it: its files are owned by it)
-        let pooled = bridge
+        // attachment made ahead (a server with a range keeps it: its files are owned by it;
+        // one with a disk image has one, and is not asked: that would scan every claim)
+        let pooled = (bridge && !self.rt.disk_image(&self.uid).exists())
             .then(|| {
                 let dir = self.rt.server_dir(&self.uid);
                 std::fs::create_dir_all(&dir).ok()?;
